@@ -1,0 +1,1 @@
+"""The ``ganzoo`` command line. Heavy imports (torch) happen inside command bodies only."""

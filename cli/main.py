@@ -1,0 +1,153 @@
+"""``ganzoo``: the click group, its error handling, and the registry-listing commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ganzoo.errors import GanzooError
+
+
+class GanzooGroup(click.Group):
+    """A click group that turns :class:`GanzooError` into one red line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GanzooError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def console() -> Any:
+    """A rich console on stdout (plain text when stdout is not a terminal)."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def report_plugin_failures(out: Any) -> None:
+    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless."""
+    from ganzoo.registry import get_registry
+
+    for failure in get_registry().plugins.failures:
+        out.print(f"[yellow]plugin {failure.name!r} from {failure.distribution} skipped: {failure.reason}[/yellow]")
+
+
+@click.group(cls=GanzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ganzoo")
+def cli() -> None:
+    """ganzoo: a zoo of generative adversarial networks, one plugin per family.
+
+    \b
+    ganzoo list                        every model
+    ganzoo info dcgan                  paper, defaults and meaning of every setting
+    ganzoo train gan --data ring8      train (pictures, weights, checkpoints in --out)
+    ganzoo sample dcgan --weights runs/x/generator.safetensors --out grid.png
+    """
+
+
+@cli.command("list")
+@click.argument("pattern", default="*")
+def list_models(pattern: str) -> None:
+    """List registered models whose name matches PATTERN (e.g. '*gan', 'dc*')."""
+    from rich.table import Table
+
+    from ganzoo.registry import get_registry
+
+    registry = get_registry()
+    table = Table(title="ganzoo models")
+    for column in ("model", "family", "task", "paper", "default data", "summary"):
+        table.add_column(column, overflow="fold")
+    for name in registry.models.names(pattern):
+        spec = registry.models.get(name)
+        paper = spec.paper.cite() if spec.paper else ""
+        table.add_row(spec.name, spec.family, spec.task, paper, spec.default_dataset, spec.summary)
+    out = console()
+    out.print(table)
+    report_plugin_failures(out)
+
+
+@cli.command()
+@click.argument("model")
+def info(model: str) -> None:
+    """Show MODEL's paper, task, data and every hyperparameter with its default and meaning."""
+    from rich.table import Table
+
+    from ganzoo.config import all_hyperparameters
+    from ganzoo.registry import get_model, get_registry
+
+    spec = get_model(model)
+    registry = get_registry()
+    out = console()
+    out.print(f"[bold]{spec.name}[/bold]  ({spec.family} family, {spec.task}, plugin {spec.plugin})")
+    out.print(spec.summary)
+    if spec.paper:
+        out.print(f"paper: {spec.paper.title}, {spec.paper.cite()}")
+    out.print(f"trains on: {', '.join(spec.data_kinds)} data; default dataset: {spec.default_dataset}")
+    table = Table(title="hyperparameters (set with --set NAME=VALUE or the named options)")
+    for column in ("name", "default", "meaning"):
+        table.add_column(column, overflow="fold")
+    for hp in all_hyperparameters(spec):
+        default = spec.defaults().get(hp.name, hp.default)
+        table.add_row(hp.name, repr(default), hp.help)
+    out.print(table)
+    for kind, overrides in spec.defaults_by_data.items():
+        out.print(f"defaults on {kind} data: " + ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
+    out.print("losses (--loss): " + ", ".join(registry.losses.names()))
+    out.print("extensions (--with): " + (", ".join(registry.extensions.names()) or "none installed"))
+    weights = [p for p in registry.pretrained.items.values() if p.model == spec.name]
+    if weights:
+        out.print("pretrained (--pretrained): " + ", ".join(f"{p.name} ({p.dataset})" for p in weights))
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins, the distribution that ships each one, and the hooks it implements."""
+    from rich.table import Table
+
+    from ganzoo.registry import get_registry
+
+    loaded = get_registry().plugins
+    table = Table(title="ganzoo plugins (entry-point group 'ganzoo')")
+    for column in ("plugin", "distribution", "version", "hooks"):
+        table.add_column(column, overflow="fold")
+    for record in loaded.records:
+        table.add_row(record.name, record.distribution, record.version, ", ".join(record.hooks))
+    out = console()
+    out.print(table)
+    for name in loaded.disabled:
+        out.print(f"plugin {name!r} disabled by GANZOO_DISABLE_PLUGINS")
+    report_plugin_failures(out)
+
+
+@cli.command()
+def datasets() -> None:
+    """List registered datasets (any folder of images works too: --data path/to/images)."""
+    from rich.table import Table
+
+    from ganzoo.registry import get_registry
+
+    registry = get_registry()
+    table = Table(title="ganzoo datasets")
+    for column in ("dataset", "kind", "shape", "classes", "summary"):
+        table.add_column(column, overflow="fold")
+    for name in registry.datasets.names():
+        spec = registry.datasets.get(name)
+        info = spec.info
+        shape = f"{info.channels}x{info.image_size}x{info.image_size}" if info.kind == "images" else f"{info.dim}-d"
+        table.add_row(name, info.kind, shape, str(info.num_classes or "-"), spec.summary)
+    out = console()
+    out.print(table)
+    report_plugin_failures(out)
+
+
+def _register_commands() -> None:
+    from ganzoo.cli.sample import sample
+    from ganzoo.cli.train import train
+
+    cli.add_command(train)
+    cli.add_command(sample)
+
+
+_register_commands()

@@ -1,0 +1,60 @@
+"""``ganzoo train``: train a model on a dataset, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model")
+@click.option("--data", "data", help="dataset name (see 'ganzoo datasets') or a folder of images; default: the model's")
+@click.option("--data-root", type=click.Path(file_okay=False), help="where datasets live or are downloaded [env GANZOO_DATA]")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="run folder [default: runs/MODEL-DATA]")
+@click.option("--epochs", type=int, help="passes over the data")
+@click.option("--batch-size", type=int, help="samples per step")
+@click.option("--lr", type=float, help="learning rate of both networks")
+@click.option("--image-size", type=int, help="side of generated images (default: the dataset's)")
+@click.option("--d-steps", type=int, help="discriminator steps per generator step")
+@click.option("--loss", help="adversarial loss (see 'ganzoo info MODEL')")
+@click.option("--with", "extensions", multiple=True, help="switch on an extension, e.g. --with spectral-norm (repeatable)")
+@click.option("--seed", type=int, help="random seed (same seed, same result on CPU)")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="any hyperparameter from 'ganzoo info MODEL'")
+@click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
+@click.option("--resume", "resume", type=click.Path(file_okay=False, path_type=Path),
+              help="continue the run in this folder from its last checkpoint")
+@click.option("--overwrite", is_flag=True, help="replace an existing run in --out instead of refusing")
+@click.option("--no-progress", is_flag=True, help="no progress bar (logs still go to OUT/metrics.jsonl)")
+def train(model: str, data: str | None, data_root: str | None, out: Path | None, epochs: int | None,
+          batch_size: int | None, lr: float | None, image_size: int | None, d_steps: int | None, loss: str | None,
+          extensions: tuple[str, ...], seed: int | None, settings: tuple[str, ...], device: str | None,
+          resume: Path | None, overwrite: bool, no_progress: bool) -> None:
+    """Train MODEL; pictures, metrics, weights and checkpoints go to --out after every epoch."""
+    from ganzoo.cli.main import console
+    from ganzoo.config import parse_overrides
+    from ganzoo.engine import TrainRequest
+    from ganzoo.engine import train as run_training
+    from ganzoo.registry import get_model, get_registry
+
+    spec = get_model(model)
+    registry = get_registry()
+    if loss is not None:
+        registry.losses.get(loss)
+    for name in extensions:
+        registry.extensions.get(name)
+    overrides = parse_overrides(settings)
+    named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "image_size": image_size, "d_steps": d_steps,
+             "loss": loss, "seed": seed, "with": list(extensions) or None}
+    overrides.update({k: v for k, v in named.items() if v is not None})
+    if resume is not None and out is not None and Path(out) != Path(resume):
+        raise click.UsageError("--resume names the run folder to continue; drop --out or give the same folder.")
+    folder = resume or out or Path("runs") / f"{spec.name}-{Path(data or spec.default_dataset).name}"
+    out_console = console()
+    request = TrainRequest(model=spec.name, out=folder, data=data, overrides=overrides, data_root=data_root,
+                           device=device, resume=resume is not None, overwrite=overwrite, progress=not no_progress)
+    result = run_training(request, out_console)
+    out_console.print(f"[green]done[/green]: {result.epochs} epochs, {result.steps} steps; files in {result.out}/")
+    out_console.print(f"  generator: {result.generator_path}")
+    out_console.print(f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png")
+    out_console.print(f"  sample:    ganzoo sample {spec.name} --weights {result.generator_path} --num 64 --out grid.png")

@@ -1,0 +1,117 @@
+"""Full training state in one safetensors file, so ``--resume`` continues exactly where a run stopped.
+
+Tensors: both networks, every optimizer's per-parameter state, RNG states, the fixed sampling
+noise and the tensor entries of the family's ``state`` dict. The ``__metadata__`` header holds
+the rest as JSON (config, counters, optimizer hyperparameters, JSON entries of ``state``).
+Files are written atomically and the newest ``keep`` are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ganzoo.safefile import WeightsError, load_tensors, read_metadata, save_tensors
+
+STATE_FORMAT = "ganzoo.state/1"
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^state-epoch-(\d+)\.safetensors$")
+
+
+def checkpoint_path(out: Path, epoch: int) -> Path:
+    """``OUT/checkpoints/state-epoch-NNNN.safetensors``."""
+    return out / CHECKPOINT_DIR / f"state-epoch-{epoch:04d}.safetensors"
+
+
+def list_checkpoints(out: Path) -> list[Path]:
+    """Checkpoints of a run folder, oldest first."""
+    folder = out / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_valid_checkpoint(out: Path) -> Path:
+    """The newest checkpoint that passes validation; damaged newer ones are skipped, not used."""
+    candidates = list_checkpoints(out)
+    for path in reversed(candidates):
+        try:
+            read_metadata(path)
+            return path
+        except WeightsError:
+            continue
+    raise WeightsError(f"No usable checkpoint in {out / CHECKPOINT_DIR}; start a new run without --resume, or pass the run's --out folder.")
+
+
+def _split_state(prefix: str, values: dict[str, Any], tensors: dict[str, Any]) -> dict[str, Any]:
+    """Move tensor entries of ``values`` into ``tensors`` under ``prefix``; return the JSON-able rest."""
+    import torch
+
+    rest = {}
+    for key, value in values.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, torch.Tensor):
+            tensors[f"{prefix}{key}"] = value
+        else:
+            rest[key] = value
+    return rest
+
+
+def optimizer_to_flat(stage: str, optimizer: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+    """Flatten an optimizer's state_dict: tensors into ``tensors``, the rest returned as JSON."""
+    state_dict = optimizer.state_dict()
+    json_state = {}
+    for param_id, entries in state_dict["state"].items():
+        json_state[str(param_id)] = _split_state(f"optim.{stage}.{param_id}.", entries, tensors)
+    return {"param_groups": state_dict["param_groups"], "state": json_state}
+
+
+def optimizer_from_flat(stage: str, flat: dict[str, Any], tensors: dict[str, Any]) -> dict[str, Any]:
+    """Rebuild the optimizer state_dict written by :func:`optimizer_to_flat`."""
+    state: dict[int, dict[str, Any]] = {int(pid): dict(values) for pid, values in flat["state"].items()}
+    prefix = f"optim.{stage}."
+    for name, tensor in tensors.items():
+        if name.startswith(prefix):
+            pid, key = name[len(prefix):].split(".", 1)
+            state.setdefault(int(pid), {})[key] = tensor
+    return {"state": state, "param_groups": flat["param_groups"]}
+
+
+def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, Any], networks: dict[str, Any],
+                    optimizers: dict[str, Any], state: dict[str, Any], counters: dict[str, int],
+                    rng: dict[str, Any]) -> None:
+    """Write the whole training state atomically to ``path``."""
+    tensors: dict[str, Any] = {}
+    for net_name, module in networks.items():
+        for key, value in module.state_dict().items():
+            tensors[f"net.{net_name}.{key}"] = value
+    optim_json = {stage: optimizer_to_flat(stage, opt, tensors) for stage, opt in optimizers.items()}
+    state_json = _split_state("state.", state, tensors)
+    for key, value in rng.items():
+        tensors[f"rng.{key}"] = value
+    meta = {"model": model, "dataset": dataset, "config": config, "counters": counters,
+            "optimizers": optim_json, "state": state_json}
+    save_tensors(path, tensors, {"format": STATE_FORMAT, "json": json.dumps(meta)})
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(meta, tensors)`` of a checkpoint written by :func:`save_checkpoint`."""
+    metadata = read_metadata(path)
+    if metadata.get("format") != STATE_FORMAT:
+        raise WeightsError(f"{path} is not a ganzoo training checkpoint; --resume takes the --out folder of a ganzoo run.")
+    return json.loads(metadata["json"]), load_tensors(path)
+
+
+def prune_checkpoints(out: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints."""
+    for old in list_checkpoints(out)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def subdict(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Entries of ``tensors`` under ``prefix``, with the prefix removed."""
+    return {name[len(prefix):]: value for name, value in tensors.items() if name.startswith(prefix)}

@@ -1,0 +1,98 @@
+"""Resolving a model's configuration: defaults, then what the data decides, then the user's overrides."""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from ganzoo.errors import GanzooError
+from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
+
+#: Settings every model has, shown by ``ganzoo info`` after the model's own.
+TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
+    Hyperparameter("epochs", 5, "passes over the training data"),
+    Hyperparameter("batch_size", 64, "samples per optimisation step"),
+    Hyperparameter("lr", 2e-4, "learning rate of both optimizers (see lr_d / lr_g)"),
+    Hyperparameter("lr_d", None, "discriminator learning rate; defaults to lr"),
+    Hyperparameter("lr_g", None, "generator learning rate; defaults to lr"),
+    Hyperparameter("beta1", 0.5, "Adam beta1 (0.5 as in DCGAN)"),
+    Hyperparameter("beta2", 0.999, "Adam beta2"),
+    Hyperparameter("d_steps", 1, "discriminator steps per generator step"),
+    Hyperparameter("loss", "ns", "adversarial objective, see 'ganzoo info' losses"),
+    Hyperparameter("with", [], "cross-cutting extensions switched on (--with NAME)"),
+    Hyperparameter("seed", 0, "random seed: same seed, same result on CPU"),
+    Hyperparameter("log_every", 50, "steps between progress and metrics updates"),
+    Hyperparameter("keep_checkpoints", 3, "how many per-epoch training states to keep"),
+)
+
+#: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
+DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set key=value`` value: Python literals (numbers, lists, True) or a plain string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """Turn ``["hidden_dim=256", "dropout=0.1"]`` into a dict, with a clear error for a malformed pair."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise GanzooError(f"Cannot read --set {pair!r}; write it as KEY=VALUE, e.g. --set hidden_dim=256.")
+        out[key.strip().replace("-", "_")] = parse_value(value.strip())
+    return out
+
+
+def all_hyperparameters(model: ModelSpec) -> list[Hyperparameter]:
+    """The model's own hyperparameters followed by the common training ones it does not redefine."""
+    own = {hp.name for hp in model.hyperparameters}
+    return list(model.hyperparameters) + [hp for hp in TRAINING_HYPERPARAMETERS if hp.name not in own]
+
+
+def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The full configuration for training ``model`` on data described by ``info``.
+
+    Precedence, lowest first: common training defaults, the model's defaults, the model's
+    defaults for this data kind, the data's shape, the user's ``overrides``. Unknown keys are
+    refused so a typo never silently does nothing.
+    """
+    if info.kind not in model.data_kinds:
+        raise GanzooError(
+            f"Model {model.name!r} trains on {' or '.join(model.data_kinds)} data, but this dataset holds {info.kind}; "
+            f"pick a dataset of that kind (see 'ganzoo datasets')."
+        )
+    config: dict[str, Any] = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}
+    config.update(model.defaults(info.kind))
+    config.update(
+        channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
+    )
+    if config.get("image_size") is None:
+        config["image_size"] = info.image_size
+    known = set(config)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        from ganzoo.errors import unknown_name
+
+        raise unknown_name("setting", unknown[0], sorted(known - set(DATA_KEYS)))
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    config["with"] = list(config.get("with") or [])
+    validate_numbers(config)
+    return config
+
+
+def validate_numbers(config: dict[str, Any]) -> None:
+    """Refuse settings no training could use, one clear sentence each."""
+    positive_ints = ("epochs", "batch_size", "d_steps", "log_every", "keep_checkpoints")
+    for key in positive_ints:
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise GanzooError(f"{key} must be a whole number of at least 1, got {value!r}.")
+    for key in ("lr", "lr_d", "lr_g"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+            raise GanzooError(f"{key} must be a positive number, got {value!r}.")

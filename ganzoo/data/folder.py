@@ -1,0 +1,127 @@
+"""Any folder of images as a dataset: decoded once, converted to one channel count and size.
+
+Images in sub-folders become classes named after the sub-folders (when every image sits in
+one). Grayscale, 16-bit, palette and RGBA images are converted (RGBA is composited on white);
+files that cannot be decoded are skipped with a warning naming them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+from ganzoo.errors import GanzooError
+from ganzoo.specs import DatasetInfo, DatasetSpec
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+DEFAULT_FOLDER_SIZE = 64
+
+
+class BadImageWarning(UserWarning):
+    """An image file in a data folder that could not be decoded and was skipped."""
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files below ``folder``, sorted so the dataset order is reproducible."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _classes(folder: Path, files: list[Path]) -> tuple[str, ...]:
+    parents = {f.parent for f in files}
+    if folder in parents or len(parents) < 2:
+        return ()
+    return tuple(sorted({f.relative_to(folder).parts[0] for f in files}))
+
+
+def _to_mode(image, channels: int):
+    """Convert any PIL mode to ``L`` or ``RGB``, scaling 16-bit and compositing alpha on white."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        import numpy as np
+
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if array.max() > 255 else 255.0
+        image = Image.fromarray((array / top * 255).round().clip(0, 255).astype("uint8"), mode="L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def _fit(image, size: int):
+    """Resize the shorter side to ``size`` and center-crop a square."""
+    from PIL import Image
+
+    width, height = image.size
+    scale = size / min(width, height)
+    image = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.Resampling.BICUBIC)
+    left = (image.size[0] - size) // 2
+    top = (image.size[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def probe(folder: Path) -> DatasetInfo:
+    """Look at the folder without decoding everything: channels, a native size and classes."""
+    from PIL import Image
+
+    files = list_images(folder)
+    if not files:
+        raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}; put image files there or in class sub-folders.")
+    sizes, color = set(), False
+    for path in files[:256]:
+        try:
+            with Image.open(path) as image:
+                sizes.add(image.size)
+                color = color or image.mode not in ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA")
+        except OSError:
+            continue
+    square = {w for (w, h) in sizes if w == h}
+    native = square.pop() if len(sizes) == 1 and square else DEFAULT_FOLDER_SIZE
+    classes = _classes(folder, files)
+    return DatasetInfo(kind="images", channels=3 if color else 1, image_size=native, num_classes=len(classes), class_names=classes)
+
+
+def load_folder(folder: Path, image_size: int, channels: int):
+    """Decode every image of ``folder`` into uint8 (N, C, S, S) and labels (N,) tensors."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    files = list_images(folder)
+    classes = _classes(folder, files)
+    index = {name: i for i, name in enumerate(classes)}
+    arrays, labels = [], []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.load()
+                array = np.asarray(_fit(_to_mode(image, channels), image_size), dtype=np.uint8)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            warnings.warn(f"Skipped {path}: not a readable image ({exc}).", BadImageWarning, stacklevel=2)
+            continue
+        arrays.append(array.reshape(image_size, image_size, channels))
+        labels.append(index[path.relative_to(folder).parts[0]] if classes else 0)
+    if not arrays:
+        raise GanzooError(f"None of the {len(files)} image files in {folder} could be decoded; check that they are images.")
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor(labels, dtype=torch.int64)
+
+
+def folder_dataset(path: str | os.PathLike[str]) -> DatasetSpec:
+    """A :class:`DatasetSpec` for an image folder given on the command line."""
+    from ganzoo.data import InMemoryData
+
+    folder = Path(path)
+    info = probe(folder)
+
+    def load(root: Path | None = None, image_size: int | None = None, channels: int | None = None) -> InMemoryData:
+        size, chans = image_size or info.image_size, channels or info.channels
+        images, labels = load_folder(folder, size, chans)
+        tensors = {"real": images, "label": labels} if info.num_classes else {"real": images}
+        return InMemoryData(str(folder), replace(info, image_size=size, channels=chans), tensors)
+
+    return DatasetSpec(name=str(folder), summary=f"images in {folder}", info=info, load=load, source=str(folder))

@@ -1,0 +1,281 @@
+"""The generic training loop: discriminator steps, then a generator step, for any family.
+
+Per batch the discriminator's stage runs; every ``d_steps`` batches the generator's stage
+runs. Each stage asks the family's plugin for its loss terms (``compute_losses``), then the
+engine backpropagates their sum and steps that stage's optimizer. Losses stay on the device
+and are read back only every ``log_every`` steps, so the loop never waits on the GPU per step.
+At each epoch's end it writes a sample picture, ``generator.safetensors`` and a full checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ganzoo import checkpoint as ckpt
+from ganzoo.errors import GanzooError
+from ganzoo.specs import Losses, ModelSpec
+
+#: Settings that may differ when a run is resumed; any other difference is refused.
+RESUMABLE_CHANGES = ("epochs", "log_every", "keep_checkpoints")
+VECTOR_PLOT_POINTS = 2000
+GRID_SAMPLES = 64
+
+
+@dataclass
+class TrainRequest:
+    """What the user asked for: model, data, output folder and overrides of the defaults."""
+
+    model: str
+    out: Path
+    data: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data_root: str | None = None
+    device: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """Where the run's files are and how far it got."""
+
+    out: Path
+    generator_path: Path
+    epochs: int
+    steps: int
+    last_metrics: dict[str, float]
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".ganzoo-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise GanzooError(f"Cannot write to {out} ({exc.strerror or exc}); choose a writable --out folder.") from None
+
+
+class Trainer:
+    """One training run: builds everything from a :class:`TrainRequest` and runs the loop."""
+
+    def __init__(self, request: TrainRequest, console: Any = None) -> None:
+        import torch
+
+        from ganzoo import build
+        from ganzoo.config import resolve_config
+        from ganzoo.device import pick_device
+        from ganzoo.paths import data_root
+        from ganzoo.plugin_manager import get_manager
+        from ganzoo.registry import get_dataset, get_model
+
+        self.request, self.console, self.out = request, console, Path(request.out)
+        self.hook = get_manager().hook
+        self.device = pick_device(request.device)
+        resumed = self._read_resume_point() if request.resume else None
+        if resumed is None:
+            self._refuse_overwrite()
+        self.model: ModelSpec = get_model(request.model if resumed is None else resumed[0]["model"])
+        if request.model and self.model.name != request.model:
+            raise GanzooError(f"{self.out} holds a run of model {self.model.name!r}, not {request.model!r}; resume it with 'ganzoo train {self.model.name} --resume {self.out}'.")
+        self.dataset_name = request.data or (resumed[0]["dataset"] if resumed else self.model.default_dataset)
+        if resumed and request.data and request.data != resumed[0]["dataset"]:
+            raise GanzooError(f"{self.out} was trained on {resumed[0]['dataset']!r}, not {request.data!r}; drop --data to resume it.")
+        dataset = get_dataset(self.dataset_name)
+        if resumed is None:
+            self.config = resolve_config(self.model, dataset.info, request.overrides)
+        else:
+            self.config = self._resumed_config(resumed[0]["config"], request.overrides)
+        _check_writable(self.out)
+        torch.manual_seed(int(self.config["seed"]))
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        data = dataset.load(data_root(request.data_root), self.config.get("image_size"), self.config.get("channels"))
+        self.data = data.to(self.device)
+        self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
+        self.generator = build.build_generator(self.model, self.config).to(self.device)
+        self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+        self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
+        self.state: dict[str, Any] = {}
+        self.data_order = torch.Generator().manual_seed(int(self.config["seed"]))
+        self.epoch = self.step = 0
+        if resumed is not None:
+            self._restore(*resumed)
+
+    # -- resume ---------------------------------------------------------------------------
+
+    def _refuse_overwrite(self) -> None:
+        if ckpt.list_checkpoints(self.out) and not self.request.overwrite:
+            raise GanzooError(
+                f"{self.out} already holds a training run; continue it with --resume, pass --overwrite to replace it, "
+                "or choose another --out folder."
+            )
+
+    def _read_resume_point(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        path = ckpt.latest_valid_checkpoint(self.out)
+        self.resumed_from = path
+        return ckpt.load_checkpoint(path)
+
+    def _resumed_config(self, saved: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+        from ganzoo.config import validate_numbers
+
+        config = dict(saved)
+        for key, value in overrides.items():
+            if value is None or config.get(key) == value:
+                continue
+            if key not in RESUMABLE_CHANGES:
+                raise GanzooError(
+                    f"Cannot resume {self.out} with {key}={value!r}: it was trained with {key}={config.get(key)!r}; "
+                    f"only {', '.join(RESUMABLE_CHANGES)} may change on resume."
+                )
+            config[key] = value
+        validate_numbers(config)
+        return config
+
+    def _restore(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
+        import torch
+
+        self.generator.load_state_dict(ckpt.subdict(tensors, "net.generator."))
+        self.discriminator.load_state_dict(ckpt.subdict(tensors, "net.discriminator."))
+        for stage, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(ckpt.optimizer_from_flat(stage, meta["optimizers"][stage], tensors))
+        self.state.update(meta["state"])
+        self.state.update(ckpt.subdict(tensors, "state."))
+        self.epoch, self.step = meta["counters"]["epoch"], meta["counters"]["step"]
+        torch.set_rng_state(tensors["rng.torch"])
+        self.data_order.set_state(tensors["rng.data_order"])
+        if self.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _optimize(self, stage: str, batch: dict[str, Any]) -> Losses:
+        optimizer = self.optimizers[stage]
+        optimizer.zero_grad(set_to_none=True)
+        losses = self.hook.compute_losses(
+            model=self.model, config=self.config, generator=self.generator, discriminator=self.discriminator,
+            batch=batch, stage=stage, state=self.state,
+        )
+        if losses is None:
+            raise GanzooError(f"No plugin computes the losses of model {self.model.name!r}; check 'ganzoo plugins'.")
+        sum(losses.terms.values()).backward()
+        optimizer.step()
+        return losses
+
+    def run(self) -> TrainResult:
+        """Train until ``epochs`` are done, writing pictures, weights and checkpoints each epoch."""
+        from ganzoo.progress import TrainingProgress
+
+        epochs, d_steps = int(self.config["epochs"]), int(self.config["d_steps"])
+        log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
+        self._write_run_info()
+        last: dict[str, float] = {}
+        with TrainingProgress(self.console, epochs, self.steps_per_epoch, enabled=self.request.progress,
+                              first_epoch=self.epoch) as progress:
+            while self.epoch < epochs:
+                self.generator.train()
+                self.discriminator.train()
+                sums: dict[str, Any] = {}
+                count, tick, epoch_start = 0, time.perf_counter(), time.perf_counter()
+                for index, batch in enumerate(self.data.batches(batch_size, self.data_order)):
+                    self._accumulate(sums, self._optimize("discriminator", batch))
+                    if (index + 1) % d_steps == 0:
+                        self._set_requires_grad(self.discriminator, False)
+                        self._accumulate(sums, self._optimize("generator", batch))
+                        self._set_requires_grad(self.discriminator, True)
+                    self.step += 1
+                    count += 1
+                    if count == log_every or index + 1 == self.steps_per_epoch:
+                        now = time.perf_counter()
+                        last = self._log(sums, count, batch_size * count / max(now - tick, 1e-9))
+                        progress.update(self.epoch, index + 1, last)
+                        sums, count, tick = {}, 0, time.perf_counter()
+                self.epoch += 1
+                self._end_epoch(time.perf_counter() - epoch_start)
+        self._finish()
+        return TrainResult(self.out, self.out / "generator.safetensors", self.epoch, self.step, last)
+
+    @staticmethod
+    def _set_requires_grad(module: Any, flag: bool) -> None:
+        for parameter in module.parameters():
+            parameter.requires_grad_(flag)
+
+    @staticmethod
+    def _accumulate(sums: dict[str, Any], losses: Losses) -> None:
+        for name, value in {**losses.terms, **losses.metrics}.items():
+            value = value.detach()
+            sums[name] = sums[name] + value if name in sums else value.clone()
+
+    def _log(self, sums: dict[str, Any], count: int, images_per_s: float) -> dict[str, float]:
+        import torch
+
+        names = list(sums)
+        values = torch.stack([sums[n].float() for n in names]).div(count).tolist() if names else []
+        row = {"event": "log", "epoch": self.epoch + 1, "step": self.step, **dict(zip(names, values)),
+               "images_per_s": round(images_per_s, 1)}
+        self._append_metrics(row)
+        return {k: v for k, v in row.items() if k not in ("event",)}
+
+    def _append_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.out / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps({**row, "time": round(time.time(), 3)}) + "\n")
+
+    def _write_run_info(self) -> None:
+        info = {"model": self.model.name, "dataset": self.dataset_name, "config": self.config,
+                "device": str(self.device), "resumed_at_epoch": self.epoch if self.request.resume else None}
+        (self.out / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+    # -- epoch end: pictures, weights, checkpoint -----------------------------------------
+
+    def _end_epoch(self, seconds: float) -> None:
+        from ganzoo.weights import save_generator
+
+        self._append_metrics({"event": "epoch", "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
+                              "images_per_s": round(self.steps_per_epoch * int(self.config["batch_size"]) / seconds, 1)})
+        self._save_picture(self.out / "samples" / f"epoch_{self.epoch:03d}.png")
+        save_generator(self.out / "generator.safetensors", self.model, self.config, self.generator,
+                       self.dataset_name, self.epoch, self.step)
+        self._save_checkpoint()
+
+    def _save_picture(self, path: Path) -> None:
+        from ganzoo import sampling, visual
+
+        self.generator.eval()
+        if self.data.info.kind == "vectors":
+            fake = sampling.generate(self.model, self.config, self.generator, VECTOR_PLOT_POINTS, seed=int(self.config["seed"]))
+            real = self.data.tensors["real"][:VECTOR_PLOT_POINTS]
+            visual.save_vector_plot(fake, real, path, title=f"{self.model.name} on {self.dataset_name}, epoch {self.epoch}")
+        else:
+            fake = sampling.generate(self.model, self.config, self.generator, GRID_SAMPLES, seed=int(self.config["seed"]))
+            visual.save_image_grid(fake, path)
+        self.generator.train()
+
+    def _save_checkpoint(self) -> None:
+        import torch
+
+        rng = {"torch": torch.get_rng_state(), "data_order": self.data_order.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        ckpt.save_checkpoint(
+            ckpt.checkpoint_path(self.out, self.epoch), model=self.model.name, dataset=self.dataset_name,
+            config=self.config, networks={"generator": self.generator, "discriminator": self.discriminator},
+            optimizers=self.optimizers, state=self.state, counters={"epoch": self.epoch, "step": self.step}, rng=rng,
+        )
+        ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
+
+    def _finish(self) -> None:
+        from ganzoo import visual
+
+        metrics = self.out / "metrics.jsonl"
+        if metrics.exists():
+            visual.save_loss_plot(metrics, self.out / "losses.png")
+
+
+def train(request: TrainRequest, console: Any = None) -> TrainResult:
+    """Build and run a :class:`Trainer` for ``request``."""
+    return Trainer(request, console).run()

@@ -1,0 +1,26 @@
+"""The one exception type users see: a sentence that says what was wrong and what to do."""
+
+
+class GanzooError(Exception):
+    """A problem caused by input (a name, a file, a number) that the user can fix.
+
+    The CLI prints the message alone, without a traceback, so every message must be one
+    clear sentence naming what was wrong and what to do about it.
+    """
+
+
+class UnknownNameError(GanzooError, KeyError):
+    """An unknown model, dataset, loss or extension name; the message suggests close names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def unknown_name(kind: str, name: str, known: list[str]) -> UnknownNameError:
+    """Build the error for an unknown ``kind`` called ``name``, suggesting the closest known names."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    listing = f" Known {kind}s: {', '.join(sorted(known))}." if len(known) <= 30 else ""
+    return UnknownNameError(f"Unknown {kind} {name!r}.{hint}{listing}")

@@ -1,0 +1,109 @@
+"""The hooks a ganzoo plugin can implement. Importable without torch.
+
+Plugins are discovered through the ``ganzoo`` entry-point group; the built-in families are
+registered the same way. Registration hooks (``register_*``) receive a ``register`` callback
+and hand over plain records from :mod:`ganzoo.specs`. Building and training hooks are
+``firstresult``: the plugin that owns the model's ``family`` answers, the others return
+``None``. A plugin may wrap another's answer with ``@hookimpl(wrapper=True)`` (see
+``ganzoo.plugins.spectral_norm``). An implementation may accept fewer arguments than the
+spec lists, so specs can grow without breaking plugins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ganzoo.specs import DatasetSpec, ExtensionSpec, Losses, LossSpec, ModelSpec, PretrainedSpec
+
+PROJECT = "ganzoo"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Declare the models this plugin offers by calling ``register(ModelSpec(...))`` once per model."""
+
+
+@hookspec
+def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """Declare datasets by calling ``register(DatasetSpec(...))``; ``ganzoo datasets`` lists them."""
+
+
+@hookspec
+def register_losses(register: Callable[[LossSpec], None]) -> None:
+    """Declare adversarial objectives selectable with ``--loss NAME`` for any family that uses them."""
+
+
+@hookspec
+def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
+    """Declare cross-cutting options switched on with ``--with NAME`` (config key ``with``)."""
+
+
+@hookspec
+def register_pretrained(register: Callable[[PretrainedSpec], None]) -> None:
+    """Declare pretrained generator files usable with ``ganzoo sample MODEL --pretrained NAME``."""
+
+
+@hookspec(firstresult=True)
+def build_generator(model: ModelSpec, config: dict[str, Any]) -> Any:
+    """Return the generator ``torch.nn.Module`` for ``model`` built from the resolved ``config``.
+
+    ``config`` holds every hyperparameter plus what the data decided (``channels``,
+    ``image_size``, ``dim``, ``num_classes``). A family with two generators (CycleGAN) returns
+    one module holding both; everything ``sample`` needs must live in this module, because the
+    generator file is its ``state_dict``. Return ``None`` for models of other families.
+    """
+
+
+@hookspec(firstresult=True)
+def build_discriminator(model: ModelSpec, config: dict[str, Any]) -> Any:
+    """Return the discriminator ``torch.nn.Module`` (or one module holding several) for ``model``.
+
+    Wrappers see the built module and may modify or replace it (spectral normalisation,
+    packing). Return ``None`` for models of other families.
+    """
+
+
+@hookspec(firstresult=True)
+def build_optimizers(model: ModelSpec, config: dict[str, Any], generator: Any, discriminator: Any) -> Any:
+    """Return ``{"generator": optimizer, "discriminator": optimizer}`` for the two training stages.
+
+    The core answers last with Adam(``lr``, (``beta1``, ``beta2``)) on each network; a loss or
+    family that needs RMSprop or separate rates implements this and answers first.
+    """
+
+
+@hookspec(firstresult=True)
+def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int, noise: Any, labels: Any) -> Any:
+    """Return ``num`` samples from ``generator`` in data space (images in [-1, 1] or vectors).
+
+    ``noise`` is a tensor of shape (num, latent_dim) drawn by the caller so sampling is
+    reproducible; ``labels`` is a long tensor of classes for conditional models, else ``None``.
+    The core answers last with ``generator(noise)``.
+    """
+
+
+@hookspec(firstresult=True)
+def compute_losses(
+    model: ModelSpec,
+    config: dict[str, Any],
+    generator: Any,
+    discriminator: Any,
+    batch: dict[str, Any],
+    stage: str,
+    state: dict[str, Any],
+) -> Losses | None:
+    """Return :class:`ganzoo.specs.Losses` for one optimisation step of ``stage``.
+
+    ``stage`` is ``"discriminator"`` or ``"generator"``; the engine zeroes that stage's
+    optimizer, backpropagates the sum of ``Losses.terms`` and steps it. ``batch`` maps names to
+    device tensors: ``real`` (images in [-1, 1] or vectors) and ``label`` when the data has
+    classes; paired and unpaired data use ``a`` and ``b``. ``state`` is a dict the family may
+    keep across steps (BEGAN's k_t, CycleGAN's image pools, a progressive-growing phase); its tensors and JSON
+    values are saved in checkpoints, except keys starting with ``_`` (caches rebuilt on demand). Conditional GANs read ``batch["label"]``; image-to-image families
+    compute all their terms (adversarial, cycle, L1) here, so the engine loop never changes.
+    """

@@ -1,0 +1,57 @@
+"""Pretrained generator files listed in manifests, checked by SHA-256 before use.
+
+A manifest is JSON: ``{"format": "ganzoo.manifest/1", "weights": [{name, model, dataset, file,
+sha256, trained_with, metrics}, ...]}``. ``file`` is a path relative to the manifest or an
+``https://`` URL, downloaded once into ``cache_dir()/weights``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ganzoo.download import download, file_digest
+from ganzoo.errors import GanzooError
+from ganzoo.paths import cache_dir
+from ganzoo.specs import PretrainedSpec
+
+MANIFEST_FORMAT = "ganzoo.manifest/1"
+REQUIRED = ("name", "model", "dataset", "file", "sha256")
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[PretrainedSpec]:
+    """Parse a manifest file into specs; a malformed manifest raises one clear sentence."""
+    path = Path(path)
+    try:
+        data: Any = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GanzooError(f"Cannot read the weights manifest {path} ({exc}); fix or remove it.") from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT or not isinstance(data.get("weights"), list):
+        raise GanzooError(f"{path} is not a ganzoo weights manifest (expected format {MANIFEST_FORMAT!r} and a 'weights' list).")
+    specs = []
+    for entry in data["weights"]:
+        missing = [k for k in REQUIRED if not isinstance(entry, dict) or k not in entry]
+        if missing:
+            raise GanzooError(f"An entry of the weights manifest {path} lacks {', '.join(missing)}; every entry needs {', '.join(REQUIRED)}.")
+        specs.append(PretrainedSpec(
+            name=entry["name"], model=entry["model"], dataset=entry["dataset"], location=entry["file"],
+            sha256=entry["sha256"], trained_with=entry.get("trained_with", ""), metrics=entry.get("metrics", {}),
+            base_dir=str(path.parent),
+        ))
+    return specs
+
+
+def resolve(spec: PretrainedSpec) -> Path:
+    """A local, checksum-verified path for ``spec``, downloading it first when it is a URL."""
+    if spec.location.startswith(("https://", "http://")):
+        return download(spec.location, cache_dir() / "weights" / f"{spec.sha256[:16]}-{spec.name}.safetensors", sha256=spec.sha256)
+    path = Path(spec.location)
+    if not path.is_absolute():
+        path = Path(spec.base_dir) / path
+    if not path.is_file():
+        raise GanzooError(f"Pretrained weights {spec.name!r} should be at {path} but that file is missing; reinstall the plugin that lists it ({spec.plugin}).")
+    if file_digest(path, "sha256") != spec.sha256.lower():
+        raise GanzooError(f"Pretrained weights {spec.name!r} at {path} do not match their SHA-256; the file is damaged or was replaced, reinstall it.")
+    return path

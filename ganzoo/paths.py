@@ -1,0 +1,26 @@
+"""Where ganzoo keeps downloaded data and weights when the user does not say."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "GANZOO_DATA"
+CACHE_ENV = "GANZOO_CACHE"
+
+
+def cache_dir() -> Path:
+    """``$GANZOO_CACHE``, else ``$XDG_CACHE_HOME/ganzoo``, else ``~/.cache/ganzoo``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ganzoo"
+
+
+def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The dataset root: ``--data-root``, else ``$GANZOO_DATA``, else ``cache_dir()/data``."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return cache_dir() / "data"

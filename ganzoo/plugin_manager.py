@@ -1,0 +1,135 @@
+"""The plugin manager: finds plugins in the ``ganzoo`` entry-point group and loads them safely.
+
+Built-in families are entry points of the ``ganzoo`` distribution itself, so they are found
+exactly as a third party's would be. A plugin that fails to import, fails pluggy's signature
+validation or implements an unknown hook is unregistered and recorded in
+:func:`plugin_failures`; it never stops other plugins from working. Set
+``GANZOO_DISABLE_PLUGINS=name1,name2`` (entry-point or distribution names) to skip plugins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+import pluggy
+
+from ganzoo import hookspecs
+
+ENTRY_POINT_GROUP = "ganzoo"
+DISABLE_ENV = "GANZOO_DISABLE_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """A plugin that loaded: its name, the distribution that ships it and the hooks it implements."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be used, with one line saying what failed."""
+
+    name: str
+    distribution: str
+    reason: str
+
+
+@dataclass
+class LoadedPlugins:
+    """The plugin manager together with what loaded and what failed."""
+
+    manager: pluggy.PluginManager
+    records: list[PluginRecord] = field(default_factory=list)
+    failures: list[PluginFailure] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+    def fail(self, name: str, distribution: str, reason: str) -> None:
+        """Record that plugin ``name`` failed, unregistering it if it was registered."""
+        plugin = self.manager.get_plugin(name)
+        if plugin is not None:
+            self.manager.unregister(plugin)
+        self.records = [r for r in self.records if r.name != name]
+        self.failures.append(PluginFailure(name, distribution, reason))
+
+
+def disabled_names() -> set[str]:
+    """Plugin or distribution names listed in ``GANZOO_DISABLE_PLUGINS``."""
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def _hooks_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
+    callers = manager.get_hookcallers(plugin) or []
+    return tuple(sorted(caller.name for caller in callers))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _register(loaded: LoadedPlugins, name: str, dist: str, version: str, module: object) -> None:
+    manager = loaded.manager
+    try:
+        manager.register(module, name=name)
+    except Exception as exc:  # pluggy.PluginValidationError, duplicate names
+        loaded.failures.append(PluginFailure(name, dist, f"invalid hook implementation ({_short(exc)})"))
+        return
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        loaded.fail(name, dist, f"implements an unknown hook ({_short(exc)})")
+        return
+    loaded.records.append(PluginRecord(name, dist, version, _hooks_of(manager, module)))
+
+
+def load_plugins() -> LoadedPlugins:
+    """Build a fresh plugin manager from the ``ganzoo`` entry points (no caching)."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    loaded = LoadedPlugins(manager)
+    manager.register(importlib.import_module("ganzoo.defaults"), name="ganzoo.defaults")
+    blocked = disabled_names()
+    seen: set[str] = set()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        version = ep.dist.version if ep.dist is not None else "?"
+        if ep.name in seen:  # the same distribution found twice on sys.path
+            continue
+        seen.add(ep.name)
+        if ep.name in blocked or dist in blocked:
+            loaded.disabled.append(ep.name)
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin must never break ganzoo itself
+            loaded.failures.append(PluginFailure(ep.name, dist, f"import failed ({_short(exc)})"))
+            continue
+        _register(loaded, ep.name, dist, version, module)
+    return loaded
+
+
+@lru_cache(maxsize=1)
+def get_plugins() -> LoadedPlugins:
+    """The process-wide plugin manager, loaded on first use."""
+    return load_plugins()
+
+
+def get_manager() -> pluggy.PluginManager:
+    """Shortcut for ``get_plugins().manager``."""
+    return get_plugins().manager
+
+
+def reset() -> None:
+    """Forget the loaded plugins and the registry built from them (tests, notebooks)."""
+    from ganzoo import registry
+
+    get_plugins.cache_clear()
+    registry.get_registry.cache_clear()

@@ -1,0 +1,128 @@
+"""Registries of models, datasets, losses, extensions and pretrained files, built from the hooks.
+
+Each ``register_*`` implementation is called on its own, so one plugin raising during
+registration is reported (``ganzoo plugins``, ``ganzoo list``) and the others still register.
+Lookups of unknown names raise :class:`ganzoo.errors.UnknownNameError` with close suggestions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Generic, TypeVar
+
+from ganzoo.errors import GanzooError, unknown_name
+from ganzoo.plugin_manager import LoadedPlugins, get_plugins
+from ganzoo.specs import DatasetSpec, ExtensionSpec, LossSpec, ModelSpec, PretrainedSpec
+
+T = TypeVar("T")
+
+
+@dataclass
+class Table(Generic[T]):
+    """Named records of one kind, in registration order."""
+
+    kind: str
+    items: dict[str, T] = field(default_factory=dict)
+
+    def get(self, name: str) -> T:
+        """The record called ``name``; unknown names raise with the closest known names."""
+        try:
+            return self.items[name]
+        except KeyError:
+            raise unknown_name(self.kind, name, list(self.items)) from None
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching the fnmatch ``pattern`` (``"*gan"``, ``"dc*"``)."""
+        return sorted(n for n in self.items if fnmatch.fnmatch(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.items
+
+
+@dataclass
+class Registry:
+    """Everything the installed plugins declared."""
+
+    models: Table[ModelSpec]
+    datasets: Table[DatasetSpec]
+    losses: Table[LossSpec]
+    extensions: Table[ExtensionSpec]
+    pretrained: Table[PretrainedSpec]
+    plugins: LoadedPlugins
+
+
+_HOOK_TABLES = {
+    "register_models": "models",
+    "register_datasets": "datasets",
+    "register_losses": "losses",
+    "register_extensions": "extensions",
+    "register_pretrained": "pretrained",
+}
+
+
+def build_registry(loaded: LoadedPlugins) -> Registry:
+    """Call every registration hook implementation and collect what each declares."""
+    tables: dict[str, Table[Any]] = {
+        "models": Table("model"),
+        "datasets": Table("dataset"),
+        "losses": Table("loss"),
+        "extensions": Table("extension"),
+        "pretrained": Table("pretrained weights"),
+    }
+    dist_of = {r.name: r.distribution for r in loaded.records}
+    for hook_name, table_name in _HOOK_TABLES.items():
+        table = tables[table_name]
+        caller = getattr(loaded.manager.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            plugin_name = impl.plugin_name
+            pending: list[Any] = []
+
+            def register(spec: Any, _pending: list[Any] = pending, _plugin: str = plugin_name) -> None:
+                _pending.append(dataclasses.replace(spec, plugin=_plugin))
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:  # isolate the faulty plugin
+                loaded.fail(plugin_name, dist_of.get(plugin_name, "?"), f"{hook_name} raised {type(exc).__name__}: {exc}")
+                continue
+            for spec in pending:
+                table.items.setdefault(spec.name, spec)
+    failed = {f.name for f in loaded.failures}
+    for table in tables.values():
+        table.items = {name: spec for name, spec in table.items.items() if spec.plugin not in failed}
+    return Registry(plugins=loaded, **tables)
+
+
+@lru_cache(maxsize=1)
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use from :func:`ganzoo.plugin_manager.get_plugins`."""
+    return build_registry(get_plugins())
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Names of registered models matching ``pattern`` (fnmatch), like ``timm.list_models``."""
+    return get_registry().models.names(pattern)
+
+
+def get_model(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` called ``name``."""
+    return get_registry().models.get(name)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` called ``name``; an existing folder path gives an image-folder dataset."""
+    registry = get_registry()
+    if name in registry.datasets:
+        return registry.datasets.get(name)
+    path = os.path.expanduser(name)
+    if os.path.isdir(path):
+        from ganzoo.data.folder import folder_dataset
+
+        return folder_dataset(path)
+    if os.sep in name or name.startswith("."):
+        raise GanzooError(f"Data folder {name!r} does not exist; pass an existing folder of images or a dataset name from 'ganzoo datasets'.")
+    return registry.datasets.get(name)

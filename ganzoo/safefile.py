@@ -1,0 +1,116 @@
+"""Reading and writing safetensors files safely: validation before use, atomic replacement on write.
+
+Nothing here (or anywhere in ganzoo) unpickles a file. Files that look like PyTorch pickles
+are refused with a sentence explaining why and how to convert them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ganzoo.errors import GanzooError
+
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
+MAX_HEADER = 100 * 1024 * 1024
+
+
+class WeightsError(GanzooError):
+    """A weights or checkpoint file that cannot be used as asked."""
+
+
+def _refuse_pickle(path: Path) -> WeightsError:
+    return WeightsError(
+        f"{path} looks like a PyTorch pickle file, which ganzoo never loads because unpickling can run arbitrary code; "
+        "convert it once in a session you trust with torch.load(path, weights_only=True) and "
+        "safetensors.torch.save_file(state_dict, 'model.safetensors')."
+    )
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed JSON header of a safetensors file, after checking the file is complete.
+
+    Raises :class:`WeightsError` for a missing, pickled, non-safetensors or truncated file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"Weights file {path} does not exist; pass the path of a .safetensors file written by ganzoo.")
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if path.suffix.lower() in PICKLE_SUFFIXES or head[:2] == b"PK" or head[:1] == b"\x80":
+            raise _refuse_pickle(path)
+        if len(head) < 8:
+            raise WeightsError(f"{path} is not a safetensors file (only {size} bytes); pass a .safetensors file written by ganzoo.")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(MAX_HEADER, size - 8):
+            raise WeightsError(f"{path} is not a safetensors file or is truncated (bad header length); use an intact copy.")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WeightsError(f"{path} is not a safetensors file (its header is not JSON); use an intact copy.") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path} is not a safetensors file (its header is not a table); use an intact copy.")
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise WeightsError(f"{path} is not a valid safetensors file (entry {name!r} has no data offsets); use an intact copy.")
+        end = max(end, offsets[1])
+    if 8 + length + end != size:
+        raise WeightsError(f"{path} is truncated or damaged ({size} bytes, its header describes {8 + length + end}); use an intact copy.")
+    return header
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a validated safetensors file (empty when it has none)."""
+    metadata = read_header(path).get("__metadata__") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise WeightsError(f"{path} has malformed metadata; use a file written by ganzoo.")
+    return metadata
+
+
+def load_tensors(path: str | os.PathLike[str], device: str = "cpu") -> dict[str, Any]:
+    """All tensors of a validated safetensors file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    read_header(path)
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} could not be read as safetensors ({exc}); use an intact copy.") from None
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash or full disk never leaves a half-written file there."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str]) -> None:
+    """Save tensors (moved to CPU, made contiguous) with string metadata, atomically."""
+    from safetensors.torch import save
+
+    cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    try:
+        atomic_write_bytes(path, save(cpu, metadata=metadata))
+    except OSError as exc:
+        raise WeightsError(f"Could not write {path} ({exc.strerror or exc}); free disk space or choose a writable --out folder.") from None

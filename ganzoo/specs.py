@@ -1,0 +1,142 @@
+"""Plain records that plugins hand to the registry. No torch import here.
+
+Plugins describe what they offer with these dataclasses through the ``register_*`` hooks;
+the registry (:mod:`ganzoo.registry`) collects them, and the CLI lists them without
+building a single network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+Task = Literal["unconditional", "conditional", "image-to-image", "toy"]
+DataKind = Literal["images", "vectors", "paired", "unpaired"]
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One tunable setting of a model, with its default and a one-line meaning."""
+
+    name: str
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The publication a model or loss comes from."""
+
+    title: str
+    authors: str
+    year: int
+    arxiv: str = ""
+
+    def cite(self) -> str:
+        """Short human citation, e.g. ``Radford et al. 2015 (arXiv:1511.06434)``."""
+        ref = f" (arXiv:{self.arxiv})" if self.arxiv else ""
+        return f"{self.authors} {self.year}{ref}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model a plugin offers.
+
+    ``family`` groups models that share networks (``wgan`` and ``dcgan`` could both be of
+    family ``dcgan``); hook implementations answer for the families they own and return
+    ``None`` for others. ``defaults_by_data`` overrides hyperparameter defaults per data kind
+    (an MLP needs other widths on 2-D points than on images).
+    """
+
+    name: str
+    family: str
+    task: Task
+    summary: str
+    paper: Paper | None
+    default_dataset: str
+    hyperparameters: tuple[Hyperparameter, ...]
+    data_kinds: tuple[DataKind, ...] = ("images",)
+    defaults_by_data: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plugin: str = ""
+
+    def defaults(self, data_kind: str | None = None) -> dict[str, Any]:
+        """Hyperparameter defaults, with the overrides for ``data_kind`` applied."""
+        values = {hp.name: hp.default for hp in self.hyperparameters}
+        if data_kind is not None:
+            values.update(self.defaults_by_data.get(data_kind, {}))
+        return values
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset before building its networks."""
+
+    kind: DataKind
+    channels: int = 0
+    image_size: int = 0
+    dim: int = 0
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named dataset. ``load(root, image_size, channels)`` returns a :class:`ganzoo.data.InMemoryData`."""
+
+    name: str
+    summary: str
+    info: DatasetInfo
+    load: Callable[..., Any]
+    source: str = ""
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A named adversarial objective. ``factory(config)`` returns a :class:`ganzoo.losses.AdversarialLoss`."""
+
+    name: str
+    summary: str
+    factory: Callable[[dict[str, Any]], Any]
+    paper: Paper | None = None
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class ExtensionSpec:
+    """A cross-cutting option switched on with ``ganzoo train ... --with NAME``."""
+
+    name: str
+    summary: str
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class PretrainedSpec:
+    """A pretrained generator file: where it lives, its checksum, and how good it is.
+
+    ``location`` is a path (relative paths are resolved against ``base_dir``) or an
+    ``https://`` URL that is downloaded once into the cache and checked against ``sha256``.
+    """
+
+    name: str
+    model: str
+    dataset: str
+    location: str
+    sha256: str
+    trained_with: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    base_dir: str = ""
+    plugin: str = ""
+
+
+@dataclass
+class Losses:
+    """What ``compute_losses`` returns: ``terms`` are summed and backpropagated, ``metrics`` only logged.
+
+    Both map names to scalar tensors; the engine detaches them for logging and never
+    reads them on the host inside the step.
+    """
+
+    terms: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)

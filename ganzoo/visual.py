@@ -1,0 +1,76 @@
+"""Pictures of training: image grids, toy-data scatter plots, loss curves (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+
+def save_image_grid(images: Any, path: Path, nrow: int | None = None) -> None:
+    """Save images in [-1, 1], shape (N, C, H, W), as one PNG grid (square-ish by default)."""
+    from torchvision.utils import save_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
+    save_image(images.detach().float().cpu(), str(path), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_vector_plot(fake: Any, real: Any, path: Path, title: str) -> None:
+    """2-D data: generated points over real ones; other sizes: histograms of all entries."""
+    plt = _pyplot()
+    fake, real = fake.detach().float().cpu().numpy(), real.detach().float().cpu().numpy()
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    if fake.shape[1] == 2:
+        ax.scatter(fake[:, 0], fake[:, 1], s=3, c="#d62728", alpha=0.5, label="generated")
+        ax.scatter(real[:, 0], real[:, 1], s=1, c="#222222", alpha=0.6, label="real")
+        ax.set_aspect("equal", adjustable="datalim")
+    else:
+        bins = 60
+        ax.hist(real.ravel(), bins=bins, density=True, alpha=0.5, color="#999999", label="real")
+        ax.hist(fake.ravel(), bins=bins, density=True, alpha=0.6, color="#d62728", label="generated")
+    ax.set_title(title)
+    ax.legend(loc="upper right", markerscale=4)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def save_loss_plot(metrics_path: Path, path: Path) -> bool:
+    """Plot every logged loss and metric from ``metrics.jsonl`` against the step; False if nothing to plot."""
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("event") == "log"]
+    if not rows:
+        return False
+    plt = _pyplot()
+    skip = {"event", "epoch", "step", "images_per_s", "time"}
+    keys = [k for k in rows[-1] if k not in skip]
+    losses = [k for k in keys if not k.startswith("D(")]
+    probs = [k for k in keys if k.startswith("D(")]
+    fig, axes = plt.subplots(1, 2 if probs else 1, figsize=(11 if probs else 6, 4), dpi=100, squeeze=False)
+    steps = [r["step"] for r in rows]
+    for key in losses:
+        axes[0][0].plot(steps, [r.get(key) for r in rows], label=key)
+    axes[0][0].set_xlabel("step")
+    axes[0][0].set_title("losses")
+    axes[0][0].legend()
+    for key in probs:
+        axes[0][1].plot(steps, [r.get(key) for r in rows], label=key)
+    if probs:
+        axes[0][1].set_xlabel("step")
+        axes[0][1].set_ylim(0, 1)
+        axes[0][1].set_title("discriminator outputs")
+        axes[0][1].legend()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return True

@@ -1,0 +1,88 @@
+"""Generator weight files: a generator's ``state_dict`` in safetensors with what is needed to rebuild it.
+
+Metadata keys: ``format``, ``ganzoo_version``, ``model``, ``family``, ``config`` (JSON),
+``dataset``, ``epoch``, ``step``. Loading checks that the file is a ganzoo generator file of the
+model asked for and that every tensor's name and shape fits before anything is copied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ganzoo.safefile import WeightsError, load_tensors, read_metadata, save_tensors
+from ganzoo.specs import ModelSpec
+
+GENERATOR_FORMAT = "ganzoo.generator/1"
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator rebuilt from a file, ready for sampling."""
+
+    model: ModelSpec
+    config: dict[str, Any]
+    module: Any
+    metadata: dict[str, str]
+
+
+def save_generator(path: str | os.PathLike[str], model: ModelSpec, config: dict[str, Any], generator: Any,
+                   dataset: str, epoch: int, step: int) -> None:
+    """Write the generator's weights and the metadata that rebuilds it."""
+    from ganzoo import __version__
+
+    metadata = {
+        "format": GENERATOR_FORMAT, "ganzoo_version": __version__, "model": model.name, "family": model.family,
+        "config": json.dumps(config, sort_keys=True), "dataset": dataset, "epoch": str(epoch), "step": str(step),
+    }
+    save_tensors(path, generator.state_dict(), metadata)
+
+
+def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any]) -> None:
+    """Raise one clear sentence when the file's tensor names or shapes differ from the model's."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"lacks {len(missing)} tensor(s) the model needs (first: {missing[0]!r})")
+        if extra:
+            parts.append(f"has {len(extra)} tensor(s) the model does not (first: {extra[0]!r})")
+        raise WeightsError(f"{path} does not fit this generator: it {' and '.join(parts)}; was it written by another ganzoo version?")
+    for name, tensor in expected.items():
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            raise WeightsError(
+                f"{path} does not fit this generator: tensor {name!r} has shape {tuple(found[name].shape)} in the file "
+                f"but {tuple(tensor.shape)} in the model; the file was trained with other settings."
+            )
+
+
+def load_generator(path: str | os.PathLike[str], model_name: str | None = None, device: str = "cpu") -> LoadedGenerator:
+    """Rebuild the generator saved in ``path``; ``model_name`` must match the model it was trained as."""
+    from ganzoo.build import build_generator
+    from ganzoo.registry import get_model
+
+    path = Path(path)
+    metadata = read_metadata(path)
+    if metadata.get("format") != GENERATOR_FORMAT:
+        kind = metadata.get("format", "no ganzoo metadata")
+        raise WeightsError(f"{path} is not a ganzoo generator file ({kind}); pass OUT/generator.safetensors from 'ganzoo train'.")
+    if model_name is not None and metadata.get("model") != model_name:
+        raise WeightsError(
+            f"{path} holds weights of model {metadata.get('model')!r}, not {model_name!r}; "
+            f"use 'ganzoo sample {metadata.get('model')} --weights {path}' or pass a {model_name} file."
+        )
+    try:
+        config = json.loads(metadata["config"])
+    except (KeyError, json.JSONDecodeError):
+        raise WeightsError(f"{path} has no readable config in its metadata; use a file written by ganzoo.") from None
+    model = get_model(metadata["model"])
+    module = build_generator(model, config)
+    tensors = load_tensors(path)
+    check_state_dict(path, module.state_dict(), tensors)
+    module.load_state_dict(tensors)
+    module.to(device).eval()
+    return LoadedGenerator(model, config, module, metadata)

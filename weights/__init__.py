@@ -1,0 +1,1 @@
+"""Pretrained generator files shipped with ganzoo and their manifest (``manifest.json``)."""
