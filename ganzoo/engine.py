@@ -95,11 +95,11 @@ class Trainer:
         torch.manual_seed(int(self.config["seed"]))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        self.generator = build.build_generator(self.model, self.config).to(self.device)
+        self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
         data = dataset.load(data_root(request.data_root), self.config.get("image_size"), self.config.get("channels"))
         self.data = data.to(self.device)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
-        self.generator = build.build_generator(self.model, self.config).to(self.device)
-        self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
         self.state: dict[str, Any] = {}
         self.data_order = torch.Generator().manual_seed(int(self.config["seed"]))

@@ -1,0 +1,140 @@
+"""Shared fixtures: an isolated cache/data folder, fresh plugin state, tiny datasets, plugin distributions."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache and data folders and a freshly loaded plugin registry."""
+    from ganzoo.plugin_manager import reset
+
+    home = tmp_path_factory.mktemp("ganzoo-home")
+    monkeypatch.setenv("GANZOO_CACHE", str(home / "cache"))
+    monkeypatch.setenv("GANZOO_DATA", str(home / "data"))
+    monkeypatch.delenv("GANZOO_DISABLE_PLUGINS", raising=False)
+    reset()
+    yield
+    reset()
+
+
+@pytest.fixture
+def cli():
+    """Invoke the real ``ganzoo`` click group in-process; returns the click Result."""
+    from ganzoo.cli.main import cli as group
+
+    def invoke(*args: str, ok: bool = True):
+        result = CliRunner().invoke(group, [str(a) for a in args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
+
+
+def write_png_images(folder: Path, count: int, size: int = 16, mode: str = "RGB", seed: int = 0) -> list[Path]:
+    """Write ``count`` simple images (a bright square on a dark background, random position) to ``folder``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        array = np.zeros((size, size, 3), dtype=np.uint8)
+        x, y = rng.integers(0, size // 2, size=2)
+        array[y : y + size // 2, x : x + size // 2] = rng.integers(128, 256, size=3)
+        image = Image.fromarray(array, "RGB")
+        if mode != "RGB":
+            image = image.convert(mode)
+        path = folder / f"img_{i:03d}.png"
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """64 RGB 16x16 images in one folder."""
+    folder = tmp_path / "images"
+    write_png_images(folder, 64)
+    return folder
+
+
+PLUGIN_TEMPLATE = '''
+"""A third-party ganzoo plugin used by the tests: a tiny MLP family and a dataset."""
+import json, pathlib
+from ganzoo import hookimpl
+from ganzoo.specs import DatasetInfo, DatasetSpec, Hyperparameter, ModelSpec, PretrainedSpec
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="tinygan", family="tiny", task="unconditional", summary="two-layer MLP GAN for tests",
+                       paper=None, default_dataset="tiny-blobs", data_kinds=("vectors",),
+                       hyperparameters=(Hyperparameter("latent_dim", 4, "noise size"),
+                                        Hyperparameter("width", 32, "hidden width"),
+                                        Hyperparameter("batch_size", 32, "batch"))))
+
+@hookimpl
+def register_datasets(register):
+    def load(root=None, image_size=None, channels=None):
+        import torch
+        from ganzoo.data import InMemoryData
+        gen = torch.Generator().manual_seed(0)
+        points = torch.randn(256, 2, generator=gen) * 0.1 + torch.tensor([1.0, -1.0])
+        return InMemoryData("tiny-blobs", DatasetInfo("vectors", dim=2), {"real": points})
+    register(DatasetSpec("tiny-blobs", "one 2-D blob", DatasetInfo("vectors", dim=2), load))
+
+@hookimpl
+def register_pretrained(register):
+    manifest = pathlib.Path(__file__).with_name("tiny_manifest.json")
+    if manifest.exists():
+        from ganzoo.manifest import read_manifest
+        for spec in read_manifest(manifest):
+            register(spec)
+
+def _mlp(inp, width, out):
+    from torch import nn
+    return nn.Sequential(nn.Linear(inp, width), nn.LeakyReLU(0.2), nn.Linear(width, out))
+
+@hookimpl
+def build_generator(model, config):
+    if model.family == "tiny":
+        return _mlp(config["latent_dim"], config["width"], config["dim"])
+
+@hookimpl
+def build_discriminator(model, config):
+    if model.family == "tiny":
+        from torch import nn
+        return nn.Sequential(_mlp(config["dim"], config["width"], 1), nn.Flatten(0))
+'''
+
+
+def make_distribution(site: Path, dist: str, module: str, source: str, entry_name: str | None = None) -> Path:
+    """Install a real plugin distribution by hand: a module plus a ``.dist-info`` with ``entry_points.txt``."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"  # wheel naming: no dashes in the name part
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[ganzoo]\n{entry_name or dist} = {module}\n")
+    return site
+
+
+@pytest.fixture
+def tiny_plugin(tmp_path, monkeypatch) -> Path:
+    """The ``ganzoo-tinyplugin`` distribution on ``sys.path``; returns its site folder."""
+    from ganzoo.plugin_manager import reset
+
+    site = make_distribution(tmp_path / "site", "ganzoo-tinyplugin", "ganzoo_tinyplugin", PLUGIN_TEMPLATE, "tiny")
+    monkeypatch.syspath_prepend(str(site))
+    reset()
+    yield site
+    import sys
+
+    sys.modules.pop("ganzoo_tinyplugin", None)

@@ -1,0 +1,76 @@
+"""The command line as a user types it: listing, info, errors, and no torch import for quick commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+NO_TORCH = """
+import sys
+from click.testing import CliRunner
+from ganzoo.cli.main import cli
+for args in (["--help"], ["list"], ["datasets"], ["plugins"], ["info", "dcgan"]):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+print(sorted(m for m in ("torch", "torchvision", "timm", "numpy", "matplotlib") if m in sys.modules))
+"""
+
+
+def test_quick_commands_do_not_import_torch():
+    out = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_console_script_lists_models():
+    out = subprocess.run(["ganzoo", "list"], capture_output=True, text=True, check=True)
+    assert "dcgan" in out.stdout and "Radford" in out.stdout
+
+
+def test_list_pattern(cli):
+    out = cli("list", "dc*").output
+    assert "dcgan" in out and "│ gan " not in out
+
+
+def test_info_shows_paper_and_every_hyperparameter(cli):
+    out = cli("info", "dcgan").output
+    assert "1511.06434" in out
+    for name in ("latent_dim", "g_width", "d_width", "batch_size", "beta1", "d_steps", "seed"):
+        assert name in out
+    assert "the paper used 128" in " ".join(out.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "dcgna"], "Unknown model 'dcgna'. Did you mean 'dcgan'"),
+        (["train", "dcgan", "--data", "mnsit"], "Unknown dataset 'mnsit'. Did you mean 'mnist'"),
+        (["train", "gan", "--data", "ring8", "--loss", "nss"], "Unknown loss 'nss'"),
+        (["train", "gan", "--data", "ring8", "--epochs", "-1"], "epochs must be a whole number of at least 1"),
+        (["train", "gan", "--data", "ring8", "--batch-size", "0"], "batch_size must be a whole number of at least 1"),
+        (["train", "gan", "--data", "ring8", "--set", "hiden_dims=[8]"], "Unknown setting 'hiden_dims'. Did you mean 'hidden_dims'"),
+        (["train", "gan", "--data", "ring8", "--set", "nonsense"], "write it as KEY=VALUE"),
+        (["train", "dcgan", "--data", "ring8"], "trains on images data, but this dataset holds vectors"),
+        (["train", "gan", "--data", "./no/such/folder"], "Data folder './no/such/folder' does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_sentence(cli, args, message):
+    result = cli(*args, ok=False)
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_dcgan_refuses_an_image_size_it_cannot_make(cli, image_folder, tmp_path):
+    result = cli("train", "dcgan", "--data", image_folder, "--image-size", "30", "--out", tmp_path / "r", ok=False)
+    assert result.exit_code == 1
+    assert "DCGAN cannot make 30x30 images" in result.output
+
+
+def test_unwritable_output_folder(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = cli("train", "gan", "--data", "ring8", "--out", blocker / "run", ok=False)
+    assert result.exit_code == 1
+    assert "choose a writable --out folder" in result.output

@@ -1,0 +1,162 @@
+"""Datasets: toy definitions, the IDX reader, CIFAR binary records, image folders of every mode."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import struct
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import write_png_images
+from ganzoo.errors import GanzooError
+
+
+def test_ring8_means_are_distinct_and_on_the_circle():
+    from ganzoo.data.toy import RING8
+
+    means = np.array(RING8.means)
+    assert len({tuple(np.round(m, 6)) for m in means}) == 8
+    assert np.allclose(np.linalg.norm(means, axis=1), 2.0)
+    assert np.allclose(means[1], [2 * math.cos(math.pi / 4), 2 * math.sin(math.pi / 4)])
+    assert RING8.std == 0.02
+
+
+def test_grid25_and_sampled_spread():
+    from ganzoo.data.toy import GRID25
+
+    means = np.array(GRID25.means)
+    assert means.shape == (25, 2) and set(means[:, 0]) == {-4, -2, 0, 2, 4}
+    points = GRID25.sample(5000).numpy()
+    nearest = np.linalg.norm(points[:, None] - means[None], axis=2).min(1)
+    assert np.std(points - means[np.linalg.norm(points[:, None] - means[None], axis=2).argmin(1)]) == pytest.approx(0.05, rel=0.1)
+    assert nearest.max() < 0.5
+
+
+def test_gaussian_and_line_sets():
+    from ganzoo.data.toy import load_gaussian_1d, load_line_2d
+
+    gauss = load_gaussian_1d().tensors["real"].numpy()
+    assert gauss.mean() == pytest.approx(4.0, abs=0.02) and gauss.std() == pytest.approx(1.25, abs=0.02)
+    line = load_line_2d().tensors["real"].numpy()
+    assert np.allclose(line[:, 1], 2 * line[:, 0] + 0.5, atol=1e-6)
+
+
+def write_idx(path, array: np.ndarray, compress: bool = False) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_reads_idx_files_in_torchvision_layout(tmp_path, compress):
+    from ganzoo.registry import get_dataset
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (20, 28, 28)), rng.integers(0, 10, 20)
+    raw = tmp_path / "MNIST" / "raw"
+    suffix = ".gz" if compress else ""
+    write_idx(raw / f"train-images-idx3-ubyte{suffix}", images, compress)
+    write_idx(raw / f"train-labels-idx1-ubyte{suffix}", labels, compress)
+    data = get_dataset("mnist").load(tmp_path, 28, 1)
+    assert data.tensors["real"].shape == (20, 1, 28, 28)
+    assert np.array_equal(data.tensors["real"][:, 0].numpy(), images)
+    assert np.array_equal(data.tensors["label"].numpy(), labels)
+    resized = get_dataset("mnist").load(tmp_path, 32, 3)
+    assert resized.tensors["real"].shape == (20, 3, 32, 32)
+
+
+def test_truncated_idx_file_is_a_clear_error(tmp_path):
+    from ganzoo.data.idx import read_idx
+
+    path = tmp_path / "x-idx3-ubyte"
+    write_idx(path, np.zeros((4, 28, 28)))
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(GanzooError, match="header promises"):
+        read_idx(path)
+
+
+def test_cifar_binary_records(tmp_path):
+    from ganzoo.data import cifar
+
+    folder = tmp_path / cifar.FOLDER
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        records = np.concatenate([rng.integers(0, 10, (3, 1)), rng.integers(0, 256, (3, 3072))], axis=1)
+        records.astype(np.uint8).tofile(folder / name)
+    assert cifar.ensure_extracted(tmp_path) == folder  # present: nothing downloaded
+    images, labels = cifar.read_batches(folder)
+    assert images.shape == (15, 3, 32, 32) and labels.shape == (15,)
+    first = np.fromfile(folder / "data_batch_1.bin", dtype=np.uint8)[:3073]
+    assert labels[0] == first[0] and np.array_equal(images[0].numpy().ravel(), first[1:])
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "LA"])
+def test_image_folder_converts_every_mode(tmp_path, mode):
+    from ganzoo.registry import get_dataset
+
+    folder = tmp_path / mode.replace(";", "")
+    write_png_images(folder, 6, size=20, mode=mode)
+    spec = get_dataset(str(folder))
+    data = spec.load(None, 16, 3)
+    assert data.tensors["real"].shape == (6, 3, 16, 16)
+    assert data.tensors["real"].dtype.is_floating_point is False
+    gray = spec.load(None, 8, 1)
+    assert gray.tensors["real"].shape == (6, 1, 8, 8)
+
+
+def test_image_folder_native_size_and_channels(image_folder):
+    from ganzoo.data.folder import probe
+
+    info = probe(image_folder)
+    assert (info.channels, info.image_size, info.num_classes) == (3, 16, 0)
+
+
+def test_class_subfolders_become_labels(tmp_path):
+    from ganzoo.registry import get_dataset
+
+    write_png_images(tmp_path / "cats", 3, seed=1)
+    write_png_images(tmp_path / "dogs", 2, seed=2)
+    spec = get_dataset(str(tmp_path))
+    assert spec.info.class_names == ("cats", "dogs")
+    data = spec.load(None, 16, 3)
+    assert data.tensors["label"].tolist() == [0, 0, 0, 1, 1]
+
+
+def test_bad_image_is_skipped_with_a_warning_naming_it(image_folder):
+    from ganzoo.data.folder import BadImageWarning
+    from ganzoo.registry import get_dataset
+
+    broken = image_folder / "zz_broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = get_dataset(str(image_folder)).load(None, 16, 3)
+    assert len(data) == 64
+    assert any(issubclass(w.category, BadImageWarning) and "zz_broken.png" in str(w.message) for w in caught)
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    from ganzoo.registry import get_dataset
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images")
+    with pytest.raises(GanzooError, match="No images"):
+        get_dataset(str(tmp_path / "empty"))
+
+
+def test_batches_are_scaled_shuffled_and_full(image_folder):
+    import torch
+
+    from ganzoo.registry import get_dataset
+
+    data = get_dataset(str(image_folder)).load(None, 16, 3)
+    batches = list(data.batches(10, torch.Generator().manual_seed(0)))
+    assert len(batches) == 6 and all(b["real"].shape == (10, 3, 16, 16) for b in batches)
+    assert batches[0]["real"].min() >= -1 and batches[0]["real"].max() <= 1
+    with pytest.raises(GanzooError, match="fewer than the batch size"):
+        data.steps_per_epoch(100)

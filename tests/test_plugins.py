@@ -1,0 +1,119 @@
+"""Plugins are found through real distributions' entry points; broken ones are reported, never fatal."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import make_distribution
+
+
+def test_builtin_families_are_entry_point_plugins(cli):
+    out = cli("plugins").output
+    for name in ("gan", "dcgan", "datasets", "losses", "spectral-norm"):
+        assert name in out
+    assert "ganzoo" in out and "build_generator" in out
+
+
+def test_external_plugin_is_listed_trained_and_sampled(cli, tiny_plugin, tmp_path):
+    assert "tinygan" in cli("list").output
+    assert "ganzoo-tinyplugin" in cli("plugins").output
+    assert "tiny-blobs" in cli("datasets").output
+    assert "width" in cli("info", "tinygan").output
+    run = tmp_path / "run"
+    cli("train", "tinygan", "--epochs", "2", "--out", run, "--no-progress", "--device", "cpu")
+    assert (run / "generator.safetensors").is_file()
+    out = tmp_path / "s.npz"
+    cli("sample", "tinygan", "--weights", run / "generator.safetensors", "--num", "100", "--out", out)
+    import numpy as np
+
+    with np.load(out, allow_pickle=False) as data:
+        assert data["samples"].shape == (100, 2)
+
+
+BROKEN = {
+    "import": ("ganzoo-broken-import", "broken_import", "raise ImportError('needs libfoo')\n"),
+    "signature": ("ganzoo-bad-signature", "bad_signature",
+                  "from ganzoo import hookimpl\n@hookimpl\ndef register_models(register, surprise):\n    pass\n"),
+    "raises": ("ganzoo-raises", "raises_plugin",
+               "from ganzoo import hookimpl\n@hookimpl\ndef register_models(register):\n    raise RuntimeError('boom')\n"),
+    "unknown-hook": ("ganzoo-typo", "typo_plugin",
+                     "from ganzoo import hookimpl\n@hookimpl\ndef build_genrator(model, config):\n    return None\n"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_plugin_is_reported_and_others_still_work(kind, cli, tmp_path, monkeypatch):
+    from ganzoo.plugin_manager import reset
+
+    dist, module, source = BROKEN[kind]
+    make_distribution(tmp_path / "site", dist, module, source)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    listing = cli("list").output
+    assert "dcgan" in listing
+    assert dist in listing and "skipped" in listing
+    expected = {"import": "import failed", "signature": "invalid hook", "raises": "boom", "unknown-hook": "unknown hook"}
+    assert expected[kind] in " ".join(listing.split())
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "run", "--no-progress",
+        "--set", "log_every=100")
+    sys.modules.pop(module, None)
+
+
+def test_disable_plugins_by_name(cli, tiny_plugin, monkeypatch):
+    from ganzoo.plugin_manager import reset
+
+    monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", "tiny, dcgan")
+    reset()
+    listing = cli("list").output
+    assert "tinygan" not in listing and "dcgan" not in listing and "gan" in listing
+    assert "disabled by GANZOO_DISABLE_PLUGINS" in cli("plugins").output
+
+
+def test_spectral_norm_wraps_any_discriminator(tiny_plugin):
+    from ganzoo.build import build_discriminator
+    from ganzoo.config import resolve_config
+    from ganzoo.registry import get_dataset, get_model
+
+    for model_name, data in (("dcgan", "mnist"), ("tinygan", "tiny-blobs")):
+        model = get_model(model_name)
+        config = resolve_config(model, get_dataset(data).info, {"with": ["spectral-norm"]})
+        plain = build_discriminator(model, {**config, "with": []})
+        wrapped = build_discriminator(model, config)
+        assert not any("parametrizations" in k for k in plain.state_dict())
+        assert any("parametrizations.weight.original" in k for k in wrapped.state_dict())
+
+
+def test_spectral_norm_bounds_the_largest_singular_value():
+    import torch
+    from torch import nn
+
+    from ganzoo.plugins.spectral_norm import apply_spectral_norm
+
+    net = nn.Sequential(nn.Linear(8, 8))
+    with torch.no_grad():
+        net[0].weight.mul_(10)
+    assert apply_spectral_norm(net) == 1
+    net.train()
+    for _ in range(30):  # power iteration converges over forward passes
+        net(torch.randn(4, 8))
+    top = torch.linalg.matrix_norm(net[0].weight.detach(), ord=2)
+    assert top == pytest.approx(1.0, abs=0.05)
+
+
+def test_training_with_spectral_norm(cli, tmp_path):
+    run = tmp_path / "sn"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--with", "spectral-norm", "--out", run, "--no-progress")
+    from ganzoo.safefile import read_metadata
+
+    import json
+
+    meta = json.loads(read_metadata(next((run / "checkpoints").iterdir()))["json"])
+    assert meta["config"]["with"] == ["spectral-norm"]
+
+
+def test_unknown_extension_is_one_clear_sentence(cli):
+    result = cli("train", "gan", "--data", "ring8", "--with", "spectral-nrom", ok=False)
+    assert result.exit_code != 0
+    assert "Unknown extension 'spectral-nrom'" in result.output and "spectral-norm" in result.output

@@ -1,0 +1,111 @@
+"""Training runs end to end on CPU: learning on ring8, DCGAN on images, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_gan_learns_ring8(cli, tmp_path):
+    run = tmp_path / "ring8"
+    cli("train", "gan", "--data", "ring8", "--epochs", "4", "--out", run, "--no-progress", "--device", "cpu")
+    out = tmp_path / "ring.npz"
+    cli("sample", "gan", "--weights", run / "generator.safetensors", "--num", "2500", "--out", out)
+    with np.load(out, allow_pickle=False) as data:
+        samples = data["samples"]
+    radius = np.linalg.norm(samples, axis=1)
+    assert np.mean(np.abs(radius - 2.0) < 0.3) > 0.7  # most samples lie on the ring, not at the origin
+    from ganzoo.data.toy import RING8
+    from ganzoo.metrics.toy import mode_scores
+
+    assert mode_scores(samples, RING8).modes >= 4
+    for name in ("metrics.jsonl", "losses.png", "run.json", "samples/epoch_004.png"):
+        assert (run / name).is_file()
+
+
+def test_metrics_log_losses_and_discriminator_outputs(cli, tmp_path):
+    run = tmp_path / "m"
+    cli("train", "gan", "--data", "gaussian-1d", "--epochs", "1", "--out", run, "--no-progress", "--set", "log_every=20")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logs = [r for r in rows if r["event"] == "log"]
+    assert len(logs) == 10  # 200 steps / 20
+    assert {"d_real", "d_fake", "g_adv", "D(x)", "D(G(z))", "images_per_s"} <= set(logs[0])
+    assert all(0.0 <= r["D(x)"] <= 1.0 for r in logs)
+    assert rows[-1]["event"] == "epoch" and rows[-1]["images_per_s"] > 0
+
+
+def test_dcgan_trains_on_an_image_folder(cli, image_folder, tmp_path):
+    run = tmp_path / "dc"
+    result = cli("train", "dcgan", "--data", image_folder, "--image-size", "16", "--epochs", "2", "--batch-size", "16",
+                 "--set", "g_width=8", "--set", "d_width=8", "--out", run, "--no-progress")
+    assert "done" in result.output
+    assert (run / "samples" / "epoch_002.png").is_file()
+    grid = tmp_path / "grid.png"
+    cli("sample", "dcgan", "--weights", run / "generator.safetensors", "--num", "9", "--out", grid)
+    from PIL import Image
+
+    with Image.open(grid) as image:
+        assert image.size == (3 * 16 + 4 * 2, 3 * 16 + 4 * 2)  # 3x3 grid with 2-pixel padding
+    npz = tmp_path / "s.npz"
+    cli("sample", "dcgan", "--weights", run / "generator.safetensors", "--num", "10", "--out", npz)
+    with np.load(npz, allow_pickle=False) as data:
+        assert data["images"].shape == (10, 3, 16, 16) and data["images"].dtype == np.uint8
+
+
+def test_same_seed_same_weights(cli, tmp_path):
+    for name in ("a", "b"):
+        cli("train", "gan", "--data", "line-2d", "--epochs", "1", "--seed", "3", "--out", tmp_path / name, "--no-progress")
+    a, b = _tensors(tmp_path / "a" / "generator.safetensors"), _tensors(tmp_path / "b" / "generator.safetensors")
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+@pytest.mark.parametrize("model_args", [
+    ("gan", "--data", "ring8"),
+    ("dcgan", "--image-size", "16", "--batch-size", "16", "--set", "g_width=8", "--set", "d_width=8"),
+])
+def test_resume_is_bit_exact(cli, tmp_path, image_folder, model_args):
+    model, *extra = model_args
+    if model == "dcgan":
+        extra = ["--data", str(image_folder), *extra]
+    common = ["train", model, *extra, "--no-progress", "--device", "cpu"]
+    cli(*common, "--epochs", "4", "--out", tmp_path / "straight")
+    cli(*common, "--epochs", "2", "--out", tmp_path / "split")
+    cli("train", model, "--resume", tmp_path / "split", "--epochs", "4", "--no-progress", "--device", "cpu")
+    straight = _tensors(tmp_path / "straight" / "checkpoints" / "state-epoch-0004.safetensors")
+    split = _tensors(tmp_path / "split" / "checkpoints" / "state-epoch-0004.safetensors")
+    assert straight.keys() == split.keys()
+    for key in straight:
+        assert np.array_equal(straight[key].numpy(), split[key].numpy()), key
+
+
+def test_resume_refuses_other_model_and_changed_settings(cli, tmp_path):
+    run = tmp_path / "r"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    other = cli("train", "dcgan", "--resume", run, ok=False)
+    assert "holds a run of model 'gan', not 'dcgan'" in " ".join(other.output.split())
+    changed = cli("train", "gan", "--resume", run, "--lr", "0.1", ok=False)
+    assert "Cannot resume" in changed.output and "lr" in changed.output
+
+
+def test_existing_run_is_not_overwritten(cli, tmp_path):
+    run = tmp_path / "r"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    before = (run / "generator.safetensors").read_bytes()
+    result = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, ok=False)
+    assert "already holds a training run" in " ".join(result.output.split())
+    assert (run / "generator.safetensors").read_bytes() == before
+
+
+def test_keeps_only_the_last_checkpoints(cli, tmp_path):
+    run = tmp_path / "k"
+    cli("train", "gan", "--data", "line-2d", "--epochs", "4", "--set", "keep_checkpoints=2", "--out", run, "--no-progress")
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["state-epoch-0003.safetensors", "state-epoch-0004.safetensors"]

@@ -1,0 +1,134 @@
+"""Generator files: bit-exact round trip, metadata checks, refusal of pickles and damaged files, manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from ganzoo.safefile import WeightsError
+
+
+@pytest.fixture
+def trained(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    return run / "generator.safetensors"
+
+
+def test_round_trip_is_bit_exact(trained):
+    import torch
+
+    from ganzoo.registry import get_model
+    from ganzoo.weights import load_generator, save_generator
+
+    loaded = load_generator(trained, "gan")
+    copy = trained.with_name("copy.safetensors")
+    save_generator(copy, get_model("gan"), loaded.config, loaded.module, "ring8", 1, 200)
+    again = load_generator(copy, "gan")
+    for (name, a), (_, b) in zip(loaded.module.state_dict().items(), again.module.state_dict().items()):
+        assert torch.equal(a, b), name
+    meta = loaded.metadata
+    assert meta["model"] == "gan" and meta["family"] == "gan" and meta["dataset"] == "ring8"
+    assert json.loads(meta["config"])["latent_dim"] == 8 and meta["ganzoo_version"]
+
+
+def test_weights_of_another_model_are_refused(cli, trained):
+    result = cli("sample", "dcgan", "--weights", trained, "--out", trained.with_name("x.png"), ok=False)
+    assert result.exit_code == 1
+    assert "holds weights of model 'gan', not 'dcgan'" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+def test_pickle_files_are_refused_without_loading(cli, tmp_path, suffix):
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(b"\x80\x04\x95 pickled bytes would run code")
+    result = cli("sample", "gan", "--weights", path, "--out", tmp_path / "x.png", ok=False)
+    assert "never loads" in result.output and "safetensors" in result.output
+
+
+def test_truncated_file(trained):
+    from ganzoo.weights import load_generator
+
+    data = trained.read_bytes()
+    trained.write_bytes(data[: len(data) - 100])
+    with pytest.raises(WeightsError, match="truncated"):
+        load_generator(trained, "gan")
+
+
+def test_not_safetensors(tmp_path):
+    from ganzoo.weights import load_generator
+
+    path = tmp_path / "notes.safetensors"
+    path.write_bytes(b"hello world, this is text and not tensors")
+    with pytest.raises(WeightsError, match="not a safetensors file"):
+        load_generator(path, "gan")
+
+
+def test_shape_mismatch_names_the_tensor(trained):
+    from safetensors.torch import load_file, save_file
+
+    from ganzoo.safefile import read_metadata
+    from ganzoo.weights import load_generator
+
+    meta = read_metadata(trained)
+    config = json.loads(meta["config"])
+    config["hidden_dims"] = [64, 64, 64]
+    tensors = load_file(str(trained))
+    save_file(tensors, str(trained), metadata={**meta, "config": json.dumps(config)})
+    with pytest.raises(WeightsError, match="has shape .* in the file but"):
+        load_generator(trained, "gan")
+
+
+def test_checkpoint_is_not_a_generator_file(trained):
+    from ganzoo.weights import load_generator
+
+    state = next((trained.parent / "checkpoints").iterdir())
+    with pytest.raises(WeightsError, match="not a ganzoo generator file"):
+        load_generator(state, "gan")
+
+
+def test_sample_from_pretrained_manifest(cli, tiny_plugin, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "tinygan", "--epochs", "1", "--out", run, "--no-progress")
+    weights = tiny_plugin / "tiny.safetensors"
+    weights.write_bytes((run / "generator.safetensors").read_bytes())
+    manifest = {"format": "ganzoo.manifest/1", "weights": [{
+        "name": "tiny-blobs-v1", "model": "tinygan", "dataset": "tiny-blobs", "file": "tiny.safetensors",
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(), "trained_with": "ganzoo train tinygan --epochs 1",
+        "metrics": {"note": "test"},
+    }]}
+    (tiny_plugin / "tiny_manifest.json").write_text(json.dumps(manifest))
+    from ganzoo.plugin_manager import reset
+
+    reset()
+    assert "tiny-blobs-v1" in cli("info", "tinygan").output
+    out = tmp_path / "p.npz"
+    cli("sample", "tinygan", "--pretrained", "tiny-blobs-v1", "--num", "50", "--out", out)
+    with np.load(out, allow_pickle=False) as data:
+        assert data["samples"].shape == (50, 2)
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
+    result = cli("sample", "tinygan", "--pretrained", "tiny-blobs-v1", "--out", out, ok=False)
+    assert "do not match their SHA-256" in " ".join(result.output.split())
+
+
+def test_malformed_manifest_is_a_clear_error(tmp_path):
+    from ganzoo.errors import GanzooError
+    from ganzoo.manifest import read_manifest
+
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"format": "ganzoo.manifest/1", "weights": [{"name": "x"}]}))
+    with pytest.raises(GanzooError, match="lacks model, dataset, file, sha256"):
+        read_manifest(path)
+
+
+def test_shipped_manifest_is_valid():
+    from importlib import resources
+
+    from ganzoo.manifest import read_manifest, resolve
+
+    with resources.as_file(resources.files("ganzoo.pretrained") / "manifest.json") as path:
+        for spec in read_manifest(path):
+            assert resolve(spec).is_file()
