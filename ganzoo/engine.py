@@ -165,6 +165,8 @@ class Trainer:
             raise GanzooError(f"No plugin computes the losses of model {self.model.name!r}; check 'ganzoo plugins'.")
         sum(losses.terms.values()).backward()
         optimizer.step()
+        self.hook.after_step(model=self.model, config=self.config, stage=stage, generator=self.generator,
+                             discriminator=self.discriminator, state=self.state)
         return losses
 
     def run(self) -> TrainResult:

@@ -107,3 +107,14 @@ def compute_losses(
     values are saved in checkpoints, except keys starting with ``_`` (caches rebuilt on demand). Conditional GANs read ``batch["label"]``; image-to-image families
     compute all their terms (adversarial, cycle, L1) here, so the engine loop never changes.
     """
+
+
+@hookspec
+def after_step(model: ModelSpec, config: dict[str, Any], stage: str, generator: Any, discriminator: Any,
+               state: dict[str, Any]) -> None:
+    """Called after every optimizer step of ``stage``, for all plugins.
+
+    For work that follows an update: WGAN's weight clipping of the critic, an exponential moving
+    average of the generator's weights, BEGAN's k_t balance. Return nothing; keep what must survive
+    a resume in ``state``.
+    """
