@@ -1,0 +1,45 @@
+"""The ACGAN step: validity terms from the configured adversarial loss plus auxiliary cross-entropy terms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganzoo.adversarial import make_loss
+from ganzoo.specs import Losses
+
+
+def acgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stage: str,
+                 config: dict[str, Any], state: dict[str, Any]) -> Losses:
+    """D: weighted validity loss + classification of real images (true labels) and fakes (requested labels).
+
+    G: weighted validity loss + classification of its images under the labels it was asked for.
+    Fakes get classes drawn uniformly, as in the paper (c ~ p_c).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    real, labels = batch["real"], batch["label"]
+    loss = state.get("_loss")
+    if loss is None:
+        loss = state["_loss"] = make_loss(config)
+    w_valid, w_class = float(config["validity_weight"]), float(config["class_weight"])
+    size = real.shape[0]
+    noise = torch.randn(size, int(config["latent_dim"]), device=real.device)
+    wanted = torch.randint(0, int(config["num_classes"]), (size,), device=real.device)
+    if stage == "discriminator":
+        with torch.no_grad():
+            fake = generator(noise, wanted)
+        (real_valid, real_class), (fake_valid, fake_class) = discriminator(real), discriminator(fake)
+        terms = {name: w_valid * value for name, value in loss.discriminator(real_valid, fake_valid).items()}
+        terms["d_class_real"] = w_class * F.cross_entropy(real_class, labels)
+        terms["d_class_fake"] = w_class * F.cross_entropy(fake_class, wanted)
+        metrics = {
+            "D(x)": torch.sigmoid(real_valid).mean(), "D(G(z))": torch.sigmoid(fake_valid).mean(),
+            "acc_real": (real_class.argmax(1) == labels).float().mean(),
+            "acc_fake": (fake_class.argmax(1) == wanted).float().mean(),
+        }
+        return Losses(terms, metrics)
+    fake_valid, fake_class = discriminator(generator(noise, wanted))
+    terms = {name: w_valid * value for name, value in loss.generator(fake_valid).items()}
+    terms["g_class"] = w_class * F.cross_entropy(fake_class, wanted)
+    return Losses(terms)
