@@ -6,20 +6,32 @@ from pathlib import Path
 
 import click
 
+DEFAULT_NUM = 64
+
 
 @click.command()
 @click.argument("model")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="a generator.safetensors file")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")
-@click.option("--num", type=click.IntRange(min=1), default=64, show_default=True, help="how many samples")
+@click.option("--num", type=click.IntRange(min=1), help=f"how many samples [default: {DEFAULT_NUM}]")
+@click.option("--class", "wanted", metavar="CLASS",
+              help="conditional models: generate only this class, by index or name (e.g. 7, or sneaker)")
+@click.option("--per-class", type=click.IntRange(min=1), metavar="N",
+              help="conditional models: N samples of every class, one grid row per class")
 @click.option("--seed", type=int, default=0, show_default=True, help="noise seed")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, help="samples per forward pass")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help=".png for a picture, .npz for arrays (images uint8 N,C,H,W or samples float N,D)")
-def sample(model: str, weights: Path | None, pretrained: str | None, num: int, seed: int, batch_size: int,
-           device: str | None, out: Path) -> None:
-    """Generate NUM samples from MODEL's generator and write them to OUT."""
+              help=".png for a picture, .npz for arrays (images uint8 N,C,H,W or samples float N,D; "
+                   "labels int64 N for conditional models)")
+def sample(model: str, weights: Path | None, pretrained: str | None, num: int | None, wanted: str | None,
+           per_class: int | None, seed: int, batch_size: int, device: str | None, out: Path) -> None:
+    """Generate NUM samples from MODEL's generator and write them to OUT.
+
+    \b
+    ganzoo sample cgan --weights W --class 7 --num 64 --out sevens.png
+    ganzoo sample acgan --weights W --per-class 10 --out grid.png
+    """
     from ganzoo import sampling
     from ganzoo.cli.main import console
     from ganzoo.device import pick_device
@@ -27,17 +39,31 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int, s
     from ganzoo.registry import get_model, get_registry
     from ganzoo.weights import load_generator
 
-    get_model(model)
+    spec = get_model(model)
     if (weights is None) == (pretrained is None):
         raise click.UsageError("Give exactly one of --weights FILE or --pretrained NAME.")
     if out.suffix.lower() not in sampling.SAMPLE_SUFFIXES:
         raise click.UsageError(f"--out must end in .png or .npz, got {out.name!r}.")
+    if (wanted is not None or per_class is not None) and not sampling.is_conditional(spec):
+        raise click.UsageError(f"Model {model!r} is unconditional; --class and --per-class need a conditional model such as cgan or acgan.")
+    if wanted is not None and per_class is not None:
+        raise click.UsageError("Give --class or --per-class, not both.")
+    if per_class is not None and num is not None:
+        raise click.UsageError("--per-class N sets the number of samples (N per class); drop --num.")
     if pretrained is not None:
         entry = get_registry().pretrained.get(pretrained)
         if entry.model != model:
             raise click.UsageError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}.")
         weights = resolve(entry)
     loaded = load_generator(weights, model, str(pick_device(device)))
-    samples = sampling.generate(loaded.model, loaded.config, loaded.module, num, seed=seed, batch_size=batch_size)
-    sampling.write_samples(out, samples, loaded.config["data_kind"])
-    console().print(f"wrote {num} samples of {model} to {out}")
+    labels = sampling.requested_labels(loaded.model, loaded.config, num or DEFAULT_NUM, wanted, per_class)
+    total = len(labels) if labels is not None else num or DEFAULT_NUM
+    samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
+                                labels=labels)
+    sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class)
+    what = ""
+    if wanted is not None:
+        what = f" of class {sampling.class_names(loaded.config)[int(labels[0])]}"
+    elif per_class is not None:
+        what = f" ({per_class} per class, one row per class)"
+    console().print(f"wrote {total} samples of {model}{what} to {out}")

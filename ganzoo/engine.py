@@ -252,9 +252,11 @@ class Trainer:
             fake = sampling.generate(self.model, self.config, self.generator, VECTOR_PLOT_POINTS, seed=int(self.config["seed"]))
             real = self.data.tensors["real"][:VECTOR_PLOT_POINTS]
             visual.save_vector_plot(fake, real, path, title=f"{self.model.name} on {self.dataset_name}, epoch {self.epoch}")
-        else:
-            fake = sampling.generate(self.model, self.config, self.generator, GRID_SAMPLES, seed=int(self.config["seed"]))
-            visual.save_image_grid(fake, path)
+        else:  # conditional models: one row of PICTURE_PER_CLASS images per class
+            labels = sampling.picture_labels(self.model, self.config)
+            num = GRID_SAMPLES if labels is None else len(labels)
+            fake = sampling.generate(self.model, self.config, self.generator, num, seed=int(self.config["seed"]), labels=labels)
+            visual.save_image_grid(fake, path, nrow=None if labels is None else sampling.PICTURE_PER_CLASS)
         self.generator.train()
 
     def _save_checkpoint(self) -> None:

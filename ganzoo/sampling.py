@@ -1,4 +1,9 @@
-"""Drawing samples from a generator reproducibly and writing them as a PNG grid or an ``.npz`` file."""
+"""Drawing samples from a generator reproducibly and writing them as a PNG grid or an ``.npz`` file.
+
+Conditional models (task ``conditional``) are asked for classes: one class (``--class``, by
+index or by the name kept in the generator file's config), N of every class (one grid row per
+class), or, when nothing is asked, the classes in turn.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,62 @@ from ganzoo.errors import GanzooError
 from ganzoo.specs import ModelSpec
 
 SAMPLE_SUFFIXES = (".png", ".npz")
+#: Samples per class (one grid row each) in the per-epoch picture of a conditional model.
+PICTURE_PER_CLASS = 8
+
+
+def is_conditional(model: ModelSpec) -> bool:
+    """Whether ``model``'s generator takes class labels."""
+    return model.task == "conditional"
+
+
+def class_names(config: dict[str, Any]) -> list[str]:
+    """The class names stored at training time, or the indexes as text when the dataset named none."""
+    count = int(config.get("num_classes") or 0)
+    names = [str(name) for name in config.get("class_names") or []]
+    return names if len(names) == count else [str(index) for index in range(count)]
+
+
+def resolve_class(config: dict[str, Any], wanted: str) -> int:
+    """The index of class ``wanted``, given by name or by index, or one sentence listing the valid classes."""
+    names = class_names(config)
+    if wanted in names:
+        return names.index(wanted)
+    if wanted.isdigit() and int(wanted) < len(names):
+        return int(wanted)
+    listing = ", ".join(name if name == str(i) else f"{i}={name}" for i, name in enumerate(names))
+    raise GanzooError(f"Unknown class {wanted!r}: this generator knows {len(names)} classes; give an index or a name among {listing}.")
+
+
+def per_class_labels(num_classes: int, per_class: int) -> "torch.Tensor":  # noqa: F821
+    """``per_class`` labels of class 0, then of class 1, ...: one grid row per class."""
+    import torch
+
+    return torch.arange(num_classes).repeat_interleave(per_class)
+
+
+def requested_labels(model: ModelSpec, config: dict[str, Any], num: int, wanted: str | None = None,
+                     per_class: int | None = None) -> "torch.Tensor | None":  # noqa: F821
+    """The labels to generate: ``None`` for unconditional models, else one class, N per class, or classes in turn."""
+    import torch
+
+    if not is_conditional(model):
+        if wanted is not None or per_class is not None:
+            raise GanzooError(f"Model {model.name!r} is unconditional, so it takes no class; drop --class/--per-class.")
+        return None
+    classes = int(config["num_classes"])
+    if per_class is not None:
+        return per_class_labels(classes, per_class)
+    if wanted is not None:
+        return torch.full((num,), resolve_class(config, wanted), dtype=torch.int64)
+    return torch.arange(num) % classes
+
+
+def picture_labels(model: ModelSpec, config: dict[str, Any]) -> "torch.Tensor | None":  # noqa: F821
+    """Labels of the per-epoch picture: ``PICTURE_PER_CLASS`` of each class for conditional models, else ``None``."""
+    if not is_conditional(model):
+        return None
+    return per_class_labels(int(config["num_classes"]), PICTURE_PER_CLASS)
 
 
 def noise(num: int, latent_dim: int, seed: int) -> "torch.Tensor":  # noqa: F821
@@ -22,11 +83,16 @@ def noise(num: int, latent_dim: int, seed: int) -> "torch.Tensor":  # noqa: F821
 
 def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int, seed: int = 0,
              batch_size: int = 1000, labels: Any = None) -> "torch.Tensor":  # noqa: F821
-    """``num`` samples on the generator's device in batches; returns them on that device."""
+    """``num`` samples on the generator's device in batches; returns them on that device.
+
+    Conditional models get ``labels`` (a long tensor of ``num`` classes); without them the classes take turns.
+    """
     import torch
 
     from ganzoo.plugin_manager import get_manager
 
+    if labels is None:
+        labels = requested_labels(model, config, num)
     device = next(generator.parameters()).device
     z = noise(num, int(config["latent_dim"]), seed)
     parts = []
@@ -48,8 +114,9 @@ def to_uint8(images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
 
 
 def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any = None,  # noqa: F821
-                  labels: Any = None) -> None:
-    """``.png``: a grid (images) or a scatter/histogram (vectors); ``.npz``: ``images`` uint8 or ``samples`` float."""
+                  labels: Any = None, nrow: int | None = None) -> None:
+    """``.png``: a grid (images, ``nrow`` per row) or a scatter/histogram (vectors); ``.npz``: ``images`` uint8
+    or ``samples`` float, plus ``labels`` int64 when given."""
     suffix = path.suffix.lower()
     if suffix not in SAMPLE_SUFFIXES:
         raise GanzooError(f"Cannot write samples to {path}: use a .png (picture) or .npz (arrays) file name.")
@@ -64,6 +131,6 @@ def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any
     from ganzoo import visual
 
     if data_kind == "images":
-        visual.save_image_grid(samples, path)
+        visual.save_image_grid(samples, path, nrow=nrow)
     else:
         visual.save_vector_plot(samples, real if real is not None else samples[:0], path, title=f"{len(samples)} samples")
