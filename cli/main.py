@@ -94,8 +94,19 @@ def info(model: str) -> None:
     out.print(table)
     for kind, overrides in spec.defaults_by_data.items():
         out.print(f"defaults on {kind} data: " + ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
-    out.print("losses (--loss): " + ", ".join(registry.losses.names()))
-    out.print("extensions (--with): " + (", ".join(registry.extensions.names()) or "none installed"))
+    from rich.markup import escape
+
+    losses = Table(title="losses (--loss NAME; the paper's settings apply unless you set them)")
+    for column in ("loss", "paper", "objective", "settings"):
+        losses.add_column(column, overflow="fold")
+    for name in registry.losses.names():
+        loss = registry.losses.get(name)
+        settings = ", ".join(f"{k}={v!r}" for k, v in loss.defaults.items())
+        losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)
+    out.print(losses)
+    out.print("extensions (--with NAME):" if registry.extensions.items else "extensions (--with): none installed")
+    for name in registry.extensions.names():
+        out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))
     weights = [p for p in registry.pretrained.items.values() if p.model == spec.name]
     if weights:
         out.print("pretrained (--pretrained): " + ", ".join(f"{p.name} ({p.dataset})" for p in weights))

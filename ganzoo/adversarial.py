@@ -1,13 +1,16 @@
 """The standard adversarial step for unconditional families: D on real vs. fake, then G against D.
 
 Families whose networks map noise to samples (``gan``, ``dcgan``, third-party ones) answer
-``compute_losses`` with :func:`unconditional_losses`.
+``compute_losses`` with :func:`unconditional_losses`. The remedies that act on the losses
+(instance noise, the discriminator weight penalty, gradient penalties, unrolling) live here so
+they work with every loss; see :mod:`ganzoo.remedies`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ganzoo.errors import GanzooError
 from ganzoo.specs import Losses
 
 
@@ -18,20 +21,63 @@ def make_loss(config: dict[str, Any]) -> Any:
     return get_registry().losses.get(config["loss"]).factory(config)
 
 
+def run_loss(config: dict[str, Any], state: dict[str, Any], discriminator: Any) -> Any:
+    """The run's loss object, built once and cached in ``state["_loss"]`` (not checkpointed)."""
+    loss = state.get("_loss")
+    if loss is None:
+        loss = make_loss(config)
+        if getattr(loss, "needs_autoencoder", False) and not getattr(discriminator, "reconstruction_error", False):
+            raise GanzooError(f"--loss {config['loss']} needs an autoencoder discriminator; train the 'began' model instead.")
+        if float(config.get("label_smoothing") or 0.0) and not loss.smooths_labels:
+            raise GanzooError(f"label_smoothing has no meaning for --loss {config['loss']} (no real/fake labels); "
+                              "use it with ns, minimax, lsgan or dragan, or drop it.")
+        loss.bind(state)
+        state["_loss"] = loss
+    return loss
+
+
+def _noise_std(config: dict[str, Any], state: dict[str, Any], advance: bool) -> float:
+    from ganzoo.remedies import NOISE_STEP, instance_noise_std
+
+    if not config.get("instance_noise"):
+        return 0.0
+    step = int(state.get(NOISE_STEP, 0))
+    if advance:
+        state[NOISE_STEP] = step + 1
+    return instance_noise_std(config, step)
+
+
 def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stage: str,
                          config: dict[str, Any], state: dict[str, Any]) -> Losses:
     """One step's terms: the discriminator on ``batch["real"]`` against fresh fakes, or the generator."""
     import torch
 
+    from ganzoo import remedies
+
     real = batch["real"]
-    loss = state.get("_loss")
-    if loss is None:
-        loss = state["_loss"] = make_loss(config)
+    loss = run_loss(config, state, discriminator)
     noise = torch.randn(real.shape[0], int(config["latent_dim"]), device=real.device)
+    std = _noise_std(config, state, advance=stage == "discriminator")
     if stage == "discriminator":
         with torch.no_grad():
             fake = generator(noise)
-        real_out, fake_out = discriminator(real), discriminator(fake)
-        metrics = {"D(x)": torch.sigmoid(real_out).mean(), "D(G(z))": torch.sigmoid(fake_out).mean()}
-        return Losses(loss.discriminator(real_out, fake_out), metrics)
-    return Losses(loss.generator(discriminator(generator(noise))))
+        real_in, fake_in = remedies.add_instance_noise(real, std), remedies.add_instance_noise(fake, std)
+        real_out, fake_out = discriminator(real_in), discriminator(fake_in)
+        terms = dict(loss.discriminator(real_out, fake_out))
+        if hasattr(loss, "penalty"):
+            terms.update(loss.penalty(discriminator, real_in, fake_in))
+        if config.get("d_weight_penalty"):
+            terms["d_weight_penalty"] = float(config["d_weight_penalty"]) * remedies.weight_penalty(discriminator)
+        metrics = dict(loss.metrics(real_out.detach(), fake_out.detach()))
+        if config.get("instance_noise"):
+            metrics["instance_noise"] = real.new_tensor(std)
+        return Losses(terms, metrics)
+    fake_in = remedies.add_instance_noise(generator(noise), std)
+    if "unrolled" in config.get("with", []):
+        from ganzoo.defaults import stage_lr
+
+        real_in = remedies.add_instance_noise(real, std)
+        params = remedies.unrolled_parameters(discriminator, loss, real_in, fake_in, int(config.get("unroll_steps", 5)),
+                                              stage_lr(config, "discriminator"))
+        return Losses(loss.generator(remedies.discriminator_with(discriminator, params, fake_in)))
+    return Losses(loss.generator(discriminator(fake_in)))

@@ -18,12 +18,25 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("beta1", 0.5, "Adam beta1 (0.5 as in DCGAN)"),
     Hyperparameter("beta2", 0.999, "Adam beta2"),
     Hyperparameter("d_steps", 1, "discriminator steps per generator step"),
-    Hyperparameter("loss", "ns", "adversarial objective, see 'ganzoo info' losses"),
+    Hyperparameter("optimizer", "adam", "adam or rmsprop (WGAN's choice; beta1/beta2 apply to adam only)"),
+    Hyperparameter("loss", "ns", "adversarial objective, see 'ganzoo info' losses; its paper's settings apply unless set"),
     Hyperparameter("with", [], "cross-cutting extensions switched on (--with NAME)"),
+    Hyperparameter("instance_noise", 0.0, "std of Gaussian noise added to every D input, annealed linearly to 0"),
+    Hyperparameter("instance_noise_steps", 5000, "discriminator steps over which instance_noise anneals to 0"),
+    Hyperparameter("label_smoothing", 0.0, "one-sided label smoothing: real target 1 - s (ns, minimax, lsgan, dragan)"),
+    Hyperparameter("d_weight_penalty", 0.0, "coefficient of the L2 penalty sum(w^2) on the discriminator's weights"),
+    Hyperparameter("unroll_steps", 5, "with --with unrolled: D steps unrolled for G's loss (k, 5 in Metz et al.)"),
+    Hyperparameter("pack", 2, "with --with pacgan: samples per packed D input (2..4 in Lin et al.)"),
+    Hyperparameter("mbd_kernels", 16, "with --with minibatch-discrimination: number of kernels B"),
+    Hyperparameter("mbd_kernel_dim", 4, "with --with minibatch-discrimination: dimension C of each kernel"),
+    Hyperparameter("ema_decay", 0.999, "with --with ema: decay of the generator's moving average"),
     Hyperparameter("seed", 0, "random seed: same seed, same result on CPU"),
     Hyperparameter("log_every", 50, "steps between progress and metrics updates"),
     Hyperparameter("keep_checkpoints", 3, "how many per-epoch training states to keep"),
 )
+
+#: Optimizers the built-in plugins build (``adam`` by the core, ``rmsprop`` by the losses plugin).
+OPTIMIZERS = ("adam", "rmsprop")
 
 #: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
 DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
@@ -58,8 +71,9 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     """The full configuration for training ``model`` on data described by ``info``.
 
     Precedence, lowest first: common training defaults, the model's defaults, the model's
-    defaults for this data kind, the data's shape, the user's ``overrides``. Unknown keys are
-    refused so a typo never silently does nothing.
+    defaults for this data kind, the chosen loss's paper settings (``LossSpec.defaults``), the
+    data's shape, the user's ``overrides``. Unknown keys are refused so a typo never silently
+    does nothing.
     """
     if info.kind not in model.data_kinds:
         raise GanzooError(
@@ -68,6 +82,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         )
     config: dict[str, Any] = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}
     config.update(model.defaults(info.kind))
+    config.update(loss_defaults(overrides.get("loss") or config["loss"]))
     config.update(
         channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
     )
@@ -87,6 +102,13 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     return config
 
 
+def loss_defaults(name: str) -> dict[str, Any]:
+    """The paper's settings of loss ``name`` (WGAN: 5 critic steps, RMSprop, lr 5e-5...)."""
+    from ganzoo.registry import get_registry
+
+    return dict(get_registry().losses.get(name).defaults)
+
+
 def validate_numbers(config: dict[str, Any]) -> None:
     """Refuse settings no training could use, one clear sentence each."""
     positive_ints = ("epochs", "batch_size", "d_steps", "log_every", "keep_checkpoints")
@@ -98,3 +120,17 @@ def validate_numbers(config: dict[str, Any]) -> None:
         value = config.get(key)
         if value is not None and (not isinstance(value, (int, float)) or value <= 0):
             raise GanzooError(f"{key} must be a positive number, got {value!r}.")
+    if config.get("optimizer", "adam") not in OPTIMIZERS:
+        raise GanzooError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.get('optimizer')!r}.")
+    for key in ("instance_noise", "label_smoothing", "d_weight_penalty"):
+        value = config.get(key, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise GanzooError(f"{key} must be a number of at least 0, got {value!r}.")
+    if not 0 <= float(config.get("label_smoothing", 0.0)) < 1:
+        raise GanzooError(f"label_smoothing must be below 1 (0.1 is usual), got {config['label_smoothing']!r}.")
+    if not 0 <= float(config.get("ema_decay", 0.999)) < 1:
+        raise GanzooError(f"ema_decay must lie in [0, 1) (0.999 is usual), got {config['ema_decay']!r}.")
+    for key, low in (("unroll_steps", 0), ("pack", 1), ("mbd_kernels", 1), ("mbd_kernel_dim", 1), ("instance_noise_steps", 1)):
+        value = config.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise GanzooError(f"{key} must be a whole number of at least {low}, got {value!r}.")

@@ -1,42 +1,75 @@
-"""Adversarial objectives on discriminator outputs (logits), selectable with ``--loss NAME``.
+"""Adversarial objectives on discriminator outputs, selectable with ``--loss NAME``.
 
 A loss turns the discriminator's raw outputs on real and generated samples into the
-discriminator's and the generator's terms. Discriminators output logits; the sigmoid is
-folded into the numerically stable ``*_with_logits`` functions.
+discriminator's and the generator's terms (``discriminator`` / ``generator``). Optional parts,
+looked up by :mod:`ganzoo.adversarial` and the built-in plugins:
+
+- ``penalty(discriminator, real, fake)``: extra discriminator terms that need the inputs
+  themselves (gradient penalties of WGAN-GP and DRAGAN);
+- ``clip``: a bound on every critic weight, applied after each critic step (WGAN);
+- ``bind(state)``: losses with a running state keep it in the run's checkpointed ``state``;
+- ``metrics(real_out, fake_out)``: what to log besides the terms, called once per discriminator
+  step (BEGAN advances its balance k_t there).
+
+Discriminators output logits; sigmoids are folded into numerically stable forms.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
+
+from ganzoo.errors import GanzooError
 
 if TYPE_CHECKING:
     import torch
 
+Terms = dict[str, "torch.Tensor"]
+
 
 class AdversarialLoss:
-    """Base class: subclasses define the two terms on discriminator logits."""
+    """Base class: subclasses define the two terms on discriminator outputs."""
 
     name = "base"
+    #: Whether one-sided label smoothing (``label_smoothing``) means something for this loss.
+    smooths_labels = False
 
-    def discriminator(self, real: "torch.Tensor", fake: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.config = config or {}
+
+    def discriminator(self, real: "torch.Tensor", fake: "torch.Tensor") -> Terms:
         """Terms the discriminator minimises, given its outputs on real and (detached) fake samples."""
         raise NotImplementedError
 
-    def generator(self, fake: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+    def generator(self, fake: "torch.Tensor") -> Terms:
         """Terms the generator minimises, given the discriminator's outputs on fresh fake samples."""
         raise NotImplementedError
+
+    def metrics(self, real: "torch.Tensor", fake: "torch.Tensor") -> Terms:
+        """Logged, not optimised: the discriminator's mean belief that real and fake samples are real."""
+        import torch
+
+        return {"D(x)": torch.sigmoid(real).mean(), "D(G(z))": torch.sigmoid(fake).mean()}
+
+    def bind(self, state: dict[str, Any]) -> None:
+        """Attach the run's checkpointed ``state``; stateless losses ignore it."""
+
+    def real_target(self) -> float:
+        """Target for real samples: 1, or 1 - ``label_smoothing`` (one-sided, Salimans et al. 2016)."""
+        return 1.0 - float(self.config.get("label_smoothing") or 0.0)
 
 
 class NonSaturatingLoss(AdversarialLoss):
     """Goodfellow et al. 2014, the practical form: D maximises log D(x) + log(1 - D(G(z))), G maximises log D(G(z))."""
 
     name = "ns"
+    smooths_labels = True
 
     def discriminator(self, real, fake):
         import torch.nn.functional as F
 
         return {
-            "d_real": F.binary_cross_entropy_with_logits(real, real.new_ones(()).expand_as(real)),
+            "d_real": F.binary_cross_entropy_with_logits(real, real.new_full((), self.real_target()).expand_as(real)),
             "d_fake": F.binary_cross_entropy_with_logits(fake, fake.new_zeros(()).expand_as(fake)),
         }
 
@@ -56,3 +89,225 @@ class MinimaxLoss(NonSaturatingLoss):
 
         # log(1 - sigmoid(x)) = -softplus(x)
         return {"g_adv": -F.softplus(fake).mean()}
+
+
+class LeastSquaresLoss(AdversarialLoss):
+    """Mao et al. 2017 (a=0, b=1, c=1): D minimises ½(D(x)-1)² + ½D(G(z))², G minimises ½(D(G(z))-1)²."""
+
+    name = "lsgan"
+    smooths_labels = True
+
+    def discriminator(self, real, fake):
+        return {"d_real": 0.5 * (real - self.real_target()).pow(2).mean(), "d_fake": 0.5 * fake.pow(2).mean()}
+
+    def generator(self, fake):
+        return {"g_adv": 0.5 * (fake - 1).pow(2).mean()}
+
+
+class HingeLoss(AdversarialLoss):
+    """Lim & Ye 2017 / Miyato et al. 2018: D minimises max(0, 1-D(x)) + max(0, 1+D(G(z))), G minimises -D(G(z))."""
+
+    name = "hinge"
+
+    def discriminator(self, real, fake):
+        import torch.nn.functional as F
+
+        return {"d_real": F.relu(1 - real).mean(), "d_fake": F.relu(1 + fake).mean()}
+
+    def generator(self, fake):
+        return {"g_adv": -fake.mean()}
+
+    def metrics(self, real, fake):
+        return {"D(x)": real.mean(), "D(G(z))": fake.mean()}
+
+
+class WassersteinLoss(AdversarialLoss):
+    """Arjovsky et al. 2017: the critic maximises E[D(x)] - E[D(G(z))]; G maximises E[D(G(z))].
+
+    The critic must stay Lipschitz: weights are clipped to [-``clip``, ``clip``] after every step.
+    """
+
+    name = "wgan"
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.clip = float(self.config.get("clip_value", 0.01))
+
+    def discriminator(self, real, fake):
+        return {"d_real": -real.mean(), "d_fake": fake.mean()}
+
+    def generator(self, fake):
+        return {"g_adv": -fake.mean()}
+
+    def metrics(self, real, fake):
+        return {"critic(x)": real.mean(), "critic(G(z))": fake.mean(), "W_estimate": real.mean() - fake.mean()}
+
+
+def gradient_penalty(discriminator: Any, points: "torch.Tensor", target: float = 1.0) -> "torch.Tensor":
+    """Mean over samples of (‖∇ₓD(x)‖₂ - ``target``)² at ``points``, differentiable in D's weights."""
+    import torch
+
+    points = points.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator(points).sum(), points, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - target).pow(2).mean()
+
+
+def per_sample(weights: "torch.Tensor", like: "torch.Tensor") -> "torch.Tensor":
+    """Reshape one weight per sample so it broadcasts over a sample's other dimensions."""
+    return weights.view(-1, *([1] * (like.dim() - 1)))
+
+
+class WassersteinGPLoss(WassersteinLoss):
+    """Gulrajani et al. 2017: the WGAN critic plus λ·E[(‖∇D(x̂)‖ - 1)²] at x̂ = εx + (1-ε)G(z), ε ~ U[0,1] per sample."""
+
+    name = "wgan-gp"
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        AdversarialLoss.__init__(self, config)
+        self.clip = None
+        self.weight = float(self.config.get("gp_weight", 10.0))
+
+    def penalty(self, discriminator: Any, real: "torch.Tensor", fake: "torch.Tensor") -> Terms:
+        """The gradient penalty on random interpolates between real and fake samples."""
+        import torch
+
+        count = min(len(real), len(fake))
+        real, fake = real[:count], fake[:count]
+        eps = per_sample(torch.rand(count, device=real.device, dtype=real.dtype), real)
+        return {"gradient_penalty": self.weight * gradient_penalty(discriminator, eps * real + (1 - eps) * fake)}
+
+
+class DraganLoss(NonSaturatingLoss):
+    """Kodali et al. 2017: the GAN loss plus λ·E[(‖∇D(x̂)‖ - 1)²] around real data, x̂ = x + α·δ, δ ~ 0.5·std(x)·U[0,1]."""
+
+    name = "dragan"
+
+    def penalty(self, discriminator: Any, real: "torch.Tensor", fake: "torch.Tensor") -> Terms:
+        """The gradient penalty on points perturbed around the real batch."""
+        import torch
+
+        perturbed = real + 0.5 * real.std() * torch.rand_like(real)
+        alpha = per_sample(torch.rand(len(real), device=real.device, dtype=real.dtype), real)
+        points = real + alpha * (perturbed - real)
+        return {"gradient_penalty": float(self.config.get("gp_weight", 10.0)) * gradient_penalty(discriminator, points)}
+
+
+class KLWassersteinLoss(HingeLoss):
+    """Song & Ermon 2020 (KL-WGAN, hinge form of the authors' code): fake outputs reweighted by r = e^D / mean(e^D).
+
+    D minimises max(0, 1-D(x)) + max(0, 1+r·D(G(z))); G minimises -r·D(G(z)).
+    """
+
+    name = "kl-wgan"
+
+    @staticmethod
+    def reweighted(fake: "torch.Tensor") -> "torch.Tensor":
+        """``fake * exp(fake) / mean(exp(fake))``, computed as ``N * softmax`` to avoid overflow."""
+        import torch
+
+        return fake * torch.softmax(fake.flatten(), 0).view_as(fake) * fake.numel()
+
+    def discriminator(self, real, fake):
+        return super().discriminator(real, self.reweighted(fake))
+
+    def generator(self, fake):
+        return {"g_adv": -self.reweighted(fake).mean()}
+
+
+#: f-divergences of Nowozin et al. 2016 (Table 6), with their output activation g_f and conjugate f*;
+#: f*(g_f(v)) is written directly in v so it stays finite (e.g. JS: f*(g_f(v)) = softplus(v) - log 2).
+F_DIVERGENCES = ("kl", "rkl", "js", "pearson", "hellinger")
+
+
+class FDivergenceLoss(AdversarialLoss):
+    """Nowozin et al. 2016: D maximises E_P[g_f(D(x))] - E_Q[f*(g_f(D(G(z))))]; G maximises E_Q[g_f(D(G(z)))].
+
+    The generator uses the paper's practical form (its section 3.2), as the GAN's non-saturating loss.
+    """
+
+    name = "f-gan"
+
+    def __init__(self, divergence: str, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        if divergence not in F_DIVERGENCES:
+            raise GanzooError(f"Unknown f-divergence {divergence!r}; use one of {', '.join(F_DIVERGENCES)}.")
+        self.divergence = divergence
+
+    def activation(self, v: "torch.Tensor") -> "torch.Tensor":
+        """g_f: maps a raw output to the divergence's domain."""
+        import torch.nn.functional as F
+
+        d = self.divergence
+        if d in ("kl", "pearson"):
+            return v
+        if d == "rkl":
+            return -(-v).exp()
+        if d == "js":
+            return math.log(2.0) - F.softplus(-v)
+        return 1 - (-v).exp()
+
+    def conjugate(self, v: "torch.Tensor") -> "torch.Tensor":
+        """f*(g_f(v)), the Fenchel conjugate at the activated output."""
+        import torch.nn.functional as F
+
+        d = self.divergence
+        if d == "kl":
+            return (v - 1).exp()
+        if d == "rkl":
+            return v - 1
+        if d == "js":
+            return F.softplus(v) - math.log(2.0)
+        if d == "pearson":
+            return v.pow(2) / 4 + v
+        return v.exp() - 1
+
+    def discriminator(self, real, fake):
+        return {"d_real": -self.activation(real).mean(), "d_fake": self.conjugate(fake).mean()}
+
+    def generator(self, fake):
+        return {"g_adv": -self.activation(fake).mean()}
+
+    def metrics(self, real, fake):
+        return {"T(x)": self.activation(real).mean(), "T(G(z))": self.activation(fake).mean()}
+
+
+class BEGANLoss(AdversarialLoss):
+    """Berthelot et al. 2017: the discriminator is an autoencoder whose output is each sample's L1 reconstruction error L.
+
+    D minimises L(x) - k_t·L(G(z)); G minimises L(G(z)); k_{t+1} = clip(k_t + λ_k(γL(x) - L(G(z))), 0, 1).
+    The convergence measure M = L(x) + |γL(x) - L(G(z))| is logged.
+    """
+
+    name = "began"
+    needs_autoencoder = True
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.gamma = float(self.config.get("gamma", 0.5))
+        self.lambda_k = float(self.config.get("lambda_k", 0.001))
+        self.state: dict[str, Any] = {}
+
+    def bind(self, state: dict[str, Any]) -> None:
+        """Keep k_t in the checkpointed ``state`` (a tensor, so a resumed run continues exactly)."""
+        self.state = state
+
+    def k(self, like: "torch.Tensor") -> "torch.Tensor":
+        """The current balance k_t (0 at the start)."""
+        if "began_k" not in self.state:
+            self.state["began_k"] = like.new_zeros(())
+        return self.state["began_k"]
+
+    def discriminator(self, real, fake):
+        return {"d_real": real.mean(), "d_fake": -self.k(real) * fake.mean()}
+
+    def generator(self, fake):
+        return {"g_adv": fake.mean()}
+
+    def metrics(self, real, fake):
+        import torch
+
+        with torch.no_grad():
+            balance = self.gamma * real.mean() - fake.mean()
+            k = self.k(real)
+            self.state["began_k"] = (k + self.lambda_k * balance).clamp(0.0, 1.0)
+            return {"M": real.mean() + balance.abs(), "k_t": k.clone()}

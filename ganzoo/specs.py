@@ -93,13 +93,18 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A named adversarial objective. ``factory(config)`` returns a :class:`ganzoo.losses.AdversarialLoss`."""
+    """A named adversarial objective. ``factory(config)`` returns a :class:`ganzoo.losses.AdversarialLoss`.
+
+    ``defaults`` are the paper's training settings (``d_steps``, ``optimizer``, ``lr``, betas...),
+    applied over the model's defaults when this loss is picked, unless the user sets them.
+    """
 
     name: str
     summary: str
     factory: Callable[[dict[str, Any]], Any]
     paper: Paper | None = None
     plugin: str = ""
+    defaults: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

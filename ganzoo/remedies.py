@@ -1,0 +1,191 @@
+"""Mode-collapse and stability remedies that work with any loss (torch imported inside each function).
+
+- instance noise (Sønderby et al. 2016; Arjovsky & Bottou 2017): Gaussian noise on every
+  discriminator input, its std annealed linearly from ``instance_noise`` to 0;
+- a discriminator weight penalty: ``d_weight_penalty`` · Σ w² over D's weights;
+- unrolled GAN (Metz et al. 2016): the generator is scored by a copy of D advanced k steps,
+  differentiably, so G's gradient accounts for how D would react;
+- PacGAN (Lin et al. 2018) and minibatch discrimination (Salimans et al. 2016): modules that let
+  D see several samples at once (:class:`PackedDiscriminator`, :class:`MinibatchDiscrimination`);
+- generator EMA (:class:`EMAGenerator`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ganzoo.errors import GanzooError
+
+#: Name of the counter of discriminator steps kept in the run's state (JSON, checkpointed).
+NOISE_STEP = "instance_noise_step"
+
+
+def instance_noise_std(config: dict[str, Any], step: int) -> float:
+    """The noise std at discriminator step ``step``: linear from ``instance_noise`` to 0 over ``instance_noise_steps``."""
+    start = float(config.get("instance_noise") or 0.0)
+    horizon = int(config.get("instance_noise_steps") or 1)
+    return start * max(0.0, 1.0 - step / horizon)
+
+
+def add_instance_noise(x: "torch.Tensor", std: float) -> "torch.Tensor":  # noqa: F821
+    """``x`` plus N(0, std²) noise (``x`` itself when std is 0)."""
+    import torch
+
+    return x + std * torch.randn_like(x) if std > 0 else x
+
+
+def weight_penalty(module: Any) -> "torch.Tensor":  # noqa: F821
+    """Σ w² over ``module``'s trainable weights (an L2 penalty, as weight decay on the loss)."""
+    return sum(p.pow(2).sum() for p in module.parameters() if p.requires_grad)
+
+
+def unrolled_parameters(discriminator: Any, loss: Any, real: "torch.Tensor", fake: "torch.Tensor",  # noqa: F821
+                        steps: int, lr: float) -> dict[str, "torch.Tensor"]:  # noqa: F821
+    """D's parameters after ``steps`` differentiable descent steps on ``loss`` against ``real`` / ``fake``.
+
+    ``fake`` keeps its graph to the generator, and every step is built with ``create_graph``, so a
+    loss computed with the returned parameters backpropagates into the generator through the
+    unrolled updates (Metz et al. 2016, eq. 12) and not only through the final D. Each step
+    moves every tensor by ``lr`` times its gradient divided by the gradient's RMS (that scale
+    treated as a constant), matching the size of an Adam step, which the paper unrolls.
+    Buffers (batch-norm statistics) are copied so the real discriminator is left untouched.
+    """
+    import torch
+    from torch.func import functional_call
+
+    params = {name: p.detach().requires_grad_(True) for name, p in discriminator.named_parameters()}
+    buffers = {name: b.clone() for name, b in discriminator.named_buffers()}
+    for _ in range(steps):
+        state = {**params, **buffers}
+        terms = loss.discriminator(functional_call(discriminator, state, (real,)),
+                                   functional_call(discriminator, state, (fake,)))
+        grads = torch.autograd.grad(sum(terms.values()), list(params.values()), create_graph=True)
+        params = {name: p - lr * g / (g.detach().pow(2).mean().sqrt() + 1e-8)
+                  for (name, p), g in zip(params.items(), grads)}
+    return {**params, **buffers}
+
+
+def discriminator_with(discriminator: Any, parameters: dict[str, Any], x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+    """``discriminator(x)`` computed with ``parameters`` in place of its own."""
+    from torch.func import functional_call
+
+    return functional_call(discriminator, parameters, (x,))
+
+
+def packed_config(config: dict[str, Any], pack: int) -> dict[str, Any]:
+    """The config of an inner discriminator that sees ``pack`` samples stacked along channels (or features)."""
+    if config["data_kind"] == "vectors":
+        return {**config, "dim": int(config["dim"]) * pack}
+    if config["data_kind"] == "images":
+        return {**config, "channels": int(config["channels"]) * pack}
+    raise GanzooError(f"PacGAN packing works on images and vectors, not {config['data_kind']} data; drop --with pacgan.")
+
+
+def _torch_modules() -> tuple[Any, Any]:
+    import torch
+    from torch import nn
+
+    return torch, nn
+
+
+def make_packed_discriminator(inner: Any, pack: int) -> Any:
+    """Wrap ``inner`` (built for ``pack`` times the channels/features) into a PacGAN discriminator."""
+    torch, nn = _torch_modules()
+
+    class PackedDiscriminator(nn.Module):
+        """PacGAN: groups of ``pack`` samples (same source) are stacked along dim 1 and judged jointly.
+
+        A batch of N samples gives N // pack outputs; a remainder of fewer than ``pack`` samples is dropped.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner, self.pack = inner, pack
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            groups = x.shape[0] // self.pack
+            if groups == 0:
+                raise GanzooError(f"PacGAN needs batches of at least pack={self.pack} samples; raise batch_size.")
+            x = x[: groups * self.pack]
+            return self.inner(x.reshape(groups, self.pack * x.shape[1], *x.shape[2:]))
+
+    return PackedDiscriminator()
+
+
+def make_minibatch_discrimination(in_features: int, kernels: int, kernel_dim: int) -> Any:
+    """A minibatch-discrimination layer (Salimans et al. 2016, section 3.2)."""
+    torch, nn = _torch_modules()
+
+    class MinibatchDiscrimination(nn.Module):
+        """f (N, A) -> [f, o] (N, A + B): M = f·T (N, B, C); o_b(x_i) = Σ_j exp(-‖M_i,b - M_j,b‖₁).
+
+        Each sample gets B features saying how close it is to the rest of the batch, so D can spot
+        a batch of near-identical samples (the self-distance contributes exp(0) = 1 to every o_b).
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.kernels, self.kernel_dim = kernels, kernel_dim
+            self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) * 0.1)
+
+        def forward(self, f: torch.Tensor) -> torch.Tensor:
+            m = (f @ self.T).view(-1, self.kernels, self.kernel_dim)
+            distances = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # (N, N, B)
+            return torch.cat([f, torch.exp(-distances).sum(1)], dim=1)
+
+    return MinibatchDiscrimination()
+
+
+def add_minibatch_discrimination(discriminator: Any, kernels: int, kernel_dim: int) -> Any:
+    """Replace the last layer of ``discriminator.net`` with [flatten, minibatch discrimination, linear].
+
+    Works for discriminators whose ``net`` is a Sequential ending in a Linear layer, or in a
+    convolution whose kernel covers its whole input (DCGAN's last layer): both are linear maps
+    of the flattened features.
+    """
+    torch, nn = _torch_modules()
+    net = getattr(discriminator, "net", None)
+    last = net[-1] if isinstance(net, nn.Sequential) and len(net) else None
+    if isinstance(last, nn.Linear):
+        features = last.in_features
+    elif isinstance(last, nn.Conv2d) and last.padding == (0, 0) and last.stride == (1, 1):
+        features = last.in_channels * last.kernel_size[0] * last.kernel_size[1]
+    else:
+        raise GanzooError(
+            f"minibatch-discrimination needs a discriminator whose 'net' ends in a Linear or a full-size Conv2d layer; "
+            f"{type(discriminator).__name__} does not, so drop --with minibatch-discrimination for this model."
+        )
+    net[-1] = nn.Sequential(nn.Flatten(1), make_minibatch_discrimination(features, kernels, kernel_dim),
+                            nn.Linear(features + kernels, last.out_channels if isinstance(last, nn.Conv2d) else last.out_features))
+    return discriminator
+
+
+def make_ema_generator(online: Any) -> Any:
+    """Wrap ``online`` with an exponential moving average copy used whenever the module is in eval mode."""
+    torch, nn = _torch_modules()
+
+    class EMAGenerator(nn.Module):
+        """``online`` trains; ``ema`` (no gradients) tracks it and generates in eval mode (pictures, sampling).
+
+        Both live in the state_dict, so the generator file holds the EMA weights used for sampling and
+        a checkpoint resumes both exactly.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.online = online
+            self.ema = copy.deepcopy(online).requires_grad_(False)
+
+        def forward(self, z: torch.Tensor, *args: Any) -> torch.Tensor:
+            return (self.online if self.training else self.ema)(z, *args)
+
+        @torch.no_grad()
+        def update(self, decay: float) -> None:
+            """ema ← decay·ema + (1 - decay)·online; buffers (batch-norm statistics) are copied."""
+            for ema, online in zip(self.ema.parameters(), self.online.parameters()):
+                ema.lerp_(online, 1.0 - decay)
+            for ema, online in zip(self.ema.buffers(), self.online.buffers()):
+                ema.copy_(online)
+
+    return EMAGenerator()

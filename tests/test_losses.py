@@ -1,0 +1,366 @@
+"""The loss zoo and the remedies: hand-computed values, gradient signs, penalties, clipping, unrolling, shapes, training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganzoo import losses, remedies
+from ganzoo.errors import GanzooError
+
+def _leaf(*values: float) -> torch.Tensor:
+    return torch.tensor(values, requires_grad=True)
+
+
+def _grad(value: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor:
+    (grad,) = torch.autograd.grad(value, wrt)
+    return grad
+
+
+# -- each loss on hand-computed inputs ---------------------------------------------------------
+
+def test_non_saturating_and_minimax_values_and_gradient_signs():
+    real, fake = _leaf(1.0), _leaf(-1.0)
+    d = losses.NonSaturatingLoss().discriminator(real, fake)
+    softplus_minus_1 = math.log1p(math.exp(-1))  # -log sigmoid(1) = -log(1 - sigmoid(-1))
+    assert d["d_real"].item() == pytest.approx(softplus_minus_1)
+    assert d["d_fake"].item() == pytest.approx(softplus_minus_1)
+    assert _grad(d["d_real"], real) < 0 and _grad(d["d_fake"], fake) > 0  # D pushes real up, fake down
+    g_ns = losses.NonSaturatingLoss().generator(fake)["g_adv"]
+    assert g_ns.item() == pytest.approx(math.log1p(math.exp(1)))  # -log sigmoid(-1)
+    g_mm = losses.MinimaxLoss().generator(fake)["g_adv"]
+    assert g_mm.item() == pytest.approx(math.log(1 - 1 / (1 + math.exp(1))))  # log(1 - D(G(z)))
+    assert _grad(g_ns, fake) < 0 and _grad(g_mm, fake) < 0  # both push D(G(z)) up
+    # saturation: when D rejects fakes confidently, minimax's gradient vanishes, non-saturating's does not
+    confident = _leaf(-8.0)
+    assert abs(_grad(losses.MinimaxLoss().generator(confident)["g_adv"], confident)) < 1e-3
+    assert abs(_grad(losses.NonSaturatingLoss().generator(confident)["g_adv"], confident)) > 0.99
+
+
+def test_label_smoothing_moves_only_the_real_target():
+    real, fake = torch.tensor([3.0]), torch.tensor([-1.0])
+    smooth = losses.NonSaturatingLoss({"label_smoothing": 0.1}).discriminator(real, fake)
+    p = 1 / (1 + math.exp(-3))
+    assert smooth["d_real"].item() == pytest.approx(-(0.9 * math.log(p) + 0.1 * math.log(1 - p)))
+    assert smooth["d_fake"].item() == pytest.approx(losses.NonSaturatingLoss().discriminator(real, fake)["d_fake"].item())
+    assert losses.LeastSquaresLoss({"label_smoothing": 0.1}).discriminator(real, fake)["d_real"].item() == pytest.approx(0.5 * 2.1**2)
+
+
+def test_lsgan_values_and_gradient_signs():
+    real, fake = _leaf(1.0, 3.0), _leaf(-1.0)
+    d = losses.LeastSquaresLoss().discriminator(real, fake)
+    assert d["d_real"].item() == pytest.approx((0 + 0.5 * 4) / 2)
+    assert d["d_fake"].item() == pytest.approx(0.5)
+    assert _grad(d["d_real"], real).tolist() == pytest.approx([0.0, 1.0])  # at the target: no push; above: pulled down
+    g = losses.LeastSquaresLoss().generator(fake)["g_adv"]
+    assert g.item() == pytest.approx(2.0) and _grad(g, fake) < 0
+
+
+def test_wgan_and_hinge_values_and_gradient_signs():
+    real, fake = _leaf(1.0, 3.0), _leaf(-1.0)
+    d = losses.WassersteinLoss().discriminator(real, fake)
+    assert (d["d_real"].item(), d["d_fake"].item()) == (-2.0, -1.0)
+    assert all(_grad(d["d_real"], real) < 0) and _grad(d["d_fake"], fake) > 0
+    assert losses.WassersteinLoss().generator(fake)["g_adv"].item() == 1.0
+    real, fake = _leaf(0.5, 2.0), _leaf(-0.5, 1.0)
+    h = losses.HingeLoss().discriminator(real, fake)
+    assert h["d_real"].item() == pytest.approx(0.25) and h["d_fake"].item() == pytest.approx(1.25)
+    assert _grad(h["d_real"], real).tolist() == [-0.5, 0.0]  # beyond the margin: no gradient
+    assert losses.HingeLoss().generator(fake)["g_adv"].item() == pytest.approx(-0.25)
+
+
+def test_kl_wgan_reweights_fakes_by_their_normalised_exponential():
+    fake = _leaf(0.0, math.log(3.0))  # r = e^D / mean(e^D) = [0.5, 1.5]
+    d = losses.KLWassersteinLoss().discriminator(torch.tensor([2.0]), fake)
+    weighted = [0.0, 1.5 * math.log(3.0)]
+    assert d["d_fake"].item() == pytest.approx(sum(1 + w for w in weighted) / 2)
+    assert losses.KLWassersteinLoss().generator(fake)["g_adv"].item() == pytest.approx(-sum(weighted) / 2)
+    same = torch.tensor([0.3, 0.3])  # equal outputs: r = 1, the plain hinge loss
+    assert losses.KLWassersteinLoss().discriminator(same, same)["d_fake"].item() == pytest.approx(1.3)
+
+
+PAPER_CONJUGATES = {  # Nowozin et al. 2016, Table 6, f*(t) as written in the paper
+    "kl": lambda t: math.exp(t - 1),
+    "rkl": lambda t: -1 - math.log(-t),
+    "js": lambda t: -math.log(2 - math.exp(t)),
+    "pearson": lambda t: t * t / 4 + t,
+    "hellinger": lambda t: t / (1 - t),
+}
+PAPER_ACTIVATIONS = {
+    "kl": lambda v: v, "rkl": lambda v: -math.exp(-v), "js": lambda v: math.log(2) - math.log1p(math.exp(-v)),
+    "pearson": lambda v: v, "hellinger": lambda v: 1 - math.exp(-v),
+}
+
+
+@pytest.mark.parametrize("divergence", losses.F_DIVERGENCES)
+def test_f_gan_matches_the_papers_activation_and_conjugate(divergence):
+    loss = losses.FDivergenceLoss(divergence)
+    for v in (-1.5, 0.0, 0.7):
+        t = PAPER_ACTIVATIONS[divergence](v)
+        real, fake = _leaf(v), _leaf(v)
+        d = loss.discriminator(real, fake)
+        assert -d["d_real"].item() == pytest.approx(t)
+        assert d["d_fake"].item() == pytest.approx(PAPER_CONJUGATES[divergence](t))
+        assert _grad(d["d_real"], real) < 0 and _grad(d["d_fake"], fake) > 0  # T(real) up, f*(T(fake)) down
+        assert _grad(loss.generator(fake)["g_adv"], fake) < 0
+
+
+def test_f_gan_divergence_is_zero_when_distributions_match_at_the_optimum():
+    # at T = f'(1) (the optimum for P = Q), E_P[T] - E_Q[f*(T)] = f(1) = 0 for every f
+    optimum_v = {"kl": 1.0, "rkl": 0.0, "js": 0.0, "pearson": 0.0, "hellinger": 0.0}
+    for divergence, v in optimum_v.items():
+        terms = losses.FDivergenceLoss(divergence).discriminator(torch.tensor([v]), torch.tensor([v]))
+        assert sum(terms.values()).item() == pytest.approx(0.0, abs=1e-6), divergence
+    with pytest.raises(GanzooError, match="f-divergence"):
+        losses.FDivergenceLoss("tv")
+
+
+def test_began_balance_and_convergence_measure():
+    state: dict = {}
+    loss = losses.BEGANLoss({"gamma": 0.5, "lambda_k": 0.001})
+    loss.bind(state)
+    real, fake = torch.tensor([2.0]), _leaf(0.5)
+    d = loss.discriminator(real, fake)
+    assert d["d_real"].item() == 2.0 and d["d_fake"].item() == 0.0  # k_0 = 0
+    metrics = loss.metrics(real, fake.detach())
+    assert metrics["M"].item() == pytest.approx(2.0 + abs(0.5 * 2.0 - 0.5))
+    assert state["began_k"].item() == pytest.approx(0.001 * 0.5)
+    d = loss.discriminator(real, fake)
+    assert d["d_fake"].item() == pytest.approx(-0.0005 * 0.5) and _grad(d["d_fake"], fake) < 0
+    state["began_k"] = torch.tensor(0.9999)
+    loss.metrics(torch.tensor([10.0]), torch.tensor([0.0]))
+    assert state["began_k"].item() == 1.0  # clipped to [0, 1]
+
+
+# -- gradient penalties ------------------------------------------------------------------------
+
+def test_gradient_penalty_on_known_functions():
+    linear = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[3.0, 4.0]]))  # grad of D is w everywhere, |w| = 5
+    critic = lambda x: linear(x).squeeze(1)  # noqa: E731
+    penalty = losses.gradient_penalty(critic, torch.randn(6, 2))
+    assert penalty.item() == pytest.approx(16.0)
+    (grad,) = torch.autograd.grad(penalty, linear.weight)  # d/dw (|w| - 1)^2 = 2(|w| - 1) w / |w|
+    assert grad.flatten().tolist() == pytest.approx([4.8, 6.4])
+    half_square = lambda x: 0.5 * x.pow(2).sum(1)  # noqa: E731  grad = x
+    points = torch.tensor([[2.0, 0.0], [0.0, 3.0]])
+    assert losses.gradient_penalty(half_square, points).item() == pytest.approx((1 + 4) / 2)
+    wgan_gp = losses.WassersteinGPLoss({"gp_weight": 10.0}).penalty(critic, torch.randn(4, 2), torch.randn(4, 2))
+    assert wgan_gp["gradient_penalty"].item() == pytest.approx(160.0)
+    dragan = losses.DraganLoss({"gp_weight": 10.0}).penalty(critic, torch.randn(4, 2), torch.randn(4, 2))
+    assert dragan["gradient_penalty"].item() == pytest.approx(160.0)
+
+
+def test_wgan_gp_interpolates_per_sample_between_real_and_fake():
+    seen = []
+
+    def critic(x):
+        seen.append(x.detach().clone())
+        return x.sum(1)
+
+    real, fake = torch.zeros(64, 2), torch.ones(64, 2)
+    losses.WassersteinGPLoss().penalty(critic, real, fake)
+    eps = seen[0][:, 0]
+    assert torch.equal(seen[0][:, 0], seen[0][:, 1])  # one coefficient per sample, shared by its coordinates
+    assert eps.min() >= 0 and eps.max() <= 1 and eps.std() > 0.1  # drawn per sample in [0, 1]
+
+
+# -- configuration: loss defaults, optimizers, clipping ----------------------------------------
+
+def _config(model: str, data: str = "ring8", **overrides):
+    from ganzoo.config import resolve_config
+    from ganzoo.registry import get_dataset, get_model
+
+    return resolve_config(get_model(model), get_dataset(data).info, overrides)
+
+
+def test_loss_defaults_apply_unless_the_user_sets_them():
+    wgan = _config("gan", loss="wgan")
+    assert (wgan["d_steps"], wgan["optimizer"], wgan["lr"], wgan["clip_value"]) == (5, "rmsprop", 5e-5, 0.01)
+    assert _config("gan", loss="wgan", lr=1e-3, d_steps=2)["lr"] == 1e-3
+    gp = _config("gan", loss="wgan-gp", gp_weight=5.0)
+    assert (gp["beta1"], gp["beta2"], gp["d_steps"], gp["gp_weight"]) == (0.5, 0.9, 5, 5.0)
+    assert _config("gan")["d_steps"] == 1 and _config("gan")["optimizer"] == "adam"
+    named = _config("wgan", data="mnist")
+    assert (named["loss"], named["d_steps"], named["optimizer"]) == ("wgan", 5, "rmsprop")
+    with pytest.raises(GanzooError, match="optimizer"):
+        _config("gan", optimizer="sgd")
+    with pytest.raises(GanzooError, match="gp_weight"):
+        _config("gan", gp_weight=1.0)  # a setting of a loss that is not chosen is unknown
+
+
+def test_wgan_gets_rmsprop_and_others_adam():
+    from ganzoo import build
+    from ganzoo.registry import get_model
+
+    model = get_model("gan")
+    for loss, kind in (("wgan", torch.optim.RMSprop), ("wgan-gp", torch.optim.Adam)):
+        config = _config("gan", loss=loss)
+        g, d = build.build_generator(model, config), build.build_discriminator(model, config)
+        optimizers = build.build_optimizers(model, config, g, d)
+        assert all(type(o) is kind for o in optimizers.values())
+        assert optimizers["discriminator"].param_groups[0]["lr"] == config["lr"]
+
+
+# -- remedies: unrolling, packing, minibatch discrimination, EMA --------------------------------
+
+def _mlp(inputs: int, outputs: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(inputs, 16), nn.LeakyReLU(0.2), nn.Linear(16, outputs))
+
+
+def _generator_grad(unroll_steps: int | None) -> torch.Tensor:
+    generator, discriminator = _mlp(4, 2, 0), _mlp(2, 1, 1)
+    loss = losses.NonSaturatingLoss()
+    z, real = torch.randn(32, 4, generator=torch.Generator().manual_seed(2)), torch.randn(32, 2, generator=torch.Generator().manual_seed(3))
+    fake = generator(z)
+    if unroll_steps is None:
+        g_loss = loss.generator(discriminator(fake).squeeze(1))["g_adv"]
+    else:
+        params = remedies.unrolled_parameters(discriminator, loss, real, fake, unroll_steps, lr=0.05)
+        g_loss = loss.generator(remedies.discriminator_with(discriminator, params, fake).squeeze(1))["g_adv"]
+    return torch.cat([g.flatten() for g in torch.autograd.grad(g_loss, list(generator.parameters()))])
+
+
+def test_unrolling_changes_the_generators_gradient():
+    plain, zero, unrolled = _generator_grad(None), _generator_grad(0), _generator_grad(5)
+    assert torch.allclose(plain, zero)  # k = 0 is the ordinary generator step
+    assert not torch.allclose(plain, unrolled, atol=1e-4)
+    # the difference is not only D's new weights: gradients flow through the unrolled updates into G
+    generator, discriminator = _mlp(4, 2, 0), _mlp(2, 1, 1)
+    fake = generator(torch.randn(8, 4))
+    params = remedies.unrolled_parameters(discriminator, losses.NonSaturatingLoss(), torch.randn(8, 2), fake, 2, 0.05)
+    weight = params["2.weight"]
+    assert weight.grad_fn is not None
+    (through_d,) = torch.autograd.grad(weight.sum(), generator[2].weight, allow_unused=True)
+    assert through_d is not None and through_d.abs().sum() > 0
+    assert discriminator[2].weight.grad is None  # the real discriminator is untouched
+
+
+def test_packed_discriminator_shapes():
+    from ganzoo import build
+    from ganzoo.registry import get_model
+
+    config = _config("gan", hidden_dims=[16, 16], pack=3, **{"with": ["pacgan"]})
+    discriminator = build.build_discriminator(get_model("gan"), config)
+    assert discriminator.inner.net[0].in_features == 2 * 3
+    assert discriminator(torch.randn(10, 2)).shape == (3,)  # 10 samples -> 3 packs of 3, one left over
+    images = remedies.make_packed_discriminator(nn.Sequential(nn.Conv2d(1 * 4, 2, 3), nn.Flatten(1)), 4)
+    assert images(torch.randn(8, 1, 5, 5)).shape == (2, 2 * 3 * 3)
+    with pytest.raises(GanzooError, match="pack"):
+        discriminator(torch.randn(2, 2))
+
+
+def test_minibatch_discrimination_shapes_and_features():
+    layer = remedies.make_minibatch_discrimination(in_features=6, kernels=5, kernel_dim=3)
+    same = torch.ones(4, 6)
+    out = layer(same)
+    assert out.shape == (4, 6 + 5)
+    assert torch.allclose(out[:, 6:], torch.full((4, 5), 4.0))  # identical samples: every o_b = N
+    spread = layer(torch.randn(4, 6) * 100)
+    assert torch.allclose(spread[:, 6:], torch.ones(4, 5), atol=1e-3)  # far apart: only the self term
+    from ganzoo import build
+    from ganzoo.registry import get_model
+
+    for model, data, x in (("gan", "ring8", torch.randn(7, 2)), ("dcgan", "mnist", torch.randn(3, 1, 28, 28))):
+        config = _config(model, data, **{"with": ["minibatch-discrimination"]}, mbd_kernels=5, mbd_kernel_dim=3)
+        if model == "dcgan":
+            config.update(d_width=4)
+        assert build.build_discriminator(get_model(model), config)(x).shape == (len(x),)
+
+
+def _train_steps(tmp_path, model: str, steps: int = 12, **overrides):
+    """Build a real run (config, hooks, optimizers) and take ``steps`` batches of the engine's own loop body."""
+    from ganzoo.engine import Trainer, TrainRequest
+
+    settings = {"hidden_dims": [16, 16], "batch_size": 64, **overrides}
+    trainer = Trainer(TrainRequest(model=model, data="ring8", out=tmp_path / "run", overrides=settings,
+                                   progress=False, device="cpu"))
+    rows = []
+    for index, batch in zip(range(steps), trainer.data.batches(64, trainer.data_order)):
+        rows.append(trainer._optimize("discriminator", batch))
+        if (index + 1) % int(trainer.config["d_steps"]) == 0:
+            rows.append(trainer._optimize("generator", batch))
+    for losses_ in rows:
+        for name, value in {**losses_.terms, **losses_.metrics}.items():
+            assert torch.isfinite(value).all(), (name, value)
+    for net in (trainer.generator, trainer.discriminator):
+        assert all(torch.isfinite(p).all() for p in net.parameters())
+    return trainer, rows
+
+
+ALL_LOSSES = ["ns", "minimax", "lsgan", "wgan", "wgan-gp", "dragan", "hinge", "kl-wgan",
+              "f-gan-kl", "f-gan-rkl", "f-gan-js", "f-gan-pearson", "f-gan-hellinger"]
+
+
+def test_every_registered_loss_trains_without_nan(tmp_path):
+    from ganzoo.registry import get_registry
+
+    assert set(get_registry().losses.names()) == {*ALL_LOSSES, "began"}
+    for loss in ALL_LOSSES:
+        trainer, rows = _train_steps(tmp_path / loss, "gan", loss=loss, lr=1e-3)
+        assert sum("g_adv" in r.terms for r in rows) == 12 // int(trainer.config["d_steps"]), loss
+    trainer, rows = _train_steps(tmp_path / "began", "began", steps=20)
+    assert {"M", "k_t"} <= set(rows[-2].metrics) and 0 < trainer.state["began_k"].item() <= 1
+
+
+def test_wgan_clipping_keeps_critic_weights_in_bounds(tmp_path):
+    trainer, _ = _train_steps(tmp_path, "gan", steps=30, loss="wgan", lr=5e-3, clip_value=0.02)
+    weights = torch.cat([p.detach().flatten() for p in trainer.discriminator.parameters()])
+    assert weights.abs().max().item() <= 0.02
+    assert (weights.abs() == 0.02).float().mean() > 0.1  # with this large lr, many weights sit on the bound
+
+
+@pytest.mark.parametrize("remedy", [
+    {"with": ["unrolled"], "unroll_steps": 3},
+    {"with": ["pacgan"], "pack": 4},
+    {"with": ["minibatch-discrimination"]},
+    {"with": ["ema"]},
+    {"with": ["pacgan", "minibatch-discrimination", "spectral-norm"], "loss": "wgan-gp"},
+    {"instance_noise": 0.3, "instance_noise_steps": 8, "label_smoothing": 0.1, "d_weight_penalty": 1e-4, "lr_d": 4e-4},
+], ids=["unrolled", "pacgan", "mbd", "ema", "combined", "scalar-remedies"])
+def test_every_remedy_trains_without_nan(tmp_path, remedy):
+    trainer, rows = _train_steps(tmp_path, "gan", **remedy)
+    if "instance_noise" in remedy:
+        d_rows = [r for r in rows if "d_real" in r.terms]
+        assert "d_weight_penalty" in d_rows[0].terms
+        noise = [r.metrics["instance_noise"].item() for r in d_rows]
+        assert noise[0] == pytest.approx(0.3) and noise[4] == pytest.approx(0.15) and noise[-1] == 0.0
+        assert trainer.optimizers["discriminator"].param_groups[0]["lr"] == 4e-4
+
+
+def test_label_smoothing_and_began_are_refused_where_they_mean_nothing(tmp_path):
+    with pytest.raises(GanzooError, match="label_smoothing"):
+        _train_steps(tmp_path / "a", "gan", loss="hinge", label_smoothing=0.1)
+    with pytest.raises(GanzooError, match="began"):
+        _train_steps(tmp_path / "b", "gan", loss="began")
+
+
+def test_instance_noise_anneals_linearly_to_zero():
+    config = {"instance_noise": 0.2, "instance_noise_steps": 100}
+    assert [remedies.instance_noise_std(config, s) for s in (0, 50, 100, 500)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
+
+
+def test_ema_generator_file_holds_the_average_and_resume_is_exact(cli, tmp_path):
+    common = ["train", "gan", "--data", "ring8", "--no-progress", "--device", "cpu", "--set", "hidden_dims=[16,16]",
+              "--batch-size", "1024", "--with", "ema", "--set", "ema_decay=0.9"]
+    cli(*common, "--epochs", "2", "--out", tmp_path / "straight")
+    cli(*common, "--epochs", "1", "--out", tmp_path / "split")
+    cli("train", "gan", "--resume", tmp_path / "split", "--epochs", "2", "--no-progress", "--device", "cpu")
+    from safetensors.torch import load_file
+
+    straight = load_file(str(tmp_path / "straight" / "generator.safetensors"))
+    split = load_file(str(tmp_path / "split" / "generator.safetensors"))
+    assert straight.keys() == split.keys() and all(torch.equal(straight[k], split[k]) for k in straight)
+    online, ema = straight["online.net.0.weight"], straight["ema.net.0.weight"]
+    assert not torch.equal(online, ema)
+    from ganzoo.weights import load_generator
+
+    loaded = load_generator(tmp_path / "straight" / "generator.safetensors", "gan")
+    z = torch.randn(5, int(loaded.config["latent_dim"]))
+    with torch.no_grad():
+        assert torch.equal(loaded.module(z), loaded.module.ema(z))  # sampling uses the EMA weights
