@@ -1,0 +1,161 @@
+"""``ganzoo eval``: score a generator (or an .npz of samples) against a dataset; table and optional JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
+
+
+@click.command("eval")
+@click.argument("model", required=False)
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="a generator.safetensors file")
+@click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")
+@click.option("--samples", "samples_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="score an .npz from 'ganzoo sample' (images uint8 N,C,H,W or samples N,D) instead of a MODEL")
+@click.option("--data", required=True, help="the real dataset: a name from 'ganzoo datasets' or an image folder")
+@click.option("--data-root", help="where datasets live [default: $GANZOO_DATA or the cache]")
+@click.option("--num", type=click.IntRange(min=2), help="samples to generate [default: 50000 images, 2500 points]")
+@click.option("--metrics", "metric_names", metavar="LIST",
+              help="comma-separated among fid,kid,is,pr,digits,toy [default: fid,kid,is,pr for images, toy for points]")
+@click.option("--real-num", type=click.IntRange(min=2), help="real images in the reference [default: the whole training split]")
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="pt_inception-2015-12-05 weights (.pth or .safetensors) [default: $GANZOO_INCEPTION_WEIGHTS, the cache, or a download]")
+@click.option("--classifier", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="digit classifier for --metrics digits [default: the shipped MNIST one]")
+@click.option("--seed", type=int, default=0, show_default=True, help="noise seed (same samples as 'ganzoo sample --seed')")
+@click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True, help="images per forward pass")
+@click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="also write the results here")
+def eval_command(model: str | None, weights: Path | None, pretrained: str | None, samples_file: Path | None, data: str,
+                 data_root: str | None, num: int | None, metric_names: str | None, real_num: int | None,
+                 inception_weights: Path | None, classifier: Path | None, seed: int, batch_size: int,
+                 device: str | None, json_out: Path | None) -> None:
+    """Score MODEL's samples (or --samples FILE) against --data with FID, KID, IS, precision/recall,
+    digit-classifier scores or toy mode scores.
+
+    \b
+    ganzoo eval dcgan --pretrained dcgan-mnist --data mnist --metrics digits
+    ganzoo eval dcgan --weights W --data cifar10 --inception-weights pt_inception.pth --json scores.json
+    ganzoo eval --samples points.npz --data ring8
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from ganzoo import evaluation
+    from ganzoo.cli.main import console
+    from ganzoo.device import pick_device
+    from ganzoo.registry import get_dataset
+
+    device_name = str(pick_device(device))
+    dataset = get_dataset(data)
+    if samples_file is not None:
+        if model or weights or pretrained or num:
+            raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained and --num.")
+        samples = evaluation.read_samples(samples_file)
+        source = str(samples_file)
+    else:
+        samples, source = _generate(model, weights, pretrained, num, seed, device_name)
+    metrics = evaluation.parse_metrics(metric_names) if metric_names else evaluation.default_metrics(samples.kind)
+    _check_kinds(metrics, samples.kind, dataset.info.kind)
+    protocol: dict[str, Any] = {"samples": len(samples.values), "source": source, "dataset": data, "split": "train"}
+    if samples.kind == "images":
+        protocol["resolution"] = list(samples.values.shape[1:])
+
+    def load_real() -> Any:
+        from ganzoo.paths import data_root as root
+
+        channels, size = samples.values.shape[1], samples.values.shape[-1]
+        return dataset.load(root(data_root), size, channels).tensors["real"]
+
+    results: dict[str, Any] = {}
+    out = console()
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=out, transient=True) as progress:
+        key = evaluation.dataset_key(data)
+        inception = [m for m in metrics if m in evaluation.INCEPTION_METRICS]
+        if inception:
+            from ganzoo.metrics.inception import load_inception
+
+            extractor = load_inception(inception_weights, device_name)
+            fake = evaluation.extract(extractor, samples.values, batch_size, progress, "Inception features")
+            real = None
+            if inception != ["is"]:
+                real = evaluation.reference(extractor, key, load_real, batch_size, real_num, progress)
+                protocol.update(inception_reference=real.count, inception_reference_cached=real.cached)
+            protocol["inception"] = extractor.name
+            results.update(evaluation.inception_scores(inception, fake, real))
+        if "digits" in metrics:
+            from ganzoo.metrics.digits import load_digit_features
+
+            extractor = load_digit_features(classifier, device_name)
+            fake = evaluation.extract(extractor, samples.values, batch_size, progress, "digit features")
+            real = evaluation.reference(extractor, key, load_real, batch_size, real_num, progress)
+            protocol.update(digits_classifier=extractor.name, digits_reference=real.count, digits_reference_cached=real.cached)
+            results.update(evaluation.digit_scores(fake, real, samples.labels))
+        if "toy" in metrics:
+            results.update(evaluation.toy_scores(samples.values, data))
+    _print(out, results, protocol)
+    if json_out is not None:
+        from ganzoo.safefile import atomic_write_bytes
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(json_out, json.dumps({"metrics": results, "protocol": protocol}, indent=2).encode())
+        out.print(f"wrote {json_out}")
+
+
+def _generate(model: str | None, weights: Path | None, pretrained: str | None, num: int | None, seed: int,
+              device: str) -> tuple[Any, str]:
+    """Samples from the generator, as ``ganzoo sample --num N --seed S --out x.npz`` would write them."""
+    from ganzoo import sampling
+    from ganzoo.evaluation import Samples
+    from ganzoo.manifest import resolve
+    from ganzoo.registry import get_model, get_registry
+    from ganzoo.weights import load_generator
+
+    if model is None:
+        raise click.UsageError("Give a MODEL with --weights or --pretrained, or --samples FILE.")
+    get_model(model)
+    if (weights is None) == (pretrained is None):
+        raise click.UsageError("Give exactly one of --weights FILE or --pretrained NAME.")
+    if pretrained is not None:
+        entry = get_registry().pretrained.get(pretrained)
+        if entry.model != model:
+            raise click.UsageError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}.")
+        weights = resolve(entry)
+    loaded = load_generator(weights, model, device)
+    kind = loaded.config["data_kind"]
+    total = num or DEFAULT_NUM.get(kind, DEFAULT_NUM["vectors"])
+    labels = sampling.requested_labels(loaded.model, loaded.config, total)
+    values = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, labels=labels)
+    values = sampling.to_uint8(values).cpu() if kind == "images" else values.float().cpu()
+    return Samples(kind, values, None if labels is None else labels.numpy()), f"{model} {pretrained or weights} seed {seed}"
+
+
+def _check_kinds(metrics: list[str], samples_kind: str, data_kind: str) -> None:
+    if samples_kind != data_kind:
+        raise click.UsageError(f"The samples are {samples_kind} but --data is a dataset of {data_kind}; compare like with like.")
+    if samples_kind == "vectors" and set(metrics) - {"toy"}:
+        raise click.UsageError("Point samples take only --metrics toy; fid, kid, is, pr and digits need images.")
+    if samples_kind == "images" and "toy" in metrics:
+        raise click.UsageError("--metrics toy scores 2-D points on ring8 or grid25, not images.")
+
+
+def _print(out: Any, results: dict[str, Any], protocol: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"ganzoo eval: {protocol['samples']} samples vs {protocol['dataset']} ({protocol['split']})")
+    table.add_column("metric")
+    table.add_column("value", overflow="fold")
+    for name, value in results.items():
+        if isinstance(value, float):
+            text = f"{value:.4f}"
+        elif isinstance(value, list):
+            text = " ".join(f"{v:.3f}" for v in value)
+        else:
+            text = str(value)
+        table.add_row(name, text)
+    out.print(table)

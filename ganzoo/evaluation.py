@@ -1,0 +1,199 @@
+"""Scoring generated samples against a dataset: Inception metrics, digit-classifier scores, toy mode scores.
+
+Protocol: generated samples (uint8 images, as ``ganzoo sample`` writes them) are compared with the
+dataset's training split loaded at the samples' resolution and channel count. Real-data features
+are computed once per dataset, resolution, feature extractor (named by its weights' SHA-256) and
+reference size, and cached in ``cache_dir()/eval-stats`` as safetensors: mean and covariance of all
+reference features plus the features of ``REFERENCE_KEEP`` of them (KID and precision/recall).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ganzoo.errors import GanzooError
+
+METRICS = ("fid", "kid", "is", "pr", "digits", "toy")
+INCEPTION_METRICS = ("fid", "kid", "is", "pr")
+#: Real features kept in the cache for KID subsets and precision/recall; also the precision/recall sample cap.
+REFERENCE_KEEP = 10_000
+STATS_FORMAT = "ganzoo.eval-stats/1"
+#: The Inception Score is the mean over this many splits of the samples, as in Salimans et al. 2016.
+IS_SPLITS = 10
+
+FeatureExtractor = Callable[[Any], dict[str, Any]]
+
+
+@dataclass
+class Samples:
+    """Generated data: uint8 images (N, C, H, W) or float vectors (N, D), with the labels they were asked for."""
+
+    kind: str
+    values: Any
+    labels: np.ndarray | None = None
+
+
+@dataclass
+class Reference:
+    """Real-data features summarised: Gaussian statistics of all of them and a random subset kept as is."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    count: int
+    features: np.ndarray
+    cached: bool = False
+
+
+def parse_metrics(text: str) -> list[str]:
+    """``"fid,kid"`` to ``["fid", "kid"]``; unknown names raise one sentence listing the known ones."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise GanzooError(f"Unknown metric {', '.join(unknown) or text!r}; choose among {', '.join(METRICS)} (comma-separated).")
+    return list(dict.fromkeys(names))
+
+
+def default_metrics(kind: str) -> list[str]:
+    """Inception metrics for images, mode scores for vectors."""
+    return list(INCEPTION_METRICS) if kind == "images" else ["toy"]
+
+
+def read_samples(path: str | os.PathLike[str]) -> Samples:
+    """Samples from an ``.npz`` written by ``ganzoo sample``: ``images`` uint8 (N, C, H, W) or ``samples`` (N, D)."""
+    import torch
+
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            content = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError) as exc:
+        raise GanzooError(f"Cannot read samples from {path} ({exc}); pass an .npz written by 'ganzoo sample --out x.npz'.") from None
+    labels = content.get("labels")
+    if "images" in content:
+        images = content["images"]
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise GanzooError(f"{path}: 'images' must be uint8 (N, C, H, W) with C = 1 or 3, got {images.dtype} {images.shape}.")
+        return Samples("images", torch.from_numpy(images), labels)
+    if "samples" in content and content["samples"].ndim == 2:
+        return Samples("vectors", torch.from_numpy(content["samples"].astype(np.float32)), labels)
+    raise GanzooError(f"{path} holds neither 'images' (uint8 N,C,H,W) nor 'samples' (float N,D); "
+                      f"write it with 'ganzoo sample --out x.npz'.")
+
+
+def dataset_key(name: str) -> str:
+    """A cache-safe name for a dataset; image folders are named by path and their files' count and times."""
+    folder = Path(os.path.expanduser(name))
+    if not folder.is_dir():
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    from ganzoo.data.folder import list_images
+
+    files = list_images(folder)
+    stamp = f"{folder.resolve()}|{len(files)}|{max((f.stat().st_mtime_ns for f in files), default=0)}"
+    return f"folder-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
+
+
+def extract(extractor: FeatureExtractor, images: Any, batch_size: int, progress: Any = None,
+            description: str = "features") -> dict[str, np.ndarray]:
+    """Run ``extractor`` over ``images`` in batches; returns ``features`` and ``logits`` as float64 arrays."""
+    task = progress.add_task(description, total=len(images)) if progress is not None else None
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        for name, value in extractor(batch).items():
+            parts.setdefault(name, []).append(value.cpu().double().numpy())
+        if task is not None:
+            progress.advance(task, len(batch))
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size: int, real_num: int | None,
+              progress: Any = None) -> Reference:
+    """Features of the real images, from the cache when this dataset/extractor/size was seen before."""
+    import torch
+
+    from ganzoo.metrics.frechet import gaussian_stats
+    from ganzoo.paths import cache_dir
+    from ganzoo.safefile import load_tensors, read_metadata, save_tensors
+
+    path = cache_dir() / "eval-stats" / f"{key}-train-{extractor.name}-n{real_num or 'all'}.safetensors"
+    if path.is_file() and read_metadata(path).get("format") == STATS_FORMAT:
+        tensors = load_tensors(path)
+        return Reference(tensors["mean"].numpy(), tensors["cov"].numpy(), int(read_metadata(path)["count"]),
+                         tensors["features"].numpy(), cached=True)
+    images = load_real()
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    images = images[order[: real_num or len(images)]]
+    features = extract(extractor, images, batch_size, progress, "real features")["features"]
+    stats = gaussian_stats(features)
+    kept = features[:REFERENCE_KEEP].astype(np.float32)
+    save_tensors(path, {"mean": torch.from_numpy(stats.mean), "cov": torch.from_numpy(stats.cov),
+                        "features": torch.from_numpy(kept)}, {"format": STATS_FORMAT, "count": str(stats.count)})
+    return Reference(stats.mean, stats.cov, stats.count, kept)
+
+
+def inception_scores(metrics: list[str], fake: dict[str, np.ndarray], real: Reference | None) -> dict[str, Any]:
+    """FID, KID (ganzoo.metrics.frechet), IS and precision/recall (torch-fidelity's definitions) from features."""
+    import torch
+
+    from ganzoo.metrics.frechet import GaussianStats, frechet_distance_to, kernel_distance
+
+    results: dict[str, Any] = {}
+    if "fid" in metrics:
+        results["fid"] = frechet_distance_to(fake["features"], GaussianStats(real.mean, real.cov, real.count))
+    if "kid" in metrics:
+        kid = kernel_distance(fake["features"], real.features)
+        results.update(kid_mean=kid.mean, kid_std=kid.std, kid_subset_size=kid.subset_size)
+    if "is" in metrics:
+        from torch_fidelity.metric_isc import isc_features_to_metric
+
+        if len(fake["logits"]) < IS_SPLITS:
+            raise GanzooError(f"The Inception Score averages over {IS_SPLITS} splits, so it needs at least {IS_SPLITS} samples; raise --num.")
+
+        scores = isc_features_to_metric(torch.from_numpy(fake["logits"]), splits=IS_SPLITS, shuffle=True, rng_seed=2020)
+        results.update(is_mean=scores["inception_score_mean"], is_std=scores["inception_score_std"])
+    if "pr" in metrics:
+        from torch_fidelity.metric_prc import prc_features_to_metric
+
+        count = min(len(fake["features"]), len(real.features))
+        scores = prc_features_to_metric(torch.from_numpy(fake["features"][:count]).float(),
+                                        torch.from_numpy(real.features[:count]).float(),
+                                        prc_neighborhood=3, save_cpu_ram=True, verbose=False)
+        results.update(precision=scores["precision"], recall=scores["recall"], pr_samples=count)
+    return results
+
+
+def digit_scores(fake: dict[str, np.ndarray], real: Reference, labels: np.ndarray | None) -> dict[str, Any]:
+    """Fréchet distance in the digit classifier's feature space, class histogram, KL to uniform, confidence."""
+    from ganzoo.metrics.digits import class_statistics, conditional_accuracy
+    from ganzoo.metrics.frechet import GaussianStats, frechet_distance_to
+
+    classes = class_statistics(fake["logits"])
+    results: dict[str, Any] = {
+        "digits_frechet": frechet_distance_to(fake["features"], GaussianStats(real.mean, real.cov, real.count)),
+        "digits_kl_to_uniform": classes.kl_to_uniform,
+        "digits_confidence": classes.mean_confidence,
+        "digits_histogram": list(classes.histogram),
+    }
+    if labels is not None:
+        results["digits_conditional_accuracy"] = conditional_accuracy(fake["logits"], labels)
+    return results
+
+
+def toy_scores(samples: Any, dataset: str) -> dict[str, Any]:
+    """Modes captured, share of high-quality samples and reverse KL on ring8 / grid25."""
+    from ganzoo.data.toy import MIXTURES
+    from ganzoo.metrics.toy import mode_scores
+
+    if dataset not in MIXTURES:
+        raise GanzooError(f"Toy scores are defined for {', '.join(MIXTURES)} only, not {dataset!r}; pick other --metrics.")
+    values = np.asarray(samples.cpu().numpy(), dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != 2:
+        raise GanzooError(f"Toy scores need 2-D points (N, 2), got samples of shape {values.shape}.")
+    scores = mode_scores(values, MIXTURES[dataset])
+    return {"modes": scores.modes, "total_modes": scores.total_modes, "high_quality": scores.high_quality,
+            "reverse_kl": scores.reverse_kl}

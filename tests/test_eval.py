@@ -1,0 +1,218 @@
+"""``ganzoo eval`` and its maths: Fréchet distance, KID, digit and toy scores, Inception weight handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_png_images
+
+
+def random_gaussian(rng: np.random.Generator, dim: int, count: int, shift: float) -> np.ndarray:
+    mixing = rng.normal(size=(dim, dim)) / np.sqrt(dim)
+    return rng.normal(size=(count, dim)) @ mixing + shift
+
+
+def test_frechet_distance_matches_scipy_sqrtm():
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    from ganzoo.metrics.frechet import frechet_distance, frechet_distance_to, gaussian_stats
+
+    rng = np.random.default_rng(0)
+    for dim, count in ((8, 500), (32, 200), (64, 40)):  # the last has fewer samples than features: singular covariance
+        fake = random_gaussian(rng, dim, count, 0.3)
+        a, b = gaussian_stats(random_gaussian(rng, dim, count + 100, 0.0)), gaussian_stats(fake)
+        covmean = scipy_linalg.sqrtm(a.cov @ b.cov).real
+        diff = a.mean - b.mean
+        expected = diff @ diff + np.trace(a.cov) + np.trace(b.cov) - 2 * np.trace(covmean)
+        assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6, abs=1e-6)
+        assert frechet_distance_to(fake, a) == pytest.approx(expected, rel=1e-6, abs=1e-6)
+        assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kid_unbiased_estimator_matches_the_direct_formula():
+    from ganzoo.metrics.frechet import kernel_distance, mmd2_unbiased
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(7, 5)), rng.normal(0.5, 1.0, size=(9, 5))
+
+    def k(u, v):
+        return (u @ v / 5 + 1) ** 3
+
+    within_x = sum(k(x[i], x[j]) for i in range(7) for j in range(7) if i != j) / (7 * 6)
+    within_y = sum(k(y[i], y[j]) for i in range(9) for j in range(9) if i != j) / (9 * 8)
+    across = sum(k(xi, yj) for xi in x for yj in y) / (7 * 9)
+    assert mmd2_unbiased(x, y) == pytest.approx(within_x + within_y - 2 * across, rel=1e-10)
+    same = rng.normal(size=(400, 5))
+    kid = kernel_distance(same[:200], same[200:], subsets=20, subset_size=100)
+    assert abs(kid.mean) < 0.05 and kid.subset_size == 100
+    assert kernel_distance(x, y, subsets=3).subset_size == 7
+
+
+def digit_images(count: int, seed: int) -> np.ndarray:
+    """uint8 (N, 1, 28, 28): bright strokes (a bar and a ring) at random places on black."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:28, :28]
+    images = np.zeros((count, 1, 28, 28), dtype=np.uint8)
+    for image in images:
+        cy, cx = rng.integers(9, 19, size=2)
+        ring = np.abs(np.hypot(yy - cy, xx - cx) - rng.uniform(4, 8)) < 1.2
+        image[0][ring] = 255
+        image[0, rng.integers(4, 24), 4:24] = 200
+    return images
+
+
+def test_frechet_distance_grows_with_noise_on_real_images():
+    from ganzoo.metrics.frechet import frechet_distance, gaussian_stats
+
+    real = digit_images(600, seed=2).reshape(600, -1)[:, ::4].astype(np.float64)  # 196 pixels as features
+    reference, held_out = gaussian_stats(real[:300]), real[300:]
+    rng = np.random.default_rng(3)
+    distances = [frechet_distance(reference, gaussian_stats(np.clip(held_out + rng.normal(0, sigma, held_out.shape), 0, 255)))
+                 for sigma in (0, 20, 60, 120)]
+    assert distances == sorted(distances) and distances[-1] > 4 * distances[0]
+
+
+def test_class_statistics_histogram_kl_confidence():
+    from ganzoo.metrics.digits import class_statistics, conditional_accuracy
+
+    one_class = class_statistics(np.tile([[9.0] + [0.0] * 9], (20, 1)))
+    assert one_class.histogram[0] == 1.0 and one_class.kl_to_uniform == pytest.approx(np.log(10))
+    assert one_class.mean_confidence > 0.99
+    balanced = class_statistics(np.eye(10).repeat(3, axis=0) * 50)
+    assert balanced.kl_to_uniform == pytest.approx(0.0) and balanced.histogram == (0.1,) * 10
+    assert conditional_accuracy(np.eye(10) * 5, np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 0])) == pytest.approx(0.9)
+
+
+def write_points(path: Path, points: np.ndarray) -> Path:
+    np.savez(path, samples=points.astype(np.float32))
+    return path
+
+
+def test_toy_scores_through_the_command(cli, tmp_path):
+    from ganzoo.data.toy import RING8
+
+    rng = np.random.default_rng(4)
+    means = np.asarray(RING8.means)
+    everywhere = means[np.arange(800) % 8] + rng.normal(0, RING8.std, (800, 2))
+    one_mode = means[[0]] + rng.normal(0, RING8.std, (800, 2))
+    off = rng.uniform(-0.5, 0.5, (800, 2))  # near the centre: far from every mode
+    scores = {}
+    for name, points in (("all", everywhere), ("one", one_mode), ("off", off)):
+        out = tmp_path / f"{name}.json"
+        result = cli("eval", "--samples", write_points(tmp_path / f"{name}.npz", points), "--data", "ring8", "--json", out)
+        assert "modes" in result.output
+        scores[name] = json.loads(out.read_text())["metrics"]
+    assert scores["all"]["modes"] == 8 and scores["all"]["high_quality"] > 0.95 and scores["all"]["reverse_kl"] < 0.02
+    assert scores["one"]["modes"] == 1 and scores["one"]["reverse_kl"] == pytest.approx(np.log(8))
+    assert scores["off"]["modes"] == 0 and scores["off"]["high_quality"] == 0.0
+
+
+def test_digit_scores_through_the_command_with_a_random_classifier(cli, tmp_path):
+    """Plumbing: image folder as data, npz samples with labels, a randomly initialised classifier, JSON, cache."""
+    import torch
+
+    from ganzoo.metrics.classifier import DigitClassifier, save_classifier
+
+    torch.manual_seed(0)
+    classifier = tmp_path / "random-classifier.safetensors"
+    save_classifier(classifier, DigitClassifier().eval(), test_accuracy=0.1)
+    folder = tmp_path / "digits"
+    write_png_images(folder, 48, size=28, mode="L")
+    images = digit_images(40, seed=5)
+    np.savez(tmp_path / "fake.npz", images=images, labels=np.arange(40) % 10)
+    out = tmp_path / "scores.json"
+    args = ("eval", "--samples", tmp_path / "fake.npz", "--data", folder, "--metrics", "digits",
+            "--classifier", classifier, "--json", out)
+    cli(*args)
+    report = json.loads(out.read_text())
+    metrics, protocol = report["metrics"], report["protocol"]
+    assert metrics["digits_frechet"] > 0 and 0 <= metrics["digits_kl_to_uniform"] <= np.log(10) + 1e-9
+    assert sum(metrics["digits_histogram"]) == pytest.approx(1.0) and 0.1 <= metrics["digits_confidence"] <= 1
+    assert 0 <= metrics["digits_conditional_accuracy"] <= 1
+    assert protocol == {**protocol, "samples": 40, "digits_reference": 48, "digits_reference_cached": False,
+                        "resolution": [1, 28, 28], "split": "train"}
+    cli(*args)
+    again = json.loads(out.read_text())
+    assert again["protocol"]["digits_reference_cached"] is True
+    assert again["metrics"]["digits_frechet"] == pytest.approx(metrics["digits_frechet"], rel=1e-6)
+
+
+def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
+    points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
+    assert "choose among" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fidd", ok=False).output
+    assert "need images" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fid", ok=False).output
+    assert "ring8, grid25 only" in cli("eval", "--samples", points, "--data", "line-2d", ok=False).output
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    assert "Cannot read samples" in cli("eval", "--samples", tmp_path / "bad.npz", "--data", "ring8", ok=False).output
+
+
+def test_missing_inception_weights_offline_say_where_to_put_them(cli, tmp_path, monkeypatch):
+    from ganzoo.metrics import inception
+
+    monkeypatch.setattr(inception, "WEIGHTS_URL", "http://127.0.0.1:9/weights-inception-2015-12-05-6726825d.pth")
+    np.savez(tmp_path / "fake.npz", images=digit_images(4, seed=6))
+    result = cli("eval", "--samples", tmp_path / "fake.npz", "--data", "mnist", "--metrics", "fid", ok=False)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and "GANZOO_INCEPTION_WEIGHTS" in message and "--inception-weights" in message
+    assert str(inception.weights_folder()) in message.replace(" ", "") or "inception" in message
+    assert not any(inception.weights_folder().glob("*.part"))
+    missing = cli("eval", "--samples", tmp_path / "fake.npz", "--data", "mnist", "--metrics", "is",
+                  "--inception-weights", tmp_path / "nope.pth", ok=False)
+    assert "does not exist" in missing.output
+
+
+@pytest.fixture(scope="module")
+def random_inception(tmp_path_factory) -> Path:
+    """torch-fidelity's Inception network with random weights, saved as safetensors (the real file cannot be fetched)."""
+    pytest.importorskip("torch_fidelity")
+    import io
+
+    import torch
+    from safetensors.torch import save_file
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    empty = io.BytesIO()
+    torch.save({}, empty)
+    empty.seek(0)
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as patch:  # build the layers without any weights to load
+        patch.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state, strict=True: None)
+        network = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=empty)
+    path = tmp_path_factory.mktemp("inception") / "random-inception.safetensors"
+    save_file({name: tensor.contiguous() for name, tensor in network.state_dict().items()}, str(path))
+    return path
+
+
+def test_inception_metrics_through_the_command_with_random_weights(cli, tmp_path, random_inception):
+    """Plumbing of FID, KID, IS and precision/recall: torch-fidelity's network fed from a safetensors file."""
+    folder = tmp_path / "real"
+    write_png_images(folder, 4, size=16)
+    rng = np.random.default_rng(7)
+    np.savez(tmp_path / "fake.npz", images=rng.integers(0, 256, (10, 3, 16, 16), dtype=np.uint8))
+    out = tmp_path / "scores.json"
+    cli("eval", "--samples", tmp_path / "fake.npz", "--data", folder, "--inception-weights", random_inception,
+        "--batch-size", 5, "--json", out)
+    report = json.loads(out.read_text())
+    metrics = report["metrics"]
+    assert set(metrics) >= {"fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall"}
+    assert metrics["fid"] > 0 and metrics["is_mean"] >= 1.0 and metrics["kid_subset_size"] == 4
+    assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1 and metrics["pr_samples"] == 4
+    assert report["protocol"]["inception_reference"] == 4 and report["protocol"]["inception"].startswith("inception-")
+
+
+def test_inception_pth_is_read_without_unpickling_objects(tmp_path):
+    import torch
+
+    from ganzoo.errors import GanzooError
+    from ganzoo.metrics.inception import read_state_dict
+
+    good = tmp_path / "good.pth"
+    torch.save({"fc.weight": torch.ones(2, 2)}, good)
+    assert torch.equal(read_state_dict(good)["fc.weight"], torch.ones(2, 2))
+    hostile = tmp_path / "hostile.pth"
+    torch.save({"fc.weight": torch.ones(2), "payload": Path("/etc/passwd")}, hostile)  # an arbitrary object
+    with pytest.raises(GanzooError, match="Cannot read Inception weights"):
+        read_state_dict(hostile)
