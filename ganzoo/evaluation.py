@@ -13,7 +13,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -97,17 +97,24 @@ def dataset_key(name: str) -> str:
     return f"folder-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
 
 
-def extract(extractor: FeatureExtractor, images: Any, batch_size: int, progress: Any = None,
-            description: str = "features") -> dict[str, np.ndarray]:
-    """Run ``extractor`` over ``images`` in batches; returns ``features`` and ``logits`` as float64 arrays."""
+def feature_batches(extractor: FeatureExtractor, images: Any, batch_size: int, progress: Any = None,
+                    description: str = "features") -> Iterator[dict[str, np.ndarray]]:
+    """Run ``extractor`` over ``images`` in batches, yielding ``features`` and ``logits`` as float32 arrays."""
     task = progress.add_task(description, total=len(images)) if progress is not None else None
-    parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
-        for name, value in extractor(batch).items():
-            parts.setdefault(name, []).append(value.cpu().double().numpy())
+        yield {name: value.cpu().float().numpy() for name, value in extractor(batch).items()}
         if task is not None:
             progress.advance(task, len(batch))
+
+
+def extract(extractor: FeatureExtractor, images: Any, batch_size: int, progress: Any = None,
+            description: str = "features") -> dict[str, np.ndarray]:
+    """Every output of ``extractor`` over ``images``, concatenated."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for outputs in feature_batches(extractor, images, batch_size, progress, description):
+        for name, value in outputs.items():
+            parts.setdefault(name, []).append(value)
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
@@ -116,7 +123,7 @@ def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size
     """Features of the real images, from the cache when this dataset/extractor/size was seen before."""
     import torch
 
-    from ganzoo.metrics.frechet import gaussian_stats
+    from ganzoo.metrics.frechet import RunningStats
     from ganzoo.paths import cache_dir
     from ganzoo.safefile import load_tensors, read_metadata, save_tensors
 
@@ -128,12 +135,16 @@ def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size
     images = load_real()
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     images = images[order[: real_num or len(images)]]
-    features = extract(extractor, images, batch_size, progress, "real features")["features"]
-    stats = gaussian_stats(features)
-    kept = features[:REFERENCE_KEEP].astype(np.float32)
+    running, kept = RunningStats(), []
+    for outputs in feature_batches(extractor, images, batch_size, progress, "real features"):
+        running.update(outputs["features"])
+        if sum(len(part) for part in kept) < REFERENCE_KEEP:
+            kept.append(outputs["features"])
+    stats = running.stats()
+    features = np.concatenate(kept)[:REFERENCE_KEEP]
     save_tensors(path, {"mean": torch.from_numpy(stats.mean), "cov": torch.from_numpy(stats.cov),
-                        "features": torch.from_numpy(kept)}, {"format": STATS_FORMAT, "count": str(stats.count)})
-    return Reference(stats.mean, stats.cov, stats.count, kept)
+                        "features": torch.from_numpy(features)}, {"format": STATS_FORMAT, "count": str(stats.count)})
+    return Reference(stats.mean, stats.cov, stats.count, features)
 
 
 def inception_scores(metrics: list[str], fake: dict[str, np.ndarray], real: Reference | None) -> dict[str, Any]:

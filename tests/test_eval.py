@@ -32,6 +32,18 @@ def test_frechet_distance_matches_scipy_sqrtm():
         assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_running_stats_match_the_whole_matrix_even_far_from_zero():
+    from ganzoo.metrics.frechet import RunningStats, gaussian_stats
+
+    features = random_gaussian(np.random.default_rng(5), 12, 1000, 1e4)  # a large mean, unit-scale spread
+    running = RunningStats()
+    for start in range(0, 1000, 128):
+        running.update(features[start : start + 128])
+    whole = gaussian_stats(features)
+    assert running.stats().count == 1000
+    assert np.allclose(running.stats().mean, whole.mean) and np.allclose(running.stats().cov, whole.cov, atol=1e-8)
+
+
 def test_kid_unbiased_estimator_matches_the_direct_formula():
     from ganzoo.metrics.frechet import kernel_distance, mmd2_unbiased
 

@@ -34,6 +34,40 @@ def gaussian_stats(features: np.ndarray) -> GaussianStats:
     return GaussianStats(features.mean(axis=0), np.cov(features, rowvar=False), len(features))
 
 
+class RunningStats:
+    """Mean and covariance accumulated batch by batch in float64, so no feature matrix is kept whole.
+
+    Sums are taken around the first batch's mean (the shifted-data method), which keeps the one-pass
+    covariance accurate when the features' mean is large compared with their spread.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.shift: np.ndarray | None = None
+        self.total: np.ndarray | None = None
+        self.outer: np.ndarray | None = None
+
+    def update(self, features: np.ndarray) -> None:
+        """Add the rows of ``features`` (N, D)."""
+        features = np.asarray(features, dtype=np.float64)
+        if self.shift is None:
+            self.shift = features.mean(axis=0)
+            self.total = np.zeros_like(self.shift)
+            self.outer = np.zeros((len(self.shift), len(self.shift)))
+        centred = features - self.shift
+        self.count += len(features)
+        self.total += centred.sum(axis=0)
+        self.outer += centred.T @ centred
+
+    def stats(self) -> GaussianStats:
+        """The mean and unbiased covariance of every row added so far."""
+        if self.count < 2:
+            raise ValueError("need at least 2 feature vectors")
+        mean_offset = self.total / self.count
+        cov = (self.outer - self.count * np.outer(mean_offset, mean_offset)) / (self.count - 1)
+        return GaussianStats(self.shift + mean_offset, cov, self.count)
+
+
 def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray) -> float:
     """``tr((cov1 cov2)^(1/2))`` for covariance matrices.
 
