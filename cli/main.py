@@ -146,7 +146,7 @@ def datasets() -> None:
     for name in registry.datasets.names():
         spec = registry.datasets.get(name)
         info = spec.info
-        shape = f"{info.channels}x{info.image_size}x{info.image_size}" if info.kind == "images" else f"{info.dim}-d"
+        shape = f"{info.channels}x{info.image_size}x{info.image_size}" if info.kind != "vectors" else f"{info.dim}-d"
         table.add_row(name, info.kind, shape, str(info.num_classes or "-"), spec.summary)
     out = console()
     out.print(table)
@@ -160,6 +160,9 @@ def _register_commands() -> None:
 
     cli.add_command(train)
     cli.add_command(sample)
+    from ganzoo.cli.translate import translate
+
+    cli.add_command(translate)
     cli.add_command(eval_command)
 
 

@@ -86,7 +86,12 @@ class Trainer:
         self.dataset_name = request.data or (resumed[0]["dataset"] if resumed else self.model.default_dataset)
         if resumed and request.data and request.data != resumed[0]["dataset"]:
             raise GanzooError(f"{self.out} was trained on {resumed[0]['dataset']!r}, not {request.data!r}; drop --data to resume it.")
-        dataset = get_dataset(self.dataset_name)
+        if self.model.task == "image-to-image":  # paired/unpaired folders and the pix2pix names of shared sets
+            from ganzoo.data import translation
+
+            dataset = translation.get_dataset(self.dataset_name, self.model.data_kinds)
+        else:
+            dataset = get_dataset(self.dataset_name)
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
         else:
@@ -182,6 +187,8 @@ class Trainer:
             while self.epoch < epochs:
                 self.generator.train()
                 self.discriminator.train()
+                self.hook.on_epoch_start(model=self.model, config=self.config, epoch=self.epoch,
+                                         optimizers=self.optimizers, state=self.state)
                 sums: dict[str, Any] = {}
                 count, tick, epoch_start = 0, time.perf_counter(), time.perf_counter()
                 for index, batch in enumerate(self.data.batches(batch_size, self.data_order)):
@@ -252,6 +259,11 @@ class Trainer:
             fake = sampling.generate(self.model, self.config, self.generator, VECTOR_PLOT_POINTS, seed=int(self.config["seed"]))
             real = self.data.tensors["real"][:VECTOR_PLOT_POINTS]
             visual.save_vector_plot(fake, real, path, title=f"{self.model.name} on {self.dataset_name}, epoch {self.epoch}")
+        elif self.data.info.kind in ("paired", "unpaired"):  # the family's rows: real A, fake B, reconstructed A...
+            from ganzoo.data.translation import picture
+
+            images, per_row = picture(self.generator, self.data)
+            visual.save_image_grid(images, path, nrow=per_row)
         else:  # conditional models: one row of PICTURE_PER_CLASS images per class
             labels = sampling.picture_labels(self.model, self.config)
             num = GRID_SAMPLES if labels is None else len(labels)

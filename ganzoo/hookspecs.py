@@ -118,3 +118,14 @@ def after_step(model: ModelSpec, config: dict[str, Any], stage: str, generator: 
     average of the generator's weights, BEGAN's k_t balance. Return nothing; keep what must survive
     a resume in ``state``.
     """
+
+
+@hookspec
+def on_epoch_start(model: ModelSpec, config: dict[str, Any], epoch: int, optimizers: dict[str, Any],
+                   state: dict[str, Any]) -> None:
+    """Called by the engine before each epoch's first batch, for all plugins; ``epoch`` counts the epochs done.
+
+    For per-epoch schedules: CycleGAN sets every optimizer's ``lr`` here (constant for the first
+    half, then linear decay to 0). Also called for the epoch a resumed run continues, so a
+    schedule set here is the same after ``--resume``. Return nothing.
+    """

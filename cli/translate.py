@@ -1,0 +1,85 @@
+"""``ganzoo translate``: run an image-to-image generator (pix2pix, CycleGAN) over an image or a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def translate_file(module: Any, source: Path, target: Path, size: int, direction: str | None, device: str) -> None:
+    """Translate one image file: RGB, resized to ``size`` x ``size``, translated, resized back to its own size."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ganzoo.data.folder import _to_mode
+    from ganzoo.errors import GanzooError
+
+    with Image.open(source) as image:
+        image.load()
+        rgb = _to_mode(image, 3)
+    width, height = rgb.size
+    array = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
+    x = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).div(127.5).sub(1).to(device)
+    try:
+        with torch.inference_mode():
+            y = module.translate(x, direction)
+    except RuntimeError as exc:  # a side the network's down/up-sampling cannot take back to itself
+        raise GanzooError(f"The generator cannot translate {size}x{size} images ({str(exc).splitlines()[0]}); "
+                          f"drop --image-size or use its training size.") from None
+    out = y[0].add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(out, "RGB").resize((width, height), Image.Resampling.BICUBIC).save(target)
+
+
+@click.command()
+@click.argument("model")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
+              help="a generator.safetensors file of MODEL (for cyclegan it holds both directions)")
+@click.option("--input", "source", type=click.Path(exists=True, path_type=Path), required=True,
+              help="an image file, or a folder of images (sub-folders kept)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="folder for the results")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
+              help="cyclegan: AtoB (default) or BtoA; pix2pix: only the direction it was trained in")
+@click.option("--image-size", type=click.IntRange(min=4), help="side the generator sees [default: its training size]")
+@click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
+def translate(model: str, weights: Path, source: Path, out: Path, direction: str | None, image_size: int | None,
+              device: str | None) -> None:
+    """Translate images with MODEL's generator, writing each result under the same file name in --out.
+
+    Any input size works: each image is resized to the generator's size (its training --image-size,
+    or --image-size here), translated, and resized back to its own width and height.
+
+    \b
+    ganzoo translate cyclegan --weights runs/h2z/generator.safetensors --input horses/ --out zebras/
+    ganzoo translate cyclegan --weights W --input zebra.jpg --out horses/ --direction BtoA
+    """
+    from ganzoo.cli.main import console
+    from ganzoo.data.folder import IMAGE_EXTENSIONS, list_images
+    from ganzoo.device import pick_device
+    from ganzoo.errors import GanzooError
+    from ganzoo.registry import get_model
+    from ganzoo.weights import load_generator
+
+    if get_model(model).task != "image-to-image":
+        raise click.UsageError(f"Model {model!r} does not translate images; use 'ganzoo sample' for it, or pix2pix/cyclegan.")
+    target_device = str(pick_device(device))
+    loaded = load_generator(weights, model, target_device)
+    size = image_size or int(loaded.config["image_size"])
+    if source.is_dir():
+        files = [(path, out / path.relative_to(source)) for path in list_images(source)]
+    else:
+        files = [(source, out / source.name)]
+    if not files or files[0][0].suffix.lower() not in IMAGE_EXTENSIONS:
+        raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
+    skipped = []
+    for path, target in files:
+        try:
+            translate_file(loaded.module, path, target, size, direction, target_device)
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{path} ({exc})")
+    for item in skipped:
+        console().print(f"[yellow]skipped {item}: not a readable image[/yellow]")
+    console().print(f"translated {len(files) - len(skipped)} image(s) with {model} into {out}/")

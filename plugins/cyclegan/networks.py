@@ -1,0 +1,191 @@
+"""CycleGAN networks, image pool, losses and learning-rate schedule, as in the authors' code.
+
+Generator: reflection pad + 7x7 conv, two stride-2 convs, ``blocks`` residual blocks (9 at 256,
+6 below), two transposed convs, 7x7 conv, tanh; instance norm throughout. Discriminator: the
+70x70 PatchGAN with instance norm. :class:`CycleGenerators` holds G_AB and G_BA, so the
+generator file has both; :class:`CycleDiscriminators` holds D_A and D_B.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganzoo.errors import GanzooError
+from ganzoo.plugins.pix2pix.networks import PatchDiscriminator, init_weights
+
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def default_blocks(image_size: int) -> int:
+    """Residual blocks of the paper: 9 for 256x256 images, 6 for 128x128 and smaller."""
+    return 9 if image_size >= 256 else 6
+
+
+class ResidualBlock(nn.Module):
+    """x + [pad, conv3, IN, ReLU, pad, conv3, IN](x)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(features, features, 3), nn.InstanceNorm2d(features), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(features, features, 3), nn.InstanceNorm2d(features),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """The CycleGAN generator for one direction; any side divisible by 4."""
+
+    def __init__(self, channels: int, width: int, blocks: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(channels, width, 7), nn.InstanceNorm2d(width), nn.ReLU(True)]
+        features = width
+        for _ in range(2):
+            layers += [nn.Conv2d(features, features * 2, 3, 2, 1), nn.InstanceNorm2d(features * 2), nn.ReLU(True)]
+            features *= 2
+        layers += [ResidualBlock(features) for _ in range(blocks)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(features, features // 2, 3, 2, 1, output_padding=1),
+                       nn.InstanceNorm2d(features // 2), nn.ReLU(True)]
+            features //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(features, channels, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CycleGenerators(nn.Module):
+    """G_AB (``ab``) and G_BA (``ba``) in one module; ``forward`` is G_AB."""
+
+    def __init__(self, channels: int, image_size: int, width: int, blocks: int | None = None) -> None:
+        super().__init__()
+        if image_size % 4:
+            raise GanzooError(f"The CycleGAN generator needs an image side divisible by 4 (64, 128, 256), got {image_size}; set --image-size.")
+        blocks = default_blocks(image_size) if blocks is None else blocks
+        self.ab = ResnetGenerator(channels, width, blocks)
+        self.ba = ResnetGenerator(channels, width, blocks)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "CycleGenerators":
+        """Build from a resolved ganzoo config."""
+        blocks = config.get("blocks")
+        return cls(int(config["channels"]), int(config["image_size"]), int(config["g_width"]),
+                   None if blocks is None else int(blocks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ab(x)
+
+    def translate(self, x: torch.Tensor, direction: str | None = None) -> torch.Tensor:
+        """A -> B with ``AtoB`` (the default), B -> A with ``BtoA``."""
+        if direction not in (None, *DIRECTIONS):
+            raise GanzooError(f"direction must be AtoB or BtoA, got {direction!r}.")
+        return self.ba(x) if direction == "BtoA" else self.ab(x)
+
+    def picture_rows(self, a: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
+        """Rows of the per-epoch picture: real A, fake B, reconstructed A, real B, fake A, reconstructed B."""
+        fake_b, fake_a = self.ab(a), self.ba(b)
+        return [a, fake_b, self.ba(fake_b), b, fake_a, self.ab(fake_a)]
+
+
+class CycleDiscriminators(nn.Module):
+    """D_A (real A vs G_BA's output) and D_B (real B vs G_AB's output), 70x70 PatchGANs with instance norm."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.a = PatchDiscriminator(channels, width, norm="instance")
+        self.b = PatchDiscriminator(channels, width, norm="instance")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(x)
+
+
+def query_pool(pool: torch.Tensor | None, images: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Shrivastava et al.'s history buffer: ``(images for D, updated pool)``.
+
+    While the pool holds fewer than ``size`` images each new image is stored and returned. Then,
+    per image, with probability ½ a random stored image is returned and replaced by the new one,
+    else the new image is returned. Decisions are drawn on the CPU (torch's seeded generator), so
+    no device sync is needed; ``size`` 0 turns the pool off.
+    """
+    if size <= 0:
+        return images, pool
+    images = images.detach()
+    if pool is not None:
+        pool = pool.to(images.device)
+    out = []
+    for image in images.split(1):
+        if pool is None or pool.shape[0] < size:
+            pool = image.clone() if pool is None else torch.cat([pool, image])
+            out.append(image)
+        elif torch.rand(()) < 0.5:
+            slot = int(torch.randint(size, ()))
+            out.append(pool[slot : slot + 1].clone())
+            pool[slot : slot + 1] = image
+        else:
+            out.append(image)
+    return torch.cat(out), pool
+
+
+def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
+    """Learning-rate multiplier for the epoch that starts after ``epoch`` epochs: 1, then linear to 0 at ``epochs``.
+
+    The paper's 200 epochs: 1.0 for epochs 0-99, 1 - (e - 100)/100 from epoch 100 (0.5 at 150, 0 at 200).
+    """
+    constant = epochs - decay_epochs
+    if decay_epochs <= 0 or epoch < constant:
+        return 1.0
+    return max(0.0, 1.0 - (epoch - constant) / decay_epochs)
+
+
+def _mse_to(outputs: torch.Tensor, target: float) -> torch.Tensor:
+    return F.mse_loss(outputs, torch.full_like(outputs, target))
+
+
+def cycle_losses(generator: CycleGenerators, discriminator: CycleDiscriminators, batch: dict[str, torch.Tensor],
+                 stage: str, config: dict[str, Any], state: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """All CycleGAN terms for ``stage``.
+
+    Discriminators: least squares, halved, on real images vs pooled fakes (``state["pool_a"]``,
+    ``state["pool_b"]``: tensors, so checkpoints keep them). Generators: least squares against both
+    discriminators, cycle L1 ·λ, identity L1 ·λ·``lambda_identity``. The discriminator stage runs
+    both generators with gradients and keeps the fakes in ``state["_fakes"]`` for the generator
+    stage of the same batch, so each generator runs forward once per step for the fakes.
+    """
+    real_a, real_b = batch["a"], batch["b"]
+    cached = state.get("_fakes")
+    if cached is not None and cached[0] is real_a:
+        fake_b, fake_a = cached[1], cached[2]
+    else:
+        fake_b, fake_a = generator.ab(real_a), generator.ba(real_b)
+    state["_fakes"] = None
+    if stage == "discriminator":
+        state["_fakes"] = (real_a, fake_b, fake_a)
+        size = int(config["pool_size"])
+        pooled_b, state["pool_b"] = query_pool(state.get("pool_b"), fake_b, size)
+        pooled_a, state["pool_a"] = query_pool(state.get("pool_a"), fake_a, size)
+        return {
+            "d_a_real": 0.5 * _mse_to(discriminator.a(real_a), 1.0),
+            "d_a_fake": 0.5 * _mse_to(discriminator.a(pooled_a), 0.0),
+            "d_b_real": 0.5 * _mse_to(discriminator.b(real_b), 1.0),
+            "d_b_fake": 0.5 * _mse_to(discriminator.b(pooled_b), 0.0),
+        }
+    lam = float(config["lambda_cycle"])
+    terms = {
+        "g_ab_adv": _mse_to(discriminator.b(fake_b), 1.0),
+        "g_ba_adv": _mse_to(discriminator.a(fake_a), 1.0),
+        "cycle_a": lam * F.l1_loss(generator.ba(fake_b), real_a),
+        "cycle_b": lam * F.l1_loss(generator.ab(fake_a), real_b),
+    }
+    identity = float(config["lambda_identity"])
+    if identity > 0:
+        terms["identity_ab"] = lam * identity * F.l1_loss(generator.ab(real_b), real_b)
+        terms["identity_ba"] = lam * identity * F.l1_loss(generator.ba(real_a), real_a)
+    return terms

@@ -1,0 +1,188 @@
+"""The CycleGAN and pix2pix authors' datasets by name, downloaded from their public host on first use.
+
+CycleGAN sets are zip files of ``NAME/trainA, trainB, testA, testB``; pix2pix sets are
+``.tar.gz`` files of ``NAME/train, val, test`` with A and B side by side in every image (names
+and URLs as in the authors' ``datasets/download_*_dataset.sh``). The three names both papers use
+(facades, maps, cityscapes) are registered as ``NAME`` (unpaired) and ``pix2pix-NAME`` (paired);
+``--data facades`` picks the paired one for pix2pix.
+
+An archive is downloaded with :func:`ganzoo.download.download` (progress bar, ``.part`` file,
+atomic rename), read in full (zip CRCs, gzip stream), extracted into a hidden folder with
+member paths checked, its folders and image counts checked, and only then renamed into place
+and the archive deleted. A damaged archive is deleted and fetched again once; it is never used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from ganzoo.errors import GanzooError
+from ganzoo.hookspecs import hookimpl
+from ganzoo.specs import DatasetInfo, DatasetSpec
+
+CYCLEGAN_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
+PIX2PIX_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+CYCLEGAN_SETS = {
+    "apple2orange": "apples <-> oranges (ImageNet)",
+    "summer2winter_yosemite": "Yosemite in summer <-> winter (Flickr)",
+    "horse2zebra": "horses <-> zebras (ImageNet), 1067 + 1334 training images",
+    "monet2photo": "Monet paintings <-> landscape photos",
+    "cezanne2photo": "Cezanne paintings <-> landscape photos",
+    "ukiyoe2photo": "Ukiyo-e prints <-> landscape photos",
+    "vangogh2photo": "Van Gogh paintings <-> landscape photos",
+    "maps": "Google Maps <-> aerial photos, unpaired",
+    "cityscapes": "Cityscapes labels <-> photos, unpaired",
+    "facades": "CMP Facades labels <-> photos, unpaired",
+    "iphone2dslr_flower": "iPhone <-> DSLR flower photos (shallow depth of field)",
+}
+PIX2PIX_SETS = {
+    "facades": "CMP Facades, photo (A) | labels (B): 400 training pairs; the paper trains BtoA",
+    "maps": "aerial photo (A) | Google map (B), 1096 training pairs",
+    "cityscapes": "Cityscapes photo | labels pairs (no longer distributed by the authors)",
+    "edges2shoes": "shoe edges | photo, 49825 training pairs (needs much memory at 256)",
+    "edges2handbags": "handbag edges | photo, 138567 training pairs (needs much memory at 256)",
+    "night2day": "night | day photos of the same webcam scenes, 17823 training pairs",
+}
+#: Image counts per folder where they are known; other sets only need non-empty folders.
+KNOWN_COUNTS = {
+    ("cyclegan", "horse2zebra"): {"trainA": 1067, "trainB": 1334, "testA": 120, "testB": 140},
+    ("pix2pix", "facades"): {"train": 400, "val": 100, "test": 106},
+}
+WITHDRAWN = {("pix2pix", "cityscapes"): "the pix2pix authors no longer distribute Cityscapes for licence reasons; "
+             "download it from https://cityscapes-dataset.com and prepare it with their "
+             "datasets/prepare_cityscapes_dataset.py"}
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One of the authors' archives: where it comes from and what it must contain once extracted."""
+
+    paper: str  # "cyclegan" or "pix2pix"
+    name: str
+    url: str = ""
+    folders: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, paper: str, name: str) -> "Archive":
+        """The archive of set ``name`` from ``paper``, with its expected folders."""
+        if paper == "cyclegan":
+            return cls(paper, name, CYCLEGAN_URL.format(name=name), ("trainA", "trainB"),
+                       KNOWN_COUNTS.get((paper, name), {}))
+        return cls(paper, name, PIX2PIX_URL.format(name=name), ("train",), KNOWN_COUNTS.get((paper, name), {}))
+
+    @property
+    def filename(self) -> str:
+        return os.path.basename(self.url)
+
+    def folder(self, root: Path) -> Path:
+        """Where the set lives once extracted (a paper's sub-folder, since names repeat across papers)."""
+        return root / self.paper / self.name
+
+    def problem(self, folder: Path) -> str | None:
+        """Why ``folder`` is not a complete copy of this set, or None when it is."""
+        for sub in self.folders + tuple(k for k in self.counts if k not in self.folders):
+            if not (folder / sub).is_dir():
+                return f"{folder / sub} is missing"
+            found = sum(1 for p in (folder / sub).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            expected = self.counts.get(sub)
+            if found == 0 or (expected is not None and found != expected):
+                return f"{folder / sub} holds {found} images, expected {expected or 'some'}"
+        return None
+
+
+def _check_member(name: str, top: str) -> PurePosixPath | None:
+    """The member's path inside the set, None for files outside ``top/`` (macOS metadata); refuse unsafe paths."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or "\\" in name:
+        raise GanzooError(f"The archive holds an unsafe path {name!r}; it is not extracted.")
+    return path if path.parts and path.parts[0] == top else None
+
+
+def _extract(archive_path: Path, spec: Archive, into: Path) -> None:
+    """Read the whole archive (so truncation or a bad CRC shows) and extract ``NAME/...`` into ``into``."""
+    if spec.url.endswith(".zip"):
+        with zipfile.ZipFile(archive_path) as archive:
+            members = [m for m in archive.infolist() if _check_member(m.filename, spec.name) is not None]
+            bad = archive.testzip()
+            if bad is not None:
+                raise zipfile.BadZipFile(f"bad CRC in {bad}")
+            archive.extractall(into, members=members)
+    else:
+        with tarfile.open(archive_path, "r:gz") as archive:
+            members = [m for m in archive.getmembers() if _check_member(m.name, spec.name) is not None]
+            archive.extractall(into, members=members, filter="data")
+
+
+def _try_archive(archive_path: Path, spec: Archive, folder: Path) -> str | None:
+    """Extract a local archive into ``folder``; the reason it is unusable, or None when the set is in place."""
+    staging = folder.parent / f".{spec.name}.extracting"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _extract(archive_path, spec, staging)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, GanzooError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        return f"{archive_path} is damaged ({exc})"
+    problem = spec.problem(staging / spec.name)
+    if problem:
+        shutil.rmtree(staging, ignore_errors=True)
+        return f"{archive_path} is incomplete ({problem})"
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(staging / spec.name, folder)
+    shutil.rmtree(staging, ignore_errors=True)
+    return None
+
+
+def ensure_dataset(spec: Archive, root: Path, progress: bool = True) -> Path:
+    """The extracted set under ``root``, downloading and checking the archive first if needed."""
+    from ganzoo.download import download
+
+    withdrawn = WITHDRAWN.get((spec.paper, spec.name))
+    folder = spec.folder(root)
+    if spec.problem(folder) is None:
+        return folder
+    if withdrawn:
+        raise GanzooError(f"{withdrawn}, then place it as {folder}/train/ (A|B side by side).")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    archive_path = folder.parent / spec.filename
+    hint = f"download {spec.url} by hand and place {spec.filename} in {folder.parent}"
+    reason = None
+    for attempt in range(2):  # an archive left by hand or by an earlier run first, then at most one fresh download
+        if not archive_path.is_file():
+            download(spec.url, archive_path, progress=progress)  # offline: one sentence naming the URL and the place
+        reason = _try_archive(archive_path, spec, folder)
+        archive_path.unlink(missing_ok=True)
+        if reason is None:
+            return folder
+    raise GanzooError(f"The dataset {spec.name!r} arrived damaged twice ({reason}); it was deleted; {hint}.")
+
+
+def _loader(spec: Archive, kind: str, label: str) -> Callable[..., object]:
+    def load(root: Path, image_size: int | None = None, channels: int | None = None):
+        from ganzoo.data.translation import load_translation
+
+        return load_translation(ensure_dataset(spec, Path(root)), kind, label, image_size or 256)
+
+    return load
+
+
+@hookimpl
+def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """The 11 CycleGAN sets (unpaired) and 6 pix2pix sets (paired), 256x256 colour."""
+    for name, summary in CYCLEGAN_SETS.items():
+        spec = Archive.of("cyclegan", name)
+        register(DatasetSpec(name, summary, DatasetInfo("unpaired", channels=3, image_size=256),
+                             _loader(spec, "unpaired", name), source=spec.url))
+    for name, summary in PIX2PIX_SETS.items():
+        spec = Archive.of("pix2pix", name)
+        label = f"pix2pix-{name}" if name in CYCLEGAN_SETS else name
+        register(DatasetSpec(label, summary, DatasetInfo("paired", channels=3, image_size=256),
+                             _loader(spec, "paired", label), source=spec.url))

@@ -1,0 +1,345 @@
+"""pix2pix and CycleGAN: networks, paired/unpaired data and jitter, image pool, lr schedule, training,
+``ganzoo translate``, and the dataset download against an HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ganzoo.errors import GanzooError
+from test_download import server  # noqa: F401  (the HTTP server on 127.0.0.1 that tests/test_download.py uses)
+
+TINY = ("--set", "g_width=4", "--set", "d_width=4")
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int], seed: int) -> list[Path]:
+    """``count`` random RGB images of ``size`` (width, height) in ``folder``."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        path = folder / f"photo_{index:02d}.png"
+        Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks run faster on one thread than on two shared, busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def unpaired(tmp_path) -> Path:
+    write_images(tmp_path / "u" / "trainA", 3, (40, 36), seed=1)
+    write_images(tmp_path / "u" / "trainB", 5, (36, 36), seed=2)
+    return tmp_path / "u"
+
+
+@pytest.fixture
+def paired(tmp_path) -> Path:
+    write_images(tmp_path / "p" / "train", 3, (72, 36), seed=3)
+    return tmp_path / "p"
+
+
+# -- networks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size, dropouts, patches, blocks", [(64, 1, 6, 6), (128, 2, 14, 6), (256, 3, 30, 9)])
+def test_architectures_keep_the_image_size(size, dropouts, patches, blocks):
+    from ganzoo.plugins.cyclegan.networks import CycleDiscriminators, CycleGenerators, ResidualBlock
+    from ganzoo.plugins.pix2pix.networks import PatchDiscriminator, UNetGenerator
+
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        unet = UNetGenerator(3, size, 4)
+        y = unet(x)
+        assert y.shape == x.shape and y.abs().max() <= 1
+        assert sum(isinstance(m, torch.nn.Dropout) for m in unet.modules()) == dropouts
+        assert PatchDiscriminator(6, 4)(torch.cat([x, y], 1)).shape == (1, 1, patches, patches)
+        cycle = CycleGenerators(3, size, 4)
+        assert cycle.translate(x, "AtoB").shape == x.shape and cycle.translate(x, "BtoA").shape == x.shape
+        assert sum(isinstance(m, ResidualBlock) for m in cycle.ab.modules()) == blocks
+        assert CycleDiscriminators(3, 4).a(x).shape == (1, 1, patches, patches)
+
+
+def test_unet_skips_reach_the_output_and_bad_sizes_are_refused():
+    from ganzoo.plugins.pix2pix.networks import UNetGenerator
+
+    unet = UNetGenerator(3, 32, 4).eval()
+    x = torch.zeros(1, 3, 32, 32)
+    x2 = x.clone()
+    x2[..., 5, 7] = 1.0
+    with torch.no_grad():
+        assert not torch.equal(unet(x), unet(x2))
+    with pytest.raises(GanzooError, match="power-of-two"):
+        UNetGenerator(3, 48, 4)
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+
+def test_paired_data_loads_at_286_over_256_and_crops_at_random(tmp_path):
+    from ganzoo.data.translation import load_size, load_translation
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "train").mkdir()
+    for index in range(4):
+        Image.fromarray(rng.integers(0, 256, (36, 72, 3), dtype=np.uint8)).save(tmp_path / "train" / f"{index}.png")
+    data = load_translation(tmp_path, "paired", "pairs", 32)
+    assert data.tensors["a"].shape == (4, 3, load_size(32), load_size(32)) == (4, 3, 36, 36)
+    batches = list(data.batches(2, torch.Generator().manual_seed(0)))
+    assert len(batches) == 2
+    for batch in batches:
+        assert batch["a"].shape == (2, 3, 32, 32) and batch["a"].min() >= -1 and batch["a"].max() <= 1
+    crops = {tuple(batch["a"][0, 0, 0, :4].tolist()) for seed in range(6)
+             for batch in data.batches(1, torch.Generator().manual_seed(seed))}
+    assert len(crops) > 1  # the crops move
+
+
+def test_paired_sides_share_the_crop(tmp_path):
+    from ganzoo.data.translation import load_translation
+
+    (tmp_path / "train").mkdir()
+    rng = np.random.default_rng(1)
+    for index in range(3):
+        half = rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)
+        Image.fromarray(np.concatenate([half, half], 1)).save(tmp_path / "train" / f"{index}.png")
+    data = load_translation(tmp_path, "paired", "same", 32)
+    for seed in range(4):
+        for batch in data.batches(1, torch.Generator().manual_seed(seed)):
+            assert torch.equal(batch["a"], batch["b"])
+
+
+def test_unpaired_epoch_covers_the_larger_domain_and_draws_b_independently(unpaired):
+    from ganzoo.data.translation import load_translation
+
+    data = load_translation(unpaired, "unpaired", "u", 32)
+    assert data.tensors["a"].shape[0] == 3 and data.tensors["b"].shape[0] == 5 and len(data) == 5
+    assert data.steps_per_epoch(1) == 5 and data.steps_per_epoch(2) == 2
+    batches = list(data.batches(1, torch.Generator().manual_seed(0)))
+    assert len(batches) == 5 and all(b["a"].shape == b["b"].shape == (1, 3, 32, 32) for b in batches)
+    with pytest.raises(GanzooError, match="trainA"):
+        load_translation(unpaired / "trainA", "unpaired", "x", 32)
+
+
+def test_two_folders_make_an_unpaired_set(tmp_path):
+    from ganzoo.data.translation import unpaired_folders
+
+    write_images(tmp_path / "horses", 1, (8, 8), 0)
+    write_images(tmp_path / "zebras", 1, (8, 8), 1)
+    assert unpaired_folders(tmp_path) == (tmp_path / "horses", tmp_path / "zebras")
+
+
+# -- image pool and schedule ---------------------------------------------------------------------
+
+
+def test_image_pool_fills_then_swaps_half_the_time():
+    from ganzoo.plugins.cyclegan.networks import query_pool
+
+    torch.manual_seed(0)
+    images = [torch.full((1, 1, 2, 2), float(i)) for i in range(200)]
+    pool = None
+    for i in range(3):
+        out, pool = query_pool(pool, images[i], 3)
+        assert torch.equal(out, images[i])  # filling: the new image itself
+    assert pool.shape[0] == 3
+    returned_old = 0
+    for i in range(3, 200):
+        out, pool = query_pool(pool, images[i], 3)
+        assert pool.shape[0] == 3
+        value = out.flatten()[0].item()
+        assert value <= i
+        returned_old += value < i
+        if value < i:  # the old image left the pool and the new one took its place
+            assert value not in pool[:, 0, 0, 0].tolist() and float(i) in pool[:, 0, 0, 0].tolist()
+    assert 70 < returned_old < 130  # about half of 197
+    same, untouched = query_pool(pool, images[0], 0)
+    assert same is images[0] and untouched is pool
+
+
+def test_lr_schedule_constant_then_linear_to_zero():
+    from ganzoo.plugins.cyclegan import on_epoch_start
+    from ganzoo.plugins.cyclegan.networks import lr_factor
+    from ganzoo.registry import get_model
+
+    assert [lr_factor(e, 200, 100) for e in (0, 99, 100, 150, 199, 200)] == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.01, 0.0])
+    model = get_model("cyclegan")
+    config = {"epochs": 200, "decay_epochs": None, "lr": 2e-4, "lr_g": None, "lr_d": 1e-4}
+    optimizers = {stage: torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0) for stage in ("generator", "discriminator")}
+    seen = {}
+    for epoch in (0, 100, 150, 200):
+        on_epoch_start(model=model, config=config, epoch=epoch, optimizers=optimizers, state={})
+        seen[epoch] = [optimizers[s].param_groups[0]["lr"] for s in ("generator", "discriminator")]
+    assert seen[0] == seen[100] == [2e-4, 1e-4]
+    assert seen[150] == pytest.approx([1e-4, 5e-5]) and seen[200] == [0.0, 0.0]
+
+
+# -- training and translating ---------------------------------------------------------------------
+
+
+def test_cyclegan_trains_and_translate_keeps_file_names(cli, unpaired, tmp_path):
+    from safetensors import safe_open
+
+    run = tmp_path / "run"
+    cli("train", "cyclegan", "--data", unpaired, "--image-size", "32", "--epochs", "2", "--out", run,
+        "--set", "blocks=1", "--set", "decay_epochs=1", *TINY, "--no-progress", "--device", "cpu")
+    with safe_open(run / "generator.safetensors", "pt") as weights:
+        names = list(weights.keys())
+    assert any(n.startswith("ab.") for n in names) and any(n.startswith("ba.") for n in names)
+    with safe_open(run / "checkpoints" / "state-epoch-0002.safetensors", "pt") as state:
+        assert state.get_tensor("state.pool_a").shape == (10, 3, 32, 32)  # 2 epochs of 5 steps, one fake each
+    picture = Image.open(run / "samples" / "epoch_002.png")
+    assert picture.size[1] > picture.size[0]  # six rows: real A, fake B, rec A, real B, fake A, rec B
+    rows = [r for r in (run / "metrics.jsonl").read_text().splitlines() if '"log"' in r]
+    assert all(key in rows[-1] for key in ("cycle_a", "identity_ba", "d_b_fake"))
+
+    out = tmp_path / "translated"
+    cli("translate", "cyclegan", "--weights", run / "generator.safetensors", "--input", unpaired / "trainA",
+        "--out", out, "--direction", "BtoA")
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (unpaired / "trainA").iterdir())
+    assert Image.open(out / "photo_00.png").size == (40, 36)  # back to the input's own size
+    result = cli("translate", "dcgan", "--weights", run / "generator.safetensors", "--input", unpaired, "--out", out, ok=False)
+    assert result.exit_code != 0 and "does not translate" in result.output
+
+
+def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "pix2pix", "--data", paired, "--image-size", "32", "--epochs", "1", "--out", run,
+        "--set", "direction=BtoA", *TINY, "--no-progress", "--device", "cpu")
+    row = [r for r in (run / "metrics.jsonl").read_text().splitlines() if '"log"' in r][-1]
+    assert "g_l1" in row and "d_real" in row
+    image = paired / "train" / "photo_00.png"
+    cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image, "--out", tmp_path / "o")
+    assert Image.open(tmp_path / "o" / "photo_00.png").size == (72, 36)
+    result = cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image,
+                 "--out", tmp_path / "o", "--direction", "AtoB", ok=False)
+    assert result.exit_code == 1 and "trained BtoA" in result.output
+
+
+def test_wrong_loss_and_wrong_data_kind_are_refused(cli, paired, unpaired, tmp_path):
+    result = cli("train", "cyclegan", "--data", unpaired, "--loss", "hinge", "--out", tmp_path / "r", ok=False)
+    assert result.exit_code == 1 and "least-squares" in result.output
+    result = cli("train", "cyclegan", "--data", paired / "train", "--out", tmp_path / "r", ok=False)
+    assert result.exit_code == 1 and "trainA" in result.output
+
+
+# -- downloads -----------------------------------------------------------------------------------
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def cyclegan_zip(name: str, extra: dict[str, bytes] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for folder in ("trainA", "trainB", "testA", "testB"):
+            for index in range(2):
+                archive.writestr(f"{name}/{folder}/{index}.png", _png())
+        for member, payload in (extra or {}).items():
+            archive.writestr(member, payload)
+    return buffer.getvalue()
+
+
+def tiny_archive(url: str, name: str = "tiny", paper: str = "cyclegan"):
+    from ganzoo.plugins.translation_datasets import Archive
+
+    suffix = ".zip" if paper == "cyclegan" else ".tar.gz"
+    folders = ("trainA", "trainB") if paper == "cyclegan" else ("train",)
+    return Archive(paper, name, f"{url}/{name}{suffix}", folders)
+
+
+def test_good_zip_is_extracted_checked_and_removed(server, tmp_path):
+    from ganzoo.plugins.translation_datasets import ensure_dataset
+
+    url, handler = server
+    handler.files["/tiny.zip"] = cyclegan_zip("tiny", {"__MACOSX/tiny/._0.png": b"junk"})
+    folder = ensure_dataset(tiny_archive(url), tmp_path, progress=False)
+    assert folder == tmp_path / "cyclegan" / "tiny" and len(list((folder / "trainB").iterdir())) == 2
+    assert sorted(p.name for p in (tmp_path / "cyclegan").iterdir()) == ["tiny"]  # no archive, no staging, no __MACOSX
+    handler.files.clear()  # a second use needs no server
+    assert ensure_dataset(tiny_archive(url), tmp_path, progress=False) == folder
+
+
+def test_good_tar_is_extracted(server, tmp_path):
+    from ganzoo.plugins.translation_datasets import ensure_dataset
+
+    url, handler = server
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        payload = _png()
+        info = tarfile.TarInfo("pairs/train/0.png")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    handler.files["/pairs.tar.gz"] = buffer.getvalue()
+    folder = ensure_dataset(tiny_archive(url, "pairs", "pix2pix"), tmp_path, progress=False)
+    assert (folder / "train" / "0.png").is_file() and not (tmp_path / "pix2pix" / "pairs.tar.gz").exists()
+
+
+def test_truncated_archive_is_redone_then_refused_and_never_used(server, tmp_path):
+    from ganzoo.plugins.translation_datasets import ensure_dataset
+
+    url, handler = server
+    good = cyclegan_zip("tiny")
+    handler.files["/tiny.zip"] = good[: len(good) * 2 // 3]  # served complete, but the archive itself is cut
+    with pytest.raises(GanzooError, match="damaged twice") as info:
+        ensure_dataset(tiny_archive(url), tmp_path, progress=False)
+    assert "/tiny.zip" in str(info.value) and str(tmp_path / "cyclegan") in str(info.value)
+    assert list((tmp_path / "cyclegan").iterdir()) == []
+    handler.truncate.add("/tiny.zip")  # a transfer cut short is caught by the download itself
+    with pytest.raises(GanzooError, match="place it at"):
+        ensure_dataset(tiny_archive(url), tmp_path, progress=False)
+    assert list((tmp_path / "cyclegan").iterdir()) == []
+    handler.truncate.clear()
+    # a partial archive left from before is detected and replaced by a fresh download
+    (tmp_path / "cyclegan" / "tiny.zip").write_bytes(good[:100])
+    handler.files["/tiny.zip"] = good
+    assert (ensure_dataset(tiny_archive(url), tmp_path, progress=False) / "trainA" / "0.png").is_file()
+
+
+def test_archive_with_unsafe_paths_is_not_extracted(server, tmp_path):
+    from ganzoo.plugins.translation_datasets import ensure_dataset
+
+    url, handler = server
+    handler.files["/tiny.zip"] = cyclegan_zip("tiny", {"tiny/../../evil.txt": b"x"})
+    with pytest.raises(GanzooError, match="unsafe path"):
+        ensure_dataset(tiny_archive(url), tmp_path, progress=False)
+    assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_server_down_names_url_and_folder(tmp_path):
+    from ganzoo.plugins.translation_datasets import ensure_dataset
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(GanzooError) as info:
+        ensure_dataset(tiny_archive(f"http://127.0.0.1:{port}"), tmp_path, progress=False)
+    message = str(info.value)
+    assert f"127.0.0.1:{port}/tiny.zip" in message and str(tmp_path / "cyclegan") in message
+
+
+def test_named_sets_are_registered_with_the_authors_urls():
+    from ganzoo.data.translation import get_dataset
+    from ganzoo.registry import get_registry
+
+    datasets = get_registry().datasets
+    assert datasets.get("horse2zebra").source == "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip"
+    assert datasets.get("edges2shoes").source == "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2shoes.tar.gz"
+    assert get_dataset("facades", ("paired",)).info.kind == "paired"
+    assert get_dataset("facades", ("unpaired",)).info.kind == "unpaired"
