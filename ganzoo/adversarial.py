@@ -74,10 +74,8 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
         return Losses(terms, metrics)
     fake_in = remedies.add_instance_noise(generator(noise), std)
     if "unrolled" in config.get("with", []):
-        from ganzoo.defaults import stage_lr
-
         real_in = remedies.add_instance_noise(real, std)
         params = remedies.unrolled_parameters(discriminator, loss, real_in, fake_in, int(config.get("unroll_steps", 5)),
-                                              stage_lr(config, "discriminator"))
+                                              float(config.get("unroll_lr", 0.1)))
         return Losses(loss.generator(remedies.discriminator_with(discriminator, params, fake_in)))
     return Losses(loss.generator(discriminator(fake_in)))

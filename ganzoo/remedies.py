@@ -46,10 +46,10 @@ def unrolled_parameters(discriminator: Any, loss: Any, real: "torch.Tensor", fak
 
     ``fake`` keeps its graph to the generator, and every step is built with ``create_graph``, so a
     loss computed with the returned parameters backpropagates into the generator through the
-    unrolled updates (Metz et al. 2016, eq. 12) and not only through the final D. Each step
-    moves every tensor by ``lr`` times its gradient divided by the gradient's RMS (that scale
-    treated as a constant), matching the size of an Adam step, which the paper unrolls.
-    Buffers (batch-norm statistics) are copied so the real discriminator is left untouched.
+    unrolled updates (Metz et al. 2016, eq. 12) and not only through the final D. The steps are
+    plain gradient descent with rate ``lr`` (the paper unrolls Adam; dividing by the current
+    gradient's size, as a fresh Adam step would, amplifies the second-order terms and made G
+    collapse on ring8). Buffers (batch-norm statistics) are copied so the real discriminator is left untouched.
     """
     import torch
     from torch.func import functional_call
@@ -61,8 +61,7 @@ def unrolled_parameters(discriminator: Any, loss: Any, real: "torch.Tensor", fak
         terms = loss.discriminator(functional_call(discriminator, state, (real,)),
                                    functional_call(discriminator, state, (fake,)))
         grads = torch.autograd.grad(sum(terms.values()), list(params.values()), create_graph=True)
-        params = {name: p - lr * g / (g.detach().pow(2).mean().sqrt() + 1e-8)
-                  for (name, p), g in zip(params.items(), grads)}
+        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
     return {**params, **buffers}
 
 
@@ -130,9 +129,9 @@ def make_minibatch_discrimination(in_features: int, kernels: int, kernel_dim: in
             self.T = nn.Parameter(torch.randn(in_features, kernels * kernel_dim) * 0.1)
 
         def forward(self, f: torch.Tensor) -> torch.Tensor:
-            m = (f @ self.T).view(-1, self.kernels, self.kernel_dim)
-            distances = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(3)  # (N, N, B)
-            return torch.cat([f, torch.exp(-distances).sum(1)], dim=1)
+            m = (f @ self.T).view(-1, self.kernels, self.kernel_dim).transpose(0, 1)  # (B, N, C)
+            distances = torch.cdist(m, m, p=1)  # (B, N, N) L1 distances, without an (N, N, B, C) temporary
+            return torch.cat([f, torch.exp(-distances).sum(2).t()], dim=1)
 
     return MinibatchDiscrimination()
 
@@ -181,8 +180,13 @@ def make_ema_generator(online: Any) -> Any:
             return (self.online if self.training else self.ema)(z, *args)
 
         @torch.no_grad()
-        def update(self, decay: float) -> None:
-            """ema ← decay·ema + (1 - decay)·online; buffers (batch-norm statistics) are copied."""
+        def update(self, decay: float, updates: int) -> None:
+            """ema ← d·ema + (1 - d)·online with d = min(decay, (1 + t) / (10 + t)) at update t; buffers are copied.
+
+            The warm-up (as in TensorFlow's ExponentialMovingAverage) keeps the average from holding
+            on to the random initial weights for thousands of steps.
+            """
+            decay = min(decay, (1 + updates) / (10 + updates))
             for ema, online in zip(self.ema.parameters(), self.online.parameters()):
                 ema.lerp_(online, 1.0 - decay)
             for ema, online in zip(self.ema.buffers(), self.online.buffers()):

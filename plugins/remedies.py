@@ -67,8 +67,14 @@ def build_generator(model: ModelSpec, config: dict[str, Any]):
     return make_ema_generator(generator)
 
 
+#: Generator updates folded into the average so far (JSON in the checkpointed state, for the warm-up).
+EMA_UPDATES = "ema_updates"
+
+
 @hookimpl
-def after_step(config: dict[str, Any], stage: str, generator: Any) -> None:
+def after_step(config: dict[str, Any], stage: str, generator: Any, state: dict[str, Any]) -> None:
     """With ``ema``, fold the generator's new weights into its moving average after each generator step."""
     if stage == "generator" and EMA in config.get("with", []):
-        generator.update(float(config.get("ema_decay", 0.999)))
+        updates = int(state.get(EMA_UPDATES, 0))
+        generator.update(float(config.get("ema_decay", 0.999)), updates)
+        state[EMA_UPDATES] = updates + 1

@@ -364,3 +364,20 @@ def test_ema_generator_file_holds_the_average_and_resume_is_exact(cli, tmp_path)
     z = torch.randn(5, int(loaded.config["latent_dim"]))
     with torch.no_grad():
         assert torch.equal(loaded.module(z), loaded.module.ema(z))  # sampling uses the EMA weights
+
+
+def test_ema_update_warms_up_then_uses_the_configured_decay():
+    online = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        online.weight.fill_(0.0)
+    generator = remedies.make_ema_generator(online)
+    with torch.no_grad():
+        online.weight.fill_(1.0)
+    generator.update(0.999, updates=0)  # warm-up: d = min(0.999, 1/10)
+    assert generator.ema.weight.item() == pytest.approx(0.9)
+    generator.update(0.5, updates=10_000)  # later: the configured decay
+    assert generator.ema.weight.item() == pytest.approx(0.95)
+    generator.eval()
+    assert generator(torch.ones(1, 1)).item() == pytest.approx(0.95)  # eval mode generates with the average
+    generator.train()
+    assert generator(torch.ones(1, 1)).item() == pytest.approx(1.0)
