@@ -26,6 +26,8 @@ HYPERPARAMETERS = (
     Hyperparameter("d_width", 64, "discriminator feature maps at the first layer, doubled per layer"),
     Hyperparameter("validity_weight", 1.0, "weight of the real/fake terms (try 0.01 if G ignores the class)"),
     Hyperparameter("class_weight", 1.0, "weight of the auxiliary classification terms in D's and G's losses"),
+    Hyperparameter("classify_fakes", True, "D's classifier also learns generated images under their requested class "
+                   "(the paper's L_C); False trains it on real images only"),
     Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
     Hyperparameter("epochs", 5, "passes over the training data"),
     Hyperparameter("batch_size", 64, "samples per optimisation step"),

@@ -10,7 +10,8 @@ from ganzoo.specs import Losses
 
 def acgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stage: str,
                  config: dict[str, Any], state: dict[str, Any]) -> Losses:
-    """D: weighted validity loss + classification of real images (true labels) and fakes (requested labels).
+    """D: weighted validity loss + classification of real images (true labels), and of fakes (requested
+    labels) when ``classify_fakes`` is on, as in the paper.
 
     G: weighted validity loss + classification of its images under the labels it was asked for.
     Fakes get classes drawn uniformly, as in the paper (c ~ p_c).
@@ -32,7 +33,8 @@ def acgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stag
         (real_valid, real_class), (fake_valid, fake_class) = discriminator(real), discriminator(fake)
         terms = {name: w_valid * value for name, value in loss.discriminator(real_valid, fake_valid).items()}
         terms["d_class_real"] = w_class * F.cross_entropy(real_class, labels)
-        terms["d_class_fake"] = w_class * F.cross_entropy(fake_class, wanted)
+        if config["classify_fakes"]:
+            terms["d_class_fake"] = w_class * F.cross_entropy(fake_class, wanted)
         metrics = {
             "D(x)": torch.sigmoid(real_valid).mean(), "D(G(z))": torch.sigmoid(fake_valid).mean(),
             "acc_real": (real_class.argmax(1) == labels).float().mean(),

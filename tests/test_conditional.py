@@ -1,0 +1,177 @@
+"""Conditional families (cgan, cdcgan, acgan): shapes, label plumbing, training steps, class-conditioned sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_png_images
+
+CLASSES = ("cat", "dog", "owl")
+SIDE = 16
+CONDITIONAL = ("cgan", "cdcgan", "acgan")
+SMALL = {"cgan": "hidden_dims=[32,64]", "cdcgan": "g_width=8", "acgan": "d_width=8"}
+
+
+@pytest.fixture
+def labelled_folder(tmp_path):
+    """Three classes (sub-folders) of 16 grayscale 16x16 images each."""
+    for index, name in enumerate(CLASSES):
+        write_png_images(tmp_path / "labelled" / name, 16, size=SIDE, mode="L", seed=index)
+    return tmp_path / "labelled"
+
+
+def _config(model_name: str, **overrides):
+    from ganzoo.config import resolve_config
+    from ganzoo.registry import get_model
+    from ganzoo.specs import DatasetInfo
+
+    info = DatasetInfo("images", channels=1, image_size=SIDE, num_classes=len(CLASSES), class_names=CLASSES)
+    model = get_model(model_name)
+    return model, resolve_config(model, info, overrides)
+
+
+@pytest.fixture
+def generator_file(tmp_path):
+    """Write an untrained generator file of ``model_name`` (weights are random but the plumbing is real)."""
+    import torch
+
+    from ganzoo.build import build_generator
+    from ganzoo.weights import save_generator
+
+    def write(model_name: str):
+        torch.manual_seed(0)
+        model, config = _config(model_name)
+        path = tmp_path / f"{model_name}.safetensors"
+        save_generator(path, model, config, build_generator(model, config), "labelled", 1, 1)
+        return path
+
+    return write
+
+
+@pytest.mark.parametrize("model_name", CONDITIONAL)
+def test_networks_take_labels(model_name):
+    import torch
+
+    from ganzoo.build import build_discriminator, build_generator
+
+    model, config = _config(model_name)
+    assert config["num_classes"] == 3 and config["class_names"] == list(CLASSES)
+    generator, discriminator = build_generator(model, config), build_discriminator(model, config)
+    z, labels = torch.randn(5, config["latent_dim"]), torch.tensor([0, 1, 2, 1, 0])
+    fake = generator(z, labels)
+    assert fake.shape == (5, 1, SIDE, SIDE) and fake.abs().max() <= 1
+    assert not torch.allclose(generator(z, labels), generator(z, (labels + 1) % 3))  # the label changes the image
+    if model_name == "acgan":
+        validity, classes = discriminator(fake)
+        assert validity.shape == (5,) and classes.shape == (5, 3)
+    else:
+        assert discriminator(fake, labels).shape == (5,)
+
+
+@pytest.mark.parametrize("model_name", CONDITIONAL)
+def test_a_few_training_steps_write_one_row_per_class(cli, labelled_folder, tmp_path, model_name):
+    import json
+
+    out = tmp_path / model_name
+    cli("train", model_name, "--data", labelled_folder, "--epochs", "1", "--out", out, "--no-progress",
+        "--set", "batch_size=16", "--set", "log_every=1", "--set", SMALL[model_name])
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [row for row in rows if row["event"] == "log"]
+    assert len(logged) == 3 and all(np.isfinite(v) for row in logged for v in row.values() if isinstance(v, float))
+    if model_name == "acgan":
+        assert {"d_class_real", "d_class_fake", "g_class", "acc_real"} <= set(logged[0])
+    # 3 rows (one per class) of 8 images, 16 px + 2 px padding each
+    assert Image.open(out / "samples" / "epoch_001.png").size == (8 * 18 + 2, 3 * 18 + 2)
+    assert json.loads((out / "run.json").read_text())["config"]["class_names"] == list(CLASSES)
+
+
+def test_datasets_without_labels_are_refused(cli, image_folder, tmp_path):
+    result = cli("train", "cgan", "--data", image_folder, "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1
+    assert "needs a dataset with class labels" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("model_name", ["cgan", "acgan"])
+def test_sampling_a_class_feeds_that_class_to_the_generator(generator_file, model_name):
+    import torch
+
+    from ganzoo import sampling
+    from ganzoo.weights import load_generator
+
+    loaded = load_generator(generator_file(model_name), model_name)
+    seen = []
+    if model_name == "acgan":  # the embedding is looked up with the requested class
+        loaded.module.embed.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    else:  # the MLP's input ends with the one-hot code of the requested class
+        loaded.module.inner.register_forward_pre_hook(lambda module, args: seen.append(args[0][:, -3:].argmax(1)))
+    labels = sampling.requested_labels(loaded.model, loaded.config, 6, "owl")
+    sampling.generate(loaded.model, loaded.config, loaded.module, 6, labels=labels)
+    assert torch.equal(torch.cat(seen), torch.full((6,), 2))
+
+
+def test_cli_class_by_name_and_index_match_the_generator(cli, generator_file, tmp_path):
+    import torch
+
+    from ganzoo import sampling
+    from ganzoo.weights import load_generator
+
+    path = generator_file("cgan")
+    cli("sample", "cgan", "--weights", path, "--class", "dog", "--num", "5", "--out", tmp_path / "dogs.npz")
+    cli("sample", "cgan", "--weights", path, "--class", "1", "--num", "5", "--out", tmp_path / "ones.npz")
+    dogs, ones = np.load(tmp_path / "dogs.npz", allow_pickle=False), np.load(tmp_path / "ones.npz", allow_pickle=False)
+    assert dogs["labels"].tolist() == [1] * 5 and np.array_equal(dogs["images"], ones["images"])
+    loaded = load_generator(path, "cgan")
+    with torch.inference_mode():
+        z = sampling.noise(5, loaded.config["latent_dim"], 0)
+        expected = sampling.to_uint8(loaded.module(z, torch.ones(5, dtype=torch.int64))).numpy()
+        other = sampling.to_uint8(loaded.module(z, torch.zeros(5, dtype=torch.int64))).numpy()
+    assert np.array_equal(dogs["images"], expected) and not np.array_equal(dogs["images"], other)
+
+
+@pytest.mark.parametrize("wanted", ["3", "horse", "-1"])
+def test_bad_class_lists_the_valid_ones(cli, generator_file, tmp_path, wanted):
+    result = cli("sample", "cgan", "--weights", generator_file("cgan"), "--class", wanted, "--out", tmp_path / "x.png",
+                 ok=False)
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert f"Unknown class '{wanted}'" in message and "0=cat, 1=dog, 2=owl" in message
+    assert len(result.output.strip().splitlines()) <= 3
+
+
+def test_per_class_grid_and_npz_labels(cli, generator_file, tmp_path):
+    path = generator_file("acgan")
+    cli("sample", "acgan", "--weights", path, "--per-class", "4", "--out", tmp_path / "grid.png")
+    assert Image.open(tmp_path / "grid.png").size == (4 * 18 + 2, 3 * 18 + 2)
+    cli("sample", "acgan", "--weights", path, "--per-class", "2", "--out", tmp_path / "grid.npz")
+    arrays = np.load(tmp_path / "grid.npz", allow_pickle=False)
+    assert arrays["labels"].tolist() == [0, 0, 1, 1, 2, 2] and arrays["images"].shape == (6, 1, SIDE, SIDE)
+    cli("sample", "acgan", "--weights", path, "--num", "7", "--out", tmp_path / "mixed.npz")
+    assert np.load(tmp_path / "mixed.npz", allow_pickle=False)["labels"].tolist() == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_class_options_are_refused_for_unconditional_models_and_together(cli, generator_file, tmp_path):
+    result = cli("sample", "gan", "--weights", tmp_path / "none.safetensors", "--class", "1", "--out", tmp_path / "x.png",
+                 ok=False)
+    assert result.exit_code == 2 and "unconditional" in result.output
+    result = cli("sample", "cgan", "--weights", generator_file("cgan"), "--class", "1", "--per-class", "2",
+                 "--out", tmp_path / "x.png", ok=False)
+    assert result.exit_code == 2 and "not both" in result.output
+
+
+def test_shipped_digit_classifier_and_conditional_accuracy():
+    import torch
+
+    from ganzoo.metrics.classifier import (conditional_accuracy, conditional_scores, load_classifier, predict,
+                                           shipped_classifier_path)
+    from ganzoo.safefile import read_metadata
+
+    path = shipped_classifier_path()
+    assert path.stat().st_size < 1_000_000 and float(read_metadata(path)["test_accuracy"]) >= 0.99
+    classifier = load_classifier()
+    images = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    predicted = predict(classifier, images)
+    assert conditional_accuracy(images, predicted, classifier) == 1.0
+    wrong = conditional_scores(images, (predicted + 1) % 10, classifier)
+    assert wrong.accuracy == 0.0 and not any(wrong.present) and not wrong.all_present
