@@ -87,6 +87,18 @@ def test_a_few_training_steps_write_one_row_per_class(cli, labelled_folder, tmp_
     assert json.loads((out / "run.json").read_text())["config"]["class_names"] == list(CLASSES)
 
 
+@pytest.mark.parametrize(("model_name", "loss"), [("cgan", "wgan-gp"), ("acgan", "dragan"), ("cdcgan", "hinge")])
+def test_other_losses_and_their_penalties_work(cli, labelled_folder, tmp_path, model_name, loss):
+    import json
+
+    out = tmp_path / model_name
+    cli("train", model_name, "--data", labelled_folder, "--epochs", "1", "--out", out, "--no-progress", "--loss", loss,
+        "--set", "batch_size=16", "--set", "log_every=1", "--set", SMALL[model_name])
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][0]
+    if loss != "hinge":
+        assert np.isfinite(logged["gradient_penalty"])
+
+
 def test_datasets_without_labels_are_refused(cli, image_folder, tmp_path):
     result = cli("train", "cgan", "--data", image_folder, "--out", tmp_path / "run", ok=False)
     assert result.exit_code == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganzoo.adversarial import make_loss
+from ganzoo.adversarial import run_loss
 from ganzoo.specs import Losses
 
 
@@ -20,9 +20,7 @@ def acgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stag
     import torch.nn.functional as F
 
     real, labels = batch["real"], batch["label"]
-    loss = state.get("_loss")
-    if loss is None:
-        loss = state["_loss"] = make_loss(config)
+    loss = run_loss(config, state, discriminator)
     w_valid, w_class = float(config["validity_weight"]), float(config["class_weight"])
     size = real.shape[0]
     noise = torch.randn(size, int(config["latent_dim"]), device=real.device)
@@ -31,12 +29,15 @@ def acgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stag
         with torch.no_grad():
             fake = generator(noise, wanted)
         (real_valid, real_class), (fake_valid, fake_class) = discriminator(real), discriminator(fake)
-        terms = {name: w_valid * value for name, value in loss.discriminator(real_valid, fake_valid).items()}
+        terms = dict(loss.discriminator(real_valid, fake_valid))
+        if hasattr(loss, "penalty"):  # gradient penalties (wgan-gp, dragan) on the validity head
+            terms.update(loss.penalty(lambda x: discriminator(x)[0], real, fake))
+        terms = {name: w_valid * value for name, value in terms.items()}
         terms["d_class_real"] = w_class * F.cross_entropy(real_class, labels)
         if config["classify_fakes"]:
             terms["d_class_fake"] = w_class * F.cross_entropy(fake_class, wanted)
         metrics = {
-            "D(x)": torch.sigmoid(real_valid).mean(), "D(G(z))": torch.sigmoid(fake_valid).mean(),
+            **loss.metrics(real_valid.detach(), fake_valid.detach()),
             "acc_real": (real_class.argmax(1) == labels).float().mean(),
             "acc_fake": (fake_class.argmax(1) == wanted).float().mean(),
         }

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganzoo.adversarial import make_loss
+from ganzoo.adversarial import run_loss
 from ganzoo.specs import Losses
 
 
 def cgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stage: str,
                 config: dict[str, Any], state: dict[str, Any]) -> Losses:
-    """One step's terms; fakes are generated for the batch's own labels, so both sides see the data's class mix."""
+    """One step's terms; fakes are generated for the batch's own labels, so both sides see the data's class mix.
+
+    Any ``--loss`` works: its terms, its gradient penalty (taken on samples paired with their labels), its metrics.
+    """
     import torch
 
     real, labels = batch["real"], batch["label"]
-    loss = state.get("_loss")
-    if loss is None:
-        loss = state["_loss"] = make_loss(config)
+    loss = run_loss(config, state, discriminator)
     noise = torch.randn(real.shape[0], int(config["latent_dim"]), device=real.device)
     if stage == "discriminator":
         with torch.no_grad():
             fake = generator(noise, labels)
         real_out, fake_out = discriminator(real, labels), discriminator(fake, labels)
-        metrics = {"D(x)": torch.sigmoid(real_out).mean(), "D(G(z))": torch.sigmoid(fake_out).mean()}
-        return Losses(loss.discriminator(real_out, fake_out), metrics)
+        terms = dict(loss.discriminator(real_out, fake_out))
+        if hasattr(loss, "penalty"):  # gradient penalties (wgan-gp, dragan) on (sample, its label) pairs
+            terms.update(loss.penalty(lambda x: discriminator(x, labels), real, fake))
+        return Losses(terms, dict(loss.metrics(real_out.detach(), fake_out.detach())))
     return Losses(loss.generator(discriminator(generator(noise, labels), labels)))
