@@ -26,14 +26,18 @@ import click
               help="continue the run in this folder from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out instead of refusing")
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs still go to OUT/metrics.jsonl)")
+@click.option("--strict-data", is_flag=True, help="stop at an unreadable image file instead of skipping it with a warning")
 def train(model: str, data: str | None, data_root: str | None, out: Path | None, epochs: int | None,
           batch_size: int | None, lr: float | None, image_size: int | None, d_steps: int | None, loss: str | None,
           extensions: tuple[str, ...], seed: int | None, settings: tuple[str, ...], device: str | None,
-          resume: Path | None, overwrite: bool, no_progress: bool) -> None:
-    """Train MODEL; pictures, metrics, weights and checkpoints go to --out after every epoch."""
+          resume: Path | None, overwrite: bool, no_progress: bool, strict_data: bool) -> None:
+    """Train MODEL; pictures, metrics, weights and checkpoints go to --out after every epoch.
+
+    Ctrl-C saves the current position and exits with status 130; --resume OUT continues exactly.
+    """
     from ganzoo.cli.main import console
     from ganzoo.config import parse_overrides
-    from ganzoo.engine import TrainRequest
+    from ganzoo.engine import TrainingInterrupted, TrainRequest
     from ganzoo.engine import train as run_training
     from ganzoo.registry import get_model, get_registry
 
@@ -52,8 +56,14 @@ def train(model: str, data: str | None, data_root: str | None, out: Path | None,
     folder = resume or out or Path("runs") / f"{spec.name}-{Path(data or spec.default_dataset).name}"
     out_console = console()
     request = TrainRequest(model=spec.name, out=folder, data=data, overrides=overrides, data_root=data_root,
-                           device=device, resume=resume is not None, overwrite=overwrite, progress=not no_progress)
-    result = run_training(request, out_console)
+                           device=device, resume=resume is not None, overwrite=overwrite, progress=not no_progress,
+                           strict_data=strict_data)
+    try:
+        result = run_training(request, out_console)
+    except TrainingInterrupted as stop:
+        out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {folder}", style="yellow",
+                          soft_wrap=True, markup=False)
+        raise click.exceptions.Exit(130) from None
     out_console.print(f"[green]done[/green]: {result.epochs} epochs, {result.steps} steps; files in {result.out}/")
     out_console.print(f"  generator: {result.generator_path}")
     out_console.print(f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png")

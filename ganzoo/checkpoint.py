@@ -3,7 +3,9 @@
 Tensors: both networks, every optimizer's per-parameter state, RNG states, the fixed sampling
 noise and the tensor entries of the family's ``state`` dict. The ``__metadata__`` header holds
 the rest as JSON (config, counters, optimizer hyperparameters, JSON entries of ``state``).
-Files are written atomically and the newest ``keep`` are kept.
+Files are written atomically and the newest ``keep`` are kept. Epoch ends are saved as
+``state-epoch-0003.safetensors`` (3 epochs done); a position inside an epoch (``checkpoint_every``
+or Ctrl-C) as ``state-epoch-0003-batch-000040.safetensors`` (3 epochs and 40 batches of the 4th).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from ganzoo.safefile import WeightsError, load_tensors, read_metadata, save_tens
 
 STATE_FORMAT = "ganzoo.state/1"
 CHECKPOINT_DIR = "checkpoints"
-_NAME = re.compile(r"^state-epoch-(\d+)\.safetensors$")
+_NAME = re.compile(r"^state-epoch-(\d+)(?:-batch-(\d+))?\.safetensors$")
 
 
-def checkpoint_path(out: Path, epoch: int) -> Path:
-    """``OUT/checkpoints/state-epoch-NNNN.safetensors``."""
-    return out / CHECKPOINT_DIR / f"state-epoch-{epoch:04d}.safetensors"
+def checkpoint_path(out: Path, epoch: int, batch: int = 0) -> Path:
+    """``OUT/checkpoints/state-epoch-EEEE[-batch-BBBBBB].safetensors`` for ``epoch`` epochs and ``batch`` batches done."""
+    suffix = f"-batch-{batch:06d}" if batch else ""
+    return out / CHECKPOINT_DIR / f"state-epoch-{epoch:04d}{suffix}.safetensors"
 
 
 def list_checkpoints(out: Path) -> list[Path]:
@@ -30,7 +33,7 @@ def list_checkpoints(out: Path) -> list[Path]:
     folder = out / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    found = [((int(m.group(1)), int(m.group(2) or 0)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
     return [p for _, p in sorted(found)]
 
 

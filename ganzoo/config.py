@@ -34,6 +34,8 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("seed", 0, "random seed: same seed, same result on CPU"),
     Hyperparameter("log_every", 50, "steps between progress and metrics updates"),
     Hyperparameter("keep_checkpoints", 3, "how many per-epoch training states to keep"),
+    Hyperparameter("checkpoint_every", 0, "steps between mid-epoch checkpoints; 0 = only at epoch ends"),
+    Hyperparameter("max_bad_steps", 20, "skipped non-finite (NaN/inf) steps before the run is stopped"),
 )
 
 #: Optimizers the built-in plugins build (``adam`` by the core, ``rmsprop`` by the losses plugin).
@@ -112,11 +114,14 @@ def loss_defaults(name: str) -> dict[str, Any]:
 
 def validate_numbers(config: dict[str, Any]) -> None:
     """Refuse settings no training could use, one clear sentence each."""
-    positive_ints = ("epochs", "batch_size", "d_steps", "log_every", "keep_checkpoints")
+    positive_ints = ("epochs", "batch_size", "d_steps", "log_every", "keep_checkpoints", "max_bad_steps")
     for key in positive_ints:
         value = config.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise GanzooError(f"{key} must be a whole number of at least 1, got {value!r}.")
+    every = config.get("checkpoint_every")
+    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+        raise GanzooError(f"checkpoint_every must be a whole number of steps (0 = only at epoch ends), got {every!r}.")
     for key in ("lr", "lr_d", "lr_g"):
         value = config.get(key)
         if value is not None and (not isinstance(value, (int, float)) or value <= 0):

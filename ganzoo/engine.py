@@ -4,23 +4,31 @@ Per batch the discriminator's stage runs; every ``d_steps`` batches the generato
 runs. Each stage asks the family's plugin for its loss terms (``compute_losses``), then the
 engine backpropagates their sum and steps that stage's optimizer. Losses stay on the device
 and are read back only every ``log_every`` steps, so the loop never waits on the GPU per step.
-At each epoch's end it writes a sample picture, ``generator.safetensors`` and a full checkpoint.
+At each epoch's end it writes a sample picture, ``generator.safetensors`` and a full checkpoint;
+``checkpoint_every`` adds checkpoints inside epochs and Ctrl-C saves one before stopping. Each
+update goes through :class:`ganzoo.guard.StepGuard`, which undoes non-finite steps on the device;
+their records are read at log time and the run stops after ``max_bad_steps`` of them.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
 from ganzoo.errors import GanzooError
+from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.specs import Losses, ModelSpec
 
 #: Settings that may differ when a run is resumed; any other difference is refused.
-RESUMABLE_CHANGES = ("epochs", "log_every", "keep_checkpoints")
+RESUMABLE_CHANGES = ("epochs", "log_every", "keep_checkpoints", "checkpoint_every", "max_bad_steps")
 VECTOR_PLOT_POINTS = 2000
 GRID_SAMPLES = 64
 
@@ -38,6 +46,45 @@ class TrainRequest:
     resume: bool = False
     overwrite: bool = False
     progress: bool = True
+    strict_data: bool = False
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run after saving its position in ``checkpoint``."""
+
+    def __init__(self, checkpoint: Path, epoch: int, step: int) -> None:
+        super().__init__(f"interrupted at epoch {epoch + 1}, step {step}; state saved in {checkpoint}")
+        self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
+
+
+class DivergedError(GanzooError):
+    """Too many steps had NaN or inf losses, gradients or weights; the run stopped."""
+
+
+class _Interrupt:
+    requested = False
+
+
+@contextmanager
+def _deferred_sigint() -> Iterator[_Interrupt]:
+    """While training, the first Ctrl-C only sets a flag the loop checks after the current step; a second one stops at once."""
+    flag = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # installed outside Python: fall back to Python's own
+        previous = signal.default_int_handler
+
+    def handler(signum: int, frame: Any) -> None:
+        flag.requested = True
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -102,15 +149,44 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
-        data = dataset.load(data_root(request.data_root), self.config.get("image_size"), self.config.get("channels"))
+        data = self._load_data(dataset, data_root(request.data_root))
         self.data = data.to(self.device)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
         self.state: dict[str, Any] = {}
         self.data_order = torch.Generator().manual_seed(int(self.config["seed"]))
-        self.epoch = self.step = 0
+        self.epoch = self.step = self.batch_in_epoch = self.bad_steps = 0
+        self.epoch_order = self.data_order.get_state()
+        self.guard = StepGuard()
         if resumed is not None:
             self._restore(*resumed)
+        for optimizer in self.optimizers.values():
+            keep_state_on_device(optimizer, self.device)
+
+    def _load_data(self, dataset: Any, root: Path | None) -> Any:
+        """Load the data; skipped bad images are listed, or stop the run with ``strict_data``."""
+        import warnings
+
+        from ganzoo.data.folder import BadImageWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("error" if self.request.strict_data else "always", BadImageWarning)
+            try:
+                data = dataset.load(root, self.config.get("image_size"), self.config.get("channels"))
+            except BadImageWarning as exc:
+                raise GanzooError(f"{exc.path} is not a readable image ({exc.reason}); fix or remove it, "
+                                  "or drop --strict-data to skip such files.") from None
+        for warning in caught:
+            if issubclass(warning.category, BadImageWarning):
+                self._say(f"warning: {warning.message}")
+            else:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return data
+
+    def _say(self, text: str) -> None:
+        """One warning line for the user (plain text: file names may hold brackets), unwrapped."""
+        if self.console is not None:
+            self.console.print(text, style="yellow", markup=False, soft_wrap=True)
 
     # -- resume ---------------------------------------------------------------------------
 
@@ -127,9 +203,10 @@ class Trainer:
         return ckpt.load_checkpoint(path)
 
     def _resumed_config(self, saved: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-        from ganzoo.config import validate_numbers
+        from ganzoo.config import TRAINING_HYPERPARAMETERS, validate_numbers
 
-        config = dict(saved)
+        config = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS if hp.name in RESUMABLE_CHANGES}
+        config.update(saved)  # runs saved before a resumable setting existed get its default
         for key, value in overrides.items():
             if value is None or config.get(key) == value:
                 continue
@@ -151,7 +228,9 @@ class Trainer:
             optimizer.load_state_dict(ckpt.optimizer_from_flat(stage, meta["optimizers"][stage], tensors))
         self.state.update(meta["state"])
         self.state.update(ckpt.subdict(tensors, "state."))
-        self.epoch, self.step = meta["counters"]["epoch"], meta["counters"]["step"]
+        counters = meta["counters"]
+        self.epoch, self.step = counters["epoch"], counters["step"]
+        self.batch_in_epoch, self.bad_steps = counters.get("batch", 0), counters.get("bad_steps", 0)
         torch.set_rng_state(tensors["rng.torch"])
         self.data_order.set_state(tensors["rng.data_order"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
@@ -168,44 +247,64 @@ class Trainer:
         )
         if losses is None:
             raise GanzooError(f"No plugin computes the losses of model {self.model.name!r}; check 'ganzoo plugins'.")
-        sum(losses.terms.values()).backward()
-        optimizer.step()
+        self.guard.step(optimizer, losses.terms, self.step + 1, stage)
         self.hook.after_step(model=self.model, config=self.config, stage=stage, generator=self.generator,
                              discriminator=self.discriminator, state=self.state)
         return losses
 
     def run(self) -> TrainResult:
-        """Train until ``epochs`` are done, writing pictures, weights and checkpoints each epoch."""
+        """Train until ``epochs`` are done, writing pictures, weights and checkpoints each epoch.
+
+        A resumed run that stopped inside an epoch replays that epoch's data order from its saved
+        start and skips the batches already done, so the result is the same as an uninterrupted run.
+        """
         from ganzoo.progress import TrainingProgress
 
         epochs, d_steps = int(self.config["epochs"]), int(self.config["d_steps"])
         log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
+        every = int(self.config["checkpoint_every"])
         self._write_run_info()
+        if self.request.resume:
+            self._append_metrics({"event": "resume", "epoch": self.epoch, "batch": self.batch_in_epoch,
+                                  "step": self.step, "from": str(self.resumed_from)})
         last: dict[str, float] = {}
-        with TrainingProgress(self.console, epochs, self.steps_per_epoch, enabled=self.request.progress,
-                              first_epoch=self.epoch) as progress:
+        with _deferred_sigint() as interrupt, TrainingProgress(
+                self.console, epochs, self.steps_per_epoch, enabled=self.request.progress,
+                first_epoch=self.epoch) as progress:
             while self.epoch < epochs:
                 self.generator.train()
                 self.discriminator.train()
                 self.hook.on_epoch_start(model=self.model, config=self.config, epoch=self.epoch,
                                          optimizers=self.optimizers, state=self.state)
                 sums: dict[str, Any] = {}
-                count, tick, epoch_start = 0, time.perf_counter(), time.perf_counter()
+                count, tick, epoch_start, first = 0, time.perf_counter(), time.perf_counter(), self.batch_in_epoch
+                self.epoch_order = self.data_order.get_state()
                 for index, batch in enumerate(self.data.batches(batch_size, self.data_order)):
+                    if index < first:  # done before the checkpoint this run resumed from
+                        continue
                     self._accumulate(sums, self._optimize("discriminator", batch))
                     if (index + 1) % d_steps == 0:
                         self._set_requires_grad(self.discriminator, False)
                         self._accumulate(sums, self._optimize("generator", batch))
                         self._set_requires_grad(self.discriminator, True)
                     self.step += 1
+                    self.batch_in_epoch = index + 1
                     count += 1
                     if count == log_every or index + 1 == self.steps_per_epoch:
                         now = time.perf_counter()
                         last = self._log(sums, count, batch_size * count / max(now - tick, 1e-9))
                         progress.update(self.epoch, index + 1, last)
                         sums, count, tick = {}, 0, time.perf_counter()
+                    if index + 1 < self.steps_per_epoch:
+                        if interrupt.requested:
+                            raise TrainingInterrupted(self._save_checkpoint(), self.epoch, self.step)
+                        if every and self.step % every == 0:
+                            self._save_checkpoint()
                 self.epoch += 1
-                self._end_epoch(time.perf_counter() - epoch_start)
+                self.batch_in_epoch = 0
+                self._end_epoch(time.perf_counter() - epoch_start, self.steps_per_epoch - first)
+                if interrupt.requested and self.epoch < epochs:
+                    raise TrainingInterrupted(ckpt.checkpoint_path(self.out, self.epoch), self.epoch, self.step)
         self._finish()
         return TrainResult(self.out, self.out / "generator.safetensors", self.epoch, self.step, last)
 
@@ -223,12 +322,35 @@ class Trainer:
     def _log(self, sums: dict[str, Any], count: int, images_per_s: float) -> dict[str, float]:
         import torch
 
+        self._check_guard()
         names = list(sums)
         values = torch.stack([sums[n].float() for n in names]).div(count).tolist() if names else []
+        values = [v if math.isfinite(v) else None for v in values]  # JSON has no NaN; skipped steps are logged apart
         row = {"event": "log", "epoch": self.epoch + 1, "step": self.step, **dict(zip(names, values)),
                "images_per_s": round(images_per_s, 1)}
         self._append_metrics(row)
-        return {k: v for k, v in row.items() if k not in ("event",)}
+        return {k: v for k, v in row.items() if k not in ("event",) and v is not None}
+
+    def _check_guard(self) -> None:
+        """Record and report the updates the guard undid since the last check; stop after ``max_bad_steps``."""
+        bad = self.guard.flush()
+        if not bad:
+            return
+        self.bad_steps += len(bad)
+        limit = int(self.config["max_bad_steps"])
+        for item in bad:
+            self._append_metrics({"event": "bad_step", "epoch": self.epoch + 1, "step": item.step, "stage": item.stage,
+                                  "causes": item.causes, "bad_steps": self.bad_steps})
+        self._say(f"warning: skipped {len(bad)} update(s) with NaN/inf values, first at {bad[0].describe()}; "
+                  f"{self.bad_steps} of max_bad_steps={limit} so far")
+        if self.bad_steps >= limit:
+            kept = ckpt.list_checkpoints(self.out)
+            where = f"the last good checkpoint is {kept[-1]}" if kept else "no checkpoint had been written yet"
+            message = (f"Training diverged: {self.bad_steps} updates had NaN or inf values and were skipped "
+                       f"(last at {bad[-1].describe()}); {where}; start again with a lower --lr (this run used "
+                       f"{self.config['lr']}) or another --loss.")
+            self._append_metrics({"event": "diverged", "step": self.step, "bad_steps": self.bad_steps, "message": message})
+            raise DivergedError(message)
 
     def _append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.out / "metrics.jsonl", "a") as handle:
@@ -241,11 +363,11 @@ class Trainer:
 
     # -- epoch end: pictures, weights, checkpoint -----------------------------------------
 
-    def _end_epoch(self, seconds: float) -> None:
+    def _end_epoch(self, seconds: float, steps_done: int) -> None:
         from ganzoo.weights import save_generator
 
         self._append_metrics({"event": "epoch", "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
-                              "images_per_s": round(self.steps_per_epoch * int(self.config["batch_size"]) / seconds, 1)})
+                              "images_per_s": round(steps_done * int(self.config["batch_size"]) / seconds, 1)})
         self._save_picture(self.out / "samples" / f"epoch_{self.epoch:03d}.png")
         save_generator(self.out / "generator.safetensors", self.model, self.config, self.generator,
                        self.dataset_name, self.epoch, self.step)
@@ -271,18 +393,24 @@ class Trainer:
             visual.save_image_grid(fake, path, nrow=None if labels is None else sampling.PICTURE_PER_CLASS)
         self.generator.train()
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self) -> Path:
+        """Save the current position; inside an epoch the data order is the epoch's start, replayed on resume."""
         import torch
 
-        rng = {"torch": torch.get_rng_state(), "data_order": self.data_order.get_state()}
+        self._check_guard()
+        order = self.epoch_order if self.batch_in_epoch else self.data_order.get_state()
+        rng = {"torch": torch.get_rng_state(), "data_order": order}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        path = ckpt.checkpoint_path(self.out, self.epoch, self.batch_in_epoch)
+        counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps}
         ckpt.save_checkpoint(
-            ckpt.checkpoint_path(self.out, self.epoch), model=self.model.name, dataset=self.dataset_name,
+            path, model=self.model.name, dataset=self.dataset_name,
             config=self.config, networks={"generator": self.generator, "discriminator": self.discriminator},
-            optimizers=self.optimizers, state=self.state, counters={"epoch": self.epoch, "step": self.step}, rng=rng,
+            optimizers=self.optimizers, state=self.state, counters=counters, rng=rng,
         )
         ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
+        return path
 
     def _finish(self) -> None:
         from ganzoo import visual

@@ -1,0 +1,137 @@
+"""Divergence guard: an optimizer step whose loss, gradients or new weights are not finite is undone.
+
+Design (no host synchronisation per step on a GPU):
+
+* Before ``optimizer.step()`` the guard copies the parameters that have gradients and their
+  optimizer state tensors, and checks the gradients with the fused kernel that AMP's GradScaler
+  uses (``_amp_foreach_non_finite_check_and_unscale_`` with scale 1, which leaves them unchanged).
+* The optimizer steps as usual. The new weights are checked the same way, and one device-side
+  flag ``ok = loss finite and gradients finite and weights finite`` is formed.
+* Every updated tensor is set to ``torch.where(ok, new, old)`` in place: bit-identical to the
+  update when ``ok``, the exact previous value otherwise (state that the step created, such as
+  Adam's moments on its first step, goes back to zeros, i.e. to a fresh state). ``where`` is used
+  rather than arithmetic masking because ``0 * NaN`` is NaN.
+* Nothing is read back: each step appends a small tensor (its loss terms and the two flags) to a
+  pending list that :meth:`StepGuard.flush` reads with one transfer at log time.
+
+Zeroing the gradients would not be enough: Adam still moves the weights with its momentum and
+decays its moments. Tensors an optimizer keeps on the host (torch's non-capturable ``step``
+counters) cannot be restored without reading the flag, so on CUDA :func:`keep_state_on_device`
+switches torch's optimizers to ``capturable`` mode; any host tensor left is restored after one
+read of the flag (a sync, only for such optimizers). Python numbers in optimizer state and
+``after_step`` hooks (e.g. an EMA) are not undone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+GRADIENTS, WEIGHTS = "gradients", "weights"
+
+
+@dataclass
+class BadStep:
+    """One skipped update: its 1-based step, the stage and what was not finite."""
+
+    step: int
+    stage: str
+    causes: list[str]
+
+    def describe(self) -> str:
+        """``"step 12 (discriminator): loss 'd_real' is nan"``."""
+        return f"step {self.step} ({self.stage}): {', '.join(self.causes)}"
+
+
+def keep_state_on_device(optimizer: Any, device: Any) -> None:
+    """Make torch optimizers keep their step counters next to the weights on CUDA (and on the host elsewhere)."""
+    import torch
+
+    capturable = device.type == "cuda"
+    for group in optimizer.param_groups:
+        if "capturable" not in group or group.get("fused"):
+            continue
+        group["capturable"] = capturable
+        for param in group["params"]:
+            step = optimizer.state.get(param, {}).get("step")
+            if isinstance(step, torch.Tensor):
+                optimizer.state[param]["step"] = step.to(param.device if capturable else "cpu")
+
+
+def _check_finite(tensors: list[Any], found: Any, one: Any) -> None:
+    """Set ``found`` to 1 on the device when any element of ``tensors`` is NaN or inf."""
+    import torch
+
+    floats = [t for t in tensors if t.is_floating_point() and t.device == found.device]
+    if floats:
+        torch._amp_foreach_non_finite_check_and_unscale_(floats, found, one)
+
+
+class StepGuard:
+    """Backpropagates, steps and undoes non-finite updates; remembers each step's record for :meth:`flush`."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[int, str, tuple[str, ...], Any]] = []
+
+    def step(self, optimizer: Any, terms: dict[str, Any], step: int, stage: str) -> None:
+        """``sum(terms).backward()`` and ``optimizer.step()``, applied only if everything stays finite."""
+        import torch
+
+        total = sum(terms.values())
+        total.backward()
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not params:
+            optimizer.step()
+            return
+        device = params[0].device
+        with torch.no_grad():
+            one = torch.ones(1, device=device)
+            grads_bad, weights_bad = torch.zeros(1, device=device), torch.zeros(1, device=device)
+            _check_finite([p.grad for p in params], grads_bad, one)
+            old_params = [p.detach().clone() for p in params]
+            old_state = {(i, key): value.clone() for i, p in enumerate(params)
+                         for key, value in optimizer.state.get(p, {}).items() if isinstance(value, torch.Tensor)}
+        optimizer.step()
+        with torch.no_grad():
+            _check_finite([p.detach() for p in params], weights_bad, one)
+            ok = (torch.isfinite(total.detach()) & (grads_bad + weights_bad == 0)).reshape(())
+            host_ok: bool | None = None
+            for param, old in zip(params, old_params):
+                torch.where(ok, param, old, out=param)
+            for i, param in enumerate(params):
+                for key, value in optimizer.state.get(param, {}).items():
+                    if not isinstance(value, torch.Tensor):
+                        continue
+                    old = old_state.get((i, key))
+                    if value.device != ok.device:  # a host-side counter: needs the flag on the host
+                        host_ok = bool(ok) if host_ok is None else host_ok
+                        if not host_ok:
+                            value.copy_(old if old is not None else torch.zeros_like(value))
+                    else:
+                        torch.where(ok, value, old if old is not None else torch.zeros_like(value), out=value)
+            values = [t.detach().float().reshape(()) for t in terms.values()]
+            record = torch.stack([*values, grads_bad[0], weights_bad[0]])
+        self._pending.append((step, stage, tuple(terms), record))
+
+    def flush(self) -> list[BadStep]:
+        """The bad steps since the last flush (one device-to-host transfer for all of them)."""
+        import torch
+
+        if not self._pending:
+            return []
+        rows = torch.cat([record for *_, record in self._pending]).tolist()
+        bad, offset = [], 0
+        for step, stage, names, record in self._pending:
+            values = rows[offset : offset + len(names)]
+            grads_bad, weights_bad = rows[offset + len(names)], rows[offset + len(names) + 1]
+            offset += record.numel()
+            causes = [f"loss {name!r} is {value}" for name, value in zip(names, values) if not math.isfinite(value)]
+            if grads_bad:
+                causes.append("gradients are not finite")
+            if weights_bad:
+                causes.append("the updated weights are not finite")
+            if causes:
+                bad.append(BadStep(step, stage, causes))
+        self._pending.clear()
+        return bad

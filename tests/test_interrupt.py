@@ -1,0 +1,108 @@
+"""Stopping a run: Ctrl-C saves its position, SIGKILL loses only what came after the last checkpoint.
+
+Both resume to the same weights as a run that was never stopped, including from inside an epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from ganzoo.checkpoint import list_checkpoints
+
+RUN = ["gan", "--data", "ring8", "--epochs", "2", "--no-progress", "--device", "cpu", "--set", "checkpoint_every=20"]
+START_TIMEOUT = 120.0
+
+
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def _assert_same_state(a, b):
+    a, b = _tensors(a), _tensors(b)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The final checkpoint of the run never stopped (run once for the whole module)."""
+    from click.testing import CliRunner
+
+    from ganzoo.cli.main import cli
+
+    out = tmp_path_factory.mktemp("straight") / "run"
+    result = CliRunner().invoke(cli, ["train", *RUN, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return out / "checkpoints" / "state-epoch-0002.safetensors"
+
+
+def _start(out):
+    """``ganzoo train`` in a real subprocess; returns once it has written its first checkpoint."""
+    command = [sys.executable, "-c", "from ganzoo.cli.main import cli; cli()", "train", *RUN, "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not list_checkpoints(out):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"training never wrote a checkpoint: {process.communicate()[0]}")
+        time.sleep(0.01)
+    return process
+
+
+def test_ctrl_c_saves_the_position_and_resume_finishes_exactly(cli, tmp_path, straight):
+    out = tmp_path / "run"
+    process = _start(out)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    lines = [line for line in output.splitlines() if "--resume" in line]
+    assert len(lines) == 1 and f"ganzoo train gan --resume {out}" in lines[0], output
+    saved = lines[0].split("state saved in ")[1].split(";")[0]
+    assert os.path.isfile(saved) and list_checkpoints(out)[-1] == type(out)(saved)
+    assert not (out / "checkpoints" / "state-epoch-0002.safetensors").exists()  # it really stopped early
+    cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu")
+    _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
+
+
+def test_sigkill_mid_run_resumes_from_the_last_checkpoint(cli, tmp_path, straight):
+    out = tmp_path / "run"
+    process = _start(out)
+    process.kill()  # SIGKILL: no handler runs, maybe even in the middle of writing a checkpoint
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (out / "checkpoints" / "state-epoch-0002.safetensors").exists()
+    cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu")
+    _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
+
+
+def test_resume_from_inside_an_epoch_is_bit_exact(cli, tmp_path):
+    common = ["gan", "--data", "ring8", "--epochs", "2", "--d-steps", "2", "--no-progress", "--device", "cpu",
+              "--set", "checkpoint_every=75", "--set", "keep_checkpoints=20"]
+    cli("train", *common, "--out", tmp_path / "a")
+    names = [p.name for p in list_checkpoints(tmp_path / "a")]
+    assert names == ["state-epoch-0000-batch-000075.safetensors", "state-epoch-0000-batch-000150.safetensors",
+                     "state-epoch-0001.safetensors", "state-epoch-0001-batch-000025.safetensors",
+                     "state-epoch-0001-batch-000100.safetensors", "state-epoch-0001-batch-000175.safetensors",
+                     "state-epoch-0002.safetensors"]
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for path in list_checkpoints(tmp_path / "b")[4:]:
+        path.unlink()  # as if the run had died right after 1 epoch and 25 batches (an odd batch: d_steps=2)
+    cli("train", "gan", "--resume", tmp_path / "b", "--no-progress", "--device", "cpu")
+    _assert_same_state(tmp_path / "a" / "checkpoints" / "state-epoch-0002.safetensors",
+                       tmp_path / "b" / "checkpoints" / "state-epoch-0002.safetensors")
+    import json
+
+    events = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert {"event": "resume", "epoch": 1, "batch": 25, "step": 225}.items() <= next(
+        e for e in events if e["event"] == "resume").items()
