@@ -52,7 +52,7 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         raw = handle.read(length)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: absurdly nested JSON
         raise WeightsError(f"{path} is not a safetensors file (its header is not JSON); use an intact copy.") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path} is not a safetensors file (its header is not a table); use an intact copy.")

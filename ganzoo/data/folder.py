@@ -2,7 +2,8 @@
 
 Images in sub-folders become classes named after the sub-folders (when every image sits in
 one). Grayscale, 16-bit, palette and RGBA images are converted (RGBA is composited on white);
-files that cannot be decoded are skipped with a warning naming them.
+files that cannot be decoded are skipped with a warning naming them (the training command turns
+that warning into an error with ``--strict-data``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ DEFAULT_FOLDER_SIZE = 64
 
 class BadImageWarning(UserWarning):
     """An image file in a data folder that could not be decoded and was skipped."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"Skipped {path}: not a readable image ({reason}).")
+        self.path, self.reason = path, reason
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -77,7 +82,7 @@ def probe(folder: Path) -> DatasetInfo:
             with Image.open(path) as image:
                 sizes.add(image.size)
                 color = color or image.mode not in ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA")
-        except OSError:
+        except Exception:  # damaged files raise many types inside PIL; load_folder reports them
             continue
     square = {w for (w, h) in sizes if w == h}
     native = square.pop() if len(sizes) == 1 and square else DEFAULT_FOLDER_SIZE
@@ -100,8 +105,8 @@ def load_folder(folder: Path, image_size: int, channels: int):
             with Image.open(path) as image:
                 image.load()
                 array = np.asarray(_fit(_to_mode(image, channels), image_size), dtype=np.uint8)
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            warnings.warn(f"Skipped {path}: not a readable image ({exc}).", BadImageWarning, stacklevel=2)
+        except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
+            warnings.warn(BadImageWarning(path, str(exc) or type(exc).__name__), stacklevel=2)
             continue
         arrays.append(array.reshape(image_size, image_size, channels))
         labels.append(index[path.relative_to(folder).parts[0]] if classes else 0)

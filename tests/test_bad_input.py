@@ -1,0 +1,192 @@
+"""Bad input, one test each: one clear sentence, exit status 1, and nothing already written lost.
+
+Unknown names, broken generator files and pickles passed as weights are covered in
+tests/test_cli.py and tests/test_weights.py; this file adds what they do not.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import write_png_images
+from ganzoo.checkpoint import list_checkpoints, load_checkpoint
+
+TINY_DCGAN = ("dcgan", "--image-size", "16", "--batch-size", "16", "--set", "g_width=8", "--set", "d_width=8",
+              "--epochs", "1", "--no-progress", "--device", "cpu")
+
+
+def _one_line(result) -> str:
+    return " ".join(result.output.split())
+
+
+# -- data folders -------------------------------------------------------------------------
+
+def test_missing_data_folder(cli, tmp_path):
+    result = cli("train", *TINY_DCGAN, "--data", tmp_path / "nowhere", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and "does not exist" in _one_line(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_data_folder(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("train", *TINY_DCGAN, "--data", tmp_path / "empty", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and "No images" in _one_line(result) and str(tmp_path / "empty") in _one_line(result)
+
+
+def test_folder_with_only_undecodable_images(cli, tmp_path):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"x{i}.png").write_bytes(b"these are not image bytes %d" % i)
+    result = cli("train", *TINY_DCGAN, "--data", folder, "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and "None of the 3 image files" in _one_line(result)
+
+
+def test_mixed_sizes_and_modes_are_converted(tmp_path):
+    from ganzoo.registry import get_dataset
+
+    folder = tmp_path / "mixed"
+    for mode, size in (("RGB", 16), ("L", 20), ("RGBA", 33), ("P", 12), ("I;16", 24), ("LA", 18)):
+        write_png_images(folder / mode.replace(";", ""), 2, size=size, mode=mode, seed=size)
+    spec = get_dataset(str(folder))
+    assert spec.info.image_size == 64 and spec.info.channels == 3  # no common size: the folder default
+    data = spec.load(None, 16, 3)
+    assert tuple(data.tensors["real"].shape) == (12, 3, 16, 16) and len(set(data.tensors["label"].tolist())) == 6
+
+
+@pytest.fixture
+def folder_with_truncated_png(tmp_path):
+    folder = tmp_path / "images"
+    write_png_images(folder, 32)
+    good = (folder / "img_000.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+    (folder / "notes.jpg").write_text("a text file with an image suffix")
+    return folder
+
+
+def test_truncated_and_non_image_files_are_skipped_with_a_warning(cli, tmp_path, folder_with_truncated_png):
+    result = cli("train", *TINY_DCGAN, "--data", folder_with_truncated_png, "--out", tmp_path / "run")
+    text = _one_line(result)
+    assert "warning: Skipped" in text and "truncated.png" in text and "notes.jpg" in text
+    assert (tmp_path / "run" / "generator.safetensors").is_file()
+
+
+def test_strict_data_stops_at_the_first_bad_file(cli, tmp_path, folder_with_truncated_png):
+    result = cli("train", *TINY_DCGAN, "--data", folder_with_truncated_png, "--strict-data", "--out", tmp_path / "run",
+                 ok=False)
+    text = _one_line(result)
+    assert result.exit_code == 1 and "notes.jpg" in text and "--strict-data" in text
+    assert not list_checkpoints(tmp_path / "run")
+
+
+# -- weight and checkpoint files ----------------------------------------------------------
+
+def test_torch_save_file_disguised_as_safetensors_is_refused(cli, tmp_path):
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"weight": torch.zeros(2)}, buffer)  # writing a pickle is harmless; ganzoo must never read one
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(buffer.getvalue())
+    result = cli("sample", "gan", "--weights", path, "--out", tmp_path / "x.npz", ok=False)
+    assert result.exit_code == 1 and "never loads" in _one_line(result) and "save_file" in _one_line(result)
+
+
+def test_pt_file_passed_to_train_resume_is_not_a_run(cli, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.pt").write_bytes(b"\x80\x04 pickled")
+    result = cli("train", "gan", "--resume", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and "No usable checkpoint" in _one_line(result)
+
+
+def test_damaged_newest_checkpoint_is_skipped_on_resume(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "line-2d", "--epochs", "2", "--out", run, "--no-progress")
+    newest = list_checkpoints(run)[-1]
+    newest.write_bytes(newest.read_bytes()[:-50])  # as if the machine died while copying it
+    result = cli("train", "gan", "--resume", run, "--epochs", "3", "--no-progress")
+    assert "done: 3 epochs" in result.output
+    meta, _ = load_checkpoint(list_checkpoints(run)[-1])
+    assert meta["counters"]["epoch"] == 3
+
+
+def test_empty_safetensors_file(cli, tmp_path):
+    path = tmp_path / "empty.safetensors"
+    path.write_bytes(b"")
+    result = cli("sample", "gan", "--weights", path, "--out", tmp_path / "x.npz", ok=False)
+    assert result.exit_code == 1 and "not a safetensors file" in _one_line(result)
+
+
+# -- where the run writes -----------------------------------------------------------------
+
+def test_output_folder_under_a_file(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = cli("train", "gan", "--data", "line-2d", "--epochs", "1", "--out", blocker / "run", ok=False)
+    assert result.exit_code == 1 and "Cannot write to" in _one_line(result) and "writable --out" in _one_line(result)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to read-only folders")
+def test_read_only_output_folder(cli, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        result = cli("train", "gan", "--data", "line-2d", "--epochs", "1", "--out", folder / "run", ok=False)
+    finally:
+        folder.chmod(0o700)
+    assert result.exit_code == 1 and "Cannot write to" in _one_line(result)
+
+
+def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "line-2d", "--epochs", "1", "--out", run, "--no-progress")
+    previous = list_checkpoints(run)[-1]
+    before = previous.read_bytes()
+    limit = (run / "generator.safetensors").stat().st_size + 4096  # the checkpoint is several times larger
+
+    def limit_file_size() -> None:  # in the child: writes past `limit` bytes fail with EFBIG instead of killing it
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [sys.executable, "-c", "from ganzoo.cli.main import cli; cli()", "train", "gan", "--resume", str(run),
+               "--epochs", "2", "--no-progress"]
+    child = subprocess.run(command, capture_output=True, text=True, preexec_fn=limit_file_size, timeout=300)
+    text = " ".join(child.stderr.split())
+    assert child.returncode == 1 and "Could not write" in text and "free disk space" in text, child.stderr
+    assert list_checkpoints(run) == [previous] and previous.read_bytes() == before
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.endswith(".tmp")]
+    result = cli("train", "gan", "--resume", run, "--epochs", "2", "--no-progress")  # disk freed: it goes on
+    assert "done: 2 epochs" in result.output
+
+
+# -- numbers ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (("gan", "--data", "line-2d", "--epochs", "-1"), "epochs must be a whole number of at least 1"),
+    (("gan", "--data", "line-2d", "--batch-size", "0"), "batch_size must be a whole number of at least 1"),
+    (("gan", "--data", "line-2d", "--lr", "-0.1"), "lr must be a positive number"),
+    (("gan", "--data", "line-2d", "--set", "checkpoint_every=-5"), "checkpoint_every must be a whole number"),
+    (("gan", "--data", "line-2d", "--set", "max_bad_steps=0"), "max_bad_steps must be a whole number of at least 1"),
+    (("dcgan", "--data", "IMAGES", "--image-size", "36"), "DCGAN cannot make 36x36 images"),
+])
+def test_invalid_numbers(cli, tmp_path, image_folder, args, message):
+    args = tuple(str(image_folder) if a == "IMAGES" else a for a in args)
+    result = cli("train", *args, "--out", tmp_path / "run", "--no-progress", ok=False)
+    assert result.exit_code == 1 and message in _one_line(result)
+    assert not list_checkpoints(tmp_path / "run")
+
+
+def test_batch_larger_than_the_data(cli, tmp_path):
+    folder = tmp_path / "few"
+    write_png_images(folder, 5)
+    result = cli("train", *TINY_DCGAN, "--data", folder, "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and "fewer than the batch size 16" in _one_line(result)
+
