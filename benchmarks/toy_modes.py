@@ -13,6 +13,7 @@ Prints mean ± std over seeds and the wall time per run.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -53,7 +54,7 @@ def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int
     import torch
 
     from ganzoo.data.toy import MIXTURES
-    from ganzoo.engine import Trainer, TrainRequest
+    from ganzoo.engine import DivergedError, Trainer, TrainRequest
     from ganzoo.metrics.toy import mode_scores
     from ganzoo.sampling import generate
 
@@ -66,7 +67,11 @@ def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int
         start = time.perf_counter()
         request = TrainRequest(model=model, data=dataset, out=Path(out), overrides=overrides, device="cpu", progress=False)
         trainer = Trainer(request)
-        trainer.run()
+        try:
+            trainer.run()
+        except DivergedError:  # a diverged run counts as capturing nothing; the table says so
+            return {"name": name, "dataset": dataset, "seed": seed, "modes": 0, "total": len(MIXTURES[dataset].means),
+                    "hq": 0.0, "rkl": float("inf"), "seconds": time.perf_counter() - start, "diverged": True}
         trainer.generator.eval()
         points = generate(trainer.model, trainer.config, trainer.generator, samples, seed=10_000 + seed)
         seconds = time.perf_counter() - start
@@ -76,6 +81,8 @@ def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int
 
 
 def _mean_std(values: list[float], digits: int) -> str:
+    if not all(math.isfinite(v) for v in values):
+        return "inf"
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
@@ -96,6 +103,9 @@ def print_table(results: list[dict[str, Any]], names: list[str], datasets: list[
             if not mine:
                 continue
             every = "yes" if all(r["modes"] == total for r in mine) else "no"
+            diverged = sum(1 for r in mine if r.get("diverged"))
+            if diverged:
+                every += f" ({diverged} diverged)"
             print(f"| {name} | {_mean_std([r['modes'] for r in mine], 1)} | {every} | {_mean_std([r['hq'] for r in mine], 1)} "
                   f"| {_mean_std([r['rkl'] for r in mine], 3)} | {_mean_std([r['seconds'] for r in mine], 0)} |")
         for label, modes, hq in PUBLISHED[dataset]:
@@ -122,16 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     datasets = [d.strip() for d in args.sets.split(",") if d.strip()]
     jobs = [(n, d, s, args.epochs, args.samples) for d in datasets for n in names for s in range(args.seeds)]
     started = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(run_one, *zip(*jobs)))
-    else:
-        results = []
-        for job in jobs:
-            results.append(run_one(*job))
-            r = results[-1]
+    results = []
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for r in pool.map(run_one, *zip(*jobs)):
+            results.append(r)
+            note = " (diverged)" if r.get("diverged") else ""
             print(f"{r['dataset']} {r['name']} seed {r['seed']}: {r['modes']}/{r['total']} modes, {r['hq']:.1f} % HQ, "
-                  f"rKL {r['rkl']:.3f}, {r['seconds']:.0f} s", file=sys.stderr, flush=True)
+                  f"rKL {r['rkl']:.3f}, {r['seconds']:.0f} s{note}", file=sys.stderr, flush=True)
     print(f"# toy_modes: {len(jobs)} runs, epochs={args.epochs or 'model default'}, samples={args.samples}, "
           f"total {time.perf_counter() - started:.0f} s on {os.cpu_count()} CPU(s)")
     print_table(results, names, datasets, args.seeds)
