@@ -112,21 +112,14 @@ def _generate(model: str | None, weights: Path | None, pretrained: str | None, n
     """Samples from the generator, as ``ganzoo sample --num N --seed S --out x.npz`` would write them."""
     from ganzoo import sampling
     from ganzoo.evaluation import Samples
-    from ganzoo.manifest import resolve
-    from ganzoo.registry import get_model, get_registry
+    from ganzoo.manifest import weights_path
+    from ganzoo.registry import get_model
     from ganzoo.weights import load_generator
 
     if model is None:
         raise click.UsageError("Give a MODEL with --weights or --pretrained, or --samples FILE.")
     get_model(model)
-    if (weights is None) == (pretrained is None):
-        raise click.UsageError("Give exactly one of --weights FILE or --pretrained NAME.")
-    if pretrained is not None:
-        entry = get_registry().pretrained.get(pretrained)
-        if entry.model != model:
-            raise click.UsageError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}.")
-        weights = resolve(entry)
-    loaded = load_generator(weights, model, device)
+    loaded = load_generator(weights_path(model, weights, pretrained), model, device)
     kind = loaded.config["data_kind"]
     total = num or DEFAULT_NUM.get(kind, DEFAULT_NUM["vectors"])
     labels = sampling.requested_labels(loaded.model, loaded.config, total)

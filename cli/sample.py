@@ -35,13 +35,14 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     from ganzoo import sampling
     from ganzoo.cli.main import console
     from ganzoo.device import pick_device
-    from ganzoo.manifest import resolve
-    from ganzoo.registry import get_model, get_registry
+    from ganzoo.manifest import weights_path
+    from ganzoo.registry import get_model
     from ganzoo.weights import load_generator
 
     spec = get_model(model)
-    if (weights is None) == (pretrained is None):
-        raise click.UsageError("Give exactly one of --weights FILE or --pretrained NAME.")
+    if spec.task == "image-to-image":
+        raise click.UsageError(f"Model {model!r} translates images rather than sampling noise; use "
+                               f"'ganzoo translate {model} --weights FILE --input IMAGES --out DIR'.")
     if out.suffix.lower() not in sampling.SAMPLE_SUFFIXES:
         raise click.UsageError(f"--out must end in .png or .npz, got {out.name!r}.")
     if (wanted is not None or per_class is not None) and not sampling.is_conditional(spec):
@@ -50,12 +51,7 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
         raise click.UsageError("Give --class or --per-class, not both.")
     if per_class is not None and num is not None:
         raise click.UsageError("--per-class N sets the number of samples (N per class); drop --num.")
-    if pretrained is not None:
-        entry = get_registry().pretrained.get(pretrained)
-        if entry.model != model:
-            raise click.UsageError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}.")
-        weights = resolve(entry)
-    loaded = load_generator(weights, model, str(pick_device(device)))
+    loaded = load_generator(weights_path(model, weights, pretrained), model, str(pick_device(device)))
     labels = sampling.requested_labels(loaded.model, loaded.config, num or DEFAULT_NUM, wanted, per_class)
     total = len(labels) if labels is not None else num or DEFAULT_NUM
     samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,

@@ -67,4 +67,7 @@ def train(model: str, data: str | None, data_root: str | None, out: Path | None,
     out_console.print(f"[green]done[/green]: {result.epochs} epochs, {result.steps} steps; files in {result.out}/")
     out_console.print(f"  generator: {result.generator_path}")
     out_console.print(f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png")
-    out_console.print(f"  sample:    ganzoo sample {spec.name} --weights {result.generator_path} --num 64 --out grid.png")
+    if spec.task == "image-to-image":
+        out_console.print(f"  translate: ganzoo translate {spec.name} --weights {result.generator_path} --input IMAGES --out DIR")
+    else:
+        out_console.print(f"  sample:    ganzoo sample {spec.name} --weights {result.generator_path} --num 64 --out grid.png")

@@ -55,3 +55,21 @@ def resolve(spec: PretrainedSpec) -> Path:
     if file_digest(path, "sha256") != spec.sha256.lower():
         raise GanzooError(f"Pretrained weights {spec.name!r} at {path} do not match their SHA-256; the file is damaged or was replaced, reinstall it.")
     return path
+
+
+def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Path:
+    """The generator file a command should load: ``weights`` itself, or pretrained ``NAME`` of ``model``.
+
+    Exactly one of the two must be given; pretrained weights of another model are refused.
+    """
+    from ganzoo.registry import get_registry
+
+    if (weights is None) == (pretrained is None):
+        raise GanzooError("Give exactly one of --weights FILE or --pretrained NAME.")
+    if pretrained is None:
+        return Path(weights)
+    entry = get_registry().pretrained.get(pretrained)
+    if entry.model != model:
+        raise GanzooError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}; "
+                          f"use 'ganzoo sample {entry.model} --pretrained {pretrained}'.")
+    return resolve(entry)

@@ -213,6 +213,8 @@ def test_cyclegan_trains_and_translate_keeps_file_names(cli, unpaired, tmp_path)
     assert Image.open(out / "photo_00.png").size == (40, 36)  # back to the input's own size
     result = cli("translate", "dcgan", "--weights", run / "generator.safetensors", "--input", unpaired, "--out", out, ok=False)
     assert result.exit_code != 0 and "does not translate" in result.output
+    sampled = cli("sample", "cyclegan", "--weights", run / "generator.safetensors", "--out", tmp_path / "x.png", ok=False)
+    assert sampled.exit_code != 0 and "ganzoo translate cyclegan" in " ".join(sampled.output.split())
 
 
 def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tmp_path):
