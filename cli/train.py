@@ -27,10 +27,16 @@ import click
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out instead of refusing")
 @click.option("--no-progress", is_flag=True, help="no progress bar (logs still go to OUT/metrics.jsonl)")
 @click.option("--strict-data", is_flag=True, help="stop at an unreadable image file instead of skipping it with a warning")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="autocast precision [default: fp32]")
+@click.option("--channels-last", is_flag=True, default=None, help="channels-last memory layout for networks and batches")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks")
+@click.option("--fused-adam", is_flag=True, default=None, help="fused Adam kernel (default optimizer)")
+@click.option("--tf32", is_flag=True, default=None, help="allow TF32 math on CUDA")
 def train(model: str, data: str | None, data_root: str | None, out: Path | None, epochs: int | None,
           batch_size: int | None, lr: float | None, image_size: int | None, d_steps: int | None, loss: str | None,
           extensions: tuple[str, ...], seed: int | None, settings: tuple[str, ...], device: str | None,
-          resume: Path | None, overwrite: bool, no_progress: bool, strict_data: bool) -> None:
+          resume: Path | None, overwrite: bool, no_progress: bool, strict_data: bool, precision: str | None,
+          channels_last: bool | None, compile_: bool | None, fused_adam: bool | None, tf32: bool | None) -> None:
     """Train MODEL; pictures, metrics, weights and checkpoints go to --out after every epoch.
 
     Ctrl-C saves the current position and exits with status 130; --resume OUT continues exactly.
@@ -49,7 +55,8 @@ def train(model: str, data: str | None, data_root: str | None, out: Path | None,
         registry.extensions.get(name)
     overrides = parse_overrides(settings)
     named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "image_size": image_size, "d_steps": d_steps,
-             "loss": loss, "seed": seed, "with": list(extensions) or None}
+             "loss": loss, "seed": seed, "with": list(extensions) or None, "precision": precision,
+             "channels_last": channels_last, "compile": compile_, "fused_adam": fused_adam, "tf32": tf32}
     overrides.update({k: v for k, v in named.items() if v is not None})
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise click.UsageError("--resume names the run folder to continue; drop --out or give the same folder.")

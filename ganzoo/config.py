@@ -36,6 +36,11 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("keep_checkpoints", 3, "how many per-epoch training states to keep"),
     Hyperparameter("checkpoint_every", 0, "steps between mid-epoch checkpoints; 0 = only at epoch ends"),
     Hyperparameter("max_bad_steps", 20, "skipped non-finite (NaN/inf) steps before the run is stopped"),
+    Hyperparameter("precision", "fp32", "fp32, bf16 or fp16 autocast of the loss computation (fp16: a GradScaler per optimizer)"),
+    Hyperparameter("channels_last", False, "keep networks and image batches in channels-last memory layout"),
+    Hyperparameter("compile", False, "torch.compile each network (in place; first steps are slow while it compiles)"),
+    Hyperparameter("fused_adam", False, "fused Adam kernel instead of foreach (default Adam optimizer only)"),
+    Hyperparameter("tf32", False, "allow TF32 matmuls and convolutions on CUDA (no effect on the CPU)"),
 )
 
 #: Optimizers the built-in plugins build (``adam`` by the core, ``rmsprop`` by the losses plugin).
@@ -126,6 +131,9 @@ def validate_numbers(config: dict[str, Any]) -> None:
         value = config.get(key)
         if value is not None and (not isinstance(value, (int, float)) or value <= 0):
             raise GanzooError(f"{key} must be a positive number, got {value!r}.")
+    from ganzoo.speed import validate as validate_speed
+
+    validate_speed(config)
     if config.get("optimizer", "adam") not in OPTIMIZERS:
         raise GanzooError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.get('optimizer')!r}.")
     for key in ("instance_noise", "label_smoothing", "d_weight_penalty", "unroll_lr"):

@@ -20,8 +20,9 @@ def build_optimizers(model: ModelSpec, config: dict[str, Any], generator: Any, d
     import torch
 
     betas = (float(config["beta1"]), float(config["beta2"]))
+    kernel = {"fused": True} if config.get("fused_adam") else {"foreach": True}
     return {
-        stage: torch.optim.Adam(net.parameters(), lr=stage_lr(config, stage), betas=betas, foreach=True)
+        stage: torch.optim.Adam(net.parameters(), lr=stage_lr(config, stage), betas=betas, **kernel)
         for stage, net in (("generator", generator), ("discriminator", discriminator))
     }
 

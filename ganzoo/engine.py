@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
+from ganzoo import speed
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.specs import Losses, ModelSpec
@@ -149,10 +150,12 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+        speed.prepare_networks(self.config, self.device, self.generator, self.discriminator)
         data = self._load_data(dataset, data_root(request.data_root))
         self.data = data.to(self.device)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
+        self.scalers = speed.grad_scalers(self.config, self.device, self.optimizers)
         self.state: dict[str, Any] = {}
         self.data_order = torch.Generator().manual_seed(int(self.config["seed"]))
         self.epoch = self.step = self.batch_in_epoch = self.bad_steps = 0
@@ -241,13 +244,14 @@ class Trainer:
     def _optimize(self, stage: str, batch: dict[str, Any]) -> Losses:
         optimizer = self.optimizers[stage]
         optimizer.zero_grad(set_to_none=True)
-        losses = self.hook.compute_losses(
-            model=self.model, config=self.config, generator=self.generator, discriminator=self.discriminator,
-            batch=batch, stage=stage, state=self.state,
-        )
+        with speed.autocast(self.config, self.device):
+            losses = self.hook.compute_losses(
+                model=self.model, config=self.config, generator=self.generator, discriminator=self.discriminator,
+                batch=batch, stage=stage, state=self.state,
+            )
         if losses is None:
             raise GanzooError(f"No plugin computes the losses of model {self.model.name!r}; check 'ganzoo plugins'.")
-        self.guard.step(optimizer, losses.terms, self.step + 1, stage)
+        self.guard.step(optimizer, losses.terms, self.step + 1, stage, self.scalers.get(stage))
         self.hook.after_step(model=self.model, config=self.config, stage=stage, generator=self.generator,
                              discriminator=self.discriminator, state=self.state)
         return losses
@@ -282,6 +286,8 @@ class Trainer:
                 for index, batch in enumerate(self.data.batches(batch_size, self.data_order)):
                     if index < first:  # done before the checkpoint this run resumed from
                         continue
+                    if self.config.get("channels_last"):
+                        batch = speed.to_channels_last(batch)
                     self._accumulate(sums, self._optimize("discriminator", batch))
                     if (index + 1) % d_steps == 0:
                         self._set_requires_grad(self.discriminator, False)

@@ -74,12 +74,20 @@ class StepGuard:
     def __init__(self) -> None:
         self._pending: list[tuple[int, str, tuple[str, ...], Any]] = []
 
-    def step(self, optimizer: Any, terms: dict[str, Any], step: int, stage: str) -> None:
-        """``sum(terms).backward()`` and ``optimizer.step()``, applied only if everything stays finite."""
+    def step(self, optimizer: Any, terms: dict[str, Any], step: int, stage: str, scaler: Any = None) -> None:
+        """``sum(terms).backward()`` and ``optimizer.step()``, applied only if everything stays finite.
+
+        With an fp16 ``scaler`` the scaled sum is backpropagated and the gradients unscaled; an
+        overflow is undone like any bad update but not recorded (the scaler lowers its scale).
+        """
         import torch
 
         total = sum(terms.values())
-        total.backward()
+        if scaler is None:
+            total.backward()
+        else:
+            scaler.scale(total).backward()
+            scaler.unscale_(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not params:
             optimizer.step()
@@ -111,7 +119,11 @@ class StepGuard:
                     else:
                         torch.where(ok, value, old if old is not None else torch.zeros_like(value), out=value)
             values = [t.detach().float().reshape(()) for t in terms.values()]
+            if scaler is not None:  # an overflow is the scaler's business, and so are the weights it spoiled
+                grads_bad, weights_bad = grads_bad * 0, weights_bad * (grads_bad == 0)
             record = torch.stack([*values, grads_bad[0], weights_bad[0]])
+        if scaler is not None:
+            scaler.update()
         self._pending.append((step, stage, tuple(terms), record))
 
     def flush(self) -> list[BadStep]:

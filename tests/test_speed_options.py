@@ -1,0 +1,78 @@
+"""Speed options (precision, channels-last, compile, fused Adam, TF32): each trains without NaN on the CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def _fp16_runs_on_cpu() -> bool:
+    import torch
+
+    try:
+        with torch.autocast("cpu", dtype=torch.float16):
+            torch.nn.Conv2d(1, 2, 3)(torch.randn(1, 1, 5, 5)).sum().backward()
+        return True
+    except RuntimeError:
+        return False
+
+
+OPTIONS = [
+    pytest.param(["--precision", "bf16"], id="bf16"),
+    pytest.param(["--precision", "fp16"], id="fp16"),
+    pytest.param(["--channels-last"], id="channels-last"),
+    pytest.param(["--fused-adam"], id="fused-adam"),
+    pytest.param(["--tf32"], id="tf32"),
+    pytest.param(["--compile"], id="compile"),
+    pytest.param(["--precision", "bf16", "--channels-last", "--fused-adam"], id="bf16+channels-last+fused"),
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_option_trains_dcgan_without_nan(cli, image_folder, tmp_path, options):
+    import torch
+    from safetensors.torch import load_file
+
+    if "fp16" in options and not _fp16_runs_on_cpu():
+        pytest.skip("this torch has no fp16 convolution backward on the CPU")
+    run = tmp_path / "run"
+    cli("train", "dcgan", "--data", image_folder, "--image-size", "16", "--epochs", "1", "--batch-size", "16",
+        "--set", "g_width=8", "--set", "d_width=8", "--set", "log_every=1", "--out", run, "--no-progress",
+        "--device", "cpu", *options)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logs = [r for r in rows if r["event"] == "log"]
+    assert len(logs) == 4 and not [r for r in rows if r["event"] == "bad_step"]
+    assert all(isinstance(r[k], float) for r in logs for k in ("d_real", "d_fake", "g_adv"))
+    weights = load_file(str(run / "generator.safetensors"))
+    assert weights and all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+    assert not any("_orig_mod" in key for key in weights)  # compiled in place: names unchanged
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert {k: config[k] for k in ("precision", "channels_last", "compile", "fused_adam", "tf32")} != {
+        "precision": "fp32", "channels_last": False, "compile": False, "fused_adam": False, "tf32": False}
+
+
+def test_fp16_overflow_is_undone_without_counting_as_a_bad_step():
+    import torch
+
+    from ganzoo.guard import StepGuard
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1, foreach=True)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100)
+    before = [p.detach().clone() for p in net.parameters()]
+    guard = StepGuard()
+    x = torch.randn(8, 3)
+    guard.step(optimizer, {"fit": net(x).square().mean() * 1e30}, 1, "discriminator", scaler)  # scaled: inf
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert scaler.get_scale() < 2.0**100 and guard.flush() == []
+    optimizer.zero_grad(set_to_none=True)
+    guard.step(optimizer, {"fit": net(x).square().mean()}, 2, "discriminator", scaler)  # a normal step applies
+    assert not all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert guard.flush() == []
+
+
+def test_unknown_precision_is_refused(cli, tmp_path):
+    result = cli("train", "gan", "--data", "ring8", "--set", "precision=fp8", "--out", tmp_path / "r", ok=False)
+    assert "precision must be one of fp32, bf16, fp16" in result.output
