@@ -76,3 +76,28 @@ def test_fp16_overflow_is_undone_without_counting_as_a_bad_step():
 def test_unknown_precision_is_refused(cli, tmp_path):
     result = cli("train", "gan", "--data", "ring8", "--set", "precision=fp8", "--out", tmp_path / "r", ok=False)
     assert "precision must be one of fp32, bf16, fp16" in result.output
+
+
+def test_compiled_batchnorm_matches_eager_in_train_and_eval_mode():
+    import copy
+
+    import torch
+
+    from ganzoo.build import build_generator
+    from ganzoo.config import resolve_config
+    from ganzoo.registry import get_model
+    from ganzoo.specs import DatasetInfo
+
+    model = get_model("dcgan")
+    config = resolve_config(model, DatasetInfo("images", channels=1, image_size=16), {"g_width": 8})
+    torch.manual_seed(0)
+    eager = build_generator(model, config)
+    compiled = copy.deepcopy(eager)
+    compiled.compile()
+    z = torch.randn(8, int(config["latent_dim"]))
+    torch.testing.assert_close(compiled(z), eager(z), rtol=1e-4, atol=1e-5)  # batch statistics
+    for ours, theirs in zip(compiled.buffers(), eager.buffers()):  # running statistics updated alike
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+    compiled.eval()
+    eager.eval()
+    torch.testing.assert_close(compiled(z), eager(z), rtol=1e-4, atol=1e-5)
