@@ -209,7 +209,7 @@ def main() -> None:
         for key, value in (("precision", "bf16"), ("precision", "fp16"), ("channels_last", True),
                            ("compile", True), ("fused_adam", True)):
             if key == "precision" and value == "fp16" and device.type == "cpu":
-                print("  (fp16 is left out of the CPU sweep: it runs, but about 17x slower than fp32 on the CPU "
+                print("  (fp16 is left out of the CPU sweep: it runs, but about 20x slower than fp32 on this CPU "
                       "for want of fp16 kernels; measure it with --precision fp16)")
                 continue
             runs.append((f"ganzoo Trainer ({key}={value})", {**base, key: value}))
