@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -112,6 +113,21 @@ def print_table(results: list[dict[str, Any]], names: list[str], datasets: list[
             print(f"| {label}, published | {modes} | - | {hq} | - | - |")
 
 
+RUN_LINE = re.compile(r"^(\w+) (\S+) seed (\d+): (\d+)/(\d+) modes, ([\d.]+) % HQ, rKL (\S+), (\d+) s( \(diverged\))?$")
+
+
+def read_run_log(path: Path) -> list[dict[str, Any]]:
+    """Results from the per-run lines this script prints on stderr, to rebuild a table without re-running."""
+    results = []
+    for line in path.read_text().splitlines():
+        match = RUN_LINE.match(line.strip())
+        if match:
+            dataset, name, seed, modes, total, hq, rkl, seconds, diverged = match.groups()
+            results.append({"name": name, "dataset": dataset, "seed": int(seed), "modes": int(modes), "total": int(total),
+                            "hq": float(hq), "rkl": float(rkl), "seconds": float(seconds), "diverged": bool(diverged)})
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds per configuration and data set (default 5)")
@@ -121,7 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated configuration names (default: all; see --list)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (each uses one CPU thread)")
     parser.add_argument("--list", action="store_true", help="print the configuration names and exit")
+    parser.add_argument("--from-log", type=Path, help="rebuild the tables from a saved stderr log of an earlier run")
     args = parser.parse_args(argv)
+    if args.from_log:
+        results = read_run_log(args.from_log)
+        names = list(dict.fromkeys(r["name"] for r in results))
+        seeds = len({r["seed"] for r in results})
+        print(f"# toy_modes: tables rebuilt from {args.from_log} ({len(results)} runs)")
+        print_table(results, names, list(dict.fromkeys(r["dataset"] for r in results)), seeds)
+        return 0
     if args.list:
         print("\n".join(CONFIGS))
         return 0
