@@ -1,8 +1,9 @@
 """Full training state in one safetensors file, so ``--resume`` continues exactly where a run stopped.
 
 Tensors: both networks, every optimizer's per-parameter state, RNG states, the fixed sampling
-noise and the tensor entries of the family's ``state`` dict. The ``__metadata__`` header holds
-the rest as JSON (config, counters, optimizer hyperparameters, JSON entries of ``state``).
+noise, the tensor entries of the family's ``state`` dict and, for fp16, each GradScaler's scale
+and growth tracker. The ``__metadata__`` header holds the rest as JSON (config, counters,
+optimizer hyperparameters, GradScaler factors, JSON entries of ``state``).
 Files are written atomically and the newest ``keep`` are kept. Epoch ends are saved as
 ``state-epoch-0003.safetensors`` (3 epochs done); a position inside an epoch (``checkpoint_every``
 or Ctrl-C) as ``state-epoch-0003-batch-000040.safetensors`` (3 epochs and 40 batches of the 4th).
@@ -84,20 +85,37 @@ def optimizer_from_flat(stage: str, flat: dict[str, Any], tensors: dict[str, Any
     return {"state": state, "param_groups": flat["param_groups"]}
 
 
+def scaler_to_flat(stage: str, scaler: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+    """A GradScaler's state: scale (float32) and growth tracker (int32) into ``tensors``, the factors returned as JSON."""
+    import torch
+
+    state = scaler.state_dict()
+    tensors[f"scaler.{stage}.scale"] = torch.tensor(state.pop("scale"), dtype=torch.float32)
+    tensors[f"scaler.{stage}.growth_tracker"] = torch.tensor(state.pop("_growth_tracker"), dtype=torch.int32)
+    return state
+
+
+def scaler_from_flat(stage: str, flat: dict[str, Any], tensors: dict[str, Any]) -> dict[str, Any]:
+    """The GradScaler ``state_dict`` written by :func:`scaler_to_flat`."""
+    return {**flat, "scale": float(tensors[f"scaler.{stage}.scale"]),
+            "_growth_tracker": int(tensors[f"scaler.{stage}.growth_tracker"])}
+
+
 def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, Any], networks: dict[str, Any],
                     optimizers: dict[str, Any], state: dict[str, Any], counters: dict[str, int],
-                    rng: dict[str, Any]) -> None:
-    """Write the whole training state atomically to ``path``."""
+                    rng: dict[str, Any], scalers: dict[str, Any] | None = None) -> None:
+    """Write the whole training state atomically to ``path`` (``scalers``: fp16 GradScalers by stage)."""
     tensors: dict[str, Any] = {}
     for net_name, module in networks.items():
         for key, value in module.state_dict().items():
             tensors[f"net.{net_name}.{key}"] = value
     optim_json = {stage: optimizer_to_flat(stage, opt, tensors) for stage, opt in optimizers.items()}
     state_json = _split_state("state.", state, tensors)
+    scalers_json = {stage: scaler_to_flat(stage, scaler, tensors) for stage, scaler in (scalers or {}).items()}
     for key, value in rng.items():
         tensors[f"rng.{key}"] = value
     meta = {"model": model, "dataset": dataset, "config": config, "counters": counters,
-            "optimizers": optim_json, "state": state_json}
+            "optimizers": optim_json, "state": state_json, "scalers": scalers_json}
     save_tensors(path, tensors, {"format": STATE_FORMAT, "json": json.dumps(meta)})
 
 

@@ -229,6 +229,9 @@ class Trainer:
         self.discriminator.load_state_dict(ckpt.subdict(tensors, "net.discriminator."))
         for stage, optimizer in self.optimizers.items():
             optimizer.load_state_dict(ckpt.optimizer_from_flat(stage, meta["optimizers"][stage], tensors))
+        for stage, scaler in self.scalers.items():  # checkpoints from before scalers were saved start fresh ones
+            if stage in meta.get("scalers", {}):
+                scaler.load_state_dict(ckpt.scaler_from_flat(stage, meta["scalers"][stage], tensors))
         self.state.update(meta["state"])
         self.state.update(ckpt.subdict(tensors, "state."))
         counters = meta["counters"]
@@ -413,7 +416,7 @@ class Trainer:
         ckpt.save_checkpoint(
             path, model=self.model.name, dataset=self.dataset_name,
             config=self.config, networks={"generator": self.generator, "discriminator": self.discriminator},
-            optimizers=self.optimizers, state=self.state, counters=counters, rng=rng,
+            optimizers=self.optimizers, state=self.state, counters=counters, rng=rng, scalers=self.scalers,
         )
         ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
         return path

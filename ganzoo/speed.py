@@ -4,7 +4,7 @@ All are off by default, and off means the loop runs exactly as without this modu
 bit-exact resume tests rely on it). ``precision`` puts ``torch.autocast`` around each stage's
 loss computation; ``fp16`` adds one GradScaler per optimizer, whose overflowed steps the
 divergence guard undoes on the device without counting them as bad steps (see
-:class:`ganzoo.guard.StepGuard`). ``compile`` compiles each network in place
+:class:`ganzoo.guard.StepGuard`), and whose state checkpoints keep for an exact resume. ``compile`` compiles each network in place
 (``nn.Module.compile``) so weights, checkpoints and generator files keep their names.
 """
 
