@@ -42,7 +42,10 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     size = path.stat().st_size
     with open(path, "rb") as handle:
         head = handle.read(8)
-        if path.suffix.lower() in PICKLE_SUFFIXES or head[:2] == b"PK" or head[:1] == b"\x80":
+        # A zip (torch.save) or pickle start read as a header length is far beyond the file's size; a real
+        # safetensors header length may well start with the same bytes (0x80 is 1 in 256 lengths).
+        fits = len(head) == 8 and struct.unpack("<Q", head)[0] <= size - 8
+        if path.suffix.lower() in PICKLE_SUFFIXES or ((head[:2] == b"PK" or head[:1] == b"\x80") and not fits):
             raise _refuse_pickle(path)
         if len(head) < 8:
             raise WeightsError(f"{path} is not a safetensors file (only {size} bytes); pass a .safetensors file written by ganzoo.")
