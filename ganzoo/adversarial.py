@@ -75,7 +75,7 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
     fake_in = remedies.add_instance_noise(generator(noise), std)
     if "unrolled" in config.get("with", []):
         real_in = remedies.add_instance_noise(real, std)
-        params = remedies.unrolled_parameters(discriminator, loss, real_in, fake_in, int(config.get("unroll_steps", 5)),
-                                              float(config.get("unroll_lr", 0.1)))
+        optimizer = state["_optimizers"]["discriminator"]
+        params = remedies.unrolled_parameters(discriminator, loss, real_in, fake_in, int(config.get("unroll_steps", 5)), optimizer)
         return Losses(loss.generator(remedies.discriminator_with(discriminator, params, fake_in)))
     return Losses(loss.generator(discriminator(fake_in)))

@@ -26,7 +26,6 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("label_smoothing", 0.0, "one-sided label smoothing: real target 1 - s (ns, minimax, lsgan, dragan)"),
     Hyperparameter("d_weight_penalty", 0.0, "coefficient of the L2 penalty sum(w^2) on the discriminator's weights"),
     Hyperparameter("unroll_steps", 5, "with --with unrolled: D steps unrolled for G's loss (k, 5 in Metz et al.)"),
-    Hyperparameter("unroll_lr", 0.1, "with --with unrolled: gradient-descent rate of each unrolled D step"),
     Hyperparameter("pack", 2, "with --with pacgan: samples per packed D input (2..4 in Lin et al.)"),
     Hyperparameter("mbd_kernels", 16, "with --with minibatch-discrimination: number of kernels B"),
     Hyperparameter("mbd_kernel_dim", 4, "with --with minibatch-discrimination: dimension C of each kernel"),
@@ -136,7 +135,7 @@ def validate_numbers(config: dict[str, Any]) -> None:
     validate_speed(config)
     if config.get("optimizer", "adam") not in OPTIMIZERS:
         raise GanzooError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.get('optimizer')!r}.")
-    for key in ("instance_noise", "label_smoothing", "d_weight_penalty", "unroll_lr"):
+    for key in ("instance_noise", "label_smoothing", "d_weight_penalty"):
         value = config.get(key, 0.0)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise GanzooError(f"{key} must be a number of at least 0, got {value!r}.")

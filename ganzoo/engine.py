@@ -156,7 +156,8 @@ class Trainer:
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
         self.scalers = speed.grad_scalers(self.config, self.device, self.optimizers)
-        self.state: dict[str, Any] = {}
+        # plugins' running state; keys starting with "_" are not checkpointed ("_optimizers": unrolled GAN)
+        self.state: dict[str, Any] = {"_optimizers": self.optimizers}
         self.data_order = torch.Generator().manual_seed(int(self.config["seed"]))
         self.epoch = self.step = self.batch_in_epoch = self.bad_steps = 0
         self.epoch_order = self.data_order.get_state()

@@ -104,7 +104,8 @@ def compute_losses(
     device tensors: ``real`` (images in [-1, 1] or vectors) and ``label`` when the data has
     classes; paired and unpaired data use ``a`` and ``b``. ``state`` is a dict the family may
     keep across steps (BEGAN's k_t, CycleGAN's image pools, a progressive-growing phase); its tensors and JSON
-    values are saved in checkpoints, except keys starting with ``_`` (caches rebuilt on demand). Conditional GANs read ``batch["label"]``; image-to-image families
+    values are saved in checkpoints, except keys starting with ``_`` (caches rebuilt on demand;
+    the engine puts the run's optimizers by stage in ``_optimizers``, which the unrolled GAN reads). Conditional GANs read ``batch["label"]``; image-to-image families
     compute all their terms (adversarial, cycle, L1) here, so the engine loop never changes.
     """
 

@@ -41,28 +41,59 @@ def weight_penalty(module: Any) -> "torch.Tensor":  # noqa: F821
 
 
 def unrolled_parameters(discriminator: Any, loss: Any, real: "torch.Tensor", fake: "torch.Tensor",  # noqa: F821
-                        steps: int, lr: float) -> dict[str, "torch.Tensor"]:  # noqa: F821
-    """D's parameters after ``steps`` differentiable descent steps on ``loss`` against ``real`` / ``fake``.
+                        steps: int, optimizer: Any) -> dict[str, "torch.Tensor"]:  # noqa: F821
+    """D's parameters after ``steps`` differentiable updates by its own ``optimizer`` on ``loss``.
 
     ``fake`` keeps its graph to the generator, and every step is built with ``create_graph``, so a
     loss computed with the returned parameters backpropagates into the generator through the
-    unrolled updates (Metz et al. 2016, eq. 12) and not only through the final D. The steps are
-    plain gradient descent with rate ``lr`` (the paper unrolls Adam; dividing by the current
-    gradient's size, as a fresh Adam step would, amplifies the second-order terms and made G
-    collapse on ring8). Buffers (batch-norm statistics) are copied so the real discriminator is left untouched.
+    unrolled updates (Metz et al. 2016, eq. 12) and not only through the final D. Each update is
+    the optimizer's own rule started from its current state, as in the paper, which unrolls Adam
+    with its moment estimates: Adam and RMSprop are unrolled exactly (see :func:`_unrolled_update`),
+    any other optimizer as gradient descent at its learning rate. The optimizer's state and the
+    real discriminator are left untouched; buffers (batch-norm statistics) are copied.
     """
     import torch
     from torch.func import functional_call
 
-    params = {name: p.detach().requires_grad_(True) for name, p in discriminator.named_parameters()}
+    named = list(discriminator.named_parameters())
+    params = {name: p.detach().requires_grad_(True) for name, p in named}
     buffers = {name: b.clone() for name, b in discriminator.named_buffers()}
+    group = optimizer.param_groups[0]
+    moments = {name: _optimizer_moments(optimizer, p) for name, p in named}
     for _ in range(steps):
         state = {**params, **buffers}
         terms = loss.discriminator(functional_call(discriminator, state, (real,)),
                                    functional_call(discriminator, state, (fake,)))
         grads = torch.autograd.grad(sum(terms.values()), list(params.values()), create_graph=True)
-        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
+        for (name, p), g in zip(list(params.items()), grads):
+            params[name], moments[name] = _unrolled_update(optimizer, group, p, g, moments[name])
     return {**params, **buffers}
+
+
+def _optimizer_moments(optimizer: Any, parameter: Any) -> dict[str, Any]:
+    """The optimizer's running statistics for ``parameter`` (detached copies; empty before its first step)."""
+    state = optimizer.state.get(parameter, {})
+    return {key: (value.detach().clone() if hasattr(value, "detach") else value) for key, value in state.items()}
+
+
+def _unrolled_update(optimizer: Any, group: dict[str, Any], p: Any, g: Any, moments: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """One differentiable update of ``p`` by gradient ``g`` under ``optimizer``'s rule (Adam, RMSprop, else SGD)."""
+    import torch
+
+    lr = float(group["lr"])
+    if isinstance(optimizer, torch.optim.Adam):
+        beta1, beta2 = group["betas"]
+        step = float(moments.get("step", 0.0)) + 1.0
+        m = beta1 * moments.get("exp_avg", torch.zeros_like(p)) + (1 - beta1) * g
+        v = beta2 * moments.get("exp_avg_sq", torch.zeros_like(p)) + (1 - beta2) * g * g
+        # 1e-16 under the root keeps its derivative finite where a coordinate's gradient is exactly 0
+        update = (m / (1 - beta1 ** step)) / ((v / (1 - beta2 ** step) + 1e-16).sqrt() + group["eps"])
+        return p - lr * update, {"step": step, "exp_avg": m, "exp_avg_sq": v}
+    if isinstance(optimizer, torch.optim.RMSprop) and not group.get("centered") and not group.get("momentum"):
+        alpha = group["alpha"]
+        v = alpha * moments.get("square_avg", torch.zeros_like(p)) + (1 - alpha) * g * g
+        return p - lr * g / (v.sqrt() + group["eps"]), {**moments, "square_avg": v}
+    return p - lr * g, moments
 
 
 def discriminator_with(discriminator: Any, parameters: dict[str, Any], x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821

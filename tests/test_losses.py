@@ -213,6 +213,10 @@ def _mlp(inputs: int, outputs: int, seed: int) -> nn.Module:
     return nn.Sequential(nn.Linear(inputs, 16), nn.LeakyReLU(0.2), nn.Linear(16, outputs))
 
 
+def _adam(module: nn.Module) -> torch.optim.Adam:
+    return torch.optim.Adam(module.parameters(), lr=1e-3, betas=(0.5, 0.999))
+
+
 def _generator_grad(unroll_steps: int | None) -> torch.Tensor:
     generator, discriminator = _mlp(4, 2, 0), _mlp(2, 1, 1)
     loss = losses.NonSaturatingLoss()
@@ -221,7 +225,7 @@ def _generator_grad(unroll_steps: int | None) -> torch.Tensor:
     if unroll_steps is None:
         g_loss = loss.generator(discriminator(fake).squeeze(1))["g_adv"]
     else:
-        params = remedies.unrolled_parameters(discriminator, loss, real, fake, unroll_steps, lr=0.05)
+        params = remedies.unrolled_parameters(discriminator, loss, real, fake, unroll_steps, _adam(discriminator))
         g_loss = loss.generator(remedies.discriminator_with(discriminator, params, fake).squeeze(1))["g_adv"]
     return torch.cat([g.flatten() for g in torch.autograd.grad(g_loss, list(generator.parameters()))])
 
@@ -233,12 +237,34 @@ def test_unrolling_changes_the_generators_gradient():
     # the difference is not only D's new weights: gradients flow through the unrolled updates into G
     generator, discriminator = _mlp(4, 2, 0), _mlp(2, 1, 1)
     fake = generator(torch.randn(8, 4))
-    params = remedies.unrolled_parameters(discriminator, losses.NonSaturatingLoss(), torch.randn(8, 2), fake, 2, 0.05)
+    params = remedies.unrolled_parameters(discriminator, losses.NonSaturatingLoss(), torch.randn(8, 2), fake, 2, _adam(discriminator))
     weight = params["2.weight"]
     assert weight.grad_fn is not None
     (through_d,) = torch.autograd.grad(weight.sum(), generator[2].weight, allow_unused=True)
     assert through_d is not None and through_d.abs().sum() > 0
     assert discriminator[2].weight.grad is None  # the real discriminator is untouched
+
+
+def test_unrolled_adam_matches_the_optimizers_own_steps():
+    """Unrolled updates follow D's optimizer (Adam with its moments, RMSprop, SGD) step for step."""
+    real, fake = torch.randn(16, 2, generator=torch.Generator().manual_seed(4)), torch.randn(16, 2)
+    loss = losses.NonSaturatingLoss()
+    for make in (_adam, lambda m: torch.optim.RMSprop(m.parameters(), lr=5e-3), lambda m: torch.optim.SGD(m.parameters(), lr=0.1)):
+        discriminator = _mlp(2, 1, 1)
+        optimizer = make(discriminator)
+        for _ in range(2):  # give the optimizer running moments to start from
+            optimizer.zero_grad()
+            sum(loss.discriminator(discriminator(real).squeeze(1), discriminator(fake).squeeze(1)).values()).backward()
+            optimizer.step()
+        params = remedies.unrolled_parameters(discriminator, loss, real, fake, 3, optimizer)
+        before = {name: p.detach().clone() for name, p in discriminator.named_parameters()}
+        for _ in range(3):
+            optimizer.zero_grad()
+            sum(loss.discriminator(discriminator(real).squeeze(1), discriminator(fake).squeeze(1)).values()).backward()
+            optimizer.step()
+        for name, p in discriminator.named_parameters():
+            assert torch.allclose(params[name], p, atol=1e-6), (type(optimizer).__name__, name)
+            assert not torch.equal(before[name], p)
 
 
 def test_packed_discriminator_shapes():
