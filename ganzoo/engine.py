@@ -29,7 +29,8 @@ from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.specs import Losses, ModelSpec
 
 #: Settings that may differ when a run is resumed; any other difference is refused.
-RESUMABLE_CHANGES = ("epochs", "log_every", "keep_checkpoints", "checkpoint_every", "max_bad_steps")
+RESUMABLE_CHANGES = ("epochs", "log_every", "keep_checkpoints", "checkpoint_every", "max_bad_steps",
+                     "stream", "max_memory_gb", "data_workers")
 VECTOR_PLOT_POINTS = 2000
 GRID_SAMPLES = 64
 
@@ -176,7 +177,8 @@ class Trainer:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("error" if self.request.strict_data else "always", BadImageWarning)
             try:
-                data = dataset.load(root, self.config.get("image_size"), self.config.get("channels"))
+                settings = {"config": self.config} if self.model.task == "image-to-image" else {}  # stream or not
+                data = dataset.load(root, self.config.get("image_size"), self.config.get("channels"), **settings)
             except BadImageWarning as exc:
                 raise GanzooError(f"{exc.path} is not a readable image ({exc.reason}); fix or remove it, "
                                   "or drop --strict-data to skip such files.") from None
@@ -185,6 +187,8 @@ class Trainer:
                 self._say(f"warning: {warning.message}")
             else:
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        for note in getattr(data, "notes", ()):  # e.g. "streaming N images from disk (would need X GB in memory)"
+            self._say(note)
         return data
 
     def _say(self, text: str) -> None:

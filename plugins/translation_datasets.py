@@ -166,10 +166,10 @@ def ensure_dataset(spec: Archive, root: Path, progress: bool = True) -> Path:
 
 
 def _loader(spec: Archive, kind: str, label: str) -> Callable[..., object]:
-    def load(root: Path, image_size: int | None = None, channels: int | None = None):
+    def load(root: Path, image_size: int | None = None, channels: int | None = None, config: dict | None = None):
         from ganzoo.data.translation import load_translation
 
-        return load_translation(ensure_dataset(spec, Path(root)), kind, label, image_size or 256)
+        return load_translation(ensure_dataset(spec, Path(root)), kind, label, image_size or 256, config)
 
     return load
 

@@ -1,4 +1,4 @@
-"""Paired (pix2pix) and unpaired (CycleGAN) image sets held in memory, with the papers' jitter per batch.
+"""Paired (pix2pix) and unpaired (CycleGAN) image sets, with the papers' jitter per batch.
 
 Layouts, as the authors distribute them:
 
@@ -7,11 +7,16 @@ Layouts, as the authors distribute them:
 - unpaired: ``DIR/trainA/`` and ``DIR/trainB/``, or a folder with exactly two image sub-folders (A, B
   in name order).
 
-Images are decoded once and resized to the load size ``round(image_size * 286 / 256)`` (286 for
-256, as in both papers), stored as uint8 on the device; each batch takes a random ``image_size``
-crop and a random horizontal flip there, in one gather, for both sides of a pair alike. Unpaired
-epochs last ``max(len A, len B)`` steps: A is shuffled (wrapping around the shorter set) and B is
-drawn independently at random, as the authors' code does.
+Images are decoded and resized to the load size ``round(image_size * 286 / 256)`` (286 for 256,
+as in both papers); each batch takes a random ``image_size`` crop and a random horizontal flip,
+for both sides of a pair alike. Unpaired epochs last ``max(len A, len B)`` steps: A is shuffled
+(wrapping around the shorter set) and B is drawn independently at random, as the authors' code
+does. All of an epoch's random draws come from the engine's data-order generator at its start.
+
+A set whose decoded images fit in ``max_memory_gb`` is held as uint8 on the training device
+(:class:`TranslationData`, one gather per batch); a larger one, or any with ``stream=True``, is
+read from disk by DataLoader workers (:mod:`ganzoo.data.translation_stream`). Both give the same
+``{"a", "b"}`` batches, pixel for pixel, from the same draws.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ganzoo.errors import GanzooError
-from ganzoo.specs import DatasetInfo, DatasetSpec
+from ganzoo.specs import DatasetInfo, DatasetSpec, Hyperparameter
 
 if TYPE_CHECKING:
     import torch
@@ -33,33 +38,45 @@ JITTER_RATIO = 286 / 256
 #: Image pairs shown in the per-epoch picture.
 PICTURE_PAIRS = 4
 
+#: Data settings of the image-to-image families (shown by ``ganzoo info``; may change on resume).
+DATA_HYPERPARAMETERS = (
+    Hyperparameter("stream", "auto", "auto: read batches from disk with worker processes when the decoded images "
+                   "would exceed max_memory_gb, else hold them on the device; True: always stream; False: never"),
+    Hyperparameter("max_memory_gb", 4.0, "memory budget (GB) for the decoded training images; larger sets stream"),
+    Hyperparameter("data_workers", None, "processes decoding streamed batches; default: min(8, CPU cores)"),
+)
+
 
 def load_size(image_size: int) -> int:
     """The side images are resized to before the random crop: 286 for 256, scaled for other sizes."""
     return int(round(image_size * JITTER_RATIO))
 
 
-@dataclass
-class TranslationData:
-    """Two image sets ``a`` and ``b`` (uint8, N x C x L x L) served as jittered ``{"a", "b"}`` batches."""
+# -- what in-memory and streamed sets share -------------------------------------------------------
+
+
+class TranslationSet:
+    """Epoch length, steps and each epoch's random draws of a translation set, however its images are kept.
+
+    Subclasses provide ``name``, ``info``, ``image_size``, ``flip`` and :meth:`sizes`.
+    """
 
     name: str
     info: DatasetInfo
-    tensors: dict[str, "torch.Tensor"]
     image_size: int
-    flip: bool = True
+    flip: bool
+
+    def sizes(self) -> tuple[int, int]:
+        """Images of side A and of side B (the same count for a paired set)."""
+        raise NotImplementedError
 
     @property
     def paired(self) -> bool:
         return self.info.kind == "paired"
 
     def __len__(self) -> int:
-        sizes = [int(t.shape[0]) for t in self.tensors.values()]
-        return sizes[0] if self.paired else max(sizes)
-
-    def to(self, device: "torch.device | str") -> "TranslationData":
-        """A copy with both image sets on ``device``."""
-        return replace(self, tensors={k: v.to(device) for k, v in self.tensors.items()})
+        count_a, count_b = self.sizes()
+        return count_a if self.paired else max(count_a, count_b)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         """Full batches in one epoch (the last partial batch is dropped)."""
@@ -71,64 +88,123 @@ class TranslationData:
     def _crops(self, count: int, generator: "torch.Generator") -> tuple["torch.Tensor", ...]:
         import torch
 
-        room = int(self.tensors["a"].shape[-1]) - self.image_size + 1
+        room = load_size(self.image_size) - self.image_size + 1
         tops = torch.randint(room, (count,), generator=generator)
         lefts = torch.randint(room, (count,), generator=generator)
         flips = torch.rand(count, generator=generator) < 0.5 if self.flip else torch.zeros(count, dtype=torch.bool)
         return tops, lefts, flips
 
-    def batches(self, batch_size: int, generator: "torch.Generator") -> Iterator[dict[str, "torch.Tensor"]]:
-        """One epoch of jittered batches in [-1, 1]; all random draws come from ``generator`` (CPU) at the epoch's start."""
+    def draws(self, generator: "torch.Generator") -> tuple["torch.Tensor", ...]:
+        """One epoch's ``(order_a, tops_a, lefts_a, flips_a, order_b, tops_b, lefts_b, flips_b)``, CPU tensors.
+
+        A paired set uses A's order and crops for B too; an unpaired one draws B's images at random.
+        """
         import torch
 
-        device = self.tensors["a"].device
+        count_a, count_b = self.sizes()
         count = len(self)
-        order_a = torch.randperm(count, generator=generator) % int(self.tensors["a"].shape[0])
+        order_a = torch.randperm(count, generator=generator) % count_a
         crop_a = self._crops(count, generator)
         if self.paired:
-            order_b, crop_b = order_a, crop_a
-        else:
-            order_b = torch.randint(int(self.tensors["b"].shape[0]), (count,), generator=generator)
-            crop_b = self._crops(count, generator)
-        draws = [t.to(device, non_blocking=True) for t in (order_a, *crop_a, order_b, *crop_b)]
-        order_a, crop_a, order_b, crop_b = draws[0], draws[1:4], draws[4], draws[5:8]
-        for step in range(self.steps_per_epoch(batch_size)):
-            part = slice(step * batch_size, (step + 1) * batch_size)
-            yield {
-                "a": jitter(self.tensors["a"], order_a[part], *(t[part] for t in crop_a), self.image_size),
-                "b": jitter(self.tensors["b"], order_b[part], *(t[part] for t in crop_b), self.image_size),
-            }
-
-    def preview(self, num: int = PICTURE_PAIRS) -> dict[str, "torch.Tensor"]:
-        """The first ``num`` images of each side, centre-cropped, unflipped, in [-1, 1]: the per-epoch picture's inputs."""
-        import torch
-
-        result = {}
-        for key, images in self.tensors.items():
-            count = min(num, int(images.shape[0]))
-            offset = (int(images.shape[-1]) - self.image_size) // 2
-            zeros = torch.full((count,), offset, dtype=torch.long, device=images.device)
-            index = torch.arange(count, device=images.device)
-            result[key] = jitter(images, index, zeros, zeros, torch.zeros_like(zeros, dtype=torch.bool), self.image_size)
-        return result
+            return (order_a, *crop_a, order_a, *crop_a)
+        order_b = torch.randint(count_b, (count,), generator=generator)
+        return (order_a, *crop_a, order_b, *self._crops(count, generator))
 
 
-def jitter(images: "torch.Tensor", index: "torch.Tensor", tops: "torch.Tensor", lefts: "torch.Tensor",
-           flips: "torch.Tensor", size: int) -> "torch.Tensor":
-    """Crop ``size`` x ``size`` at (``tops``, ``lefts``) from ``images[index]``, mirrored where ``flips``; float in [-1, 1]."""
+def crop(images: "torch.Tensor", index: "torch.Tensor", tops: "torch.Tensor", lefts: "torch.Tensor",
+         flips: "torch.Tensor", size: int) -> "torch.Tensor":
+    """``size`` x ``size`` crops at (``tops``, ``lefts``) of ``images[index]``, mirrored where ``flips``; uint8 (B, C, S, S)."""
     import torch
 
     steps = torch.arange(size, device=images.device)
     rows = tops[:, None] + steps
     cols = lefts[:, None] + torch.where(flips[:, None], size - 1 - steps, steps)
-    crops = images[index[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, S, S, C)
-    return crops.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    return images[index[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # gather is (B, S, S, C)
+
+
+def to_unit(images: "torch.Tensor") -> "torch.Tensor":
+    """uint8 images as float in [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def jitter(images: "torch.Tensor", index: "torch.Tensor", tops: "torch.Tensor", lefts: "torch.Tensor",
+           flips: "torch.Tensor", size: int) -> "torch.Tensor":
+    """:func:`crop` as float in [-1, 1]."""
+    return to_unit(crop(images, index, tops, lefts, flips, size))
+
+
+def centre_preview(tensors: dict[str, "torch.Tensor"], image_size: int, num: int) -> dict[str, "torch.Tensor"]:
+    """The first ``num`` images of each side, centre-cropped, unflipped, in [-1, 1]: the per-epoch picture's inputs."""
+    import torch
+
+    result = {}
+    for key, images in tensors.items():
+        count = min(num, int(images.shape[0]))
+        offset = (int(images.shape[-1]) - image_size) // 2
+        zeros = torch.full((count,), offset, dtype=torch.long, device=images.device)
+        index = torch.arange(count, device=images.device)
+        result[key] = jitter(images, index, zeros, zeros, torch.zeros_like(zeros, dtype=torch.bool), image_size)
+    return result
+
+
+@dataclass
+class TranslationData(TranslationSet):
+    """Two image sets ``a`` and ``b`` (uint8, N x C x L x L) held on the device, served as jittered ``{"a", "b"}`` batches."""
+
+    name: str
+    info: DatasetInfo
+    tensors: dict[str, "torch.Tensor"]
+    image_size: int
+    flip: bool = True
+
+    def sizes(self) -> tuple[int, int]:
+        return int(self.tensors["a"].shape[0]), int(self.tensors["b"].shape[0])
+
+    def to(self, device: "torch.device | str") -> "TranslationData":
+        """A copy with both image sets on ``device``."""
+        return replace(self, tensors={k: v.to(device) for k, v in self.tensors.items()})
+
+    def batches(self, batch_size: int, generator: "torch.Generator") -> Iterator[dict[str, "torch.Tensor"]]:
+        """One epoch of jittered batches in [-1, 1]; all random draws come from ``generator`` (CPU) at the epoch's start."""
+        device = self.tensors["a"].device
+        draws = [t.to(device, non_blocking=True) for t in self.draws(generator)]
+        for step in range(self.steps_per_epoch(batch_size)):
+            part = slice(step * batch_size, (step + 1) * batch_size)
+            yield {
+                "a": jitter(self.tensors["a"], *(t[part] for t in draws[:4]), self.image_size),
+                "b": jitter(self.tensors["b"], *(t[part] for t in draws[4:]), self.image_size),
+            }
+
+    def preview(self, num: int = PICTURE_PAIRS) -> dict[str, "torch.Tensor"]:
+        """The first ``num`` images of each side, centre-cropped, unflipped, in [-1, 1]."""
+        return centre_preview(self.tensors, self.image_size, num)
 
 
 # -- reading folders -----------------------------------------------------------------------------
 
 
-def _read(path: Path, size: int, halves: bool) -> list[Any] | None:
+@dataclass(frozen=True)
+class TranslationFiles:
+    """The image files of a set: paired (``a`` holds the A|B files, ``b`` is empty) or unpaired (``a``, ``b``)."""
+
+    kind: str
+    a: tuple[Path, ...]
+    b: tuple[Path, ...] = ()
+
+    @property
+    def paired(self) -> bool:
+        return self.kind == "paired"
+
+    def images(self) -> int:
+        """Decoded images the set makes (two per paired file)."""
+        return 2 * len(self.a) if self.paired else len(self.a) + len(self.b)
+
+    def decoded_bytes(self, image_size: int) -> int:
+        """Memory the whole set takes once decoded at the load size (uint8 RGB)."""
+        return self.images() * 3 * load_size(image_size) ** 2
+
+
+def read_image(path: Path, size: int, halves: bool) -> list[Any] | None:
     """``[image]`` or ``[left half, right half]`` as uint8 (size, size, 3) arrays, or None (with a warning) if unreadable."""
     import numpy as np
     from PIL import Image
@@ -139,40 +215,52 @@ def _read(path: Path, size: int, halves: bool) -> list[Any] | None:
         with Image.open(path) as image:
             image.load()
             image = _to_mode(image, 3)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        warnings.warn(f"Skipped {path}: not a readable image ({exc}).", BadImageWarning, stacklevel=3)
+    except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
+        warnings.warn(BadImageWarning(path, str(exc) or type(exc).__name__), stacklevel=3)
         return None
     width, height = image.size
     parts = [image.crop((0, 0, width // 2, height)), image.crop((width // 2, 0, width, height))] if halves else [image]
     return [np.asarray(p.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8) for p in parts]
 
 
-def _stack(arrays: list[Any]) -> "torch.Tensor":
+def stack(arrays: list[Any]) -> "torch.Tensor":
+    """(H, W, C) uint8 arrays as one (N, C, H, W) tensor."""
     import numpy as np
     import torch
 
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def load_images(folder: Path, size: int) -> "torch.Tensor":
-    """Every image below ``folder`` resized to ``size`` x ``size`` RGB, as uint8 (N, 3, size, size)."""
-    from ganzoo.data.folder import list_images
-
-    files = list_images(folder)
-    arrays = [read[0] for read in (_read(path, size, halves=False) for path in files) if read is not None]
-    if not arrays:
-        raise GanzooError(f"No readable images in {folder}; put the domain's image files there.")
-    return _stack(arrays)
+def undecodable(files: tuple[Path, ...]) -> GanzooError:
+    """The error for a set none of whose ``files`` can be decoded."""
+    where = files[0].parent if files else "the folder"
+    return GanzooError(f"None of the {len(files)} image files in {where} could be decoded; check that they are images.")
 
 
-def load_pairs(folder: Path, size: int) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """The A (left) and B (right) halves of every image below ``folder``, each resized to ``size``."""
-    from ganzoo.data.folder import list_images
-
-    reads = [read for read in (_read(path, size, halves=True) for path in list_images(folder)) if read is not None]
+def decode(files: tuple[Path, ...], size: int, halves: bool) -> list["torch.Tensor"]:
+    """The readable ``files`` resized to ``size``: ``[images]``, or ``[left halves, right halves]``; uint8 (N, 3, size, size)."""
+    reads = [read for read in (read_image(path, size, halves) for path in files) if read is not None]
     if not reads:
-        raise GanzooError(f"No readable images in {folder}; a paired set holds files with A and B side by side.")
-    return _stack([r[0] for r in reads]), _stack([r[1] for r in reads])
+        raise undecodable(files)
+    return [stack([r[side] for r in reads]) for side in range(len(reads[0]))]
+
+
+def decode_set(files: TranslationFiles, size: int, limit: int | None = None) -> dict[str, "torch.Tensor"]:
+    """``{"a", "b"}``: the set's (first ``limit``) readable images of each side at ``size``, uint8 (N, 3, size, size)."""
+    if files.paired:
+        a, b = decode(files.a[:limit], size, halves=True)
+    else:
+        (a,), (b,) = decode(files.a[:limit], size, halves=False), decode(files.b[:limit], size, halves=False)
+    return {"a": a, "b": b}
+
+
+def _images(folder: Path, what: str) -> tuple[Path, ...]:
+    from ganzoo.data.folder import list_images
+
+    files = tuple(list_images(folder))
+    if not files:
+        raise GanzooError(f"No images in {folder}; put {what} there.")
+    return files
 
 
 def unpaired_folders(root: Path) -> tuple[Path, Path]:
@@ -191,16 +279,40 @@ def paired_folder(root: Path) -> Path:
     return root / "train" if (root / "train").is_dir() else root
 
 
-def load_translation(root: Path, kind: str, name: str, image_size: int) -> TranslationData:
-    """Load a paired or unpaired set from ``root`` for crops of ``image_size``."""
-    size = load_size(image_size)
+def list_files(root: Path | tuple[Path, Path], kind: str) -> TranslationFiles:
+    """The files of a paired set in ``root``, or of an unpaired one in ``root`` or the folders ``(A, B)``."""
     if kind == "paired":
-        a, b = load_pairs(paired_folder(root), size)
-    else:
-        folder_a, folder_b = unpaired_folders(root)
-        a, b = load_images(folder_a, size), load_images(folder_b, size)
+        assert isinstance(root, Path)
+        return TranslationFiles(kind, _images(paired_folder(root), "files with A and B side by side"))
+    folder_a, folder_b = unpaired_folders(root) if isinstance(root, Path) else root
+    return TranslationFiles(kind, _images(folder_a, "the domain's image files"), _images(folder_b, "the domain's image files"))
+
+
+def load_translation(root: Path | tuple[Path, Path], kind: str, name: str, image_size: int,
+                     config: dict[str, Any] | None = None) -> "TranslationSet":
+    """Load a paired or unpaired set from ``root`` (or two folders) for crops of ``image_size``.
+
+    The images are held in memory unless ``config`` asks to stream them (``stream``) or they
+    would not fit in ``max_memory_gb``; then a :class:`~ganzoo.data.translation_stream.StreamedTranslationData`
+    reads them from disk instead.
+    """
+    from ganzoo.data.translation_stream import StreamedTranslationData, streaming_note
+
+    files = list_files(root, kind)
     info = DatasetInfo(kind, channels=3, image_size=image_size)  # type: ignore[arg-type]
-    return TranslationData(name, info, {"a": a, "b": b}, image_size)
+    note = streaming_note(files, image_size, config or {})
+    if note is not None:
+        return StreamedTranslationData(name, info, files, image_size, workers=(config or {}).get("data_workers"),
+                                       notes=(note,))
+    return TranslationData(name, info, decode_set(files, load_size(image_size)), image_size)
+
+
+def _loader(source: Path | tuple[Path, Path], kind: str, name: str) -> Any:
+    def load(data_root: Path | None = None, image_size: int | None = None, channels: int | None = None,
+             config: dict[str, Any] | None = None) -> TranslationSet:
+        return load_translation(source, kind, name, image_size or 256, config)
+
+    return load
 
 
 def folder_dataset(path: str | os.PathLike[str], kind: str) -> DatasetSpec:
@@ -209,11 +321,8 @@ def folder_dataset(path: str | os.PathLike[str], kind: str) -> DatasetSpec:
     if kind == "unpaired":
         unpaired_folders(root)  # refuse a wrong layout before any network is built
     info = DatasetInfo(kind, channels=3, image_size=256)  # type: ignore[arg-type]
-
-    def load(data_root: Path | None = None, image_size: int | None = None, channels: int | None = None) -> TranslationData:
-        return load_translation(root, kind, str(root), image_size or 256)
-
-    return DatasetSpec(name=str(root), summary=f"{kind} images in {root}", info=info, load=load, source=str(root))
+    return DatasetSpec(name=str(root), summary=f"{kind} images in {root}", info=info,
+                       load=_loader(root, kind, str(root)), source=str(root))
 
 
 def get_dataset(name: str, kinds: tuple[str, ...]) -> DatasetSpec:
@@ -233,7 +342,7 @@ def get_dataset(name: str, kinds: tuple[str, ...]) -> DatasetSpec:
     return registered(name)
 
 
-def picture(generator: Any, data: TranslationData) -> tuple["torch.Tensor", int]:
+def picture(generator: Any, data: Any) -> tuple["torch.Tensor", int]:
     """The per-epoch picture's images and images per row: the family's rows (``generator.picture_rows``) for the preview."""
     import torch
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ganzoo.data.translation import DATA_HYPERPARAMETERS
 from ganzoo.errors import GanzooError
 from ganzoo.hookspecs import hookimpl
 from ganzoo.specs import Hyperparameter, Losses, ModelSpec, Paper
@@ -32,7 +33,7 @@ HYPERPARAMETERS = (
     Hyperparameter("epochs", 200, "passes over the larger domain: 100 at constant lr, then 100 of linear decay"),
     Hyperparameter("batch_size", 1, "images per domain per step (1 in the paper)"),
     Hyperparameter("loss", "lsgan", "the paper's least-squares GAN loss; other losses are not supported"),
-)
+) + DATA_HYPERPARAMETERS
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ganzoo.data.translation import DATA_HYPERPARAMETERS
 from ganzoo.errors import GanzooError
 from ganzoo.hookspecs import hookimpl
 from ganzoo.specs import Hyperparameter, Losses, ModelSpec, Paper
@@ -29,7 +30,7 @@ HYPERPARAMETERS = (
     Hyperparameter("epochs", 200, "passes over the training pairs (200 for facades in the paper)"),
     Hyperparameter("batch_size", 1, "pairs per step (1 in the paper: batch norm then acts as instance norm)"),
     Hyperparameter("loss", "ns", "the paper's GAN loss (binary cross-entropy); other losses are not supported"),
-)
+) + DATA_HYPERPARAMETERS
 
 
 @hookimpl
