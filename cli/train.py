@@ -10,6 +10,8 @@ import click
 @click.command()
 @click.argument("model")
 @click.option("--data", "data", help="dataset name (see 'ganzoo datasets') or a folder of images; default: the model's")
+@click.option("--data-a", help="with --data-b: a folder of domain-A images (unpaired models such as cyclegan)")
+@click.option("--data-b", help="with --data-a: a folder of domain-B images")
 @click.option("--data-root", type=click.Path(file_okay=False), help="where datasets live or are downloaded [env GANZOO_DATA]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="run folder [default: runs/MODEL-DATA]")
 @click.option("--epochs", type=int, help="passes over the data")
@@ -32,7 +34,8 @@ import click
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks")
 @click.option("--fused-adam", is_flag=True, default=None, help="fused Adam kernel (default optimizer)")
 @click.option("--tf32", is_flag=True, default=None, help="allow TF32 math on CUDA")
-def train(model: str, data: str | None, data_root: str | None, out: Path | None, epochs: int | None,
+def train(model: str, data: str | None, data_a: str | None, data_b: str | None, data_root: str | None,
+          out: Path | None, epochs: int | None,
           batch_size: int | None, lr: float | None, image_size: int | None, d_steps: int | None, loss: str | None,
           extensions: tuple[str, ...], seed: int | None, settings: tuple[str, ...], device: str | None,
           resume: Path | None, overwrite: bool, no_progress: bool, strict_data: bool, precision: str | None,
@@ -60,6 +63,11 @@ def train(model: str, data: str | None, data_root: str | None, out: Path | None,
     overrides.update({k: v for k, v in named.items() if v is not None})
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise click.UsageError("--resume names the run folder to continue; drop --out or give the same folder.")
+    if data_a is not None or data_b is not None:  # two folders: recorded as the dataset "A | B" (absolute paths)
+        from ganzoo.data.translation import two_folder_data
+
+        data = two_folder_data(spec, data, data_a, data_b)
+        out = out or Path("runs") / f"{spec.name}-{Path(data_a or '').name}2{Path(data_b or '').name}"
     folder = resume or out or Path("runs") / f"{spec.name}-{Path(data or spec.default_dataset).name}"
     out_console = console()
     request = TrainRequest(model=spec.name, out=folder, data=data, overrides=overrides, data_root=data_root,

@@ -4,8 +4,9 @@ Layouts, as the authors distribute them:
 
 - paired: every file holds A and B side by side (A left, B right), in ``DIR/train/`` or ``DIR`` itself;
   which side is the input is the model's ``direction`` setting, not the data's;
-- unpaired: ``DIR/trainA/`` and ``DIR/trainB/``, or a folder with exactly two image sub-folders (A, B
-  in name order).
+- unpaired: ``DIR/trainA/`` and ``DIR/trainB/``, a folder with exactly two image sub-folders (A, B
+  in name order), or two folders given as ``--data-a``/``--data-b`` (recorded as one dataset name,
+  ``"A | B"`` with both paths absolute, so ``--resume`` finds them again).
 
 Images are decoded and resized to the load size ``round(image_size * 286 / 256)`` (286 for 256,
 as in both papers); each batch takes a random ``image_size`` crop and a random horizontal flip,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 JITTER_RATIO = 286 / 256
 #: Image pairs shown in the per-epoch picture.
 PICTURE_PAIRS = 4
+#: Joins the two folders of ``--data-a``/``--data-b`` into the run's dataset name.
+FOLDER_PAIR = " | "
 
 #: Data settings of the image-to-image families (shown by ``ganzoo info``; may change on resume).
 DATA_HYPERPARAMETERS = (
@@ -325,8 +328,56 @@ def folder_dataset(path: str | os.PathLike[str], kind: str) -> DatasetSpec:
                        load=_loader(root, kind, str(root)), source=str(root))
 
 
+# -- two folders: --data-a / --data-b -------------------------------------------------------------
+
+
+def _domain_folder(path: str | os.PathLike[str], side: str) -> Path:
+    """The domain-``side`` folder as an absolute path, refused unless it exists and holds an image."""
+    from ganzoo.data.folder import IMAGE_EXTENSIONS
+
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise GanzooError(f"The domain-{side} folder {folder} does not exist; give an existing folder of domain-{side} "
+                          f"images (a resumed run needs its folders where they were).")
+    if FOLDER_PAIR in str(folder):
+        raise GanzooError(f"The folder name {folder} contains {FOLDER_PAIR.strip()!r}, which ganzoo uses to join two "
+                          f"folders; rename it.")
+    if not any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*")):
+        raise GanzooError(f"The domain-{side} folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                          f"put domain {side}'s images there.")
+    return folder
+
+
+def two_folder_data(model: Any, data: str | None, data_a: str | None, data_b: str | None) -> str:
+    """The dataset name for ``--data-a A --data-b B`` (``"A | B"``, absolute), refusing each misuse in one sentence."""
+    if data is not None:
+        raise GanzooError("Give either --data or the two folders --data-a and --data-b, not both.")
+    if data_a is None or data_b is None:
+        given, missing = ("--data-a", "--data-b") if data_b is None else ("--data-b", "--data-a")
+        raise GanzooError(f"{given} needs {missing} too: give one folder of images per domain.")
+    if "unpaired" not in model.data_kinds:
+        if model.task == "image-to-image":
+            raise GanzooError(f"{model.name} trains on paired images (A and B side by side in each file), not on two "
+                              f"folders; pass --data DIR with such files, or train cyclegan on the two folders.")
+        raise GanzooError(f"--data-a and --data-b give the two domains of an unpaired image-to-image model such as "
+                          f"cyclegan; {model.name} takes --data.")
+    return FOLDER_PAIR.join(str(_domain_folder(path, side)) for path, side in ((data_a, "A"), (data_b, "B")))
+
+
+def two_folder_dataset(name: str, kinds: tuple[str, ...]) -> DatasetSpec:
+    """The unpaired :class:`DatasetSpec` of a dataset name ``"A | B"`` written by :func:`two_folder_data`."""
+    parts = name.split(FOLDER_PAIR)
+    if "unpaired" not in kinds or len(parts) != 2:
+        raise GanzooError(f"{name!r} names two folders, an unpaired set; this model trains on "
+                          f"{' or '.join(kinds)} data: pass --data DIR.")
+    folder_a, folder_b = (_domain_folder(path, side) for path, side in zip(parts, "AB"))
+    info = DatasetInfo("unpaired", channels=3, image_size=256)
+    return DatasetSpec(name=name, summary=f"unpaired images: A in {folder_a}, B in {folder_b}", info=info,
+                       load=_loader((folder_a, folder_b), "unpaired", name), source=name)
+
+
 def get_dataset(name: str, kinds: tuple[str, ...]) -> DatasetSpec:
-    """The dataset ``name`` for a model training on ``kinds``: a folder, or a registered set.
+    """The dataset ``name`` for a model training on ``kinds``: a folder, two folders, or a registered set.
 
     Names shared by both papers' sets (``facades``, ``maps``, ``cityscapes``) mean the paired
     pix2pix version (registered as ``pix2pix-NAME``) for a model that trains on paired data.
@@ -337,6 +388,8 @@ def get_dataset(name: str, kinds: tuple[str, ...]) -> DatasetSpec:
     known = get_registry().datasets
     if "paired" in kinds and f"pix2pix-{name}" in known:
         return registered(f"pix2pix-{name}")
+    if name not in known and FOLDER_PAIR in name:
+        return two_folder_dataset(name, kinds)
     if name not in known and os.path.isdir(os.path.expanduser(name)):
         return folder_dataset(name, kinds[0])
     return registered(name)
