@@ -74,19 +74,25 @@ class StepGuard:
     def __init__(self) -> None:
         self._pending: list[tuple[int, str, tuple[str, ...], Any]] = []
 
-    def step(self, optimizer: Any, terms: dict[str, Any], step: int, stage: str, scaler: Any = None) -> None:
+    def step(self, optimizer: Any, terms: dict[str, Any], step: int, stage: str, scaler: Any = None,
+             average: Any = None) -> None:
         """``sum(terms).backward()`` and ``optimizer.step()``, applied only if everything stays finite.
 
         With an fp16 ``scaler`` the scaled sum is backpropagated and the gradients unscaled; an
         overflow is undone like any bad update but not recorded (the scaler lowers its scale).
+        ``average`` (multi-process runs, :meth:`ganzoo.distributed.World.average`) is given the
+        gradients, still scaled, and the loss values right after the backward, so that every
+        process steps with the same gradients and takes the same decision.
         """
         import torch
 
         total = sum(terms.values())
-        if scaler is None:
-            total.backward()
-        else:
-            scaler.scale(total).backward()
+        (total if scaler is None else scaler.scale(total)).backward()
+        values = torch.stack([t.detach().float().reshape(()) for t in terms.values()])
+        if average is not None:
+            average([p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None] + [values])
+            total = values.sum()
+        if scaler is not None:
             scaler.unscale_(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not params:
@@ -118,7 +124,6 @@ class StepGuard:
                             value.copy_(old if old is not None else torch.zeros_like(value))
                     else:
                         torch.where(ok, value, old if old is not None else torch.zeros_like(value), out=value)
-            values = [t.detach().float().reshape(()) for t in terms.values()]
             if scaler is not None:  # an overflow is the scaler's business, and so are the weights it spoiled
                 grads_bad, weights_bad = grads_bad * 0, weights_bad * (grads_bad == 0)
             record = torch.stack([*values, grads_bad[0], weights_bad[0]])

@@ -53,15 +53,23 @@ class InMemoryData:
             )
         return steps
 
-    def batches(self, batch_size: int, generator: "torch.Generator") -> Iterator[dict[str, "torch.Tensor"]]:
-        """Shuffled full batches for one epoch; ``generator`` (CPU) fixes the order."""
+    def batches(self, batch_size: int, generator: "torch.Generator",
+                part: tuple[int, int] = (0, 1)) -> Iterator[dict[str, "torch.Tensor"]]:
+        """Shuffled full batches for one epoch; ``generator`` (CPU) fixes the order.
+
+        ``part=(rank, processes)``: process ``rank``'s slice of each batch of ``batch_size`` rows
+        (every process draws the same order and takes ``batch_size / processes`` rows of it).
+        """
         import torch
 
         device = self.tensors["real"].device
         order = torch.randperm(len(self), generator=generator).to(device, non_blocking=True)
         is_images = self.info.kind == "images"
+        rank, processes = part
+        rows = batch_size // processes
         for step in range(self.steps_per_epoch(batch_size)):
-            index = order[step * batch_size : (step + 1) * batch_size]
+            start = step * batch_size + rank * rows
+            index = order[start : start + rows]
             batch = {key: value.index_select(0, index) for key, value in self.tensors.items()}
             if is_images:
                 batch["real"] = batch["real"].float().div_(127.5).sub_(1.0)
