@@ -34,18 +34,26 @@ import click
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks")
 @click.option("--fused-adam", is_flag=True, default=None, help="fused Adam kernel (default optimizer)")
 @click.option("--tf32", is_flag=True, default=None, help="allow TF32 math on CUDA")
+@click.option("--devices", type=click.IntRange(min=1),
+              help="train on N processes (GPUs, or CPU processes) through torchrun; --batch-size stays the global batch")
+@click.option("--sync-bn", is_flag=True, default=None, help="with several CUDA processes: SyncBatchNorm over the whole batch")
 def train(model: str, data: str | None, data_a: str | None, data_b: str | None, data_root: str | None,
           out: Path | None, epochs: int | None,
           batch_size: int | None, lr: float | None, image_size: int | None, d_steps: int | None, loss: str | None,
           extensions: tuple[str, ...], seed: int | None, settings: tuple[str, ...], device: str | None,
           resume: Path | None, overwrite: bool, no_progress: bool, strict_data: bool, precision: str | None,
-          channels_last: bool | None, compile_: bool | None, fused_adam: bool | None, tf32: bool | None) -> None:
+          channels_last: bool | None, compile_: bool | None, fused_adam: bool | None, tf32: bool | None,
+          devices: int | None, sync_bn: bool | None) -> None:
     """Train MODEL; pictures, metrics, weights and checkpoints go to --out after every epoch.
 
     Ctrl-C saves the current position and exits with status 130; --resume OUT continues exactly.
+    --devices N runs the same command as N processes under torchrun (or start it with torchrun yourself).
     """
+    if devices is not None and devices > 1:
+        _relaunch(devices)
     from ganzoo.cli.main import console
     from ganzoo.config import parse_overrides
+    from ganzoo.distributed import is_main
     from ganzoo.engine import TrainingInterrupted, TrainRequest
     from ganzoo.engine import train as run_training
     from ganzoo.registry import get_model, get_registry
@@ -59,7 +67,8 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     overrides = parse_overrides(settings)
     named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "image_size": image_size, "d_steps": d_steps,
              "loss": loss, "seed": seed, "with": list(extensions) or None, "precision": precision,
-             "channels_last": channels_last, "compile": compile_, "fused_adam": fused_adam, "tf32": tf32}
+             "channels_last": channels_last, "compile": compile_, "fused_adam": fused_adam, "tf32": tf32,
+             "sync_bn": sync_bn}
     overrides.update({k: v for k, v in named.items() if v is not None})
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise click.UsageError("--resume names the run folder to continue; drop --out or give the same folder.")
@@ -79,6 +88,8 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {folder}", style="yellow",
                           soft_wrap=True, markup=False)
         raise click.exceptions.Exit(130) from None
+    if not is_main():  # under torchrun only process 0 reports
+        return
     out_console.print(f"[green]done[/green]: {result.epochs} epochs, {result.steps} steps; files in {result.out}/")
     out_console.print(f"  generator: {result.generator_path}")
     out_console.print(f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png")
@@ -86,3 +97,24 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         out_console.print(f"  translate: ganzoo translate {spec.name} --weights {result.generator_path} --input IMAGES --out DIR")
     else:
         out_console.print(f"  sample:    ganzoo sample {spec.name} --weights {result.generator_path} --num 64 --out grid.png")
+
+
+def _relaunch(devices: int) -> None:
+    """Run this same ``ganzoo train`` command, without --devices, as ``devices`` torchrun processes; exit with its status."""
+    from ganzoo.distributed import launch, launched
+
+    if launched():
+        raise click.UsageError("--devices starts torchrun itself; drop it when the command already runs under torchrun.")
+    ctx = click.get_current_context()
+    args = [str(ctx.info_name)]
+    for param in ctx.command.params:
+        value = ctx.params[param.name]
+        if param.name == "devices" or value is None or value is False or value == ():
+            continue
+        if isinstance(param, click.Argument):
+            args.append(str(value))
+        elif getattr(param, "is_flag", False):
+            args.append(param.opts[0])
+        else:
+            args += [item for entry in (value if param.multiple else (value,)) for item in (param.opts[0], str(entry))]
+    raise click.exceptions.Exit(launch(devices, args))

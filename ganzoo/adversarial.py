@@ -53,10 +53,11 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
     import torch
 
     from ganzoo import remedies
+    from ganzoo.distributed import batch_noise
 
     real = batch["real"]
     loss = run_loss(config, state, discriminator)
-    noise = torch.randn(real.shape[0], int(config["latent_dim"]), device=real.device)
+    noise = batch_noise(state, real.shape[0], int(config["latent_dim"]), real.device)  # shared across processes
     std = _noise_std(config, state, advance=stage == "discriminator")
     if stage == "discriminator":
         with torch.no_grad():

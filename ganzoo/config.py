@@ -40,6 +40,7 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("compile", False, "torch.compile each network (in place; first steps are slow while it compiles)"),
     Hyperparameter("fused_adam", False, "fused Adam kernel instead of foreach (default Adam optimizer only)"),
     Hyperparameter("tf32", False, "allow TF32 matmuls and convolutions on CUDA (no effect on the CPU)"),
+    Hyperparameter("sync_bn", False, "several processes on CUDA: batch-norm statistics over the whole batch (SyncBatchNorm)"),
 )
 
 #: Optimizers the built-in plugins build (``adam`` by the core, ``rmsprop`` by the losses plugin).

@@ -8,6 +8,8 @@ At each epoch's end it writes a sample picture, ``generator.safetensors`` and a 
 ``checkpoint_every`` adds checkpoints inside epochs and Ctrl-C saves one before stopping. Each
 update goes through :class:`ganzoo.guard.StepGuard`, which undoes non-finite steps on the device;
 their records are read at log time and the run stops after ``max_bad_steps`` of them.
+Under torchrun each process trains on its share of every batch (:mod:`ganzoo.distributed`);
+process 0 alone writes files and reports.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
-from ganzoo import speed
+from ganzoo import distributed, speed
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.specs import Losses, ModelSpec
@@ -68,10 +70,14 @@ class _Interrupt:
 
 
 @contextmanager
-def _deferred_sigint() -> Iterator[_Interrupt]:
-    """While training, the first Ctrl-C only sets a flag the loop checks after the current step; a second one stops at once."""
+def _deferred_sigint(enabled: bool = True) -> Iterator[_Interrupt]:
+    """While training, the first Ctrl-C only sets a flag the loop checks after the current step; a second one stops at once.
+
+    Not ``enabled`` in multi-process runs: processes would stop at different steps, so Ctrl-C
+    stops at once there and ``--resume`` continues from the last checkpoint.
+    """
     flag = _Interrupt()
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
         return
     previous = signal.getsignal(signal.SIGINT)
@@ -113,7 +119,7 @@ def _check_writable(out: Path) -> None:
 class Trainer:
     """One training run: builds everything from a :class:`TrainRequest` and runs the loop."""
 
-    def __init__(self, request: TrainRequest, console: Any = None) -> None:
+    def __init__(self, request: TrainRequest, console: Any = None, world: distributed.World | None = None) -> None:
         import torch
 
         from ganzoo import build
@@ -125,7 +131,8 @@ class Trainer:
 
         self.request, self.console, self.out = request, console, Path(request.out)
         self.hook = get_manager().hook
-        self.device = pick_device(request.device)
+        self.world, self.main = world, world is None or world.main
+        self.device = world.device if world is not None else pick_device(request.device)
         resumed = self._read_resume_point() if request.resume else None
         if resumed is None:
             self._refuse_overwrite()
@@ -145,12 +152,16 @@ class Trainer:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
         else:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
-        _check_writable(self.out)
+        if self.main:
+            _check_writable(self.out)
         torch.manual_seed(int(self.config["seed"]))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+        if world is not None:  # SyncBatchNorm if asked, process 0's weights everywhere, a batch that splits evenly
+            self.generator, self.discriminator = world.setup_networks(self.config, self.generator, self.discriminator)
+            world.part(int(self.config["batch_size"]))
         speed.prepare_networks(self.config, self.device, self.generator, self.discriminator)
         data = self._load_data(dataset, data_root(request.data_root))
         self.data = data.to(self.device)
@@ -163,6 +174,9 @@ class Trainer:
         self.epoch = self.step = self.batch_in_epoch = self.bad_steps = 0
         self.epoch_order = self.data_order.get_state()
         self.guard = StepGuard()
+        if world is not None:
+            self.state[distributed.WORLD_KEY] = world
+            world.split_random_streams(int(self.config["seed"]))
         if resumed is not None:
             self._restore(*resumed)
         for optimizer in self.optimizers.values():
@@ -246,6 +260,12 @@ class Trainer:
         self.data_order.set_state(tensors["rng.data_order"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        if self.world is not None:
+            self.world.restore_random_states(tensors, int(self.config["seed"]), self.step)
+        saved_by, processes = counters.get("processes", 1), self.world.size if self.world is not None else 1
+        if saved_by != processes:
+            self._say(f"note: {self.out} was saved by {saved_by} process(es) and resumes on {processes}: it goes on "
+                      "from the same weights and optimizer state, but not bit-exactly as it would have.")
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -259,7 +279,8 @@ class Trainer:
             )
         if losses is None:
             raise GanzooError(f"No plugin computes the losses of model {self.model.name!r}; check 'ganzoo plugins'.")
-        self.guard.step(optimizer, losses.terms, self.step + 1, stage, self.scalers.get(stage))
+        self.guard.step(optimizer, losses.terms, self.step + 1, stage, self.scalers.get(stage),
+                        self.world.average if self.world is not None else None)
         self.hook.after_step(model=self.model, config=self.config, stage=stage, generator=self.generator,
                              discriminator=self.discriminator, state=self.state)
         return losses
@@ -280,8 +301,8 @@ class Trainer:
             self._append_metrics({"event": "resume", "epoch": self.epoch, "batch": self.batch_in_epoch,
                                   "step": self.step, "from": str(self.resumed_from)})
         last: dict[str, float] = {}
-        with _deferred_sigint() as interrupt, TrainingProgress(
-                self.console, epochs, self.steps_per_epoch, enabled=self.request.progress,
+        with _deferred_sigint(enabled=self.world is None) as interrupt, TrainingProgress(
+                self.console, epochs, self.steps_per_epoch, enabled=self.request.progress and self.main,
                 first_epoch=self.epoch) as progress:
             while self.epoch < epochs:
                 self.generator.train()
@@ -291,7 +312,7 @@ class Trainer:
                 sums: dict[str, Any] = {}
                 count, tick, epoch_start, first = 0, time.perf_counter(), time.perf_counter(), self.batch_in_epoch
                 self.epoch_order = self.data_order.get_state()
-                for index, batch in enumerate(self.data.batches(batch_size, self.data_order)):
+                for index, batch in enumerate(self._batches(batch_size)):
                     if index < first:  # done before the checkpoint this run resumed from
                         continue
                     if self.config.get("channels_last"):
@@ -322,6 +343,16 @@ class Trainer:
         self._finish()
         return TrainResult(self.out, self.out / "generator.safetensors", self.epoch, self.step, last)
 
+    def _batches(self, batch_size: int) -> Iterator[dict[str, Any]]:
+        """This process's part of each batch of the epoch: all of it, its slice of the in-memory order, or its rows."""
+        from ganzoo.data import InMemoryData
+
+        if self.world is None:
+            return self.data.batches(batch_size, self.data_order)
+        if isinstance(self.data, InMemoryData):
+            return self.data.batches(batch_size, self.data_order, part=(self.world.rank, self.world.size))
+        return map(self.world.local, self.data.batches(batch_size, self.data_order))
+
     @staticmethod
     def _set_requires_grad(module: Any, flag: bool) -> None:
         for parameter in module.parameters():
@@ -338,7 +369,10 @@ class Trainer:
 
         self._check_guard()
         names = list(sums)
-        values = torch.stack([sums[n].float() for n in names]).div(count).tolist() if names else []
+        means = torch.stack([sums[n].float() for n in names]).div(count) if names else None
+        if means is not None and self.world is not None:
+            self.world.average([means])  # over all processes: what one process with the whole batch logs
+        values = means.tolist() if means is not None else []
         values = [v if math.isfinite(v) else None for v in values]  # JSON has no NaN; skipped steps are logged apart
         row = {"event": "log", "epoch": self.epoch + 1, "step": self.step, **dict(zip(names, values)),
                "images_per_s": round(images_per_s, 1)}
@@ -367,12 +401,17 @@ class Trainer:
             raise DivergedError(message)
 
     def _append_metrics(self, row: dict[str, Any]) -> None:
+        if not self.main:
+            return
         with open(self.out / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps({**row, "time": round(time.time(), 3)}) + "\n")
 
     def _write_run_info(self) -> None:
+        if not self.main:
+            return
         info = {"model": self.model.name, "dataset": self.dataset_name, "config": self.config,
-                "device": str(self.device), "resumed_at_epoch": self.epoch if self.request.resume else None}
+                "device": str(self.device), "processes": self.world.size if self.world is not None else 1,
+                "resumed_at_epoch": self.epoch if self.request.resume else None}
         (self.out / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
     # -- epoch end: pictures, weights, checkpoint -----------------------------------------
@@ -382,10 +421,27 @@ class Trainer:
 
         self._append_metrics({"event": "epoch", "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
                               "images_per_s": round(steps_done * int(self.config["batch_size"]) / seconds, 1)})
-        self._save_picture(self.out / "samples" / f"epoch_{self.epoch:03d}.png")
-        save_generator(self.out / "generator.safetensors", self.model, self.config, self.generator,
-                       self.dataset_name, self.epoch, self.step)
+        if self.main:
+            self._save_picture(self.out / "samples" / f"epoch_{self.epoch:03d}.png")
+            save_generator(self.out / "generator.safetensors", self.model, self.config, self.generator,
+                           self.dataset_name, self.epoch, self.step)
         self._save_checkpoint()
+        if self.world is not None:
+            self._check_processes_agree()
+
+    def _networks_state(self) -> dict[str, Any]:
+        """Both networks' tensors under their checkpoint names (``net.generator.*``, ``net.discriminator.*``)."""
+        networks = {"generator": self.generator, "discriminator": self.discriminator}
+        return {f"net.{name}.{key}": value for name, net in networks.items() for key, value in net.state_dict().items()}
+
+    def _check_processes_agree(self) -> None:
+        """Log every process's weights digest (rank order) and stop if any process drifted from process 0 (a bug)."""
+        digests = self.world.digests(distributed.weights_digest(self._networks_state()))
+        self._append_metrics({"event": "process_weights", "epoch": self.epoch, "sha256": digests})
+        if len(set(digests)) != 1:
+            other = next(rank for rank, d in enumerate(digests) if d != digests[0])
+            raise GanzooError(f"Process {other} ended epoch {self.epoch} with other weights than process 0; this is a "
+                              "bug in multi-process training, please report it with OUT/run.json.")
 
     def _save_picture(self, path: Path) -> None:
         from ganzoo import sampling, visual
@@ -416,8 +472,14 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), "data_order": order}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.world is not None:  # every process's streams; process 0's buffers (batch-norm statistics) everywhere
+            rng.update(self.world.random_states())
+            self.world.broadcast(t for net in (self.generator, self.discriminator) for t in net.buffers())
         path = ckpt.checkpoint_path(self.out, self.epoch, self.batch_in_epoch)
-        counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps}
+        counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps,
+                    "processes": self.world.size if self.world is not None else 1}
+        if not self.main:
+            return path
         ckpt.save_checkpoint(
             path, model=self.model.name, dataset=self.dataset_name,
             config=self.config, networks={"generator": self.generator, "discriminator": self.discriminator},
@@ -429,11 +491,17 @@ class Trainer:
     def _finish(self) -> None:
         from ganzoo import visual
 
+        if not self.main:
+            return
         metrics = self.out / "metrics.jsonl"
         if metrics.exists():
             visual.save_loss_plot(metrics, self.out / "losses.png")
 
 
 def train(request: TrainRequest, console: Any = None) -> TrainResult:
-    """Build and run a :class:`Trainer` for ``request``."""
-    return Trainer(request, console).run()
+    """Build and run a :class:`Trainer` for ``request``; under torchrun as one of its processes (only process 0 prints)."""
+    world = distributed.start(request.device)
+    try:
+        return Trainer(request, console if world is None or world.main else None, world).run()
+    finally:
+        distributed.stop(world)

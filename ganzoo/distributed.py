@@ -1,0 +1,259 @@
+"""Training on several processes started by torchrun: one per GPU (NCCL), or several on the CPU (gloo).
+
+torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in each process it starts; :func:`start`
+reads them, joins the process group and picks the device ``cuda:LOCAL_RANK`` (or the CPU).
+``--batch-size`` stays the global batch: each process takes its ``batch_size / WORLD_SIZE`` rows
+of every batch, and the gradients of each stage are averaged over the processes before its
+optimizer steps, so all processes keep identical weights and a run follows the same path as one
+process with the whole batch (up to the order of floating-point sums).
+
+The networks are not wrapped in ``DistributedDataParallel``. DDP averages gradients from hooks
+that its own ``forward`` arms, but GAN plugins call submodules (CycleGAN's ``generator.ab``),
+methods (the EMA's ``update``) and attributes (BEGAN's ``reconstruction_error``) of the networks,
+and the generator's stage runs the frozen discriminator, whose parameters DDP's reducer would
+wait for. Instead :class:`ganzoo.guard.StepGuard` calls :meth:`World.average` right after each
+stage's backward on exactly the gradients that stage's optimizer uses (one all-reduce per dtype,
+as DDP's buckets do, but after the backward rather than overlapped with it), together with the
+loss values, so every process takes the same skip-or-apply decision. Saved weights keep their
+plain names (no ``module.`` prefix).
+
+Random numbers: the generator noise of the built-in adversarial step comes from one stream all
+processes share (:func:`batch_noise` draws the whole batch's noise and keeps this process's rows);
+everything else (dropout, instance noise, plugins' own draws) comes from a stream of each process's
+own. Buffers (batch-norm running statistics) are taken from process 0 before each checkpoint, as
+DDP does before each forward; ``sync_bn`` uses torch's SyncBatchNorm (CUDA only) for batch
+statistics over the whole batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ganzoo.errors import GanzooError
+
+if TYPE_CHECKING:
+    import torch
+
+#: Where the engine keeps the run's :class:`World` in the plugins' ``state`` (not checkpointed).
+WORLD_KEY = "_world"
+
+
+def launched() -> bool:
+    """True inside a process that torchrun started for a run of more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_main() -> bool:
+    """True in process 0 (and outside torchrun): the one that writes files and prints."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def launch_command(devices: int, args: list[str]) -> list[str]:
+    """The torchrun command that runs ``ganzoo ARGS`` as ``devices`` processes on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
+            "-m", "ganzoo", *args]
+
+
+def launch(devices: int, args: list[str]) -> int:
+    """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status."""
+    return subprocess.call(launch_command(devices, args))
+
+
+def _seed(seed: int, rank: int, step: int) -> int:
+    """A 64-bit seed for process ``rank``'s own stream, apart from the user's seeds and the shared stream."""
+    digest = hashlib.sha256(f"ganzoo/{seed}/{rank}/{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _default_rng_state(device: "torch.device") -> "torch.Tensor":
+    import torch
+
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+@dataclass
+class World:
+    """This process's place in the run: rank, number of processes, device, and the shared noise stream."""
+
+    rank: int
+    size: int
+    local_rank: int
+    device: "torch.device"
+    noise: Any = field(default=None, repr=False)
+
+    @property
+    def main(self) -> bool:
+        """Process 0 writes pictures, metrics, weights and checkpoints and shows progress."""
+        return self.rank == 0
+
+    def part(self, batch_size: int) -> int:
+        """Rows of each global batch this process takes; refuses a batch that does not split evenly."""
+        if batch_size % self.size:
+            raise GanzooError(f"--batch-size {batch_size} does not split evenly over {self.size} processes: it is the "
+                              f"global batch; use a multiple of {self.size}.")
+        return batch_size // self.size
+
+    def local(self, batch: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        """This process's rows of a whole batch (for data sources that cannot slice their own order)."""
+        rows = self.part(int(next(iter(batch.values())).shape[0]))
+        return {key: value[self.rank * rows:(self.rank + 1) * rows] for key, value in batch.items()}
+
+    def average(self, tensors: list["torch.Tensor"]) -> None:
+        """Replace each tensor, in place, by its mean over all processes (one all-reduce per dtype)."""
+        import torch
+        import torch.distributed as dist
+
+        by_dtype: dict[Any, list[torch.Tensor]] = {}
+        for tensor in tensors:
+            by_dtype.setdefault(tensor.dtype, []).append(tensor)
+        for group in by_dtype.values():
+            flat = torch.cat([t.reshape(-1) for t in group])
+            dist.all_reduce(flat)
+            flat.div_(self.size)
+            for tensor, part in zip(group, flat.split([t.numel() for t in group])):
+                tensor.copy_(part.view_as(tensor))
+
+    def broadcast(self, tensors: Iterable["torch.Tensor"]) -> None:
+        """Overwrite each tensor, in place, with process 0's values."""
+        import torch.distributed as dist
+
+        for tensor in tensors:
+            dist.broadcast(tensor, src=0)
+
+    def gather(self, tensor: "torch.Tensor") -> list["torch.Tensor"]:
+        """Every process's copy of a same-shaped tensor, in rank order, on the CPU."""
+        import torch
+        import torch.distributed as dist
+
+        local = tensor.to(self.device)
+        found = [torch.empty_like(local) for _ in range(self.size)]
+        dist.all_gather(found, local)
+        return [t.cpu() for t in found]
+
+    def digests(self, digest: str) -> list[str]:
+        """Every process's hex digest (see :func:`weights_digest`), in rank order."""
+        import torch
+
+        mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8)
+        return [bytes(t.tolist()).hex() for t in self.gather(mine)]
+
+    def setup_networks(self, config: dict[str, Any], *networks: Any) -> list[Any]:
+        """SyncBatchNorm if ``sync_bn`` asks for it, then process 0's weights and buffers everywhere."""
+        import torch
+
+        if config.get("sync_bn"):
+            if self.device.type != "cuda":
+                raise GanzooError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only); drop it "
+                                  "for a run on the CPU.")
+            networks = tuple(torch.nn.SyncBatchNorm.convert_sync_batchnorm(net) for net in networks)
+        for net in networks:
+            self.broadcast(net.state_dict().values())
+        return list(networks)
+
+    def split_random_streams(self, seed: int) -> None:
+        """Start the shared noise stream where one process's stream is now, and give each process its own."""
+        import torch
+
+        self.noise = torch.Generator(self.device)
+        self.noise.set_state(_default_rng_state(self.device))
+        torch.manual_seed(_seed(seed, self.rank, 0))
+
+    def random_states(self) -> dict[str, "torch.Tensor"]:
+        """Checkpoint entries (``rng.`` names) for the shared noise stream and every process's own streams."""
+        import torch
+
+        states = {"noise": self.noise.get_state()}
+        kinds = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            kinds["cuda"] = torch.cuda.get_rng_state(self.device)
+        for kind, state in kinds.items():
+            for rank, gathered in enumerate(self.gather(state)):
+                states[f"{kind}.rank{rank}"] = gathered
+        return states
+
+    def restore_random_states(self, tensors: dict[str, "torch.Tensor"], seed: int, step: int) -> None:
+        """Set the streams saved by :meth:`random_states`; a process the checkpoint has none for starts a new one.
+
+        Call it after the one-process states (``rng.torch``, ``rng.cuda``) are restored: a checkpoint
+        of a one-process run continues its stream as the shared noise.
+        """
+        import torch
+
+        self.noise.set_state(tensors["rng.noise"] if "rng.noise" in tensors else _default_rng_state(self.device))
+        own = tensors.get(f"rng.torch.rank{self.rank}")
+        if own is None:
+            torch.manual_seed(_seed(seed, self.rank, step))
+            return
+        torch.set_rng_state(own)
+        if self.device.type == "cuda" and f"rng.cuda.rank{self.rank}" in tensors:
+            torch.cuda.set_rng_state(tensors[f"rng.cuda.rank{self.rank}"], self.device)
+
+
+def start(device_name: str | None = None) -> World | None:
+    """Join torchrun's process group (NCCL on CUDA, gloo on the CPU); None outside a multi-process run."""
+    if not launched():
+        return None
+    import torch
+    import torch.distributed as dist
+
+    rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    wanted = torch.device(device_name) if device_name not in (None, "", "auto") else None
+    if wanted is not None and wanted.type not in ("cpu", "cuda"):
+        raise GanzooError(f"Multi-process training runs on CUDA or the CPU, not {device_name!r}; use --device cuda or cpu.")
+    if wanted is not None and wanted.index is not None:
+        raise GanzooError(f"Under torchrun each process uses cuda:LOCAL_RANK; pass --device cuda, not {device_name!r}.")
+    use_cuda = wanted.type == "cuda" if wanted is not None else torch.cuda.is_available()
+    if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise GanzooError(f"Process {rank} wants cuda:{local_rank} but this machine has {torch.cuda.device_count()} "
+                              "GPU(s); start at most that many processes per node.")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        device = torch.device("cpu")
+        dist.init_process_group("gloo")
+    return World(rank, size, local_rank, device)
+
+
+def stop(world: World | None) -> None:
+    """Leave the process group (a no-op outside a multi-process run)."""
+    if world is None:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def batch_noise(state: dict[str, Any], rows: int, dim: int, device: "torch.device") -> "torch.Tensor":
+    """Standard normal noise for this process's ``rows`` samples.
+
+    In a multi-process run, this process's rows of one draw for the whole batch from the shared
+    stream: together the processes use the noise one process with the whole batch would.
+    """
+    import torch
+
+    world = state.get(WORLD_KEY)
+    if world is None or world.noise is None:
+        return torch.randn(rows, dim, device=device)
+    whole = torch.randn(rows * world.size, dim, device=device, generator=world.noise)
+    return whole[world.rank * rows:(world.rank + 1) * rows]
+
+
+def weights_digest(tensors: dict[str, "torch.Tensor"]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of ``tensors``: equal digests, bit-identical weights."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
