@@ -8,14 +8,15 @@ optimizer steps, so all processes keep identical weights and a run follows the s
 process with the whole batch (up to the order of floating-point sums).
 
 The networks are not wrapped in ``DistributedDataParallel``. DDP averages gradients from hooks
-that its own ``forward`` arms, but GAN plugins call submodules (CycleGAN's ``generator.ab``),
-methods (the EMA's ``update``) and attributes (BEGAN's ``reconstruction_error``) of the networks,
-and the generator's stage runs the frozen discriminator, whose parameters DDP's reducer would
-wait for. Instead :class:`ganzoo.guard.StepGuard` calls :meth:`World.average` right after each
-stage's backward on exactly the gradients that stage's optimizer uses (one all-reduce per dtype,
-as DDP's buckets do, but after the backward rather than overlapped with it), together with the
-loss values, so every process takes the same skip-or-apply decision. Saved weights keep their
-plain names (no ``module.`` prefix).
+that its own ``forward`` arms, but GAN plugins call submodules (CycleGAN's ``generator.ab`` and
+``discriminator.a``), methods (the EMA's ``update``) and attributes (BEGAN's
+``reconstruction_error``) of the networks: a DDP wrapper has none of them, and calling them on the
+wrapped module would skip the averaging without an error. Instead
+:class:`ganzoo.guard.StepGuard` calls :meth:`World.average` right after each stage's backward
+on exactly the gradients that stage's optimizer uses, together with the loss values, so every
+process takes the same skip-or-apply decision: one all-reduce per dtype once the backward is done,
+where DDP overlaps bucketed all-reduces with it. Saved weights keep their plain names (no
+``module.`` prefix).
 
 Random numbers: the generator noise of the built-in adversarial step comes from one stream all
 processes share (:func:`batch_noise` draws the whole batch's noise and keeps this process's rows);
