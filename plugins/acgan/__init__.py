@@ -3,7 +3,9 @@
 D has two heads on a shared DCGAN trunk: a validity logit (real or generated) and class logits.
 G gets the class through a learned embedding multiplied with the noise, z * embed(y), as in the
 paper's public implementations, so both randomness and class survive. D minimises the validity
-loss plus the classification loss on real and generated images; G minimises its validity loss
+loss plus the classification loss on real images (on generated ones too with ``classify_fakes``, the
+paper's choice, which on MNIST let D learn G's wrong digits as the requested class: 70 % conditional
+accuracy against 96 % without, 5 epochs each); G minimises its validity loss
 plus the classification loss of its images under their requested classes. The two are weighted
 by ``validity_weight`` and ``class_weight`` (the course's tip when G ignores the class: set
 validity_weight=0.01). Needs a dataset with labels. No torch import here.
@@ -26,8 +28,9 @@ HYPERPARAMETERS = (
     Hyperparameter("d_width", 64, "discriminator feature maps at the first layer, doubled per layer"),
     Hyperparameter("validity_weight", 1.0, "weight of the real/fake terms (try 0.01 if G ignores the class)"),
     Hyperparameter("class_weight", 1.0, "weight of the auxiliary classification terms in D's and G's losses"),
-    Hyperparameter("classify_fakes", True, "D's classifier also learns generated images under their requested class "
-                   "(the paper's L_C); False trains it on real images only"),
+    Hyperparameter("classify_fakes", False, "True: D's classifier also learns generated images under their requested "
+                   "class (the paper's L_C; 70 % conditional accuracy on MNIST, G's 3s and 6s taught to D as such); "
+                   "False: real images only (96 %)"),
     Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
     Hyperparameter("epochs", 5, "passes over the training data"),
     Hyperparameter("batch_size", 64, "samples per optimisation step"),

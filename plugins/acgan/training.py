@@ -11,7 +11,7 @@ from ganzoo.specs import Losses
 def acgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stage: str,
                  config: dict[str, Any], state: dict[str, Any]) -> Losses:
     """D: weighted validity loss + classification of real images (true labels), and of fakes (requested
-    labels) when ``classify_fakes`` is on, as in the paper.
+    labels) when ``classify_fakes`` is on, as in the paper (off by default: see the plugin's docstring).
 
     G: weighted validity loss + classification of its images under the labels it was asked for.
     Fakes get classes drawn uniformly, as in the paper (c ~ p_c).
