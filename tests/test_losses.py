@@ -282,6 +282,7 @@ def test_packed_discriminator_shapes():
 
 
 def test_minibatch_discrimination_shapes_and_features():
+    torch.manual_seed(0)  # unseeded, 4% of random states put two of the spread samples close in some kernel
     layer = remedies.make_minibatch_discrimination(in_features=6, kernels=5, kernel_dim=3)
     same = torch.ones(4, 6)
     out = layer(same)
