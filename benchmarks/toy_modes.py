@@ -7,6 +7,7 @@ Prints mean ± std over seeds and the wall time per run.
 
     python benchmarks/toy_modes.py                          # everything, 5 seeds (hours on a CPU)
     python benchmarks/toy_modes.py --seeds 1 --epochs 2 --only ns,wgan-gp,pacgan3
+    python benchmarks/toy_modes.py --only ema --set lr=1e-4 --set batch_size=100   # settings on top
     python benchmarks/toy_modes.py --list                   # configuration names
 """
 
@@ -50,8 +51,9 @@ PUBLISHED = {
 }
 
 
-def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int) -> dict[str, Any]:
-    """Train configuration ``name`` on ``dataset`` with ``seed``; return its scores and wall time."""
+def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int,
+            settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train configuration ``name`` on ``dataset`` with ``seed`` (``settings`` on top); return its scores and wall time."""
     import torch
 
     from ganzoo.data.toy import MIXTURES
@@ -61,7 +63,7 @@ def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int
 
     torch.set_num_threads(1)
     model, overrides = CONFIGS[name]
-    overrides = {**overrides, "seed": seed, "log_every": 1000}
+    overrides = {**overrides, **(settings or {}), "seed": seed, "log_every": 1000}
     if epochs is not None:
         overrides["epochs"] = epochs
     with tempfile.TemporaryDirectory(prefix="ganzoo-toy-") as out:
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=2500, help="samples scored per run (default 2,500)")
     parser.add_argument("--sets", default="ring8,grid25", help="comma-separated data sets (ring8, grid25)")
     parser.add_argument("--only", default="", help="comma-separated configuration names (default: all; see --list)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="training setting added to every configuration, e.g. --set lr=1e-4 (repeatable)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (each uses one CPU thread)")
     parser.add_argument("--list", action="store_true", help="print the configuration names and exit")
     parser.add_argument("--from-log", type=Path, help="rebuild the tables from a saved stderr log of an earlier run")
@@ -154,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown configuration {unknown[0]!r}; see --list")
     datasets = [d.strip() for d in args.sets.split(",") if d.strip()]
-    jobs = [(n, d, s, args.epochs, args.samples) for d in datasets for n in names for s in range(args.seeds)]
+    from ganzoo.config import parse_overrides
+
+    settings = parse_overrides(args.set)
+    jobs = [(n, d, s, args.epochs, args.samples, settings) for d in datasets for n in names for s in range(args.seeds)]
     started = time.perf_counter()
     results = []
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -164,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['dataset']} {r['name']} seed {r['seed']}: {r['modes']}/{r['total']} modes, {r['hq']:.1f} % HQ, "
                   f"rKL {r['rkl']:.3f}, {r['seconds']:.0f} s{note}", file=sys.stderr, flush=True)
     print(f"# toy_modes: {len(jobs)} runs, epochs={args.epochs or 'model default'}, samples={args.samples}, "
+          f"settings={settings or 'defaults'}, "
           f"total {time.perf_counter() - started:.0f} s on {os.cpu_count()} CPU(s)")
     print_table(results, names, datasets, args.seeds)
     return 0
