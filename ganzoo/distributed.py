@@ -248,6 +248,17 @@ def batch_noise(state: dict[str, Any], rows: int, dim: int, device: "torch.devic
     return whole[world.rank * rows:(world.rank + 1) * rows]
 
 
+def batch_labels(state: dict[str, Any], rows: int, classes: int, device: "torch.device") -> "torch.Tensor":
+    """Uniform class indices for this process's ``rows`` samples, drawn like :func:`batch_noise`."""
+    import torch
+
+    world = state.get(WORLD_KEY)
+    if world is None or world.noise is None:
+        return torch.randint(0, classes, (rows,), device=device)
+    whole = torch.randint(0, classes, (rows * world.size,), device=device, generator=world.noise)
+    return whole[world.rank * rows:(world.rank + 1) * rows]
+
+
 def weights_digest(tensors: dict[str, "torch.Tensor"]) -> str:
     """SHA-256 over names, dtypes, shapes and bytes of ``tensors``: equal digests, bit-identical weights."""
     import torch

@@ -142,3 +142,26 @@ def test_random_streams_split_and_come_back_from_checkpoint_entries(tmp_path):
         assert not torch.equal(torch.randn(4), one_process) and not torch.equal(torch.randn(4), own)
     finally:
         dist.destroy_process_group()
+
+
+def test_shared_noise_and_labels_tile_one_process_draws():
+    """Each process's rows of the shared draws, put together, are what one process draws for the whole batch."""
+    import torch
+
+    from ganzoo.distributed import WORLD_KEY, World, batch_labels, batch_noise
+
+    def draws(world: World | None, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        state = {} if world is None else {WORLD_KEY: world}
+        return batch_noise(state, rows, 3, torch.device("cpu")), batch_labels(state, rows, 10, torch.device("cpu"))
+
+    worlds = [World(rank=r, size=2, local_rank=r, device=torch.device("cpu"), noise=torch.Generator().manual_seed(7))
+              for r in range(2)]
+    parts = [draws(world, 4) for world in worlds]
+    whole = World(rank=0, size=1, local_rank=0, device=torch.device("cpu"), noise=torch.Generator().manual_seed(7))
+    noise, labels = draws(whole, 8)
+    assert torch.equal(torch.cat([p[0] for p in parts]), noise) and torch.equal(torch.cat([p[1] for p in parts]), labels)
+    assert not torch.equal(parts[0][1], parts[1][1])  # the ranks take different rows
+    torch.manual_seed(3)
+    alone = draws(None, 8)  # outside torchrun: the global stream, as before
+    torch.manual_seed(3)
+    assert torch.equal(alone[0], torch.randn(8, 3)) and torch.equal(alone[1], torch.randint(0, 10, (8,)))

@@ -19,12 +19,14 @@ def acgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stag
     import torch
     import torch.nn.functional as F
 
+    from ganzoo.distributed import batch_labels, batch_noise
+
     real, labels = batch["real"], batch["label"]
     loss = run_loss(config, state, discriminator)
     w_valid, w_class = float(config["validity_weight"]), float(config["class_weight"])
     size = real.shape[0]
-    noise = torch.randn(size, int(config["latent_dim"]), device=real.device)
-    wanted = torch.randint(0, int(config["num_classes"]), (size,), device=real.device)
+    noise = batch_noise(state, size, int(config["latent_dim"]), real.device)  # both shared across processes
+    wanted = batch_labels(state, size, int(config["num_classes"]), real.device)
     if stage == "discriminator":
         with torch.no_grad():
             fake = generator(noise, wanted)

@@ -16,9 +16,11 @@ def cgan_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stage
     """
     import torch
 
+    from ganzoo.distributed import batch_noise
+
     real, labels = batch["real"], batch["label"]
     loss = run_loss(config, state, discriminator)
-    noise = torch.randn(real.shape[0], int(config["latent_dim"]), device=real.device)
+    noise = batch_noise(state, real.shape[0], int(config["latent_dim"]), real.device)  # shared across processes
     if stage == "discriminator":
         with torch.no_grad():
             fake = generator(noise, labels)
