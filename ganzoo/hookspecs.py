@@ -103,10 +103,12 @@ def compute_losses(
     optimizer, backpropagates the sum of ``Losses.terms`` and steps it. ``batch`` maps names to
     device tensors: ``real`` (images in [-1, 1] or vectors) and ``label`` when the data has
     classes; paired and unpaired data use ``a`` and ``b``. ``state`` is a dict the family may
-    keep across steps (BEGAN's k_t, CycleGAN's image pools, a progressive-growing phase); its tensors and JSON
-    values are saved in checkpoints, except keys starting with ``_`` (caches rebuilt on demand;
-    the engine puts the run's optimizers by stage in ``_optimizers``, which the unrolled GAN reads). Conditional GANs read ``batch["label"]``; image-to-image families
-    compute all their terms (adversarial, cycle, L1) here, so the engine loop never changes.
+    keep across steps (BEGAN's k_t, CycleGAN's image pools, a progressive-growing phase); its
+    tensors and JSON values are saved in checkpoints, except keys starting with ``_``: caches
+    rebuilt on demand, and what the engine lends (``_optimizers``, the run's optimizers by stage,
+    which the unrolled GAN reads; ``_world`` under torchrun). Conditional GANs read
+    ``batch["label"]``; image-to-image families compute all their terms (adversarial, cycle, L1)
+    here, so the engine loop never changes.
     """
 
 
