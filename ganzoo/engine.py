@@ -150,6 +150,7 @@ class Trainer:
             dataset = get_dataset(self.dataset_name)
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
+            speed.expand_fast(self.config, request.overrides, self.device.type)
         else:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
         if self.main:

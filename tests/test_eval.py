@@ -228,3 +228,23 @@ def test_inception_pth_is_read_without_unpickling_objects(tmp_path):
     torch.save({"fc.weight": torch.ones(2), "payload": Path("/etc/passwd")}, hostile)  # an arbitrary object
     with pytest.raises(GanzooError, match="Cannot read Inception weights"):
         read_state_dict(hostile)
+
+
+def test_digit_classifier_judges_larger_digits_as_their_28px_originals():
+    import torch
+
+    from ganzoo.metrics.digits import load_digit_features
+
+    torch.manual_seed(0)
+    blobs = torch.zeros(16, 1, 28, 28)
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    for image, (cy, cx, radius) in zip(blobs, torch.rand(16, 3) * torch.tensor([12.0, 12.0, 5.0]) + torch.tensor([8.0, 8.0, 3.0])):
+        image[0] = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * radius**2))  # smooth, so resizing keeps it
+    small = (blobs * 255).round().to(torch.uint8)
+    large = small.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # the same images at 56 x 56
+    features = load_digit_features()
+    expected, got = features(small)["logits"], features(large)["logits"]
+    assert torch.equal(expected.argmax(1), got.argmax(1))
+    assert (got - expected).norm() / expected.norm() < 0.05
+    with pytest.raises(Exception, match="square grayscale"):
+        features(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))

@@ -101,3 +101,24 @@ def test_compiled_batchnorm_matches_eager_in_train_and_eval_mode():
     compiled.eval()
     eager.eval()
     torch.testing.assert_close(compiled(z), eager(z), rtol=1e-4, atol=1e-5)
+
+
+def test_fast_preset_turns_every_option_on_and_scales_batch_and_lr(cli, tmp_path):
+    run = tmp_path / "fast"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--fast", "--out", run, "--no-progress", "--device", "cpu")
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert {k: config[k] for k in ("precision", "channels_last", "fused_adam", "tf32", "compile")} == {
+        "precision": "bf16", "channels_last": False, "fused_adam": True, "tf32": True, "compile": False}  # no compile on CPU
+    assert config["batch_size"] == 4 * 256 and config["lr"] == pytest.approx(2 * 1e-3)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in rows if r["event"] == "epoch"] and not [r for r in rows if r["event"] == "bad_step"]
+
+
+def test_fast_preset_keeps_what_the_user_set(cli, image_folder, tmp_path):
+    run = tmp_path / "fast"
+    cli("train", "dcgan", "--data", image_folder, "--image-size", "16", "--epochs", "1", "--batch-size", "16",
+        "--precision", "fp32", "--set", "g_width=8", "--set", "d_width=8", "--fast", "--out", run, "--no-progress",
+        "--device", "cpu")
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert (config["batch_size"], config["lr"], config["precision"]) == (16, 2e-4, "fp32")
+    assert config["fused_adam"] and config["tf32"]

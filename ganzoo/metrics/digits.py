@@ -22,7 +22,11 @@ DIGIT_SHAPE = (1, 28, 28)
 
 
 class DigitFeatures:
-    """Callable: uint8 images (N, 1, 28, 28) to the classifier's ``features`` (N, 3136) and ``logits`` (N, 10)."""
+    """Callable: uint8 images (N, 1, 28, 28) to the classifier's ``features`` (N, 3136) and ``logits`` (N, 10).
+
+    Square grayscale images of another side (a DCGAN trained at 32 or 64 px) are resized to
+    28 x 28 first, with antialiasing, so that they are judged as the digits they show.
+    """
 
     def __init__(self, classifier: Any, identity: str) -> None:
         self.classifier = classifier
@@ -35,11 +39,15 @@ class DigitFeatures:
     def __call__(self, images: Any) -> dict[str, Any]:
         import torch
 
-        if tuple(images.shape[1:]) != DIGIT_SHAPE:
-            raise GanzooError(f"The digit classifier reads 28x28 grayscale images, got {tuple(images.shape[1:])}; "
+        channels, height, width = images.shape[1:]
+        if channels != 1 or height != width:
+            raise GanzooError(f"The digit classifier reads square grayscale images, got {tuple(images.shape[1:])}; "
                               f"use --metrics digits only with MNIST-like data.")
         with torch.inference_mode():
-            features = self.body(images.to(self.device).float() / 127.5 - 1)
+            pixels = images.to(self.device).float() / 127.5 - 1
+            if height != DIGIT_SHAPE[1]:
+                pixels = torch.nn.functional.interpolate(pixels, size=DIGIT_SHAPE[1:], mode="bilinear", antialias=True)
+            features = self.body(pixels)
             return {"features": features.float(), "logits": self.head(features).float()}
 
 
