@@ -9,8 +9,8 @@ Writes a small synthetic unpaired set (``--steps`` + 1 random images per domain 
   update (identity, least-squares GAN and cycle terms), then D_A and D_B on replay-buffer fakes,
   and ``.item()`` on the losses every step. Same networks (ganzoo's), same Adam settings.
 * ``ganzoo``: the ``ganzoo train cyclegan`` Trainer for ``--steps`` steps, once per entry of
-  ``--variants`` (``defaults``, or ``+``-joined speed options: ``bf16``, ``fp16``, ``cl``
-  (channels-last), ``compile``, ``fused``, ``tf32``).
+  ``--variants`` (``defaults``, ``off``, or ``+``-joined speed options such as
+  ``bf16+cl+compile``; see ``benchmarks/speed_variants.py``).
 
 Steps per second exclude warm-up: the peer's first ``--warmup`` steps and, for ganzoo, the steps
 before its first log row (``--log-every``; compilation happens there). Prints each run's rate,
@@ -31,19 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from speed_variants import variant_options
+
 HORSE2ZEBRA_STEPS = 1334
-OPTION_TOKENS = {"bf16": ("precision", "bf16"), "fp16": ("precision", "fp16"), "cl": ("channels_last", True),
-                 "compile": ("compile", True), "fused": ("fused_adam", True), "tf32": ("tf32", True)}
-
-
-def variant_options(variant: str) -> dict[str, Any]:
-    """``"bf16+cl"`` → ``{"precision": "bf16", "channels_last": True}``; ``"defaults"`` → ``{}``."""
-    if variant == "defaults":
-        return {}
-    try:
-        return dict(OPTION_TOKENS[token] for token in variant.split("+"))
-    except KeyError as error:
-        raise SystemExit(f"unknown speed option {error} in {variant!r}: use defaults or {'+'.join(OPTION_TOKENS)}")
 
 
 def write_unpaired_set(root: Path, count: int, image_size: int) -> None:

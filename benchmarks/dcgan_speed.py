@@ -3,8 +3,7 @@
 Usage:
   python benchmarks/dcgan_speed.py --data-root /work/shared/datasets [--batch-size 64|128]
       [--subset N] [--steps N] [--workers 0] [--image-size 28] [--device cpu]
-      [--precision fp32|bf16|fp16] [--channels-last] [--compile] [--fused-adam]
-      [--options-sweep]
+      [--variants defaults off fused graphs bf16+fused+graphs ...]
 
 Both runs use the same networks (ganzoo's dcgan), the same Adam settings, the same images
 (the first ``--subset`` MNIST training images) and the same batch size, in this one process:
@@ -22,9 +21,10 @@ Both runs use the same networks (ganzoo's dcgan), the same Adam settings, the sa
 
 ``--steps N`` trains N steps (the subset is cut to N*batch images); otherwise one epoch of the
 subset. Prints images/s, seconds, the ratio, and each run's peak resident memory (VmHWM, reset
-between runs via /proc/self/clear_refs where Linux allows it). ``--precision``,
-``--channels-last``, ``--compile`` and ``--fused-adam`` set ganzoo's speed options for the ganzoo
-run; ``--options-sweep`` runs ganzoo once more per option (each on alone) to show what each adds.
+between runs via /proc/self/clear_refs where Linux allows it). ``--variants`` names the ganzoo
+runs, one per entry: ``defaults``, ``off`` (every option off, foreach Adam), or ``+``-joined
+options (``bf16``, ``fp16``, ``cl``, ``compile``, ``fused``, ``foreach``, ``tf32``, ``graphs``;
+see ``benchmarks/speed_variants.py``), so one command shows what each option adds.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from speed_variants import variant_options
 
 
 def _reset_peak_rss() -> bool:
@@ -167,11 +169,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the peer loop (PyTorch-GAN: 0)")
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--fused-adam", action="store_true")
-    parser.add_argument("--options-sweep", action="store_true", help="also run ganzoo with each speed option alone")
+    parser.add_argument("--variants", nargs="+", default=["defaults"],
+                        help="ganzoo runs: defaults, off, or +-joined options, e.g. bf16+fused+graphs "
+                             "(benchmarks/speed_variants.py)")
     parser.add_argument("--skip-peer", action="store_true", help="only the ganzoo run(s)")
     args = parser.parse_args()
 
@@ -200,21 +200,7 @@ def main() -> None:
         seconds, steps = peer_loop(images, config, args.batch_size, args.workers, device)
         peer_rate = report(f"peer eager loop (workers={args.workers})", seconds, steps)
 
-    chosen = {"precision": args.precision, "channels_last": args.channels_last, "compile": args.compile,
-              "fused_adam": args.fused_adam}
-    runs = [("ganzoo Trainer " + _label(chosen), chosen)]
-    if args.options_sweep:
-        base = {"precision": "fp32", "channels_last": False, "compile": False, "fused_adam": False}
-        runs = [("ganzoo Trainer (all off)", base)]
-        for key, value in (("precision", "bf16"), ("precision", "fp16"), ("channels_last", True),
-                           ("compile", True), ("fused_adam", True)):
-            if key == "precision" and value == "fp16" and device.type == "cpu":
-                print("  (fp16 is left out of the CPU sweep: it runs, but about 20x slower than fp32 on this CPU "
-                      "for want of fp16 kernels; measure it with --precision fp16)")
-                continue
-            runs.append((f"ganzoo Trainer ({key}={value})", {**base, key: value}))
-        runs.append(("ganzoo Trainer (bf16, channels_last, fused)",
-                     {**base, "precision": "bf16", "channels_last": True, "fused_adam": True}))
+    runs = [(f"ganzoo Trainer ({variant})", variant_options(variant)) for variant in args.variants]
     for name, options in runs:
         _reset_peak_rss()
         seconds, loop, steps = ganzoo_run(count, {**overrides, **options}, args.data_root, args.device)
@@ -223,24 +209,6 @@ def main() -> None:
             loop_rate = steps * args.batch_size / loop
             print(f"  {'':<34} ratio ganzoo / peer: {rate / peer_rate:.2f}x with the epoch end (picture, weights, "
                   f"checkpoint), {loop_rate / peer_rate:.2f}x for the training loop alone")
-
-
-def _label(options: dict[str, Any]) -> str:
-    on = [f"{k}={v}" for k, v in options.items() if v not in (False, "fp32")]
-    return f"({', '.join(on) or 'defaults'})"
-
-
-def _fp16_cpu_ok() -> bool:
-    """Whether this torch runs fp16 convolution backward on the CPU."""
-    import torch
-
-    try:
-        with torch.autocast("cpu", dtype=torch.float16):
-            conv = torch.nn.Conv2d(1, 2, 3)
-            conv(torch.randn(1, 1, 5, 5)).sum().backward()
-        return True
-    except RuntimeError:
-        return False
 
 
 if __name__ == "__main__":

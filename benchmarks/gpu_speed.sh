@@ -13,12 +13,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 python -c "import torch, sys; print('torch', torch.__version__, 'python', sys.version.split()[0])" | tee -a "$LOGS/device.txt"
 
 if [ "$PART" != cyclegan ]; then
-  echo "== DCGAN, MNIST 64x64, batch 128, one epoch: peer loop against ganzoo, each option alone"
+  echo "== DCGAN, MNIST 64x64, batch 128, one epoch: peer loop against ganzoo with each set of options"
   timeout 300 python benchmarks/dcgan_speed.py --data-root "$DATA" --image-size 64 --batch-size 128 --workers 2 \
-    --device cuda --options-sweep 2>&1 | tee "$LOGS/dcgan64.log"
-  for mode in default fast; do
+    --device cuda --variants off defaults graphs bf16+tf32+compile+graphs 2>&1 | tee "$LOGS/dcgan64.log"
+  for mode in ${E2E_MODES:-default cuda-graphs fast}; do
     echo "== ganzoo train dcgan, 5 epochs end to end (process start included): $mode"
-    flags=(--batch-size 128) && [ $mode = fast ] && flags=(--fast)
+    flags=(--batch-size 128)
+    [ $mode = cuda-graphs ] && flags=(--batch-size 128 --cuda-graphs)
+    [ $mode = fast ] && flags=(--fast)
     { time python -m ganzoo train dcgan --data mnist --data-root "$DATA" --image-size 64 --epochs 5 --device cuda \
         --no-progress --out "$RUNS/$mode" "${flags[@]}" >"$RUNS/train-$mode.log" 2>&1; } 2>&1 | tee -a "$LOGS/e2e.log"
     tail -4 "$RUNS/train-$mode.log" | tee -a "$LOGS/e2e.log"
@@ -36,6 +38,7 @@ fi
 if [ "$PART" != dcgan ]; then
   echo "== CycleGAN 256x256, batch 1: peer loop against ganzoo"
   timeout 400 python benchmarks/cyclegan_step.py --device cuda --image-size 256 --steps 200 --log-every 25 \
-    --workers 8 --warmup 10 --variants defaults bf16+cl tf32 bf16+cl+compile 2>&1 | tee "$LOGS/cyclegan256.log"
+    --workers 8 --warmup 10 --variants ${CYCLEGAN_VARIANTS:-defaults foreach bf16+cl tf32 bf16+cl+compile} 2>&1 \
+    | tee "$LOGS/cyclegan256.log"
 fi
 rm -rf "$RUNS"

@@ -34,8 +34,10 @@ import click
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks")
 @click.option("--fused-adam", is_flag=True, default=None, help="fused Adam kernel (default optimizer)")
 @click.option("--tf32", is_flag=True, default=None, help="allow TF32 math on CUDA")
+@click.option("--cuda-graphs", is_flag=True, default=None,
+              help="replay each training stage as a CUDA graph (gan and dcgan with standard losses)")
 @click.option("--fast", is_flag=True, default=None,
-              help="bf16, fused Adam, TF32, torch.compile on CUDA, and a 4x batch at 2x lr (options you set win)")
+              help="bf16, fused Adam, TF32, torch.compile and CUDA graphs on CUDA, and a 4x batch at 2x lr (options you set win)")
 @click.option("--devices", type=click.IntRange(min=1),
               help="train on N processes (GPUs, or CPU processes) through torchrun; --batch-size stays the global batch")
 @click.option("--sync-bn", is_flag=True, default=None, help="with several CUDA processes: SyncBatchNorm over the whole batch")
@@ -44,7 +46,8 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
           batch_size: int | None, lr: float | None, image_size: int | None, d_steps: int | None, loss: str | None,
           extensions: tuple[str, ...], seed: int | None, settings: tuple[str, ...], device: str | None,
           resume: Path | None, overwrite: bool, no_progress: bool, strict_data: bool, precision: str | None,
-          channels_last: bool | None, compile_: bool | None, fused_adam: bool | None, tf32: bool | None, fast: bool | None,
+          channels_last: bool | None, compile_: bool | None, fused_adam: bool | None, tf32: bool | None,
+          cuda_graphs: bool | None, fast: bool | None,
           devices: int | None, sync_bn: bool | None) -> None:
     """Train MODEL; pictures, metrics, weights and checkpoints go to --out after every epoch.
 
@@ -70,7 +73,7 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "image_size": image_size, "d_steps": d_steps,
              "loss": loss, "seed": seed, "with": list(extensions) or None, "precision": precision,
              "channels_last": channels_last, "compile": compile_, "fused_adam": fused_adam, "tf32": tf32,
-             "fast": fast, "sync_bn": sync_bn}
+             "cuda_graphs": cuda_graphs, "fast": fast, "sync_bn": sync_bn}
     overrides.update({k: v for k, v in named.items() if v is not None})
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise click.UsageError("--resume names the run folder to continue; drop --out or give the same folder.")

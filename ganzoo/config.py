@@ -38,9 +38,12 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("precision", "fp32", "fp32, bf16 or fp16 autocast of the loss computation (fp16: a GradScaler per optimizer)"),
     Hyperparameter("channels_last", False, "keep networks and image batches in channels-last memory layout"),
     Hyperparameter("compile", False, "torch.compile each network (in place; first steps are slow while it compiles)"),
-    Hyperparameter("fused_adam", False, "fused Adam kernel instead of foreach (default Adam optimizer only)"),
+    Hyperparameter("fused_adam", None, "fused Adam kernel instead of foreach (default Adam optimizer only); "
+                   "default: on CUDA"),
     Hyperparameter("tf32", False, "allow TF32 matmuls and convolutions on CUDA (no effect on the CPU)"),
-    Hyperparameter("fast", False, "preset: bf16, fused Adam, TF32, torch.compile on CUDA, and a batch of 32+ "
+    Hyperparameter("cuda_graphs", False, "capture each training stage once as a CUDA graph and replay it "
+                   "(gan/dcgan with standard losses; see ganzoo.cuda_graphs)"),
+    Hyperparameter("fast", False, "preset: bf16, fused Adam, TF32, torch.compile and CUDA graphs on CUDA, and a batch of 32+ "
                    "made 4x larger at 2x the lr; options set explicitly win"),
     Hyperparameter("sync_bn", False, "several processes on CUDA: batch-norm statistics over the whole batch (SyncBatchNorm)"),
 )

@@ -150,7 +150,7 @@ class Trainer:
             dataset = get_dataset(self.dataset_name)
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
-            speed.expand_fast(self.config, request.overrides, self.device.type)
+            speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family)
         else:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
         if self.main:
@@ -182,6 +182,20 @@ class Trainer:
             self._restore(*resumed)
         for optimizer in self.optimizers.values():
             keep_state_on_device(optimizer, self.device)
+        self.graphs = self._stage_graphs()
+
+    def _stage_graphs(self) -> Any:
+        """With ``cuda_graphs``: the :class:`ganzoo.cuda_graphs.StageGraphs` that replays each stage; else None."""
+        if not self.config.get("cuda_graphs"):
+            return None
+        from ganzoo import cuda_graphs
+
+        reason = cuda_graphs.unsupported_reason(self.model.family, self.config, self.device.type,
+                                                self.world.size if self.world is not None else 1)
+        if reason:
+            raise GanzooError(f"{reason}; drop --cuda-graphs.")
+        cuda_graphs.make_capturable(self.optimizers)
+        return cuda_graphs.StageGraphs(self.guard)
 
     def _load_data(self, dataset: Any, root: Path | None) -> Any:
         """Load the data; skipped bad images are listed, or stop the run with ``strict_data``."""
@@ -271,6 +285,11 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
 
     def _optimize(self, stage: str, batch: dict[str, Any]) -> Losses:
+        if self.graphs is not None:
+            return self.graphs.run(stage, batch, self.step + 1, lambda inputs: self._optimize_eagerly(stage, inputs))
+        return self._optimize_eagerly(stage, batch)
+
+    def _optimize_eagerly(self, stage: str, batch: dict[str, Any]) -> Losses:
         optimizer = self.optimizers[stage]
         optimizer.zero_grad(set_to_none=True)
         with speed.autocast(self.config, self.device):

@@ -14,6 +14,13 @@ Design (no host synchronisation per step on a GPU):
 * Nothing is read back: each step appends a small tensor (its loss terms and the two flags) to a
   pending list that :meth:`StepGuard.flush` reads with one transfer at log time.
 
+With fused Adam (the default on CUDA) the copies and ``where`` are not needed: the fused
+kernel takes the flag itself (the ``found_inf`` argument GradScaler uses) and leaves weights,
+moments and step counters untouched when the loss or the gradients are not finite. That saves
+two kernels per parameter tensor and step, which on a GPU is most of the guard's cost. Adam's
+update is bounded by its learning rate, so finite weights and gradients give finite weights;
+should they not, the step is still recorded as bad, but not undone.
+
 Zeroing the gradients would not be enough: Adam still moves the weights with its momentum and
 decays its moments. Tensors an optimizer keeps on the host (torch's non-capturable ``step``
 counters) cannot be restored without reading the flag, so on CUDA :func:`keep_state_on_device`
@@ -57,6 +64,12 @@ def keep_state_on_device(optimizer: Any, device: Any) -> None:
             step = optimizer.state.get(param, {}).get("step")
             if isinstance(step, torch.Tensor):
                 optimizer.state[param]["step"] = step.to(param.device if capturable else "cpu")
+
+
+def _is_fused(optimizer: Any) -> bool:
+    """Whether ``optimizer`` skips its own update when given ``found_inf`` (torch's fused Adam/AdamW/SGD)."""
+    return bool(getattr(optimizer, "_step_supports_amp_scaling", False)) and all(
+        group.get("fused") for group in optimizer.param_groups)
 
 
 def _check_finite(tensors: list[Any], found: Any, one: Any) -> None:
@@ -103,6 +116,16 @@ class StepGuard:
             one = torch.ones(1, device=device)
             grads_bad, weights_bad = torch.zeros(1, device=device), torch.zeros(1, device=device)
             _check_finite([p.grad for p in params], grads_bad, one)
+        if _is_fused(optimizer):
+            with torch.no_grad():
+                optimizer.found_inf = torch.maximum(grads_bad, (~torch.isfinite(total.detach())).float().reshape(1)).reshape(())
+            optimizer.step()
+            del optimizer.found_inf
+            with torch.no_grad():
+                _check_finite([p.detach() for p in params], weights_bad, one)
+            self._finish(step, stage, terms, values, grads_bad, weights_bad, scaler)
+            return
+        with torch.no_grad():
             old_params = [p.detach().clone() for p in params]
             old_state = {(i, key): value.clone() for i, p in enumerate(params)
                          for key, value in optimizer.state.get(p, {}).items() if isinstance(value, torch.Tensor)}
@@ -124,12 +147,28 @@ class StepGuard:
                             value.copy_(old if old is not None else torch.zeros_like(value))
                     else:
                         torch.where(ok, value, old if old is not None else torch.zeros_like(value), out=value)
+        self._finish(step, stage, terms, values, grads_bad, weights_bad, scaler)
+
+    def _finish(self, step: int, stage: str, terms: dict[str, Any], values: Any, grads_bad: Any, weights_bad: Any,
+                scaler: Any) -> None:
+        """Remember the step's record (loss values and both flags) and let an fp16 scaler adjust its scale."""
+        import torch
+
+        with torch.no_grad():
             if scaler is not None:  # an overflow is the scaler's business, and so are the weights it spoiled
                 grads_bad, weights_bad = grads_bad * 0, weights_bad * (grads_bad == 0)
             record = torch.stack([*values, grads_bad[0], weights_bad[0]])
         if scaler is not None:
             scaler.update()
         self._pending.append((step, stage, tuple(terms), record))
+
+    def take_last_record(self) -> tuple[int, str, tuple[str, ...], Any]:
+        """Remove and return the newest pending record (CUDA graph capture keeps its tensor for the replays)."""
+        return self._pending.pop()
+
+    def add_record(self, step: int, stage: str, names: tuple[str, ...], record: Any) -> None:
+        """Queue a record made outside :meth:`step` (a replayed CUDA graph's, copied) for :meth:`flush`."""
+        self._pending.append((step, stage, names, record))
 
     def flush(self) -> list[BadStep]:
         """The bad steps since the last flush (one device-to-host transfer for all of them)."""

@@ -26,12 +26,13 @@ def validate(config: dict[str, Any]) -> None:
         raise GanzooError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.get('precision')!r}.")
 
 
-def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: str) -> None:
+def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: str, family: str) -> None:
     """Fill in the ``fast`` preset (in place) where the user set nothing explicitly.
 
     bf16, fused Adam, TF32 and torch.compile (only on CUDA: on the CPU it costs minutes of
     compiling for little). Not channels-last: on an H100 it slowed DCGAN at 64 px, and with
-    bf16 and compile torch 2.11 fails in DCGAN's transposed-convolution backward. And a batch of at least ``FAST_MIN_BATCH`` made ``FAST_BATCH_FACTOR`` times larger
+    bf16 and compile torch 2.11 fails in DCGAN's transposed-convolution backward. CUDA graphs
+    where the run supports them (:func:`ganzoo.cuda_graphs.unsupported_reason`). And a batch of at least ``FAST_MIN_BATCH`` made ``FAST_BATCH_FACTOR`` times larger
     with the learning rates scaled by its square root, the usual rule for Adam. Models trained
     at small batches on purpose (CycleGAN and pix2pix at 1, with instance norm) keep theirs.
     """
@@ -42,6 +43,10 @@ def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: 
     preset = {"precision": "bf16", "fused_adam": True, "tf32": True,
               "compile": device_type == "cuda"}
     config.update({key: value for key, value in preset.items() if key not in overrides})
+    if "cuda_graphs" not in overrides:
+        from ganzoo.cuda_graphs import unsupported_reason
+
+        config["cuda_graphs"] = unsupported_reason(family, config, device_type, processes=1) is None
     if "batch_size" in overrides or int(config["batch_size"]) < FAST_MIN_BATCH:
         return
     config["batch_size"] = int(config["batch_size"]) * FAST_BATCH_FACTOR
@@ -71,7 +76,9 @@ def autocast(config: dict[str, Any], device: Any) -> Any:
     precision = config.get("precision", "fp32")
     if precision == "fp32":
         return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    # CUDA graphs replay the casts of the weights, so autocast must not keep cached copies of them
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=not config.get("cuda_graphs"))
 
 
 def grad_scalers(config: dict[str, Any], device: Any, stages: Any) -> dict[str, Any]:

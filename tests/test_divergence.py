@@ -7,12 +7,13 @@ import json
 import pytest
 
 
-def _net_and_adam(seed: int = 0):
+def _net_and_adam(seed: int = 0, fused: bool = False):
     import torch
 
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
-    return net, torch.optim.Adam(net.parameters(), lr=0.05, foreach=True)
+    kernel = {"fused": True} if fused else {"foreach": True}
+    return net, torch.optim.Adam(net.parameters(), lr=0.05, **kernel)
 
 
 def _snapshot(net, optimizer):
@@ -22,15 +23,16 @@ def _snapshot(net, optimizer):
     return tensors
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["foreach-adam", "fused-adam"])  # fused: skipped in the kernel
 @pytest.mark.parametrize("bad_first", [False, True])
-def test_a_nan_step_changes_neither_weights_nor_optimizer_state(bad_first):
+def test_a_nan_step_changes_neither_weights_nor_optimizer_state(bad_first, fused):
     import torch
 
     from ganzoo.guard import StepGuard
 
     x = torch.randn(16, 3, generator=torch.Generator().manual_seed(1))
-    guarded, opt_g = _net_and_adam()
-    clean, opt_c = _net_and_adam()
+    guarded, opt_g = _net_and_adam(fused=fused)
+    clean, opt_c = _net_and_adam(fused=fused)
     guard = StepGuard()
     for step in range(1, 6):
         if step == (1 if bad_first else 3):  # the guarded run gets one extra, poisoned step
