@@ -56,7 +56,8 @@ def score(model: str, weights: Path, args: argparse.Namespace, classifier) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--models", nargs="+", choices=MODELS,
+                        help="models to train and score (default: all; with --weights: the models given there)")
     parser.add_argument("--weights", action="append", default=[], metavar="MODEL=FILE",
                         help="score this generator file instead of training MODEL")
     parser.add_argument("--epochs", type=int, help="training epochs for every model (default: each model's own)")
@@ -69,9 +70,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/conditional"))
     args = parser.parse_args()
     given = dict(item.split("=", 1) for item in args.weights)
+    unknown = sorted(set(given) - set(MODELS))
+    if unknown:
+        parser.error(f"--weights names unknown model {unknown[0]!r}; use one of {', '.join(MODELS)}")
+    models = args.models or (list(given) if given else list(MODELS))
     classifier = load_classifier(args.classifier, str(pick_device(args.device)))
     results = []
-    for model in args.models:
+    for model in models:
         seconds = None
         weights = Path(given[model]) if model in given else None
         if weights is None:

@@ -39,7 +39,7 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("channels_last", False, "keep networks and image batches in channels-last memory layout"),
     Hyperparameter("compile", False, "torch.compile each network (in place; first steps are slow while it compiles)"),
     Hyperparameter("fused_adam", None, "fused Adam kernel instead of foreach (default Adam optimizer only); "
-                   "default: on CUDA"),
+                   "default: on the CPU and CUDA"),
     Hyperparameter("tf32", False, "allow TF32 matmuls and convolutions on CUDA (no effect on the CPU)"),
     Hyperparameter("cuda_graphs", False, "capture each training stage once as a CUDA graph and replay it "
                    "(gan/dcgan with standard losses; see ganzoo.cuda_graphs)"),

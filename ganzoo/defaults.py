@@ -17,13 +17,14 @@ def stage_lr(config: dict[str, Any], stage: str) -> float:
 @hookimpl(trylast=True)
 def build_optimizers(model: ModelSpec, config: dict[str, Any], generator: Any, discriminator: Any) -> dict[str, Any]:
     """Adam on each network with the configured betas: the fused kernel (``fused_adam``; by default on
-    CUDA, where it also spares the divergence guard its copies), else the foreach one."""
+    the CPU and CUDA, where torch has it; it also spares the divergence guard its copies), else the
+    foreach one."""
     import torch
 
     betas = (float(config["beta1"]), float(config["beta2"]))
     fused = config.get("fused_adam")
     if fused is None:
-        fused = next(generator.parameters()).is_cuda
+        fused = next(generator.parameters()).device.type in ("cpu", "cuda")
     kernel = {"fused": True} if fused else {"foreach": True}
     return {
         stage: torch.optim.Adam(net.parameters(), lr=stage_lr(config, stage), betas=betas, **kernel)

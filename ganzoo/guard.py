@@ -14,7 +14,7 @@ Design (no host synchronisation per step on a GPU):
 * Nothing is read back: each step appends a small tensor (its loss terms and the two flags) to a
   pending list that :meth:`StepGuard.flush` reads with one transfer at log time.
 
-With fused Adam (the default on CUDA) the copies and ``where`` are not needed: the fused
+With fused Adam (the default on the CPU and CUDA) the copies and ``where`` are not needed: the fused
 kernel takes the flag itself (the ``found_inf`` argument GradScaler uses) and leaves weights,
 moments and step counters untouched when the loss or the gradients are not finite. That saves
 two kernels per parameter tensor and step, which on a GPU is most of the guard's cost. Adam's
