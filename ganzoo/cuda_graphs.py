@@ -12,7 +12,8 @@ Replay repeats exactly what was captured, so everything a stage does must be ten
 GPU with nothing decided on the host from step to step. That holds for the families and losses
 in :data:`SUPPORTED_FAMILIES` and :data:`SUPPORTED_LOSSES` without step-dependent remedies;
 :func:`unsupported_reason` names what stands in the way otherwise. fp16 (its GradScaler keeps
-host-side state) and multi-process runs are not supported either.
+host-side state) and multi-process runs are not supported either. Hooks that other plugins add
+to these stages (``after_step``) are captured too, so they must not read values on the host.
 """
 
 from __future__ import annotations
@@ -100,11 +101,18 @@ class StageGraphs:
         """Capture ``stage`` on a copy of ``batch``; the capture itself computes nothing, so replay once after it."""
         import torch
 
+        from ganzoo.errors import GanzooError
+
         inputs = {key: value.clone() for key, value in batch.items()}
         torch.cuda.synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            losses = eager(inputs)
+        try:
+            with torch.cuda.graph(graph):
+                losses = eager(inputs)
+        except RuntimeError as error:
+            raise GanzooError(f"Capturing the {stage} step as a CUDA graph failed ({str(error).splitlines()[0]}); "
+                              "something in it waits for the GPU, such as a plugin hook reading a value: "
+                              "drop --cuda-graphs.") from None
         _, _, names, record = self.guard.take_last_record()
         entry = (graph, inputs, losses, names, record)
         self.captured[stage] = entry
