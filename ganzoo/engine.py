@@ -150,7 +150,8 @@ class Trainer:
             dataset = get_dataset(self.dataset_name)
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
-            speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family)
+            speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
+                              world.size if world is not None else 1)
         else:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
         if self.main:

@@ -26,15 +26,17 @@ def validate(config: dict[str, Any]) -> None:
         raise GanzooError(f"precision must be one of {', '.join(PRECISIONS)}, got {config.get('precision')!r}.")
 
 
-def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: str, family: str) -> None:
+def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: str, family: str,
+                processes: int = 1) -> None:
     """Fill in the ``fast`` preset (in place) where the user set nothing explicitly.
 
     bf16, fused Adam, TF32 and torch.compile (only on CUDA: on the CPU it costs minutes of
     compiling for little). Not channels-last: on an H100 it slowed DCGAN at 64 px, and with
     bf16 and compile torch 2.11 fails in DCGAN's transposed-convolution backward. CUDA graphs
-    where the run supports them (:func:`ganzoo.cuda_graphs.unsupported_reason`). And a batch of at least ``FAST_MIN_BATCH`` made ``FAST_BATCH_FACTOR`` times larger
-    with the learning rates scaled by its square root, the usual rule for Adam. Models trained
-    at small batches on purpose (CycleGAN and pix2pix at 1, with instance norm) keep theirs.
+    where the run supports them (:func:`ganzoo.cuda_graphs.unsupported_reason`). And a batch of
+    at least ``FAST_MIN_BATCH`` made ``FAST_BATCH_FACTOR`` times larger with the learning rates
+    scaled by its square root, the usual rule for Adam. Models trained at small batches on
+    purpose (CycleGAN and pix2pix at 1, with instance norm) keep theirs.
     """
     import math
 
@@ -46,7 +48,7 @@ def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: 
     if "cuda_graphs" not in overrides:
         from ganzoo.cuda_graphs import unsupported_reason
 
-        config["cuda_graphs"] = unsupported_reason(family, config, device_type, processes=1) is None
+        config["cuda_graphs"] = unsupported_reason(family, config, device_type, processes) is None
     if "batch_size" in overrides or int(config["batch_size"]) < FAST_MIN_BATCH:
         return
     config["batch_size"] = int(config["batch_size"]) * FAST_BATCH_FACTOR
