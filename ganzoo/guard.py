@@ -119,8 +119,10 @@ class StepGuard:
         if _is_fused(optimizer):
             with torch.no_grad():
                 optimizer.found_inf = torch.maximum(grads_bad, (~torch.isfinite(total.detach())).float().reshape(1)).reshape(())
-            optimizer.step()
-            del optimizer.found_inf
+            try:
+                optimizer.step()
+            finally:  # only this step's flag: a later plain step() must not see it
+                del optimizer.found_inf
             with torch.no_grad():
                 _check_finite([p.detach() for p in params], weights_bad, one)
             self._finish(step, stage, terms, values, grads_bad, weights_bad, scaler)

@@ -246,5 +246,6 @@ def test_digit_classifier_judges_larger_digits_as_their_28px_originals():
     expected, got = features(small)["logits"], features(large)["logits"]
     assert torch.equal(expected.argmax(1), got.argmax(1))
     assert (got - expected).norm() / expected.norm() < 0.05
-    with pytest.raises(Exception, match="square grayscale"):
-        features(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
+    for wrong in (torch.zeros(2, 3, 28, 28), torch.zeros(2, 1, 28, 20), torch.zeros(2, 28, 28)):
+        with pytest.raises(Exception, match="square grayscale"):
+            features(wrong.to(torch.uint8))

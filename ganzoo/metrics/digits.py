@@ -39,10 +39,10 @@ class DigitFeatures:
     def __call__(self, images: Any) -> dict[str, Any]:
         import torch
 
-        channels, height, width = images.shape[1:]
-        if channels != 1 or height != width:
+        if images.dim() != 4 or images.shape[1] != 1 or images.shape[2] != images.shape[3]:
             raise GanzooError(f"The digit classifier reads square grayscale images, got {tuple(images.shape[1:])}; "
                               f"use --metrics digits only with MNIST-like data.")
+        height = images.shape[2]
         with torch.inference_mode():
             pixels = images.to(self.device).float() / 127.5 - 1
             if height != DIGIT_SHAPE[1]:
