@@ -67,6 +67,8 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
         terms = dict(loss.discriminator(real_out, fake_out))
         if hasattr(loss, "penalty"):
             terms.update(loss.penalty(discriminator, real_in, fake_in))
+        if config.get("r1_gamma"):
+            terms["r1_penalty"] = float(config["r1_gamma"]) / 2 * remedies.r1_penalty(discriminator, real_in)
         if config.get("d_weight_penalty"):
             terms["d_weight_penalty"] = float(config["d_weight_penalty"]) * remedies.weight_penalty(discriminator)
         metrics = dict(loss.metrics(real_out.detach(), fake_out.detach()))

@@ -26,8 +26,8 @@ from ganzoo.specs import Losses
 SUPPORTED_FAMILIES = ("gan", "dcgan")
 #: Losses without host-side state or step-dependent settings.
 SUPPORTED_LOSSES = ("ns", "minimax", "lsgan", "hinge", "wgan", "wgan-gp", "dragan")
-#: Settings that change from step to step on the host (annealed noise, counters) and so cannot be replayed.
-DYNAMIC_SETTINGS = ("instance_noise",)
+#: Settings that change on the host during training (annealed noise, the lr schedule) and so cannot be replayed.
+DYNAMIC_SETTINGS = ("instance_noise", "decay_epochs")
 #: Eager steps per stage before its capture (lazy optimizer state, cuDNN autotuning, compilation).
 WARMUP_STEPS = 3
 
@@ -48,7 +48,7 @@ def unsupported_reason(family: str, config: dict[str, Any], device_type: str, pr
         return f"CUDA graphs do not support --with {', '.join(config['with'])}"
     dynamic = [name for name in DYNAMIC_SETTINGS if config.get(name)]
     if dynamic:
-        return f"CUDA graphs do not support {', '.join(dynamic)} (it changes every step)"
+        return f"CUDA graphs do not support {', '.join(dynamic)} (it changes during training)"
     return None
 
 

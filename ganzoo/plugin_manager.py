@@ -96,6 +96,7 @@ def load_plugins() -> LoadedPlugins:
     manager.add_hookspecs(hookspecs)
     loaded = LoadedPlugins(manager)
     manager.register(importlib.import_module("ganzoo.defaults"), name="ganzoo.defaults")
+    manager.register(importlib.import_module("ganzoo.schedule"), name="ganzoo.schedule")
     blocked = disabled_names()
     seen: set[str] = set()
     for ep in entry_points(group=ENTRY_POINT_GROUP):

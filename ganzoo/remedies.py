@@ -3,6 +3,7 @@
 - instance noise (Sønderby et al. 2016; Arjovsky & Bottou 2017): Gaussian noise on every
   discriminator input, its std annealed linearly from ``instance_noise`` to 0;
 - a discriminator weight penalty: ``d_weight_penalty`` · Σ w² over D's weights;
+- the R1 penalty (Mescheder et al. 2018): ``r1_gamma``/2 · E‖∇ₓD(x)‖² on real data;
 - unrolled GAN (Metz et al. 2016): the generator is scored by a copy of D advanced k steps,
   differentiably, so G's gradient accounts for how D would react;
 - PacGAN (Lin et al. 2018) and minibatch discrimination (Salimans et al. 2016): modules that let
@@ -38,6 +39,13 @@ def add_instance_noise(x: "torch.Tensor", std: float) -> "torch.Tensor":  # noqa
 def weight_penalty(module: Any) -> "torch.Tensor":  # noqa: F821
     """Σ w² over ``module``'s trainable weights (an L2 penalty, as weight decay on the loss)."""
     return sum(p.pow(2).sum() for p in module.parameters() if p.requires_grad)
+
+
+def r1_penalty(discriminator: Any, real: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+    """E‖∇ₓD(x)‖² on real data (Mescheder et al. 2018): D flattens around the data, so training settles on it."""
+    from ganzoo.losses import gradient_penalty
+
+    return gradient_penalty(discriminator, real, target=0.0)
 
 
 def unrolled_parameters(discriminator: Any, loss: Any, real: "torch.Tensor", fake: "torch.Tensor",  # noqa: F821

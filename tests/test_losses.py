@@ -153,6 +153,10 @@ def test_gradient_penalty_on_known_functions():
     assert wgan_gp["gradient_penalty"].item() == pytest.approx(160.0)
     dragan = losses.DraganLoss({"gp_weight": 10.0}).penalty(critic, torch.randn(4, 2), torch.randn(4, 2))
     assert dragan["gradient_penalty"].item() == pytest.approx(160.0)
+    from ganzoo.remedies import r1_penalty  # zero-centred: |w|^2 for the linear critic, mean |x|^2 for the half square
+
+    assert r1_penalty(critic, torch.randn(3, 2)).item() == pytest.approx(25.0)
+    assert r1_penalty(half_square, points).item() == pytest.approx((4 + 9) / 2)
 
 
 def test_wgan_gp_interpolates_per_sample_between_real_and_fake():
@@ -348,13 +352,14 @@ def test_wgan_clipping_keeps_critic_weights_in_bounds(tmp_path):
     {"with": ["minibatch-discrimination"]},
     {"with": ["ema"]},
     {"with": ["pacgan", "minibatch-discrimination", "spectral-norm"], "loss": "wgan-gp"},
-    {"instance_noise": 0.3, "instance_noise_steps": 8, "label_smoothing": 0.1, "d_weight_penalty": 1e-4, "lr_d": 4e-4},
+    {"instance_noise": 0.3, "instance_noise_steps": 8, "label_smoothing": 0.1, "d_weight_penalty": 1e-4, "lr_d": 4e-4,
+     "r1_gamma": 1.0},
 ], ids=["unrolled", "pacgan", "mbd", "ema", "combined", "scalar-remedies"])
 def test_every_remedy_trains_without_nan(tmp_path, remedy):
     trainer, rows = _train_steps(tmp_path, "gan", **remedy)
     if "instance_noise" in remedy:
         d_rows = [r for r in rows if "d_real" in r.terms]
-        assert "d_weight_penalty" in d_rows[0].terms
+        assert "d_weight_penalty" in d_rows[0].terms and d_rows[0].terms["r1_penalty"].item() > 0
         noise = [r.metrics["instance_noise"].item() for r in d_rows]
         assert noise[0] == pytest.approx(0.3) and noise[4] == pytest.approx(0.15) and noise[-1] == 0.0
         assert trainer.optimizers["discriminator"].param_groups[0]["lr"] == 4e-4

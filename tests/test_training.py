@@ -86,6 +86,36 @@ def test_resume_is_bit_exact(cli, tmp_path, image_folder, model_args):
         assert np.array_equal(straight[key].numpy(), split[key].numpy()), key
 
 
+def test_decay_epochs_lowers_every_learning_rate_linearly(tmp_path):
+    from ganzoo.engine import Trainer, TrainRequest
+
+    rates = {}
+    for decay in (0, 2):
+        overrides = {"epochs": 2, "decay_epochs": decay, "lr_g": 4e-4, "lr_d": 1e-3}
+        trainer = Trainer(TrainRequest(model="gan", data="line-2d", out=tmp_path / str(decay), overrides=overrides,
+                                       device="cpu", progress=False))
+        trainer.run()
+        rates[decay] = {stage: opt.param_groups[0]["lr"] for stage, opt in trainer.optimizers.items()}
+    assert rates[0] == {"generator": 4e-4, "discriminator": 1e-3}
+    # the second (last) epoch of a 2-epoch decay runs at half the rate
+    assert rates[2] == pytest.approx({"generator": 2e-4, "discriminator": 5e-4})
+
+
+def test_resume_mid_schedule_continues_the_decay_exactly(cli, tmp_path):
+    import shutil
+
+    common = ["--no-progress", "--device", "cpu"]
+    cli("train", "gan", "--data", "ring8", "--epochs", "4", "--set", "decay_epochs=3", "--out", tmp_path / "straight", *common)
+    shutil.copytree(tmp_path / "straight", tmp_path / "split")
+    for epoch in (3, 4):  # as if the run had stopped after epoch 2
+        (tmp_path / "split" / "checkpoints" / f"state-epoch-000{epoch}.safetensors").unlink()
+    cli("train", "gan", "--resume", tmp_path / "split", *common)
+    straight = _tensors(tmp_path / "straight" / "checkpoints" / "state-epoch-0004.safetensors")
+    split = _tensors(tmp_path / "split" / "checkpoints" / "state-epoch-0004.safetensors")
+    for key in straight:
+        assert np.array_equal(straight[key].numpy(), split[key].numpy()), key
+
+
 def test_resume_refuses_other_model_and_changed_settings(cli, tmp_path):
     run = tmp_path / "r"
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")

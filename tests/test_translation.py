@@ -171,9 +171,8 @@ def test_image_pool_fills_then_swaps_half_the_time():
 
 
 def test_lr_schedule_constant_then_linear_to_zero():
-    from ganzoo.plugins.cyclegan import on_epoch_start
-    from ganzoo.plugins.cyclegan.networks import lr_factor
     from ganzoo.registry import get_model
+    from ganzoo.schedule import lr_factor, on_epoch_start
 
     assert [lr_factor(e, 200, 100) for e in (0, 99, 100, 150, 199, 200)] == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.01, 0.0])
     model = get_model("cyclegan")

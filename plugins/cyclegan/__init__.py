@@ -3,9 +3,10 @@
 Two ResNet generators (G_AB, G_BA: 9 residual blocks at 256, 6 at 128 and below; instance norm;
 reflection padding) and two 70x70 PatchGANs (D_A, D_B). Least-squares GAN loss; cycle loss
 λ = 10; identity loss 0.5·λ; each discriminator sees a pool of 50 earlier fakes; Adam 2e-4,
-β1 0.5; batch 1; 100 epochs at constant learning rate, then 100 of linear decay to 0
-(``on_epoch_start``); load 286, crop 256, flip. No torch import here: networks, pool and losses
-live in :mod:`ganzoo.plugins.cyclegan.networks`.
+β1 0.5; batch 1; 100 epochs at constant learning rate, then 100 of linear decay to 0 (the core
+``decay_epochs`` schedule of :mod:`ganzoo.schedule`, which this family defaults to half of the
+epochs); load 286, crop 256, flip. No torch import here: networks, pool and losses live in
+:mod:`ganzoo.plugins.cyclegan.networks`.
 """
 
 from __future__ import annotations
@@ -82,24 +83,3 @@ def compute_losses(model: ModelSpec, config: dict[str, Any], generator: Any, dis
     from ganzoo.plugins.cyclegan.networks import cycle_losses
 
     return Losses(cycle_losses(generator, discriminator, batch, stage, config, state))
-
-
-def decay_epochs(config: dict[str, Any]) -> int:
-    """Epochs of linear decay: ``decay_epochs``, or half of ``epochs``."""
-    value = config.get("decay_epochs")
-    return int(config["epochs"]) // 2 if value is None else int(value)
-
-
-@hookimpl
-def on_epoch_start(model: ModelSpec, config: dict[str, Any], epoch: int, optimizers: dict[str, Any],
-                   state: dict[str, Any]) -> None:
-    """Set both optimizers' learning rate for this epoch: constant, then linear decay to 0."""
-    if model.family != FAMILY:
-        return
-    from ganzoo.defaults import stage_lr
-    from ganzoo.plugins.cyclegan.networks import lr_factor
-
-    factor = lr_factor(epoch, int(config["epochs"]), decay_epochs(config))
-    for stage, optimizer in optimizers.items():
-        for group in optimizer.param_groups:
-            group["lr"] = stage_lr(config, stage) * factor

@@ -134,17 +134,6 @@ def query_pool(pool: torch.Tensor | None, images: torch.Tensor, size: int) -> tu
     return torch.cat(out), pool
 
 
-def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
-    """Learning-rate multiplier for the epoch that starts after ``epoch`` epochs: 1, then linear to 0 at ``epochs``.
-
-    The paper's 200 epochs: 1.0 for epochs 0-99, 1 - (e - 100)/100 from epoch 100 (0.5 at 150, 0 at 200).
-    """
-    constant = epochs - decay_epochs
-    if decay_epochs <= 0 or epoch < constant:
-        return 1.0
-    return max(0.0, 1.0 - (epoch - constant) / decay_epochs)
-
-
 def _mse_to(outputs: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(outputs, torch.full_like(outputs, target))
 
