@@ -143,7 +143,7 @@ def validate_numbers(config: dict[str, Any]) -> None:
     validate_speed(config)
     if config.get("optimizer", "adam") not in OPTIMIZERS:
         raise GanzooError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.get('optimizer')!r}.")
-    for key in ("instance_noise", "label_smoothing", "d_weight_penalty"):
+    for key in ("instance_noise", "label_smoothing", "d_weight_penalty", "r1_gamma"):
         value = config.get(key, 0.0)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise GanzooError(f"{key} must be a number of at least 0, got {value!r}.")
@@ -151,6 +151,9 @@ def validate_numbers(config: dict[str, Any]) -> None:
         raise GanzooError(f"label_smoothing must be below 1 (0.1 is usual), got {config['label_smoothing']!r}.")
     if not 0 <= float(config.get("ema_decay", 0.999)) < 1:
         raise GanzooError(f"ema_decay must lie in [0, 1) (0.999 is usual), got {config['ema_decay']!r}.")
+    decay = config.get("decay_epochs")
+    if decay is not None and (not isinstance(decay, int) or isinstance(decay, bool) or not 0 <= decay <= config["epochs"]):
+        raise GanzooError(f"decay_epochs must be a whole number from 0 to epochs ({config['epochs']}), got {decay!r}.")
     for key, low in (("unroll_steps", 0), ("pack", 1), ("mbd_kernels", 1), ("mbd_kernel_dim", 1), ("instance_noise_steps", 1)):
         value = config.get(key, low)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
