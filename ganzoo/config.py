@@ -53,6 +53,9 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
 #: Optimizers the built-in plugins build (``adam`` by the core, ``rmsprop`` by the losses plugin).
 OPTIMIZERS = ("adam", "rmsprop")
 
+#: Remedies applied by the standard adversarial step (:mod:`ganzoo.adversarial`), which only unconditional models use.
+UNCONDITIONAL_REMEDIES = ("instance_noise", "d_weight_penalty", "r1_gamma")
+
 #: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
 DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
 
@@ -113,6 +116,10 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         raise unknown_name("setting", unknown[0], sorted(known - set(DATA_KEYS)))
     config.update({k: v for k, v in overrides.items() if v is not None})
     config["with"] = list(config.get("with") or [])
+    ignored = [key for key in UNCONDITIONAL_REMEDIES if config.get(key)] if model.task != "unconditional" else []
+    if ignored:
+        raise GanzooError(f"{ignored[0]} works only in the standard step of unconditional models; {model.name!r} "
+                          f"({model.task}) computes its own losses and would ignore it, so drop it.")
     validate_numbers(config)
     return config
 
