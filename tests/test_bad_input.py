@@ -169,19 +169,6 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
 
 # -- numbers ------------------------------------------------------------------------------
 
-def test_remedies_a_conditional_model_would_ignore_are_refused():
-    from ganzoo.config import resolve_config
-    from ganzoo.errors import GanzooError
-    from ganzoo.registry import get_model
-    from ganzoo.specs import DatasetInfo
-
-    info = DatasetInfo(kind="images", channels=1, image_size=28, num_classes=10, class_names=tuple("0123456789"))
-    assert resolve_config(get_model("cgan"), info, {"lr": 1e-4})["lr"] == 1e-4
-    for key in ("r1_gamma", "instance_noise", "d_weight_penalty"):
-        with pytest.raises(GanzooError, match=f"{key} works only in the standard step of unconditional models; 'cgan'"):
-            resolve_config(get_model("cgan"), info, {key: 0.1})
-
-
 @pytest.mark.parametrize("args, message", [
     (("gan", "--data", "line-2d", "--epochs", "-1"), "epochs must be a whole number of at least 1"),
     (("gan", "--data", "line-2d", "--batch-size", "0"), "batch_size must be a whole number of at least 1"),
