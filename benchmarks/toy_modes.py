@@ -3,11 +3,14 @@
 For each configuration, data set and seed: train the MLP ``gan`` (or ``began``) with the real
 engine, draw 2,500 samples, and score them with :func:`ganzoo.metrics.toy.mode_scores` (modes
 captured, share of samples within 3 std of a mode, reverse KL of the mode histogram to uniform).
-Prints mean ± std over seeds and the wall time per run.
+Prints mean ± std over seeds and the wall time per run. ``--drs 0.5,0.8`` adds, for every
+configuration whose discriminator allows it, rows ``NAME+drs0.5``...: the same trained networks
+sampled through discriminator rejection sampling (:mod:`ganzoo.rejection`) at that quantile.
 
     python benchmarks/toy_modes.py                          # everything, 5 seeds (hours on a CPU)
     python benchmarks/toy_modes.py --seeds 1 --epochs 2 --only ns,wgan-gp,pacgan3
     python benchmarks/toy_modes.py --only ema --set lr=1e-4 --set batch_size=100   # settings on top
+    python benchmarks/toy_modes.py --only r1-ema-decay-100ep --drs 0.5,0.8   # plus rejection-sampled rows
     python benchmarks/toy_modes.py --list                   # configuration names
 """
 
@@ -56,13 +59,18 @@ PUBLISHED = {
 
 
 def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int,
-            settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train configuration ``name`` on ``dataset`` with ``seed`` (``settings`` on top); return its scores and wall time."""
+            settings: dict[str, Any] | None = None, drs: tuple[float, ...] = ()) -> list[dict[str, Any]]:
+    """Train configuration ``name`` on ``dataset`` with ``seed`` (``settings`` on top); return its scores and wall time.
+
+    One result per way of sampling: the generator itself, then DRS at each quantile of ``drs`` (when the
+    configuration's discriminator allows it), all from the same trained networks.
+    """
     import torch
 
     from ganzoo.data.toy import MIXTURES
     from ganzoo.engine import DivergedError, Trainer, TrainRequest
     from ganzoo.metrics.toy import mode_scores
+    from ganzoo.rejection import refusal_reason, rejection_sample
     from ganzoo.sampling import generate
 
     torch.set_num_threads(1)
@@ -72,6 +80,13 @@ def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int
         if "decay_epochs" in overrides and "epochs" in overrides:  # keep the decaying share of the run
             overrides["decay_epochs"] = overrides["decay_epochs"] * epochs // overrides["epochs"]
         overrides["epochs"] = epochs
+    mixture = MIXTURES[dataset]
+
+    def result(label: str, points: Any, seconds: float) -> dict[str, Any]:
+        scores = mode_scores(points.float().cpu().numpy(), mixture)
+        return {"name": label, "dataset": dataset, "seed": seed, "modes": scores.modes, "total": scores.total_modes,
+                "hq": 100 * scores.high_quality, "rkl": scores.reverse_kl, "seconds": seconds}
+
     with tempfile.TemporaryDirectory(prefix="ganzoo-toy-") as out:
         start = time.perf_counter()
         request = TrainRequest(model=model, data=dataset, out=Path(out), overrides=overrides, device="cpu", progress=False)
@@ -79,14 +94,20 @@ def run_one(name: str, dataset: str, seed: int, epochs: int | None, samples: int
         try:
             trainer.run()
         except DivergedError:  # a diverged run counts as capturing nothing; the table says so
-            return {"name": name, "dataset": dataset, "seed": seed, "modes": 0, "total": len(MIXTURES[dataset].means),
-                    "hq": 0.0, "rkl": float("inf"), "seconds": time.perf_counter() - start, "diverged": True}
+            return [{"name": name, "dataset": dataset, "seed": seed, "modes": 0, "total": len(mixture.means),
+                     "hq": 0.0, "rkl": float("inf"), "seconds": time.perf_counter() - start, "diverged": True}]
         trainer.generator.eval()
+        trainer.discriminator.eval()
         points = generate(trainer.model, trainer.config, trainer.generator, samples, seed=10_000 + seed)
-        seconds = time.perf_counter() - start
-    scores = mode_scores(points.float().cpu().numpy(), MIXTURES[dataset])
-    return {"name": name, "dataset": dataset, "seed": seed, "modes": scores.modes, "total": scores.total_modes,
-            "hq": 100 * scores.high_quality, "rkl": scores.reverse_kl, "seconds": seconds}
+        trained = time.perf_counter() - start
+    results = [result(name, points, trained)]
+    if refusal_reason(trainer.model, trainer.config) is None:
+        for quantile in drs:
+            began = time.perf_counter()
+            kept = rejection_sample(trainer.model, trainer.config, trainer.generator, trainer.discriminator, samples,
+                                    seed=10_000 + seed, quantile=quantile)
+            results.append(result(f"{name}+drs{quantile:g}", kept.samples, trained + time.perf_counter() - began))
+    return results
 
 
 def _mean_std(values: list[float], digits: int) -> str:
@@ -148,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (each uses one CPU thread)")
     parser.add_argument("--list", action="store_true", help="print the configuration names and exit")
     parser.add_argument("--from-log", type=Path, help="rebuild the tables from a saved stderr log of an earlier run")
+    parser.add_argument("--drs", default="", metavar="Q[,Q...]",
+                        help="also score each run's samples kept by discriminator rejection sampling at these quantiles")
     args = parser.parse_args(argv)
     if args.from_log:
         results = read_run_log(args.from_log)
@@ -167,14 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     from ganzoo.config import parse_overrides
 
     settings = parse_overrides(args.set)
-    jobs = [(n, d, s, args.epochs, args.samples, settings) for d in datasets for n in names for s in range(args.seeds)]
+    try:
+        quantiles = tuple(float(q) for q in args.drs.split(",") if q.strip())
+    except ValueError:
+        parser.error(f"--drs takes comma-separated quantiles such as 0.5,0.8, got {args.drs!r}")
+    jobs = [(n, d, s, args.epochs, args.samples, settings, quantiles)
+            for d in datasets for n in names for s in range(args.seeds)]
     started = time.perf_counter()
     results = []
     from ganzoo.errors import GanzooError
 
     try:
         with ProcessPoolExecutor(args.jobs) as pool:
-            for r in pool.map(run_one, *zip(*jobs)):
+            for r in (row for rows in pool.map(run_one, *zip(*jobs)) for row in rows):
                 results.append(r)
                 note = " (diverged)" if r.get("diverged") else ""
                 print(f"{r['dataset']} {r['name']} seed {r['seed']}: {r['modes']}/{r['total']} modes, {r['hq']:.1f} % HQ, "
@@ -182,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanzooError as error:  # a setting no run can use (e.g. --set decay_epochs above --epochs): one sentence
         parser.error(str(error))
     print(f"# toy_modes: {len(jobs)} runs, epochs={args.epochs or 'model default'}, samples={args.samples}, "
-          f"settings={settings or 'defaults'}, "
+          f"settings={settings or 'defaults'}, drs quantiles={list(quantiles) or 'none'}, "
           f"total {time.perf_counter() - started:.0f} s on {os.cpu_count()} CPU(s)")
-    print_table(results, names, datasets, args.seeds)
+    print_table(results, list(dict.fromkeys(r["name"] for r in results)), datasets, args.seeds)
     return 0
 
 

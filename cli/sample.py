@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+
+from ganzoo.rejection import BURN_IN, DEFAULT_QUANTILE
 
 DEFAULT_NUM = 64
 
@@ -21,23 +24,32 @@ DEFAULT_NUM = 64
 @click.option("--seed", type=int, default=0, show_default=True, help="noise seed")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, help="samples per forward pass")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
+@click.option("--drs", is_flag=True,
+              help="discriminator rejection sampling (Azadi et al. 2019): keep the samples D rates as likely real")
+@click.option("--drs-quantile", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULT_QUANTILE,
+              show_default=True, help=f"with --drs: gamma is this quantile of the acceptance logits over {BURN_IN:,} candidates; "
+                   "higher keeps fewer, more typical samples")
+@click.option("--discriminator", type=click.Path(dir_okay=False, path_type=Path),
+              help="with --drs: the discriminator file [default: discriminator.safetensors beside --weights]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help=".png for a picture, .npz for arrays (images uint8 N,C,H,W or samples float N,D; "
                    "labels int64 N for conditional models)")
 def sample(model: str, weights: Path | None, pretrained: str | None, num: int | None, wanted: str | None,
-           per_class: int | None, seed: int, batch_size: int, device: str | None, out: Path) -> None:
+           per_class: int | None, seed: int, batch_size: int, device: str | None, drs: bool, drs_quantile: float,
+           discriminator: Path | None, out: Path) -> None:
     """Generate NUM samples from MODEL's generator and write them to OUT.
 
     \b
     ganzoo sample cgan --weights W --class 7 --num 64 --out sevens.png
     ganzoo sample acgan --weights W --per-class 10 --out grid.png
+    ganzoo sample gan --weights RUN/generator.safetensors --drs --num 2500 --out kept.npz
     """
     from ganzoo import sampling
     from ganzoo.cli.main import console
     from ganzoo.device import pick_device
     from ganzoo.manifest import weights_path
     from ganzoo.registry import get_model
-    from ganzoo.weights import load_generator
+    from ganzoo.weights import DISCRIMINATOR_FILE, load_generator
 
     spec = get_model(model)
     if spec.task == "image-to-image":
@@ -51,7 +63,14 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
         raise click.UsageError("Give --class or --per-class, not both.")
     if per_class is not None and num is not None:
         raise click.UsageError("--per-class N sets the number of samples (N per class); drop --num.")
-    loaded = load_generator(weights_path(model, weights, pretrained), model, str(pick_device(device)))
+    if discriminator is not None and not drs:
+        raise click.UsageError("--discriminator is read only for rejection sampling; add --drs or drop it.")
+    path = weights_path(model, weights, pretrained)
+    loaded = load_generator(path, model, str(pick_device(device)))
+    if drs:
+        _sample_with_rejection(loaded, discriminator or path.parent / DISCRIMINATOR_FILE, num or DEFAULT_NUM, seed,
+                               batch_size, drs_quantile, out)
+        return
     labels = sampling.requested_labels(loaded.model, loaded.config, num or DEFAULT_NUM, wanted, per_class)
     total = len(labels) if labels is not None else num or DEFAULT_NUM
     samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
@@ -63,3 +82,23 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     elif per_class is not None:
         what = f" ({per_class} per class, one row per class)"
     console().print(f"wrote {total} samples of {model}{what} to {out}")
+
+
+def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int, batch_size: int, quantile: float,
+                           out: Path) -> None:
+    """``ganzoo sample --drs``: NUM samples kept by discriminator rejection sampling, and the share it kept."""
+    from ganzoo import rejection, sampling
+    from ganzoo.cli.main import console
+    from ganzoo.errors import GanzooError
+    from ganzoo.weights import load_discriminator
+
+    reason = rejection.refusal_reason(loaded.model, loaded.config)
+    if reason:
+        raise GanzooError(reason)
+    device = next(loaded.module.parameters()).device
+    critic = load_discriminator(discriminator, loaded, str(device))
+    result = rejection.rejection_sample(loaded.model, loaded.config, loaded.module, critic, num, seed=seed,
+                                        batch_size=batch_size, quantile=quantile)
+    sampling.write_samples(out, result.samples, loaded.config["data_kind"])
+    console().print(f"wrote {num} samples of {loaded.model.name} to {out}: rejection sampling kept "
+                    f"{100 * result.acceptance:.1f} % of {result.candidates} candidates (quantile {quantile})")

@@ -4,7 +4,8 @@ Per batch the discriminator's stage runs; every ``d_steps`` batches the generato
 runs. Each stage asks the family's plugin for its loss terms (``compute_losses``), then the
 engine backpropagates their sum and steps that stage's optimizer. Losses stay on the device
 and are read back only every ``log_every`` steps, so the loop never waits on the GPU per step.
-At each epoch's end it writes a sample picture, ``generator.safetensors`` and a full checkpoint;
+At each epoch's end it writes a sample picture, ``generator.safetensors`` (with
+``discriminator.safetensors`` from the same step beside it) and a full checkpoint;
 ``checkpoint_every`` adds checkpoints inside epochs and Ctrl-C saves one before stopping. Each
 update goes through :class:`ganzoo.guard.StepGuard`, which undoes non-finite steps on the device;
 their records are read at log time and the run stops after ``max_bad_steps`` of them.
@@ -438,14 +439,16 @@ class Trainer:
     # -- epoch end: pictures, weights, checkpoint -----------------------------------------
 
     def _end_epoch(self, seconds: float, steps_done: int) -> None:
-        from ganzoo.weights import save_generator
+        from ganzoo.weights import DISCRIMINATOR_FILE, DISCRIMINATOR_FORMAT, save_network
 
         self._append_metrics({"event": "epoch", "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
                               "images_per_s": round(steps_done * int(self.config["batch_size"]) / seconds, 1)})
         if self.main:
             self._save_picture(self.out / "samples" / f"epoch_{self.epoch:03d}.png")
-            save_generator(self.out / "generator.safetensors", self.model, self.config, self.generator,
-                           self.dataset_name, self.epoch, self.step)
+            save_network(self.out / "generator.safetensors", self.model, self.config, self.generator,
+                         self.dataset_name, self.epoch, self.step)
+            save_network(self.out / DISCRIMINATOR_FILE, self.model, self.config, self.discriminator,
+                         self.dataset_name, self.epoch, self.step, DISCRIMINATOR_FORMAT)
         self._save_checkpoint()
         if self.world is not None:
             self._check_processes_agree()

@@ -9,7 +9,10 @@ looked up by :mod:`ganzoo.adversarial` and the built-in plugins:
 - ``clip``: a bound on every critic weight, applied after each critic step (WGAN);
 - ``bind(state)``: losses with a running state keep it in the run's checkpointed ``state``;
 - ``metrics(real_out, fake_out)``: what to log besides the terms, called once per discriminator
-  step (BEGAN advances its balance k_t there).
+  step (BEGAN advances its balance k_t there);
+- ``log_density_ratio(output)``: log p_data(x)/p_G(x), up to a constant, read off an output of
+  the loss's optimal discriminator, or ``None`` where that D does not encode it (hinge, WGAN,
+  BEGAN); discriminator rejection sampling (:mod:`ganzoo.rejection`) needs it.
 
 Discriminators output logits; sigmoids are folded into numerically stable forms.
 """
@@ -54,6 +57,10 @@ class AdversarialLoss:
     def bind(self, state: dict[str, Any]) -> None:
         """Attach the run's checkpointed ``state``; stateless losses ignore it."""
 
+    def log_density_ratio(self, output: "torch.Tensor") -> "torch.Tensor | None":
+        """log p_data/p_G (up to an additive constant) as this loss's optimal D encodes it; ``None``: it does not."""
+        return None
+
     def real_target(self) -> float:
         """Target for real samples: 1, or 1 - ``label_smoothing`` (one-sided, Salimans et al. 2016)."""
         return 1.0 - float(self.config.get("label_smoothing") or 0.0)
@@ -77,6 +84,10 @@ class NonSaturatingLoss(AdversarialLoss):
         import torch.nn.functional as F
 
         return {"g_adv": F.binary_cross_entropy_with_logits(fake, fake.new_ones(()).expand_as(fake))}
+
+    def log_density_ratio(self, output):
+        """The optimal D is sigmoid(v) = p_data/(p_data + p_G), so the logit v is the log ratio itself."""
+        return output
 
 
 class MinimaxLoss(NonSaturatingLoss):
@@ -102,6 +113,11 @@ class LeastSquaresLoss(AdversarialLoss):
 
     def generator(self, fake):
         return {"g_adv": 0.5 * (fake - 1).pow(2).mean()}
+
+    def log_density_ratio(self, output):
+        """The optimal D (targets 0 and 1) is p_data/(p_data + p_G): log(D/(1-D)), D kept inside (0, 1)."""
+        clamped = output.clamp(1e-6, 1 - 1e-6)
+        return clamped.log() - (-clamped).log1p()
 
 
 class HingeLoss(AdversarialLoss):
@@ -269,6 +285,18 @@ class FDivergenceLoss(AdversarialLoss):
 
     def metrics(self, real, fake):
         return {"T(x)": self.activation(real).mean(), "T(G(z))": self.activation(fake).mean()}
+
+    def log_density_ratio(self, output):
+        """The optimal T = g_f(v) is f'(p_data/p_G) (Nowozin et al. 2016); solved for the ratio r with these g_f:
+        KL 1 + log r = v, reverse KL and JS log r = v, Pearson 2(r - 1) = v, squared Hellinger log r = 2v."""
+        d = self.divergence
+        if d == "kl":
+            return output - 1
+        if d == "pearson":
+            return (1 + output / 2).clamp_min(1e-6).log()
+        if d == "hellinger":
+            return 2 * output
+        return output
 
 
 class BEGANLoss(AdversarialLoss):

@@ -82,10 +82,11 @@ def noise(num: int, latent_dim: int, seed: int) -> "torch.Tensor":  # noqa: F821
 
 
 def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int, seed: int = 0,
-             batch_size: int = 1000, labels: Any = None) -> "torch.Tensor":  # noqa: F821
+             batch_size: int = 1000, labels: Any = None, z: Any = None) -> "torch.Tensor":  # noqa: F821
     """``num`` samples on the generator's device in batches; returns them on that device.
 
     Conditional models get ``labels`` (a long tensor of ``num`` classes); without them the classes take turns.
+    The noise is drawn from ``seed`` unless ``z`` (``num`` rows on the CPU) is given.
     """
     import torch
 
@@ -94,7 +95,8 @@ def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int,
     if labels is None:
         labels = requested_labels(model, config, num)
     device = next(generator.parameters()).device
-    z = noise(num, int(config["latent_dim"]), seed)
+    if z is None:
+        z = noise(num, int(config["latent_dim"]), seed)
     parts = []
     with torch.inference_mode():
         for start in range(0, num, batch_size):

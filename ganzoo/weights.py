@@ -1,8 +1,10 @@
-"""Generator weight files: a generator's ``state_dict`` in safetensors with what is needed to rebuild it.
+"""Network weight files: a generator's (or discriminator's) ``state_dict`` in safetensors with what rebuilds it.
 
 Metadata keys: ``format``, ``ganzoo_version``, ``model``, ``family``, ``config`` (JSON),
-``dataset``, ``epoch``, ``step``. Loading checks that the file is a ganzoo generator file of the
-model asked for and that every tensor's name and shape fits before anything is copied.
+``dataset``, ``epoch``, ``step``. Loading checks that the file is a ganzoo file of the network and
+model asked for and that every tensor's name and shape fits before anything is copied. Training
+writes ``generator.safetensors`` for sampling and, beside it, ``discriminator.safetensors`` from
+the same step for what needs the critic afterwards (discriminator rejection sampling).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from ganzoo.safefile import WeightsError, load_tensors, read_metadata, save_tens
 from ganzoo.specs import ModelSpec
 
 GENERATOR_FORMAT = "ganzoo.generator/1"
+DISCRIMINATOR_FORMAT = "ganzoo.discriminator/1"
+#: The discriminator file training writes beside ``generator.safetensors``.
+DISCRIMINATOR_FILE = "discriminator.safetensors"
 
 
 @dataclass
@@ -29,16 +34,16 @@ class LoadedGenerator:
     metadata: dict[str, str]
 
 
-def save_generator(path: str | os.PathLike[str], model: ModelSpec, config: dict[str, Any], generator: Any,
-                   dataset: str, epoch: int, step: int) -> None:
-    """Write the generator's weights and the metadata that rebuilds it."""
+def save_network(path: str | os.PathLike[str], model: ModelSpec, config: dict[str, Any], network: Any,
+                 dataset: str, epoch: int, step: int, file_format: str = GENERATOR_FORMAT) -> None:
+    """Write a network's weights and the metadata that rebuilds it (a generator file unless ``file_format`` says)."""
     from ganzoo import __version__
 
     metadata = {
-        "format": GENERATOR_FORMAT, "ganzoo_version": __version__, "model": model.name, "family": model.family,
+        "format": file_format, "ganzoo_version": __version__, "model": model.name, "family": model.family,
         "config": json.dumps(config, sort_keys=True), "dataset": dataset, "epoch": str(epoch), "step": str(step),
     }
-    save_tensors(path, generator.state_dict(), metadata)
+    save_tensors(path, network.state_dict(), metadata)
 
 
 def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any]) -> None:
@@ -51,13 +56,27 @@ def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any]
             parts.append(f"lacks {len(missing)} tensor(s) the model needs (first: {missing[0]!r})")
         if extra:
             parts.append(f"has {len(extra)} tensor(s) the model does not (first: {extra[0]!r})")
-        raise WeightsError(f"{path} does not fit this generator: it {' and '.join(parts)}; was it written by another ganzoo version?")
+        raise WeightsError(f"{path} does not fit this network: it {' and '.join(parts)}; was it written by another ganzoo version?")
     for name, tensor in expected.items():
         if tuple(found[name].shape) != tuple(tensor.shape):
             raise WeightsError(
-                f"{path} does not fit this generator: tensor {name!r} has shape {tuple(found[name].shape)} in the file "
+                f"{path} does not fit this network: tensor {name!r} has shape {tuple(found[name].shape)} in the file "
                 f"but {tuple(tensor.shape)} in the model; the file was trained with other settings."
             )
+
+
+def _read_config(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
+    try:
+        return json.loads(metadata["config"])
+    except (KeyError, json.JSONDecodeError):
+        raise WeightsError(f"{path} has no readable config in its metadata; use a file written by ganzoo.") from None
+
+
+def _load_into(path: Path, module: Any, device: str) -> Any:
+    tensors = load_tensors(path)
+    check_state_dict(path, module.state_dict(), tensors)
+    module.load_state_dict(tensors)
+    return module.to(device).eval()
 
 
 def load_generator(path: str | os.PathLike[str], model_name: str | None = None, device: str = "cpu") -> LoadedGenerator:
@@ -75,14 +94,26 @@ def load_generator(path: str | os.PathLike[str], model_name: str | None = None, 
             f"{path} holds weights of model {metadata.get('model')!r}, not {model_name!r}; "
             f"use 'ganzoo sample {metadata.get('model')} --weights {path}' or pass a {model_name} file."
         )
-    try:
-        config = json.loads(metadata["config"])
-    except (KeyError, json.JSONDecodeError):
-        raise WeightsError(f"{path} has no readable config in its metadata; use a file written by ganzoo.") from None
+    config = _read_config(path, metadata)
     model = get_model(metadata["model"])
-    module = build_generator(model, config)
-    tensors = load_tensors(path)
-    check_state_dict(path, module.state_dict(), tensors)
-    module.load_state_dict(tensors)
-    module.to(device).eval()
-    return LoadedGenerator(model, config, module, metadata)
+    return LoadedGenerator(model, config, _load_into(path, build_generator(model, config), device), metadata)
+
+
+def load_discriminator(path: str | os.PathLike[str], generator: LoadedGenerator, device: str = "cpu") -> Any:
+    """Rebuild the discriminator saved in ``path`` that was trained together with ``generator`` (same model and step)."""
+    from ganzoo.build import build_discriminator
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"No discriminator file at {path}; 'ganzoo train' writes {DISCRIMINATOR_FILE} beside "
+                           "generator.safetensors (pretrained weights ship the generator only), or pass --discriminator FILE.")
+    metadata = read_metadata(path)
+    if metadata.get("format") != DISCRIMINATOR_FORMAT:
+        kind = metadata.get("format", "no ganzoo metadata")
+        raise WeightsError(f"{path} is not a ganzoo discriminator file ({kind}); pass OUT/{DISCRIMINATOR_FILE} from 'ganzoo train'.")
+    mine = (metadata.get("model"), metadata.get("step"))
+    theirs = (generator.metadata.get("model"), generator.metadata.get("step"))
+    if mine != theirs:
+        raise WeightsError(f"{path} is the discriminator of model {mine[0]!r} at step {mine[1]}, but the generator is "
+                           f"{theirs[0]!r} at step {theirs[1]}; pass the {DISCRIMINATOR_FILE} written with that generator.")
+    return _load_into(path, build_discriminator(generator.model, generator.config), device)

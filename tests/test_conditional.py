@@ -38,13 +38,13 @@ def generator_file(tmp_path):
     import torch
 
     from ganzoo.build import build_generator
-    from ganzoo.weights import save_generator
+    from ganzoo.weights import save_network
 
     def write(model_name: str):
         torch.manual_seed(0)
         model, config = _config(model_name)
         path = tmp_path / f"{model_name}.safetensors"
-        save_generator(path, model, config, build_generator(model, config), "labelled", 1, 1)
+        save_network(path, model, config, build_generator(model, config), "labelled", 1, 1)
         return path
 
     return write

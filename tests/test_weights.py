@@ -22,11 +22,11 @@ def test_round_trip_is_bit_exact(trained):
     import torch
 
     from ganzoo.registry import get_model
-    from ganzoo.weights import load_generator, save_generator
+    from ganzoo.weights import load_generator, save_network
 
     loaded = load_generator(trained, "gan")
     copy = trained.with_name("copy.safetensors")
-    save_generator(copy, get_model("gan"), loaded.config, loaded.module, "ring8", 1, 200)
+    save_network(copy, get_model("gan"), loaded.config, loaded.module, "ring8", 1, 200)
     again = load_generator(copy, "gan")
     for (name, a), (_, b) in zip(loaded.module.state_dict().items(), again.module.state_dict().items()):
         assert torch.equal(a, b), name
