@@ -16,14 +16,15 @@ Both runs use the same networks (ganzoo's dcgan), the same Adam settings, the sa
 * ``ganzoo``: :class:`ganzoo.engine.Trainer` for one epoch over the same images: uint8 tensors
   in memory, batches converted on the device, losses read every ``log_every`` steps, every
   update through the divergence guard, and its epoch end (sample picture, generator file,
-  checkpoint) included in its time. It draws a fresh fake for the G step (one more G forward
-  per step than the peer loop).
+  checkpoint) included in its time. By default it draws a fresh fake for the G step (one more G
+  forward per step than the peer loop); the ``reuse`` option (``reuse_fake``) reuses D's fake as
+  the peer loop does.
 
 ``--steps N`` trains N steps (the subset is cut to N*batch images); otherwise one epoch of the
 subset. Prints images/s, seconds, the ratio, and each run's peak resident memory (VmHWM, reset
 between runs via /proc/self/clear_refs where Linux allows it). ``--variants`` names the ganzoo
 runs, one per entry: ``defaults``, ``off`` (every option off, foreach Adam), or ``+``-joined
-options (``bf16``, ``fp16``, ``cl``, ``compile``, ``fused``, ``foreach``, ``tf32``, ``graphs``;
+options (``bf16``, ``fp16``, ``cl``, ``compile``, ``fused``, ``foreach``, ``tf32``, ``graphs``, ``reuse``;
 see ``benchmarks/speed_variants.py``), so one command shows what each option adds.
 """
 

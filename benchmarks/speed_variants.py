@@ -10,9 +10,9 @@ from typing import Any
 
 OPTION_TOKENS = {"bf16": ("precision", "bf16"), "fp16": ("precision", "fp16"), "cl": ("channels_last", True),
                  "compile": ("compile", True), "fused": ("fused_adam", True), "foreach": ("fused_adam", False),
-                 "tf32": ("tf32", True), "graphs": ("cuda_graphs", True)}
+                 "tf32": ("tf32", True), "graphs": ("cuda_graphs", True), "reuse": ("reuse_fake", True)}
 ALL_OFF = {"precision": "fp32", "channels_last": False, "compile": False, "fused_adam": False, "tf32": False,
-           "cuda_graphs": False}
+           "cuda_graphs": False, "reuse_fake": False}
 
 
 def variant_options(variant: str) -> dict[str, Any]:

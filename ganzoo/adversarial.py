@@ -13,6 +13,9 @@ from typing import Any
 from ganzoo.errors import GanzooError
 from ganzoo.specs import Losses
 
+#: ``state`` key of the fake batch (with its graph) that D's stage leaves for G's under ``reuse_fake``; not checkpointed.
+REUSED_FAKE = "_reused_fake"
+
 
 def make_loss(config: dict[str, Any]) -> Any:
     """The :class:`ganzoo.losses.AdversarialLoss` named by ``config["loss"]``."""
@@ -49,7 +52,11 @@ def _noise_std(config: dict[str, Any], state: dict[str, Any], advance: bool) -> 
 
 def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, Any], stage: str,
                          config: dict[str, Any], state: dict[str, Any]) -> Losses:
-    """One step's terms: the discriminator on ``batch["real"]`` against fresh fakes, or the generator."""
+    """One step's terms: the discriminator on ``batch["real"]`` against fresh fakes, or the generator.
+
+    With ``reuse_fake`` the discriminator's stage keeps its fake batch, with its graph, in ``state``
+    and the generator's stage that follows backpropagates through it instead of drawing a new one.
+    """
     import torch
 
     from ganzoo import remedies
@@ -57,11 +64,18 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
 
     real = batch["real"]
     loss = run_loss(config, state, discriminator)
-    noise = batch_noise(state, real.shape[0], int(config["latent_dim"]), real.device)  # shared across processes
     std = _noise_std(config, state, advance=stage == "discriminator")
+
+    def fresh_fake() -> Any:
+        return generator(batch_noise(state, real.shape[0], int(config["latent_dim"]), real.device))  # shared across processes
+
     if stage == "discriminator":
-        with torch.no_grad():
-            fake = generator(noise)
+        if config.get("reuse_fake"):
+            state[REUSED_FAKE] = fresh_fake()
+            fake = state[REUSED_FAKE].detach()
+        else:
+            with torch.no_grad():
+                fake = fresh_fake()
         real_in, fake_in = remedies.add_instance_noise(real, std), remedies.add_instance_noise(fake, std)
         real_out, fake_out = discriminator(real_in), discriminator(fake_in)
         terms = dict(loss.discriminator(real_out, fake_out))
@@ -75,7 +89,8 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
         if config.get("instance_noise"):
             metrics["instance_noise"] = real.new_tensor(std)
         return Losses(terms, metrics)
-    fake_in = remedies.add_instance_noise(generator(noise), std)
+    reused = state.pop(REUSED_FAKE, None)
+    fake_in = remedies.add_instance_noise(reused if reused is not None else fresh_fake(), std)
     if "unrolled" in config.get("with", []):
         real_in = remedies.add_instance_noise(real, std)
         optimizer = state["_optimizers"]["discriminator"]

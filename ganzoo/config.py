@@ -19,6 +19,8 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("beta2", 0.999, "Adam beta2"),
     Hyperparameter("decay_epochs", 0, "final epochs over which both learning rates fall linearly to 0 (0: constant)"),
     Hyperparameter("d_steps", 1, "discriminator steps per generator step"),
+    Hyperparameter("reuse_fake", False, "G's update reuses the fake batch of D's step instead of drawing a new one "
+                   "(one G forward fewer per step, as the peers' loops do; needs d_steps=1)"),
     Hyperparameter("optimizer", "adam", "adam or rmsprop (WGAN's choice; beta1/beta2 apply to adam only)"),
     Hyperparameter("loss", "ns", "adversarial objective, see 'ganzoo info' losses; its paper's settings apply unless set"),
     Hyperparameter("with", [], "cross-cutting extensions switched on (--with NAME)"),
@@ -54,7 +56,7 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
 OPTIMIZERS = ("adam", "rmsprop")
 
 #: Remedies applied by the standard adversarial step (:mod:`ganzoo.adversarial`), which only unconditional models use.
-UNCONDITIONAL_REMEDIES = ("instance_noise", "d_weight_penalty", "r1_gamma")
+UNCONDITIONAL_REMEDIES = ("instance_noise", "d_weight_penalty", "r1_gamma", "reuse_fake")
 
 #: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
 DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
@@ -158,6 +160,11 @@ def validate_numbers(config: dict[str, Any]) -> None:
         raise GanzooError(f"label_smoothing must be below 1 (0.1 is usual), got {config['label_smoothing']!r}.")
     if not 0 <= float(config.get("ema_decay", 0.999)) < 1:
         raise GanzooError(f"ema_decay must lie in [0, 1) (0.999 is usual), got {config['ema_decay']!r}.")
+    if not isinstance(config.get("reuse_fake", False), bool):
+        raise GanzooError(f"reuse_fake must be True or False, got {config.get('reuse_fake')!r}.")
+    if config.get("reuse_fake") and config["d_steps"] != 1:
+        raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but d_steps is {config['d_steps']}; "
+                          "set d_steps=1 or drop reuse_fake.")
     decay = config.get("decay_epochs")
     if decay is not None and (not isinstance(decay, int) or isinstance(decay, bool) or not 0 <= decay <= config["epochs"]):
         raise GanzooError(f"decay_epochs must be a whole number from 0 to epochs ({config['epochs']}), got {decay!r}.")

@@ -46,6 +46,8 @@ def unsupported_reason(family: str, config: dict[str, Any], device_type: str, pr
         return "CUDA graphs do not support fp16 (its GradScaler decides on the host); use bf16"
     if config.get("with"):
         return f"CUDA graphs do not support --with {', '.join(config['with'])}"
+    if config.get("reuse_fake"):
+        return "CUDA graphs capture each stage alone, so the generator's stage cannot reuse the fake of D's (reuse_fake)"
     dynamic = [name for name in DYNAMIC_SETTINGS if config.get(name)]
     if dynamic:
         return f"CUDA graphs do not support {', '.join(dynamic)} (it changes during training)"

@@ -177,6 +177,9 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("gan", "--data", "line-2d", "--set", "max_bad_steps=0"), "max_bad_steps must be a whole number of at least 1"),
     (("gan", "--data", "line-2d", "--set", "r1_gamma=-1"), "r1_gamma must be a number of at least 0"),
     (("gan", "--data", "line-2d", "--epochs", "3", "--set", "decay_epochs=5"), "decay_epochs must be a whole number from 0 to epochs (3)"),
+    (("gan", "--data", "line-2d", "--loss", "wgan", "--set", "reuse_fake=True"),
+     "reuse_fake needs one discriminator step per generator step, but d_steps is 5"),
+    (("gan", "--data", "line-2d", "--set", "reuse_fake=1"), "reuse_fake must be True or False, got 1"),
     (("dcgan", "--data", "IMAGES", "--image-size", "36"), "DCGAN cannot make 36x36 images"),
 ])
 def test_invalid_numbers(cli, tmp_path, image_folder, args, message):

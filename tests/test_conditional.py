@@ -100,10 +100,11 @@ def test_other_losses_and_their_penalties_work(cli, labelled_folder, tmp_path, m
         assert np.isfinite(logged["gradient_penalty"])
 
 
-@pytest.mark.parametrize("key", ["r1_gamma", "instance_noise", "d_weight_penalty"])
-def test_remedies_a_conditional_model_would_ignore_are_refused(cli, labelled_folder, tmp_path, key):
+@pytest.mark.parametrize("key, value", [("r1_gamma", "0.1"), ("instance_noise", "0.1"), ("d_weight_penalty", "0.1"),
+                                        ("reuse_fake", "True")])
+def test_remedies_a_conditional_model_would_ignore_are_refused(cli, labelled_folder, tmp_path, key, value):
     run = tmp_path / "run"
-    result = cli("train", "cgan", "--data", labelled_folder, "--set", f"{key}=0.1", "--out", run, "--no-progress", ok=False)
+    result = cli("train", "cgan", "--data", labelled_folder, "--set", f"{key}={value}", "--out", run, "--no-progress", ok=False)
     assert result.exit_code == 1
     assert (f"{key} works only in the standard step of unconditional models; 'cgan' (conditional) computes its own "
             "losses and would ignore it, so drop it.") in " ".join(result.output.split())

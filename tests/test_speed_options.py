@@ -1,4 +1,4 @@
-"""Speed options (precision, channels-last, compile, fused Adam, TF32): each trains without NaN on the CPU."""
+"""Speed options (precision, channels-last, compile, fused Adam, TF32, reuse_fake): each trains without NaN on the CPU."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ OPTIONS = [
     pytest.param(["--fused-adam"], id="fused-adam"),
     pytest.param(["--tf32"], id="tf32"),
     pytest.param(["--compile"], id="compile"),
+    pytest.param(["--set", "reuse_fake=True"], id="reuse-fake"),
     pytest.param(["--precision", "bf16", "--channels-last", "--fused-adam"], id="bf16+channels-last+fused"),
 ]
 
@@ -48,8 +49,9 @@ def test_option_trains_dcgan_without_nan(cli, image_folder, tmp_path, options):
     assert weights and all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
     assert not any("_orig_mod" in key for key in weights)  # compiled in place: names unchanged
     config = json.loads((run / "run.json").read_text())["config"]
-    assert {k: config[k] for k in ("precision", "channels_last", "compile", "fused_adam", "tf32")} != {
-        "precision": "fp32", "channels_last": False, "compile": False, "fused_adam": False, "tf32": False}
+    assert {k: config[k] for k in ("precision", "channels_last", "compile", "fused_adam", "tf32", "reuse_fake")} != {
+        "precision": "fp32", "channels_last": False, "compile": False, "fused_adam": False, "tf32": False,
+        "reuse_fake": False}
 
 
 def test_fp16_overflow_is_undone_without_counting_as_a_bad_step():
@@ -122,3 +124,44 @@ def test_fast_preset_keeps_what_the_user_set(cli, image_folder, tmp_path):
     config = json.loads((run / "run.json").read_text())["config"]
     assert (config["batch_size"], config["lr"], config["precision"]) == (16, 2e-4, "fp32")
     assert config["fused_adam"] and config["tf32"]
+
+
+def _generator_forwards(tmp_path, reuse: bool) -> tuple[int, int]:
+    """(training-mode generator forwards, steps) of a one-epoch gan run on line-2d."""
+    from ganzoo.engine import Trainer, TrainRequest
+
+    overrides = {"epochs": 1, "reuse_fake": reuse, "log_every": 1000}
+    trainer = Trainer(TrainRequest(model="gan", data="line-2d", out=tmp_path / f"reuse-{reuse}", overrides=overrides,
+                                   device="cpu", progress=False))
+    calls = []
+    trainer.generator.register_forward_hook(lambda module, args, out: calls.append(module.training))
+    trainer.run()
+    return sum(calls), trainer.step
+
+
+def test_reuse_fake_runs_the_generator_once_per_step(tmp_path):
+    plain, steps = _generator_forwards(tmp_path, reuse=False)
+    reused, same_steps = _generator_forwards(tmp_path, reuse=True)
+    assert steps == same_steps > 0
+    assert (plain, reused) == (2 * steps, steps)
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_the_generator_stage_backpropagates_through_the_fake_d_just_saw_only_with_reuse_fake(reuse):
+    import torch
+
+    from ganzoo.adversarial import REUSED_FAKE, make_loss, unconditional_losses
+
+    torch.manual_seed(0)
+    generator, discriminator = torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)
+    config = {"loss": "ns", "latent_dim": 3, "reuse_fake": reuse}
+    state: dict = {}
+    real = {"real": torch.randn(8, 2)}
+    unconditional_losses(generator, discriminator, real, "discriminator", config, state)
+    seen = state[REUSED_FAKE].detach().clone() if reuse else None
+    g_loss = unconditional_losses(generator, discriminator, real, "generator", config, state).terms["g_adv"]
+    assert REUSED_FAKE not in state
+    if reuse:
+        assert torch.equal(g_loss, make_loss(config).generator(discriminator(seen))["g_adv"])
+    g_loss.backward()
+    assert generator.weight.grad is not None and generator.weight.grad.abs().sum() > 0
