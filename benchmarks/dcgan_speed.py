@@ -21,8 +21,10 @@ Both runs use the same networks (ganzoo's dcgan), the same Adam settings, the sa
   the peer loop does.
 
 ``--steps N`` trains N steps (the subset is cut to N*batch images); otherwise one epoch of the
-subset. Prints images/s, seconds, the ratio, and each run's peak resident memory (VmHWM, reset
-between runs via /proc/self/clear_refs where Linux allows it). ``--variants`` names the ganzoo
+subset. Prints images/s, seconds and each run's peak resident memory (VmHWM, reset between runs
+via /proc/self/clear_refs where Linux allows it), then each run's median over ``--rounds`` and its
+ratio to the peer loop's median. The rounds run the peer loop and the variants in turn, because on
+a busy machine whichever run goes first or meets a noisy neighbour is slower. ``--variants`` names the ganzoo
 runs, one per entry: ``defaults``, ``off`` (every option off, foreach Adam), or ``+``-joined
 options (``bf16``, ``fp16``, ``cl``, ``compile``, ``fused``, ``foreach``, ``tf32``, ``graphs``, ``reuse``;
 see ``benchmarks/speed_variants.py``), so one command shows what each option adds.
@@ -32,12 +34,15 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from speed_variants import variant_options
+
+PEER = "peer eager loop"
 
 
 def _reset_peak_rss() -> bool:
@@ -174,6 +179,8 @@ def main() -> None:
                         help="ganzoo runs: defaults, off, or +-joined options, e.g. bf16+fused+graphs "
                              "(benchmarks/speed_variants.py)")
     parser.add_argument("--skip-peer", action="store_true", help="only the ganzoo run(s)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the peer loop and every variant this many times, in turn; medians are compared")
     args = parser.parse_args()
 
     device = pick_device(args.device)
@@ -185,7 +192,7 @@ def main() -> None:
     overrides = {"batch_size": args.batch_size, "image_size": args.image_size, "log_every": 50}
     config = resolve_config(get_model("dcgan"), DatasetInfo("images", channels=1, image_size=28), overrides)
     print(f"dcgan, MNIST {args.image_size}x{args.image_size}, batch {args.batch_size}, {count} images, "
-          f"device: {_device_name(device)}, torch {torch.__version__}")
+          f"device: {_device_name(device)}, torch {torch.__version__}, peer DataLoader workers {args.workers}")
 
     if not _reset_peak_rss():
         print("  (peak RSS cannot be reset here: each figure is the process's peak so far)")
@@ -195,22 +202,27 @@ def main() -> None:
         print(f"  {name:<34} {steps:5d} steps {seconds:8.2f} s {rate:9.1f} images/s  peak RSS {_peak_rss_mib():7.0f} MiB{extra}")
         return rate
 
-    peer_rate = None
-    if not args.skip_peer:
-        _reset_peak_rss()
-        seconds, steps = peer_loop(images, config, args.batch_size, args.workers, device)
-        peer_rate = report(f"peer eager loop (workers={args.workers})", seconds, steps)
-
     runs = [(f"ganzoo Trainer ({variant})", variant_options(variant)) for variant in args.variants]
-    for name, options in runs:
-        _reset_peak_rss()
-        seconds, loop, steps = ganzoo_run(count, {**overrides, **options}, args.data_root, args.device)
-        rate = report(name, seconds, steps, f"  (loop alone {loop:.2f} s)")
-        if peer_rate:
-            loop_rate = steps * args.batch_size / loop
-            print(f"  {'':<34} ratio ganzoo / peer: {rate / peer_rate:.2f}x with the epoch end (picture, weights, "
-                  f"checkpoint), {loop_rate / peer_rate:.2f}x for the training loop alone")
-
+    rates: dict[str, list[tuple[float, float]]] = {}  # name -> [(rate with the epoch end, loop-alone rate)]
+    for round_index in range(args.rounds):  # round-robin, so no run always goes first on a warming machine
+        if args.rounds > 1:
+            print(f"  round {round_index + 1} of {args.rounds}")
+        if not args.skip_peer:
+            _reset_peak_rss()
+            seconds, steps = peer_loop(images, config, args.batch_size, args.workers, device)
+            rate = report(PEER, seconds, steps)
+            rates.setdefault(PEER, []).append((rate, rate))
+        for name, options in runs:
+            _reset_peak_rss()
+            seconds, loop, steps = ganzoo_run(count, {**overrides, **options}, args.data_root, args.device)
+            rates.setdefault(name, []).append((report(name, seconds, steps, f"  (loop alone {loop:.2f} s)"),
+                                               steps * args.batch_size / loop))
+    peer = statistics.median(r for r, _ in rates[PEER]) if PEER in rates else None
+    print(f"  median of {args.rounds} round(s), images/s" + (" and ratio to the peer loop (loop alone):" if peer else ":"))
+    for name, _ in runs:
+        rate, loop_rate = (statistics.median(values) for values in zip(*rates[name]))
+        ratio = f"  {rate / peer:.2f}x ({loop_rate / peer:.2f}x)" if peer else ""
+        print(f"  {name:<34} {rate:9.1f}{ratio}")
 
 if __name__ == "__main__":
     main()

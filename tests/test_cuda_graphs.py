@@ -24,6 +24,7 @@ def test_unsupported_runs_get_a_reason():
     assert "ema" in unsupported_reason("gan", {**plain, "with": ["ema"]}, "cuda", 1)
     assert "instance_noise" in unsupported_reason("gan", {**plain, "instance_noise": 0.1}, "cuda", 1)
     assert "decay_epochs" in unsupported_reason("gan", {**plain, "decay_epochs": 2}, "cuda", 1)
+    assert "reuse_fake" in unsupported_reason("gan", {**plain, "reuse_fake": True}, "cuda", 1)
 
 
 def test_cuda_graphs_on_the_cpu_is_refused_in_one_sentence(cli, tmp_path):
