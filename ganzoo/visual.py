@@ -27,17 +27,19 @@ def _pyplot():
 
 
 def save_vector_plot(fake: Any, real: Any, path: Path, title: str) -> None:
-    """2-D data: generated points over real ones; other sizes: histograms of all entries."""
+    """2-D data: generated points over real ones; other sizes: histograms of all entries. No real rows: no real layer."""
     plt = _pyplot()
     fake, real = fake.detach().float().cpu().numpy(), real.detach().float().cpu().numpy()
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     if fake.shape[1] == 2:
         ax.scatter(fake[:, 0], fake[:, 1], s=3, c="#d62728", alpha=0.5, label="generated")
-        ax.scatter(real[:, 0], real[:, 1], s=1, c="#222222", alpha=0.6, label="real")
+        if len(real):
+            ax.scatter(real[:, 0], real[:, 1], s=1, c="#222222", alpha=0.6, label="real")
         ax.set_aspect("equal", adjustable="datalim")
     else:
         bins = 60
-        ax.hist(real.ravel(), bins=bins, density=True, alpha=0.5, color="#999999", label="real")
+        if len(real):
+            ax.hist(real.ravel(), bins=bins, density=True, alpha=0.5, color="#999999", label="real")
         ax.hist(fake.ravel(), bins=bins, density=True, alpha=0.6, color="#d62728", label="generated")
     ax.set_title(title)
     ax.legend(loc="upper right", markerscale=4)
