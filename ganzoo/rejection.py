@@ -7,7 +7,9 @@ is estimated on ``BURN_IN`` candidates and raised whenever a larger one appears.
 practical rule accepts with sigmoid(F(x) - gamma), F = (d - d_max) - log(1 - exp(d - d_max - eps)),
 which is the logit of exp(d - d_max): gamma = 0 is exact rejection sampling, and a gamma set to a
 quantile of F over the burn-in keeps fewer samples, those D finds most real. Mode balance pays
-for that when D is not exact, so the quantile is a setting (``--drs-quantile``).
+for that when D is not exact, so the quantile is a setting (``--drs-quantile``). With ``--with
+ema`` the candidates come from the averaged generator while D was trained against the online one;
+near the end of a run with a decaying rate the two agree (the toy benchmark's recipe samples so).
 """
 
 from __future__ import annotations

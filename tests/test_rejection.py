@@ -158,3 +158,35 @@ def test_sample_drs_refuses_what_it_cannot_use_in_one_sentence(cli, tmp_path):
                  two / "discriminator.safetensors", "--out", tmp_path / "x.npz", ok=False)
     assert result.exit_code == 2 and "add --drs" in _one_line(result)
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_refusals_name_what_stands_in_the_way():
+    from ganzoo.rejection import refusal_reason
+    from ganzoo.registry import get_model
+
+    gan, plain = get_model("gan"), {"loss": "ns", "with": []}
+    assert refusal_reason(gan, plain) is None
+    assert "needs an unconditional model; 'cgan' is conditional" in refusal_reason(get_model("cgan"), plain)
+    assert "one-sided label smoothing" in refusal_reason(gan, {**plain, "label_smoothing": 0.1})
+    assert "with pacgan D judges groups" in refusal_reason(gan, {**plain, "with": ["pacgan"]})
+    assert "minibatch-discrimination" in refusal_reason(gan, {**plain, "with": ["minibatch-discrimination"]})
+
+
+def test_a_sampler_that_keeps_almost_nothing_gives_up_in_one_sentence():
+    import torch
+
+    from ganzoo.errors import GanzooError
+    from ganzoo.rejection import rejection_sample
+    from ganzoo.registry import get_model
+
+    generator, _ = _Doubling.build()
+
+    class RareFavourite(torch.nn.Module):
+        """Rates only x > 5.8 (about 0.2 % of the proposal) as far more real than the rest."""
+
+        def forward(self, x):
+            return 50.0 * (x[:, :1] > 5.8).float()
+
+    config = {"loss": "ns", "latent_dim": 1, "with": []}
+    with pytest.raises(GanzooError, match=r"kept only \d+ of \d+ candidates; lower --drs-quantile or train longer"):
+        rejection_sample(get_model("gan"), config, generator, RareFavourite().eval(), 200, quantile=None)
