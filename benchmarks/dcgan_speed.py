@@ -26,7 +26,7 @@ via /proc/self/clear_refs where Linux allows it), then each run's median over ``
 ratio to the peer loop's median. The rounds run the peer loop and the variants in turn, because on
 a busy machine whichever run goes first or meets a noisy neighbour is slower. ``--variants`` names the ganzoo
 runs, one per entry: ``defaults``, ``off`` (every option off, foreach Adam), or ``+``-joined
-options (``bf16``, ``fp16``, ``cl``, ``compile``, ``fused``, ``foreach``, ``tf32``, ``graphs``, ``reuse``;
+options (``bf16``, ``fp16``, ``cl``, ``compile``, ``fused``, ``foreach``, ``tf32``, ``graphs``, ``reuse``, ``fast``;
 see ``benchmarks/speed_variants.py``), so one command shows what each option adds.
 """
 

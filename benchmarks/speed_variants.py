@@ -1,7 +1,8 @@
 """Speed-option variants named on a benchmark's command line: ``defaults`` or ``+``-joined tokens.
 
 ``bf16+fused+graphs`` → ``{"precision": "bf16", "fused_adam": True, "cuda_graphs": True}``.
-``off`` pins every option off, fused Adam included (its default is on for CUDA).
+``off`` pins every option off, fused Adam included (its default is on for CUDA). ``fast`` is the
+``--fast`` preset; a benchmark that sets the batch size keeps it (the preset scales only a batch left unset).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from typing import Any
 
 OPTION_TOKENS = {"bf16": ("precision", "bf16"), "fp16": ("precision", "fp16"), "cl": ("channels_last", True),
                  "compile": ("compile", True), "fused": ("fused_adam", True), "foreach": ("fused_adam", False),
-                 "tf32": ("tf32", True), "graphs": ("cuda_graphs", True), "reuse": ("reuse_fake", True)}
+                 "tf32": ("tf32", True), "graphs": ("cuda_graphs", True), "reuse": ("reuse_fake", True),
+                 "fast": ("fast", True)}
 ALL_OFF = {"precision": "fp32", "channels_last": False, "compile": False, "fused_adam": False, "tf32": False,
            "cuda_graphs": False, "reuse_fake": False}
 

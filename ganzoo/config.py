@@ -47,8 +47,8 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("tf32", False, "allow TF32 matmuls and convolutions on CUDA (no effect on the CPU)"),
     Hyperparameter("cuda_graphs", False, "capture each training stage once as a CUDA graph and replay it "
                    "(gan/dcgan with standard losses; see ganzoo.cuda_graphs)"),
-    Hyperparameter("fast", False, "preset: bf16, fused Adam, TF32, torch.compile and CUDA graphs on CUDA, and a batch of 32+ "
-                   "made 4x larger at 2x the lr; options set explicitly win"),
+    Hyperparameter("fast", False, "preset: bf16, fused Adam, TF32; on CUDA also torch.compile, CUDA graphs and a batch "
+                   "of 32+ made 4x larger at 2x the lr; on the CPU reuse_fake; options set explicitly win"),
     Hyperparameter("sync_bn", False, "several processes on CUDA: batch-norm statistics over the whole batch (SyncBatchNorm)"),
 )
 

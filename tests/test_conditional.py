@@ -100,6 +100,17 @@ def test_other_losses_and_their_penalties_work(cli, labelled_folder, tmp_path, m
         assert np.isfinite(logged["gradient_penalty"])
 
 
+def test_the_fast_preset_leaves_reuse_fake_off_for_conditional_models(cli, labelled_folder, tmp_path):
+    import json
+
+    out = tmp_path / "fast"
+    cli("train", "cgan", "--data", labelled_folder, "--epochs", "1", "--out", out, "--no-progress", "--fast",
+        "--device", "cpu", "--set", "batch_size=16", "--set", SMALL["cgan"])
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert (config["precision"], config["reuse_fake"]) == ("bf16", False)
+    assert [row for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if row["event"] == "epoch"]
+
+
 @pytest.mark.parametrize("key, value", [("r1_gamma", "0.1"), ("instance_noise", "0.1"), ("d_weight_penalty", "0.1"),
                                         ("reuse_fake", "True")])
 def test_remedies_a_conditional_model_would_ignore_are_refused(cli, labelled_folder, tmp_path, key, value):

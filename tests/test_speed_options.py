@@ -105,24 +105,47 @@ def test_compiled_batchnorm_matches_eager_in_train_and_eval_mode():
     torch.testing.assert_close(compiled(z), eager(z), rtol=1e-4, atol=1e-5)
 
 
-def test_fast_preset_turns_every_option_on_and_scales_batch_and_lr(cli, tmp_path):
+def test_fast_preset_on_the_cpu_turns_its_options_on_and_keeps_batch_and_lr(cli, tmp_path):
     run = tmp_path / "fast"
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--fast", "--out", run, "--no-progress", "--device", "cpu")
     config = json.loads((run / "run.json").read_text())["config"]
-    assert {k: config[k] for k in ("precision", "channels_last", "fused_adam", "tf32", "compile")} == {
-        "precision": "bf16", "channels_last": False, "fused_adam": True, "tf32": True, "compile": False}  # no compile on CPU
-    assert config["batch_size"] == 4 * 256 and config["lr"] == pytest.approx(2 * 1e-3)
+    assert {k: config[k] for k in ("precision", "channels_last", "fused_adam", "tf32", "compile", "reuse_fake")} == {
+        "precision": "bf16", "channels_last": False, "fused_adam": True, "tf32": True, "compile": False,  # no compile on CPU
+        "reuse_fake": True}  # on the CPU: one generator forward fewer per step
+    assert config["batch_size"] == 256 and config["lr"] == pytest.approx(1e-3)  # a 4x batch raised no images/s on the CPU
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r for r in rows if r["event"] == "epoch"] and not [r for r in rows if r["event"] == "bad_step"]
+
+
+def test_fast_preset_on_cuda_compiles_captures_and_scales_batch_and_lr():
+    from ganzoo.config import resolve_config
+    from ganzoo.registry import get_model
+    from ganzoo.specs import DatasetInfo
+    from ganzoo.speed import expand_fast
+
+    overrides = {"fast": True}
+    config = resolve_config(get_model("dcgan"), DatasetInfo("images", channels=1, image_size=28), overrides)
+    expand_fast(config, overrides, "cuda", "dcgan")
+    assert {k: config[k] for k in ("precision", "compile", "cuda_graphs", "reuse_fake", "batch_size")} == {
+        "precision": "bf16", "compile": True, "cuda_graphs": True, "reuse_fake": False, "batch_size": 4 * 64}
+    assert config["lr"] == pytest.approx(2 * 2e-4)
+
+
+def test_fast_preset_reuses_the_fake_only_with_one_critic_step_per_generator_step(cli, tmp_path):
+    run = tmp_path / "fast-wgan"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--loss", "wgan", "--fast", "--out", run, "--no-progress",
+        "--device", "cpu")
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert (config["d_steps"], config["reuse_fake"]) == (5, False)
 
 
 def test_fast_preset_keeps_what_the_user_set(cli, image_folder, tmp_path):
     run = tmp_path / "fast"
     cli("train", "dcgan", "--data", image_folder, "--image-size", "16", "--epochs", "1", "--batch-size", "16",
-        "--precision", "fp32", "--set", "g_width=8", "--set", "d_width=8", "--fast", "--out", run, "--no-progress",
-        "--device", "cpu")
+        "--precision", "fp32", "--set", "g_width=8", "--set", "d_width=8", "--set", "reuse_fake=False", "--fast",
+        "--out", run, "--no-progress", "--device", "cpu")
     config = json.loads((run / "run.json").read_text())["config"]
-    assert (config["batch_size"], config["lr"], config["precision"]) == (16, 2e-4, "fp32")
+    assert (config["batch_size"], config["lr"], config["precision"], config["reuse_fake"]) == (16, 2e-4, "fp32", False)
     assert config["fused_adam"] and config["tf32"]
 
 
