@@ -13,11 +13,12 @@ Writes a small synthetic unpaired set (``--steps`` + 1 random images per domain 
   ``bf16+cl+compile``; see ``benchmarks/speed_variants.py``).
 
 Steps per second exclude warm-up: the peer's first ``--warmup`` steps and, for ganzoo, the steps
-before its first log row (``--log-every``; compilation happens there). Prints each run's rate,
-its ratio to the peer, and the extrapolated time of one horse2zebra epoch (1334 steps, the
-larger domain) and of the paper's 200 epochs.
+before its first log row (``--log-every``; compilation happens there). Prints each run's rate and
+peak memory (``measure.py``); then, over ``--rounds`` rounds that run the peer loop and the
+variants in turn, each run's median rate, its ratio to the peer's median, and the extrapolated
+time of one horse2zebra epoch (1334 steps, the larger domain) and of the paper's 200 epochs.
 
-    python benchmarks/cyclegan_step.py --image-size 64 --steps 12 --threads 2
+    python benchmarks/cyclegan_step.py --image-size 64 --steps 20 --threads 2 --rounds 3 --variants defaults cl bf16 fast
     python benchmarks/cyclegan_step.py --device cuda --image-size 256 --steps 200 --log-every 25 \\
         --workers 8 --variants defaults bf16+cl compile bf16+cl+compile
 """
@@ -26,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from measure import device_name, peak_memory, reset_peak_memory
 from speed_variants import variant_options
 
 HORSE2ZEBRA_STEPS = 1334
@@ -182,6 +185,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", nargs="+", default=["defaults"], help="ganzoo runs: defaults or e.g. bf16+cl+compile")
     parser.add_argument("--skip-peer", action="store_true", help="only the ganzoo run(s)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the peer loop and every variant this many times, in turn; medians are compared")
     args = parser.parse_args()
 
     import torch
@@ -195,29 +200,42 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     runs = [(variant, variant_options(variant)) for variant in args.variants]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"cyclegan {args.image_size}px, default widths (g_width 64, d_width 64, "
-          f"{9 if args.image_size >= 256 else 6} blocks), batch 1, {args.steps} steps, {name}, torch {torch.__version__}")
+          f"{9 if args.image_size >= 256 else 6} blocks), batch 1, {args.steps} steps, {device_name(device)}, "
+          f"torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         write_unpaired_set(root, args.steps + 1, args.image_size)
-        peer_rate = None
-        if not args.skip_peer:
-            config = resolve_config(get_model("cyclegan"), DatasetInfo("unpaired", channels=3, image_size=args.image_size),
-                                    {"image_size": args.image_size})
-            seconds, steps = peer_loop(root, config, args.workers, args.warmup, device)
-            peer_rate = steps / seconds
-            print(f"  {'peer eager loop (workers=' + str(args.workers) + ')':<36} {peer_rate:7.2f} steps/s "
-                  f"({seconds / steps * 1000:.1f} ms per step over {steps} steps)")
-        for index, (variant, options) in enumerate(runs):
-            seconds, steps, wall = ganzoo_run(root, Path(tmp) / f"run{index}", args.image_size, args.log_every,
-                                              options, args.device)
-            per_step = seconds / steps
-            ratio = f", {1 / per_step / peer_rate:.2f}x the peer" if peer_rate else ""
-            print(f"  {'ganzoo Trainer (' + variant + ')':<36} {1 / per_step:7.2f} steps/s "
-                  f"({per_step * 1000:.1f} ms per step over {steps} steps{ratio}; whole run incl. set-up {wall:.1f} s)")
-            print(f"  {'':<36} one horse2zebra epoch ({HORSE2ZEBRA_STEPS} steps): "
-                  f"{per_step * HORSE2ZEBRA_STEPS / 60:.1f} min; 200 epochs: {per_step * HORSE2ZEBRA_STEPS * 200 / 3600:.1f} h")
+        config = resolve_config(get_model("cyclegan"), DatasetInfo("unpaired", channels=3, image_size=args.image_size),
+                                {"image_size": args.image_size})
+        peer_name = f"peer eager loop (workers={args.workers})"
+        rates: dict[str, list[float]] = {}
+        for round_index in range(args.rounds):  # round-robin, so no run always goes first on a warming machine
+            if args.rounds > 1:
+                print(f"  round {round_index + 1} of {args.rounds}")
+            if not args.skip_peer:
+                reset_peak_memory(device)
+                seconds, steps = peer_loop(root, config, args.workers, args.warmup, device)
+                rates.setdefault(peer_name, []).append(steps / seconds)
+                print(f"  {peer_name:<36} {steps / seconds:7.2f} steps/s ({seconds / steps * 1000:.1f} ms per step over "
+                      f"{steps} steps)  {peak_memory(device)}")
+            for index, (variant, options) in enumerate(runs):
+                reset_peak_memory(device)
+                seconds, steps, wall = ganzoo_run(root, Path(tmp) / f"run{round_index}-{index}", args.image_size,
+                                                  args.log_every, options, args.device)
+                rates.setdefault(variant, []).append(steps / seconds)
+                print(f"  {'ganzoo Trainer (' + variant + ')':<36} {steps / seconds:7.2f} steps/s ({seconds / steps * 1000:.1f} "
+                      f"ms per step over {steps} steps; whole run incl. set-up {wall:.1f} s)  {peak_memory(device)}")
+    peer_rate = statistics.median(rates[peer_name]) if peer_name in rates else None
+    print(f"  median of {args.rounds} round(s), steps/s" + (" and ratio to the peer loop:" if peer_rate else ":"))
+    if peer_rate:
+        print(f"  {peer_name:<36} {peer_rate:7.2f}")
+    for variant, _ in runs:
+        rate = statistics.median(rates[variant])
+        ratio = f"  {rate / peer_rate:.2f}x" if peer_rate else ""
+        print(f"  {'ganzoo Trainer (' + variant + ')':<36} {rate:7.2f}{ratio}; one horse2zebra epoch "
+              f"({HORSE2ZEBRA_STEPS} steps): {HORSE2ZEBRA_STEPS / rate / 60:.1f} min, "
+              f"200 epochs: {HORSE2ZEBRA_STEPS * 200 / rate / 3600:.1f} h")
 
 
 if __name__ == "__main__":

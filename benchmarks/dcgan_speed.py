@@ -21,8 +21,8 @@ Both runs use the same networks (ganzoo's dcgan), the same Adam settings, the sa
   the peer loop does.
 
 ``--steps N`` trains N steps (the subset is cut to N*batch images); otherwise one epoch of the
-subset. Prints images/s, seconds and each run's peak resident memory (VmHWM, reset between runs
-via /proc/self/clear_refs where Linux allows it), then each run's median over ``--rounds`` and its
+subset. Prints images/s, seconds and each run's peak memory (host VmHWM, reset between runs
+where Linux allows it, and on CUDA the allocator's peak; ``measure.py``), then each run's median over ``--rounds`` and its
 ratio to the peer loop's median. The rounds run the peer loop and the variants in turn, because on
 a busy machine whichever run goes first or meets a noisy neighbour is slower. ``--variants`` names the ganzoo
 runs, one per entry: ``defaults``, ``off`` (every option off, foreach Adam), or ``+``-joined
@@ -33,46 +33,16 @@ see ``benchmarks/speed_variants.py``), so one command shows what each option add
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from measure import device_name, peak_memory, reset_peak_memory
 from speed_variants import variant_options
 
 PEER = "peer eager loop"
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's resident-memory high-water mark of this process (Linux >= 4.0)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident memory since the last reset (VmHWM), or since start (ru_maxrss) without /proc."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _device_name(device: Any) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (cuda)"
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
 
 
 class PILDigits:
@@ -192,14 +162,14 @@ def main() -> None:
     overrides = {"batch_size": args.batch_size, "image_size": args.image_size, "log_every": 50}
     config = resolve_config(get_model("dcgan"), DatasetInfo("images", channels=1, image_size=28), overrides)
     print(f"dcgan, MNIST {args.image_size}x{args.image_size}, batch {args.batch_size}, {count} images, "
-          f"device: {_device_name(device)}, torch {torch.__version__}, peer DataLoader workers {args.workers}")
+          f"device: {device_name(device)}, torch {torch.__version__}, peer DataLoader workers {args.workers}")
 
-    if not _reset_peak_rss():
+    if not reset_peak_memory(device):
         print("  (peak RSS cannot be reset here: each figure is the process's peak so far)")
 
     def report(name: str, seconds: float, steps: int, extra: str = "") -> float:
         rate = steps * args.batch_size / seconds
-        print(f"  {name:<34} {steps:5d} steps {seconds:8.2f} s {rate:9.1f} images/s  peak RSS {_peak_rss_mib():7.0f} MiB{extra}")
+        print(f"  {name:<34} {steps:5d} steps {seconds:8.2f} s {rate:9.1f} images/s  {peak_memory(device)}{extra}")
         return rate
 
     runs = [(f"ganzoo Trainer ({variant})", variant_options(variant)) for variant in args.variants]
@@ -208,12 +178,12 @@ def main() -> None:
         if args.rounds > 1:
             print(f"  round {round_index + 1} of {args.rounds}")
         if not args.skip_peer:
-            _reset_peak_rss()
+            reset_peak_memory(device)
             seconds, steps = peer_loop(images, config, args.batch_size, args.workers, device)
             rate = report(PEER, seconds, steps)
             rates.setdefault(PEER, []).append((rate, rate))
         for name, options in runs:
-            _reset_peak_rss()
+            reset_peak_memory(device)
             seconds, loop, steps = ganzoo_run(count, {**overrides, **options}, args.data_root, args.device)
             rates.setdefault(name, []).append((report(name, seconds, steps, f"  (loop alone {loop:.2f} s)"),
                                                steps * args.batch_size / loop))
