@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measure import device_name, peak_memory, reset_peak_memory
+from measure import device_name, peak_memory, reset_peak_memory, take_turns
 from speed_variants import variant_options
 
 HORSE2ZEBRA_STEPS = 1334
@@ -210,9 +210,7 @@ def main() -> None:
                                 {"image_size": args.image_size})
         peer_name = f"peer eager loop (workers={args.workers})"
         rates: dict[str, list[float]] = {}
-        for round_index in range(args.rounds):  # round-robin, so no run always goes first on a warming machine
-            if args.rounds > 1:
-                print(f"  round {round_index + 1} of {args.rounds}")
+        for round_index in take_turns(args.rounds):
             if not args.skip_peer:
                 reset_peak_memory(device)
                 seconds, steps = peer_loop(root, config, args.workers, args.warmup, device)

@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measure import device_name, peak_memory, reset_peak_memory
+from measure import device_name, peak_memory, reset_peak_memory, take_turns
 from speed_variants import variant_options
 
 PEER = "peer eager loop"
@@ -174,9 +174,7 @@ def main() -> None:
 
     runs = [(f"ganzoo Trainer ({variant})", variant_options(variant)) for variant in args.variants]
     rates: dict[str, list[tuple[float, float]]] = {}  # name -> [(rate with the epoch end, loop-alone rate)]
-    for round_index in range(args.rounds):  # round-robin, so no run always goes first on a warming machine
-        if args.rounds > 1:
-            print(f"  round {round_index + 1} of {args.rounds}")
+    for _ in take_turns(args.rounds):
         if not args.skip_peer:
             reset_peak_memory(device)
             seconds, steps = peer_loop(images, config, args.batch_size, args.workers, device)

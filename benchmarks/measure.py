@@ -1,4 +1,4 @@
-"""What the speed benchmarks share: the device named in words, and peak memory reset and read per run.
+"""What the speed benchmarks share: rounds taken in turn, the device in words, peak memory per run.
 
 Peak host memory is the kernel's resident high-water mark (VmHWM), reset through
 /proc/self/clear_refs where Linux allows it; on CUDA the peak of torch's allocator is read too.
@@ -8,7 +8,19 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+
+def take_turns(rounds: int) -> Iterator[int]:
+    """Round indices, each announced when there are several.
+
+    Each round runs the peer loop and every variant once, in turn, so that no run always goes
+    first on a warming machine or always meets the same noisy neighbour; medians are compared.
+    """
+    for index in range(rounds):
+        if rounds > 1:
+            print(f"  round {index + 1} of {rounds}")
+        yield index
 
 
 def device_name(device: Any) -> str:
