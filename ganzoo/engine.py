@@ -152,7 +152,7 @@ class Trainer:
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
-                              world.size if world is not None else 1, self.model.task)
+                              world.size if world is not None else 1, task=self.model.task)
         else:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
         if self.main:

@@ -27,7 +27,7 @@ def validate(config: dict[str, Any]) -> None:
 
 
 def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: str, family: str,
-                processes: int = 1, task: str = "unconditional") -> None:
+                processes: int = 1, *, task: str) -> None:
     """Fill in the ``fast`` preset (in place) where the user set nothing explicitly.
 
     bf16, fused Adam, TF32 and torch.compile (only on CUDA: on the CPU it costs minutes of
