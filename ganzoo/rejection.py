@@ -47,22 +47,45 @@ class RejectionResult:
 
 
 def refusal_reason(model: ModelSpec, config: dict[str, Any]) -> str | None:
-    """Why DRS cannot use ``model`` trained with ``config``, as one sentence, or ``None`` when it can."""
-    import torch
-
+    """Why DRS cannot use ``model`` trained with ``config``, as one sentence saying what to do, or ``None`` when it can."""
     from ganzoo.adversarial import make_loss
 
     if model.task != "unconditional":
-        return f"Rejection sampling (--drs) needs an unconditional model; {model.name!r} is {model.task}."
-    if make_loss(config).log_density_ratio(torch.zeros(1)) is None:
+        return (f"Rejection sampling (--drs) needs an unconditional model; {model.name!r} is {model.task}, "
+                "so sample it without --drs.")
+    if not encodes_density_ratio(make_loss(config)):
         return (f"Rejection sampling (--drs) reads D as a density ratio, which a {config['loss']} critic is not; "
-                "it works for ns, minimax, dragan, lsgan and the f-gan losses.")
+                f"sample without --drs, or train with one of the losses {', '.join(ratio_losses(config))}.")
     if float(config.get("label_smoothing") or 0.0):
-        return "Rejection sampling (--drs) reads D as a density ratio, which one-sided label smoothing distorts."
+        return ("Rejection sampling (--drs) reads D as a density ratio, which one-sided label smoothing distorts; "
+                "sample without --drs, or train without label_smoothing.")
     grouped = [name for name in GROUP_REMEDIES if name in config.get("with", [])]
     if grouped:
-        return f"Rejection sampling (--drs) scores one sample at a time, but with {grouped[0]} D judges groups of samples."
+        return (f"Rejection sampling (--drs) scores one sample at a time, but with {grouped[0]} D judges groups of "
+                f"samples; sample without --drs, or train without --with {grouped[0]}.")
     return None
+
+
+def encodes_density_ratio(loss: Any) -> bool:
+    """Whether ``loss``'s optimal discriminator encodes log p_data/p_G (``log_density_ratio`` gives one)."""
+    import torch
+
+    return loss.log_density_ratio(torch.zeros(1)) is not None
+
+
+def ratio_losses(config: dict[str, Any]) -> list[str]:
+    """The registered losses, built-in or from plugins, whose D DRS can read; one that ``config`` cannot build is left out."""
+    from ganzoo.adversarial import make_loss
+    from ganzoo.registry import get_registry
+
+    usable = []
+    for name in get_registry().losses.names():
+        try:
+            if encodes_density_ratio(make_loss({**config, "loss": name})):
+                usable.append(name)
+        except Exception:  # a plugin's loss that needs settings this run lacks: not one to suggest
+            continue
+    return usable
 
 
 def drs_logit(log_ratio: "torch.Tensor", max_log_ratio: float) -> "torch.Tensor":  # noqa: F821

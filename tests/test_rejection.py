@@ -140,7 +140,9 @@ def test_sample_drs_refuses_what_it_cannot_use_in_one_sentence(cli, tmp_path):
     _train(cli, hinge, "--loss", "hinge")
     result = cli("sample", "gan", "--weights", hinge / "generator.safetensors", "--drs", "--out", tmp_path / "x.npz",
                  ok=False)
-    assert result.exit_code == 1 and "reads D as a density ratio, which a hinge critic is not" in _one_line(result)
+    assert result.exit_code == 1 and ("reads D as a density ratio, which a hinge critic is not; sample without --drs, "
+                                      "or train with one of the losses dragan, f-gan-hellinger, f-gan-js, f-gan-kl, "
+                                      "f-gan-pearson, f-gan-rkl, lsgan, minimax, ns.") in _one_line(result)
 
     one, two = tmp_path / "one", tmp_path / "two"
     _train(cli, one)
@@ -166,10 +168,14 @@ def test_refusals_name_what_stands_in_the_way():
 
     gan, plain = get_model("gan"), {"loss": "ns", "with": []}
     assert refusal_reason(gan, plain) is None
-    assert "needs an unconditional model; 'cgan' is conditional" in refusal_reason(get_model("cgan"), plain)
-    assert "one-sided label smoothing" in refusal_reason(gan, {**plain, "label_smoothing": 0.1})
-    assert "with pacgan D judges groups" in refusal_reason(gan, {**plain, "with": ["pacgan"]})
-    assert "minibatch-discrimination" in refusal_reason(gan, {**plain, "with": ["minibatch-discrimination"]})
+    assert "needs an unconditional model; 'cgan' is conditional, so sample it without --drs." in refusal_reason(
+        get_model("cgan"), plain)
+    assert "one-sided label smoothing distorts; sample without --drs, or train without label_smoothing." in \
+        refusal_reason(gan, {**plain, "label_smoothing": 0.1})
+    assert "with pacgan D judges groups of samples; sample without --drs, or train without --with pacgan." in \
+        refusal_reason(gan, {**plain, "with": ["pacgan"]})
+    assert "train without --with minibatch-discrimination." in refusal_reason(
+        gan, {**plain, "with": ["minibatch-discrimination"]})
 
 
 def test_a_sampler_that_keeps_almost_nothing_gives_up_in_one_sentence():
