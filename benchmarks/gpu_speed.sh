@@ -15,7 +15,7 @@ python -c "import torch, sys; print('torch', torch.__version__, 'python', sys.ve
 if [ "$PART" != cyclegan ]; then
   echo "== DCGAN, MNIST 64x64, batch 128, one epoch: peer loop against ganzoo with each set of options"
   timeout 300 python benchmarks/dcgan_speed.py --data-root "$DATA" --image-size 64 --batch-size 128 --workers 2 \
-    --device cuda --variants off defaults graphs bf16+tf32+compile+graphs 2>&1 | tee "$LOGS/dcgan64.log"
+    --device cuda --variants off defaults reuse graphs bf16+tf32+compile+graphs 2>&1 | tee "$LOGS/dcgan64.log"
   for mode in ${E2E_MODES:-default cuda-graphs fast}; do
     echo "== ganzoo train dcgan, 5 epochs end to end (process start included): $mode"
     flags=(--batch-size 128)
@@ -29,6 +29,9 @@ if [ "$PART" != cyclegan ]; then
     python -m ganzoo eval dcgan --weights "$RUNS/$mode/generator.safetensors" --data mnist --data-root "$DATA" \
       --metrics digits --num 10000 --device cuda 2>&1 | tail -12 | tee -a "$LOGS/e2e.log"
   done
+  echo "== where the end-to-end time goes (start-up, set-up, loops, epoch ends), default options"
+  timeout 300 python benchmarks/train_phases.py dcgan --data mnist --data-root "$DATA" --image-size 64 --epochs 5 \
+    --batch-size 128 --device cuda 2>&1 | tee "$LOGS/phases.log"
   echo "== ganzoo sample: 50,000 MNIST samples to .npz"
   { time python -m ganzoo sample dcgan --weights "$RUNS/default/generator.safetensors" --num 50000 \
       --out "$RUNS/samples.npz" --device cuda 2>&1 | tail -2; } 2>&1 | tee "$LOGS/sample.log"

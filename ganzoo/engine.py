@@ -130,6 +130,7 @@ class Trainer:
         from ganzoo.plugin_manager import get_manager
         from ganzoo.registry import get_dataset, get_model
 
+        started = time.perf_counter()
         self.request, self.console, self.out = request, console, Path(request.out)
         self.hook = get_manager().hook
         self.world, self.main = world, world is None or world.main
@@ -160,17 +161,21 @@ class Trainer:
         torch.manual_seed(int(self.config["seed"]))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        networks_started = time.perf_counter()
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
         if world is not None:  # SyncBatchNorm if asked, process 0's weights everywhere, a batch that splits evenly
             self.generator, self.discriminator = world.setup_networks(self.config, self.generator, self.discriminator)
             world.part(int(self.config["batch_size"]))
         speed.prepare_networks(self.config, self.device, self.generator, self.discriminator)
+        data_started = time.perf_counter()
         data = self._load_data(dataset, data_root(request.data_root))
         self.data = data.to(self.device)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
+        optimizers_started = time.perf_counter()
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
         self.scalers = speed.grad_scalers(self.config, self.device, self.optimizers)
+        optimizers_done = time.perf_counter()
         # plugins' running state; keys starting with "_" are not checkpointed ("_optimizers": unrolled GAN)
         self.state: dict[str, Any] = {"_optimizers": self.optimizers}
         self.data_order = torch.Generator().manual_seed(int(self.config["seed"]))
@@ -185,6 +190,10 @@ class Trainer:
         for optimizer in self.optimizers.values():
             keep_state_on_device(optimizer, self.device)
         self.graphs = self._stage_graphs()
+        # where the time before the first step went (the "setup" row of metrics.jsonl; the total also holds
+        # reading the config, resuming and the rest)
+        self.setup_seconds = {"networks": data_started - networks_started, "data": optimizers_started - data_started,
+                              "optimizers": optimizers_done - optimizers_started, "total": time.perf_counter() - started}
 
     def _stage_graphs(self) -> Any:
         """With ``cuda_graphs``: the :class:`ganzoo.cuda_graphs.StageGraphs` that replays each stage; else None."""
@@ -319,6 +328,8 @@ class Trainer:
         log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
         every = int(self.config["checkpoint_every"])
         self._write_run_info()
+        self._append_metrics({"event": "setup", **{f"{part}_seconds": round(seconds, 3)
+                                                   for part, seconds in self.setup_seconds.items()}})
         if self.request.resume:
             self._append_metrics({"event": "resume", "epoch": self.epoch, "batch": self.batch_in_epoch,
                                   "step": self.step, "from": str(self.resumed_from)})

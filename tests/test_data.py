@@ -95,6 +95,22 @@ def test_cifar_binary_records(tmp_path):
     assert labels[0] == first[0] and np.array_equal(images[0].numpy().ravel(), first[1:])
 
 
+@pytest.mark.parametrize("size", [64, 14])
+def test_resize_matches_pillow_bilinear_within_one_level_in_any_chunking(size):
+    import torch
+    from PIL import Image
+
+    from ganzoo.data.transforms import resize_uint8
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    ours = resize_uint8(torch.from_numpy(images)[:, None], size)
+    assert ours.dtype == torch.uint8 and ours.shape == (5, 1, size, size)
+    pillow = np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR)) for image in images])
+    difference = np.abs(ours[:, 0].numpy().astype(int) - pillow.astype(int))
+    assert difference.max() == 1 and (difference == 0).mean() > 0.7  # Pillow rounds in fixed point
+    assert torch.equal(resize_uint8(torch.from_numpy(images)[:, None], size, chunk=2), ours)
+
+
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "LA"])
 def test_image_folder_converts_every_mode(tmp_path, mode):
     from ganzoo.registry import get_dataset

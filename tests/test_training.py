@@ -40,6 +40,10 @@ def test_metrics_log_losses_and_discriminator_outputs(cli, tmp_path):
     assert {"d_real", "d_fake", "g_adv", "D(x)", "D(G(z))", "images_per_s"} <= set(logs[0])
     assert all(0.0 <= r["D(x)"] <= 1.0 for r in logs)
     assert rows[-1]["event"] == "epoch" and rows[-1]["images_per_s"] > 0
+    setup = rows[0]  # where the time before the first step went
+    assert setup["event"] == "setup"
+    parts = [setup[f"{part}_seconds"] for part in ("networks", "data", "optimizers")]
+    assert min(parts) >= 0 and sum(parts) <= setup["total_seconds"] + 0.002 < 60  # each rounded to 1 ms
 
 
 def test_dcgan_trains_on_an_image_folder(cli, image_folder, tmp_path):
