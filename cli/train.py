@@ -96,7 +96,8 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         raise click.exceptions.Exit(130) from None
     if not is_main():  # under torchrun only process 0 reports
         return
-    out_console.print(f"[green]done[/green]: {result.epochs} epochs, {result.steps} steps; files in {result.out}/")
+    epochs = f"{result.epochs} epoch{'s' if result.epochs != 1 else ''}"
+    out_console.print(f"[green]done[/green]: {epochs}, {result.steps} steps; files in {result.out}/")
     out_console.print(f"  generator: {result.generator_path}")
     out_console.print(f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png")
     if spec.task == "image-to-image":

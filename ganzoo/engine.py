@@ -107,6 +107,16 @@ class TrainResult:
     last_metrics: dict[str, float]
 
 
+RUN_FILE_NAMES = ("generator.safetensors", "discriminator.safetensors", "metrics.jsonl", "losses.png", "run.json")
+
+
+def run_files(out: Path) -> list[Path]:
+    """The files a training run wrote in ``out`` (checkpoints, pictures, weights, logs); other files are not ours."""
+    named = [out / name for name in RUN_FILE_NAMES if (out / name).is_file()]
+    pictures = sorted((out / "samples").glob("epoch_*.png")) if (out / "samples").is_dir() else []
+    return ckpt.list_checkpoints(out) + named + pictures
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +166,7 @@ class Trainer:
                               world.size if world is not None else 1, task=self.model.task)
         else:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
+            self._refuse_finished(int(resumed[0]["counters"]["epoch"]))
         if self.main:
             _check_writable(self.out)
         torch.manual_seed(int(self.config["seed"]))
@@ -239,11 +250,20 @@ class Trainer:
     # -- resume ---------------------------------------------------------------------------
 
     def _refuse_overwrite(self) -> None:
-        if ckpt.list_checkpoints(self.out) and not self.request.overwrite:
+        """Stop before any work if ``--out`` holds a run's files and ``--overwrite`` was not given."""
+        if run_files(self.out) and not self.request.overwrite:
             raise GanzooError(
                 f"{self.out} already holds a training run; continue it with --resume, pass --overwrite to replace it, "
                 "or choose another --out folder."
             )
+
+    def _refuse_finished(self, done: int) -> None:
+        """Stop a resume that would train nothing: ``done`` epochs already reach the ``epochs`` asked for."""
+        epochs = int(self.config["epochs"])
+        if epochs <= done:
+            reached = "all it was asked for" if epochs == done else f"more than --epochs {epochs}"
+            raise GanzooError(f"{self.out} has already trained {done} epoch{'s' if done != 1 else ''}, {reached}; "
+                              f"pass --epochs with a number above {done} to train further.")
 
     def _read_resume_point(self) -> tuple[dict[str, Any], dict[str, Any]]:
         path = ckpt.latest_valid_checkpoint(self.out)
@@ -327,6 +347,9 @@ class Trainer:
         epochs, d_steps = int(self.config["epochs"]), int(self.config["d_steps"])
         log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
         every = int(self.config["checkpoint_every"])
+        if self.main and not self.request.resume:  # --overwrite: the old run goes only once the new one can start
+            for path in run_files(self.out):
+                path.unlink()
         self._write_run_info()
         self._append_metrics({"event": "setup", **{f"{part}_seconds": round(seconds, 3)
                                                    for part, seconds in self.setup_seconds.items()}})

@@ -16,11 +16,18 @@ class UnknownNameError(GanzooError, KeyError):
         return str(self.args[0])
 
 
+def _plural(kind: str) -> str:
+    """``model`` -> ``models``, ``loss`` -> ``losses``; ``pretrained weights`` stays as it is."""
+    if kind.endswith("ss"):
+        return f"{kind}es"
+    return kind if kind.endswith("s") else f"{kind}s"
+
+
 def unknown_name(kind: str, name: str, known: list[str]) -> UnknownNameError:
     """Build the error for an unknown ``kind`` called ``name``, suggesting the closest known names."""
     import difflib
 
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    listing = f" Known {kind}s: {', '.join(sorted(known))}." if len(known) <= 30 else ""
+    listing = f" Known {_plural(kind)}: {', '.join(sorted(known))}." if len(known) <= 30 else ""
     return UnknownNameError(f"Unknown {kind} {name!r}.{hint}{listing}")

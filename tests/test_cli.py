@@ -46,7 +46,8 @@ def test_info_shows_paper_and_every_hyperparameter(cli):
     [
         (["info", "dcgna"], "Unknown model 'dcgna'. Did you mean 'dcgan'"),
         (["train", "dcgan", "--data", "mnsit"], "Unknown dataset 'mnsit'. Did you mean 'mnist'"),
-        (["train", "gan", "--data", "ring8", "--loss", "nss"], "Unknown loss 'nss'"),
+        (["train", "gan", "--data", "ring8", "--loss", "nss"], "Unknown loss 'nss'. Did you mean 'ns'? Known losses: began,"),
+        (["sample", "dcgan", "--pretrained", "dcgan-mnst", "--out", "x.png"], "Known pretrained weights: acgan-mnist,"),
         (["train", "gan", "--data", "ring8", "--epochs", "-1"], "epochs must be a whole number of at least 1"),
         (["train", "gan", "--data", "ring8", "--batch-size", "0"], "batch_size must be a whole number of at least 1"),
         (["train", "gan", "--data", "ring8", "--set", "hiden_dims=[8]"], "Unknown setting 'hiden_dims'. Did you mean 'hidden_dims'"),

@@ -138,6 +138,43 @@ def test_existing_run_is_not_overwritten(cli, tmp_path):
     assert (run / "generator.safetensors").read_bytes() == before
 
 
+def test_overwrite_replaces_the_old_run_but_not_other_files(cli, tmp_path):
+    run = tmp_path / "r"
+    cli("train", "gan", "--data", "ring8", "--epochs", "3", "--out", run, "--no-progress")
+    (run / "notes.txt").write_text("mine")
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--overwrite")
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["state-epoch-0001.safetensors"]
+    assert [p.name for p in (run / "samples").iterdir()] == ["epoch_001.png"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["event"] == "epoch"] == [1]
+    assert (run / "notes.txt").read_text() == "mine"
+    cli("train", "gan", "--resume", run, "--epochs", "2", "--no-progress")  # goes on from the new run, not the old
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert next(r for r in rows if r["event"] == "resume")["epoch"] == 1
+
+
+def test_a_folder_holding_only_a_generator_is_not_overwritten(cli, tmp_path):
+    run, kept = tmp_path / "r", tmp_path / "kept"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    kept.mkdir()
+    (kept / "generator.safetensors").write_bytes((run / "generator.safetensors").read_bytes())
+    result = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", kept, "--no-progress", ok=False)
+    assert result.exit_code == 1 and "already holds a training run" in " ".join(result.output.split())
+    assert (kept / "generator.safetensors").read_bytes() == (run / "generator.safetensors").read_bytes()
+
+
+def test_resuming_a_finished_run_asks_for_more_epochs(cli, tmp_path):
+    run = tmp_path / "r"
+    cli("train", "gan", "--data", "ring8", "--epochs", "2", "--out", run, "--no-progress")
+    same = cli("train", "gan", "--resume", run, "--no-progress", ok=False)
+    assert same.exit_code == 1 and " ".join(same.output.split()) == (
+        f"Error: {run} has already trained 2 epochs, all it was asked for; pass --epochs with a number above 2 "
+        "to train further.")
+    fewer = cli("train", "gan", "--resume", run, "--epochs", "1", "--no-progress", ok=False)
+    assert "already trained 2 epochs, more than --epochs 1;" in " ".join(fewer.output.split())
+    assert json.loads((run / "run.json").read_text())["config"]["epochs"] == 2  # the refusal changed nothing
+
+
 def test_keeps_only_the_last_checkpoints(cli, tmp_path):
     run = tmp_path / "k"
     cli("train", "gan", "--data", "line-2d", "--epochs", "4", "--set", "keep_checkpoints=2", "--out", run, "--no-progress")
