@@ -20,7 +20,11 @@ CHUNK = 1 << 20
 
 
 class DownloadError(GanzooError):
-    """A download that failed or arrived damaged."""
+    """A download that failed or arrived damaged; ``reason`` says why in a few words, for callers' own sentences."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def file_digest(path: str | os.PathLike[str], algorithm: str) -> str:
@@ -61,10 +65,11 @@ def download(
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         part.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
-        raise DownloadError(f"Could not download {url} ({reason}); {hint}.") from None
+        raise DownloadError(f"Could not download {url} ({reason}); {hint}.", str(reason)) from None
     if not verify(part, md5, sha256):
         part.unlink(missing_ok=True)
-        raise DownloadError(f"The file downloaded from {url} does not match its checksum (corrupt or changed); {hint}.")
+        raise DownloadError(f"The file downloaded from {url} does not match its checksum (corrupt or changed); {hint}.",
+                            "it did not match its checksum")
     os.replace(part, dest)
     return dest
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -117,10 +118,23 @@ def run_files(out: Path) -> list[Path]:
     return ckpt.list_checkpoints(out) + named + pictures
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, create: bool) -> None:
+    """Stop with one sentence if ``out`` cannot be written.
+
+    Before the set-up (``create=False``) nothing is created: a probe file goes into the nearest
+    folder that exists, so a run that then fails (its data missing, say) leaves no empty folder.
+    Just before training (``create=True``) the folder itself is made and probed.
+    """
+    folder = out
+    if not create:
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".ganzoo-write-test"
+        if create:
+            out.mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is a file")
+        probe = folder / f".ganzoo-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
@@ -168,7 +182,7 @@ class Trainer:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
             self._refuse_finished(int(resumed[0]["counters"]["epoch"]))
         if self.main:
-            _check_writable(self.out)
+            _check_writable(self.out, create=False)
         torch.manual_seed(int(self.config["seed"]))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -347,6 +361,8 @@ class Trainer:
         epochs, d_steps = int(self.config["epochs"]), int(self.config["d_steps"])
         log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
         every = int(self.config["checkpoint_every"])
+        if self.main:
+            _check_writable(self.out, create=True)
         if self.main and not self.request.resume:  # --overwrite: the old run goes only once the new one can start
             for path in run_files(self.out):
                 path.unlink()

@@ -75,3 +75,14 @@ def test_unwritable_output_folder(cli, tmp_path):
     result = cli("train", "gan", "--data", "ring8", "--out", blocker / "run", ok=False)
     assert result.exit_code == 1
     assert "choose a writable --out folder" in result.output
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(cli, tmp_path):
+    from conftest import write_png_images
+
+    write_png_images(tmp_path / "images", 4)
+    (tmp_path / "images" / "notes.jpg").write_text("not an image")
+    result = cli("train", "dcgan", "--data", tmp_path / "images", "--strict-data", "--out", tmp_path / "runs" / "x",
+                 ok=False)
+    assert result.exit_code == 1 and "notes.jpg is not a readable image" in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists()

@@ -111,8 +111,10 @@ def test_mnist_offline_says_where_to_put_the_files(tmp_path):
     source = idx.IdxSource("MNIST", (f"http://127.0.0.1:{port}/",), idx.MNIST.md5, ())
     with pytest.raises(GanzooError) as info:
         idx.load_idx_dataset(source, tmp_path)
-    message = str(info.value)
-    assert str(Path(tmp_path) / "MNIST" / "raw") in message and "train-images-idx3-ubyte" in message
+    raw = Path(tmp_path) / "MNIST" / "raw"
+    assert str(info.value).startswith(f"MNIST is not in {raw} and could not be downloaded (from http://127.0.0.1:{port}/: ")
+    assert str(info.value).endswith("); put train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz there, or point "
+                                    "--data-root / GANZOO_DATA at a folder that has MNIST/raw/.")
 
 
 def test_cifar_download_and_extract(server, tmp_path):

@@ -73,21 +73,31 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
-def locate(source: IdxSource, root: Path, stem: str, mirrors: tuple[str, ...] | None = None) -> Path:
-    """Path of ``stem`` (raw or .gz) under ``root``, downloading the .gz when neither is there."""
+def locate(source: IdxSource, root: Path, stem: str, mirrors: tuple[str, ...] | None = None,
+           needed: tuple[str, ...] = ()) -> Path:
+    """Path of ``stem`` (raw or .gz) under ``root``, downloading the .gz when neither is there.
+
+    When no mirror answers, the error names every file of ``needed`` (the split's images and
+    labels, say) still missing, so the user fetches them all at once.
+    """
     raw_dir = root / source.folder / "raw"
     for candidate in (raw_dir / stem, raw_dir / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
-    errors = []
-    for mirror in mirrors or source.mirrors:
+    mirrors = mirrors or source.mirrors
+    reasons = []
+    for mirror in mirrors:
         try:
             return download(mirror + f"{stem}.gz", raw_dir / f"{stem}.gz", md5=source.md5.get(stem))
         except DownloadError as exc:
-            errors.append(str(exc))
+            reasons.append(exc.reason)
+    missing = [name for name in dict.fromkeys((stem, *needed))
+               if not any((raw_dir / f).is_file() for f in (name, f"{name}.gz"))]
+    where = f"from {mirrors[0]}: {reasons[0]}" if mirrors else "no mirror is known"
     raise GanzooError(
-        f"{source.folder} file {stem} is not in {raw_dir} and could not be downloaded ({errors[-1] if errors else 'no mirror'}); "
-        f"place {stem} (or {stem}.gz) in that folder, or point --data-root / GANZOO_DATA at a folder that has {source.folder}/raw/."
+        f"{source.folder} is not in {raw_dir} and could not be downloaded ({where}); put "
+        f"{' and '.join(f'{name}.gz' for name in missing)} there, or point --data-root / GANZOO_DATA at a folder "
+        f"that has {source.folder}/raw/."
     )
 
 
@@ -96,8 +106,9 @@ def load_idx_dataset(source: IdxSource, root: Path, split: str = "train", mirror
     import torch
 
     prefix = "train" if split == "train" else "t10k"
-    images = read_idx(locate(source, root, f"{prefix}-images-idx3-ubyte", mirrors))
-    labels = read_idx(locate(source, root, f"{prefix}-labels-idx1-ubyte", mirrors))
+    stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+    images = read_idx(locate(source, root, stems[0], mirrors, needed=stems))
+    labels = read_idx(locate(source, root, stems[1], mirrors, needed=stems))
     if images.shape[0] != labels.shape[0]:
         raise GanzooError(f"{source.folder} {split} has {images.shape[0]} images but {labels.shape[0]} labels; re-download it.")
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
