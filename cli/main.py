@@ -56,16 +56,25 @@ def list_models(pattern: str) -> None:
     from ganzoo.registry import get_registry
 
     registry = get_registry()
+    names = registry.models.names(pattern)
+    if not names:
+        raise GanzooError(f"No model matches {pattern!r}; run 'ganzoo list' to see them all.")
     table = Table(title="ganzoo models")
     for column in ("model", "family", "task", "paper", "default data", "summary"):
         table.add_column(column, overflow="fold")
-    for name in registry.models.names(pattern):
+    for name in names:
         spec = registry.models.get(name)
         paper = spec.paper.cite() if spec.paper else ""
         table.add_row(spec.name, spec.family, spec.task, paper, spec.default_dataset, spec.summary)
     out = console()
     out.print(table)
     report_plugin_failures(out)
+
+
+def _described(weights: Any) -> str:
+    """``mnist; digits_frechet 113.45, ...``: the pretrained weights' dataset and the scores its manifest records."""
+    scores = ", ".join(f"{name} {value:g}" for name, value in weights.metrics.items())
+    return f"{weights.dataset}; {scores}" if scores else weights.dataset
 
 
 @cli.command()
@@ -109,7 +118,7 @@ def info(model: str) -> None:
         out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))
     weights = [p for p in registry.pretrained.items.values() if p.model == spec.name]
     if weights:
-        out.print("pretrained (--pretrained): " + ", ".join(f"{p.name} ({p.dataset})" for p in weights))
+        out.print("pretrained (--pretrained): " + ", ".join(f"{p.name} ({_described(p)})" for p in weights))
 
 
 @cli.command()

@@ -12,7 +12,7 @@ import click
 @click.option("--data", "data", help="dataset name (see 'ganzoo datasets') or a folder of images; default: the model's")
 @click.option("--data-a", help="with --data-b: a folder of domain-A images (unpaired models such as cyclegan)")
 @click.option("--data-b", help="with --data-a: a folder of domain-B images")
-@click.option("--data-root", type=click.Path(file_okay=False), help="where datasets live or are downloaded [env GANZOO_DATA]")
+@click.option("--data-root", type=click.Path(file_okay=False), help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="run folder [default: runs/MODEL-DATA]")
 @click.option("--epochs", type=int, help="passes over the data")
 @click.option("--batch-size", type=int, help="samples per step")
@@ -32,7 +32,8 @@ import click
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="autocast precision [default: fp32]")
 @click.option("--channels-last", is_flag=True, default=None, help="channels-last memory layout for networks and batches")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the networks")
-@click.option("--fused-adam", is_flag=True, default=None, help="fused Adam kernel (default optimizer)")
+@click.option("--fused-adam/--no-fused-adam", default=None,
+              help="fused Adam kernel, on by default on the CPU and CUDA; --no-fused-adam uses torch's foreach Adam")
 @click.option("--tf32", is_flag=True, default=None, help="allow TF32 math on CUDA")
 @click.option("--cuda-graphs", is_flag=True, default=None,
               help="replay each training stage as a CUDA graph (gan and dcgan with standard losses)")

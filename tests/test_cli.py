@@ -39,12 +39,14 @@ def test_info_shows_paper_and_every_hyperparameter(cli):
     for name in ("latent_dim", "g_width", "d_width", "batch_size", "beta1", "d_steps", "seed"):
         assert name in out
     assert "the paper used 128" in " ".join(out.split())
+    assert "dcgan-mnist (mnist; digits_frechet 113.45," in " ".join(out.split())  # the scores its manifest records
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["info", "dcgna"], "Unknown model 'dcgna'. Did you mean 'dcgan'"),
+        (["list", "zzz*"], "No model matches 'zzz*'; run 'ganzoo list' to see them all."),
         (["train", "dcgan", "--data", "mnsit"], "Unknown dataset 'mnsit'. Did you mean 'mnist'"),
         (["train", "gan", "--data", "ring8", "--loss", "nss"], "Unknown loss 'nss'. Did you mean 'ns'? Known losses: began,"),
         (["sample", "dcgan", "--pretrained", "dcgan-mnst", "--out", "x.png"], "Known pretrained weights: acgan-mnist,"),

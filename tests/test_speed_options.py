@@ -54,6 +54,20 @@ def test_option_trains_dcgan_without_nan(cli, image_folder, tmp_path, options):
         "reuse_fake": False}
 
 
+def test_no_fused_adam_turns_the_default_fused_kernel_off(cli, tmp_path):
+    from ganzoo import build
+    from ganzoo.registry import get_model
+
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu",
+        "--no-fused-adam")
+    config = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    model = get_model("gan")
+    for setting, fused in ((False, False), (None, True)):  # what the run used, and the default on the CPU
+        nets = build.build_generator(model, config), build.build_discriminator(model, config)
+        optimizers = build.build_optimizers(model, {**config, "fused_adam": setting}, *nets)
+        assert all(bool(o.param_groups[0]["fused"]) == fused for o in optimizers.values())
+
+
 def test_fp16_overflow_is_undone_without_counting_as_a_bad_step():
     import torch
 
