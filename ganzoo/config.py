@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, UnknownNameError, unknown_name
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
 
 #: Settings every model has, shown by ``ganzoo info`` after the model's own.
@@ -58,6 +58,9 @@ OPTIMIZERS = ("adam", "rmsprop")
 #: Remedies applied by the standard adversarial step (:mod:`ganzoo.adversarial`), which only unconditional models use.
 UNCONDITIONAL_REMEDIES = ("instance_noise", "d_weight_penalty", "r1_gamma", "reuse_fake")
 
+#: ``--with`` extensions that also act only there: unrolling D for G's loss, and PacGAN's packed D inputs.
+UNCONDITIONAL_EXTENSIONS = ("unrolled", "pacgan")
+
 #: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
 DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
 
@@ -71,12 +74,12 @@ def parse_value(text: str) -> Any:
 
 
 def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """Turn ``["hidden_dim=256", "dropout=0.1"]`` into a dict, with a clear error for a malformed pair."""
+    """Turn ``["hidden_dims=[256,256]", "lr=0.0002"]`` into a dict, with a clear error for a malformed pair."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise GanzooError(f"Cannot read --set {pair!r}; write it as KEY=VALUE, e.g. --set hidden_dim=256.")
+            raise GanzooError(f"Cannot read --set {pair!r}; write it as KEY=VALUE, e.g. --set lr=0.0002.")
         out[key.strip().replace("-", "_")] = parse_value(value.strip())
     return out
 
@@ -113,17 +116,38 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     known = set(config)
     unknown = sorted(set(overrides) - known)
     if unknown:
-        from ganzoo.errors import unknown_name
-
-        raise unknown_name("setting", unknown[0], sorted(known - set(DATA_KEYS)))
+        raise unknown_setting(model, unknown[0], sorted(known - set(DATA_KEYS)))
     config.update({k: v for k, v in overrides.items() if v is not None})
     config["with"] = list(config.get("with") or [])
-    ignored = [key for key in UNCONDITIONAL_REMEDIES if config.get(key)] if model.task != "unconditional" else []
-    if ignored:
-        raise GanzooError(f"{ignored[0]} works only in the standard step of unconditional models; {model.name!r} "
-                          f"({model.task}) computes its own losses and would ignore it, so drop it.")
+    refuse_unconditional_only(model, config)
     validate_numbers(config)
     return config
+
+
+def unknown_setting(model: ModelSpec, name: str, known: list[str]) -> UnknownNameError:
+    """The error for an unknown ``--set`` key, pointing at ``ganzoo info``: there are too many settings to list."""
+    message = str(unknown_name("setting", name, known))
+    see = f"'ganzoo info {model.name}' for the settings of this model."
+    if message.endswith("."):  # no close name to suggest: one sentence
+        return UnknownNameError(f"{message[:-1]}; see {see}")
+    return UnknownNameError(f"{message} See {see}")
+
+
+def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any]) -> None:
+    """Refuse the remedies of the standard unconditional step for models that compute their own losses.
+
+    Those models would silently ignore the settings and unrolling, and a packed (PacGAN) D cannot
+    take their labels or paired images, so one sentence now beats a useless run or a traceback.
+    """
+    if model.task == "unconditional":
+        return
+    why = f"works only in the standard step of unconditional models; {model.name!r} ({model.task}) computes its own losses"
+    for key in UNCONDITIONAL_REMEDIES:
+        if config.get(key):
+            raise GanzooError(f"{key} {why} and would ignore it, so drop it.")
+    for name in UNCONDITIONAL_EXTENSIONS:
+        if name in config["with"]:
+            raise GanzooError(f"--with {name} {why} and cannot use it, so drop --with {name}.")
 
 
 def loss_defaults(name: str) -> dict[str, Any]:

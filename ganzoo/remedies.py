@@ -204,7 +204,8 @@ def make_ema_generator(online: Any) -> Any:
     torch, nn = _torch_modules()
 
     class EMAGenerator(nn.Module):
-        """``online`` trains; ``ema`` (no gradients) tracks it and generates in eval mode (pictures, sampling).
+        """``online`` trains; ``ema`` (no gradients) tracks it and generates in eval mode (pictures, sampling,
+        translation).
 
         Both live in the state_dict, so the generator file holds the EMA weights used for sampling and
         a checkpoint resumes both exactly.
@@ -217,6 +218,18 @@ def make_ema_generator(online: Any) -> Any:
 
         def forward(self, z: torch.Tensor, *args: Any) -> torch.Tensor:
             return (self.online if self.training else self.ema)(z, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            """What else the family's generator offers (CycleGAN's ``ab``, ``translate``, ``picture_rows``),
+            taken from the network ``forward`` would use, so its losses train ``online`` and its pictures
+            and translations come from ``ema``."""
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                networks = self.__dict__.get("_modules", {})  # not self.online: no recursion while half-built
+                if "ema" not in networks:
+                    raise
+                return getattr(networks["online" if self.__dict__.get("training", True) else "ema"], name)
 
         @torch.no_grad()
         def update(self, decay: float, updates: int) -> None:

@@ -195,3 +195,78 @@ def test_batch_larger_than_the_data(cli, tmp_path):
     result = cli("train", *TINY_DCGAN, "--data", folder, "--out", tmp_path / "run", ok=False)
     assert result.exit_code == 1 and "fewer than the batch size 16" in _one_line(result)
 
+
+# -- settings and remedies a model cannot use ----------------------------------------------
+
+def test_unknown_setting_points_at_the_models_settings(cli):
+    result = cli("train", "gan", "--data", "ring8", "--set", "foo=1", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert _one_line(result) == "Error: Unknown setting 'foo'; see 'ganzoo info gan' for the settings of this model."
+    result = cli("train", "gan", "--data", "ring8", "--set", "hiden_dims=[8]", ok=False)
+    assert result.exit_code == 1 and _one_line(result).startswith("Error: Unknown setting 'hiden_dims'. Did you mean")
+    assert _one_line(result).endswith("? See 'ganzoo info gan' for the settings of this model.")
+
+
+def test_malformed_set_suggests_a_setting_that_exists(cli):
+    from ganzoo.config import all_hyperparameters, parse_overrides, resolve_config
+    from ganzoo.registry import get_dataset, get_model, get_registry
+
+    result = cli("train", "gan", "--data", "ring8", "--set", "lr", ok=False)
+    assert result.exit_code == 1
+    assert _one_line(result) == "Error: Cannot read --set 'lr'; write it as KEY=VALUE, e.g. --set lr=0.0002."
+    example = _one_line(result).split("e.g. --set ")[1].rstrip(".")
+    models = get_registry().models
+    assert all(example.split("=")[0] in {hp.name for hp in all_hyperparameters(models.get(name))} for name in models.names())
+    assert resolve_config(get_model("gan"), get_dataset("ring8").info, parse_overrides([example]))["lr"] == 0.0002
+
+
+@pytest.fixture
+def family_data(tmp_path):
+    """The smallest folder each non-unconditional family accepts: labelled classes, unpaired or A|B paired images."""
+    from PIL import Image
+
+    for index, name in enumerate(("cat", "dog")):
+        write_png_images(tmp_path / "labelled" / name, 2, mode="L", seed=index)
+    for index, side in enumerate(("trainA", "trainB")):
+        write_png_images(tmp_path / "unpaired" / side, 2, seed=index)
+    (tmp_path / "paired" / "train").mkdir(parents=True)
+    for index in range(2):
+        Image.new("RGB", (32, 16), (40 * index, 90, 200)).save(tmp_path / "paired" / "train" / f"pair_{index}.png")
+    return {"cgan": tmp_path / "labelled", "cdcgan": tmp_path / "labelled", "acgan": tmp_path / "labelled",
+            "cyclegan": tmp_path / "unpaired", "pix2pix": tmp_path / "paired"}
+
+
+@pytest.mark.parametrize("extension", ["pacgan", "unrolled"])
+@pytest.mark.parametrize("model, task", [("cgan", "conditional"), ("cdcgan", "conditional"), ("acgan", "conditional"),
+                                         ("cyclegan", "image-to-image"), ("pix2pix", "image-to-image")])
+def test_unconditional_only_extensions_are_refused(cli, tmp_path, family_data, model, task, extension):
+    result = cli("train", model, "--data", family_data[model], "--with", extension, "--batch-size", "2",
+                 "--epochs", "1", "--out", tmp_path / "run", "--no-progress", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert _one_line(result) == (f"Error: --with {extension} works only in the standard step of unconditional models; "
+                                 f"'{model}' ({task}) computes its own losses and cannot use it, so drop --with {extension}.")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
+def test_ema_trains_translation_models_and_translates_with_the_average(cli, tmp_path, family_data, model):
+    import torch
+
+    from ganzoo.weights import load_generator
+
+    run = tmp_path / "run"
+    tiny = ("--set", "blocks=1") if model == "cyclegan" else ()
+    cli("train", model, "--data", family_data[model], "--with", "ema", "--image-size", "32", "--epochs", "1", *tiny,
+        "--set", "g_width=4", "--set", "d_width=4", "--out", run, "--no-progress", "--device", "cpu")
+    generator = load_generator(run / "generator.safetensors", model).module  # in eval mode, as translate uses it
+    assert any(not torch.equal(a, e) for a, e in zip(generator.online.parameters(), generator.ema.parameters()))
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    outputs = {}
+    for name, network in (("wrapper", generator), ("ema", generator.ema), ("online", generator.online)):
+        torch.manual_seed(0)  # pix2pix translates with dropout on
+        outputs[name] = network.translate(image)
+    assert torch.equal(outputs["wrapper"], outputs["ema"]) and not torch.equal(outputs["wrapper"], outputs["online"])
+    out = tmp_path / "translated"
+    source = family_data[model] / ("trainA" if model == "cyclegan" else "train")
+    cli("translate", model, "--weights", run / "generator.safetensors", "--input", source, "--out", out)
+    assert len(list(out.iterdir())) == 2
