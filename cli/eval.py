@@ -49,12 +49,15 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     from ganzoo.cli.main import console
     from ganzoo.device import pick_device
     from ganzoo.registry import get_dataset
+    from ganzoo.safefile import check_writable
 
     device_name = str(pick_device(device))
     dataset = get_dataset(data)
+    if samples_file is not None and (model or weights or pretrained or num):
+        raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained and --num.")
+    if json_out is not None:
+        check_writable(json_out, "--json")
     if samples_file is not None:
-        if model or weights or pretrained or num:
-            raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained and --num.")
         samples = evaluation.read_samples(samples_file)
         source = str(samples_file)
     else:
@@ -100,11 +103,18 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
             results.update(evaluation.toy_scores(samples.values, data))
     _print(out, results, protocol)
     if json_out is not None:
-        from ganzoo.safefile import atomic_write_bytes
-
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(json_out, json.dumps({"metrics": results, "protocol": protocol}, indent=2).encode())
+        _write_json(json_out, {"metrics": results, "protocol": protocol})
         out.print(f"wrote {json_out}")
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    """Write the --json results atomically; a failure after the early check (a full disk) is one sentence too."""
+    from ganzoo.safefile import atomic_write_bytes, cannot_write
+
+    try:
+        atomic_write_bytes(path, json.dumps(document, indent=2).encode())
+    except OSError as exc:
+        raise cannot_write(path, exc, "--json") from None
 
 
 def _generate(model: str | None, weights: Path | None, pretrained: str | None, num: int | None, seed: int,

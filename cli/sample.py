@@ -49,6 +49,7 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     from ganzoo.device import pick_device
     from ganzoo.manifest import weights_path
     from ganzoo.registry import get_model
+    from ganzoo.safefile import check_writable
     from ganzoo.weights import DISCRIMINATOR_FILE, load_generator
 
     spec = get_model(model)
@@ -65,6 +66,8 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
         raise click.UsageError("--per-class N sets the number of samples (N per class); drop --num.")
     if discriminator is not None and not drs:
         raise click.UsageError("--discriminator is read only for rejection sampling; add --drs or drop it.")
+    if _given("drs_quantile") and not drs:
+        raise click.UsageError("--drs-quantile is read only for rejection sampling; add --drs or drop it.")
     path = weights_path(model, weights, pretrained)
     loaded = load_generator(path, model, str(pick_device(device)))
     if drs:
@@ -73,6 +76,7 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
         return
     labels = sampling.requested_labels(loaded.model, loaded.config, num or DEFAULT_NUM, wanted, per_class)
     total = len(labels) if labels is not None else num or DEFAULT_NUM
+    check_writable(out, "--out")
     samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
                                 labels=labels)
     sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class)
@@ -80,7 +84,8 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     if wanted is not None:
         what = f" of class {sampling.class_names(loaded.config)[int(labels[0])]}"
     elif per_class is not None:
-        what = f" ({per_class} per class, one row per class)"
+        rows = ", one row per class" if out.suffix.lower() == ".png" else ""  # an .npz has no rows
+        what = f" ({per_class} per class{rows})"
     console().print(f"wrote {total} samples of {model}{what} to {out}")
 
 
@@ -90,6 +95,7 @@ def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int
     from ganzoo import rejection, sampling
     from ganzoo.cli.main import console
     from ganzoo.errors import GanzooError
+    from ganzoo.safefile import check_writable
     from ganzoo.weights import load_discriminator
 
     reason = rejection.refusal_reason(loaded.model, loaded.config)
@@ -97,8 +103,19 @@ def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int
         raise GanzooError(reason)
     device = next(loaded.module.parameters()).device
     critic = load_discriminator(discriminator, loaded, str(device))
+    check_writable(out, "--out")
     result = rejection.rejection_sample(loaded.model, loaded.config, loaded.module, critic, num, seed=seed,
                                         batch_size=batch_size, quantile=quantile)
     sampling.write_samples(out, result.samples, loaded.config["data_kind"])
     console().print(f"wrote {num} samples of {loaded.model.name} to {out}: rejection sampling kept "
                     f"{100 * result.acceptance:.1f} % of {result.candidates} candidates (quantile {quantile})")
+
+
+def _given(name: str) -> bool:
+    """Whether the user set option ``name`` (on the command line or through the environment), not its default.
+
+    An option with a default cannot tell "left alone" from "given the default value" by its value.
+    """
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)

@@ -9,13 +9,18 @@ import click
 
 
 def translate_file(module: Any, source: Path, target: Path, size: int, direction: str | None, device: str) -> None:
-    """Translate one image file: RGB, resized to ``size`` x ``size``, translated, resized back to its own size."""
+    """Translate one image file: RGB, resized to ``size`` x ``size``, translated, resized back to its own size.
+
+    An unreadable ``source`` raises ``OSError`` or ``ValueError`` (the caller skips it); a ``target`` that cannot
+    be written raises :class:`GanzooError`, since every later image would fail the same way.
+    """
     import numpy as np
     import torch
     from PIL import Image
 
     from ganzoo.data.folder import _to_mode
     from ganzoo.errors import GanzooError
+    from ganzoo.safefile import cannot_write
 
     with Image.open(source) as image:
         image.load()
@@ -30,8 +35,11 @@ def translate_file(module: Any, source: Path, target: Path, size: int, direction
         raise GanzooError(f"The generator cannot translate {size}x{size} images ({str(exc).splitlines()[0]}); "
                           f"drop --image-size or use its training size.") from None
     out = y[0].add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(out, "RGB").resize((width, height), Image.Resampling.BICUBIC).save(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(out, "RGB").resize((width, height), Image.Resampling.BICUBIC).save(target)
+    except OSError as exc:
+        raise cannot_write(target, exc, "--out", folder=True) from None
 
 
 @click.command()
@@ -61,6 +69,7 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     from ganzoo.device import pick_device
     from ganzoo.errors import GanzooError
     from ganzoo.registry import get_model
+    from ganzoo.safefile import check_writable
     from ganzoo.weights import load_generator
 
     if get_model(model).task != "image-to-image":
@@ -74,12 +83,15 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         files = [(source, out / source.name)]
     if not files or files[0][0].suffix.lower() not in IMAGE_EXTENSIONS:
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
-    skipped = []
+    check_writable(out, "--out", folder=True)
+    skipped = 0
     for path, target in files:
         try:
             translate_file(loaded.module, path, target, size, direction, target_device)
-        except (OSError, ValueError) as exc:
-            skipped.append(f"{path} ({exc})")
-    for item in skipped:
-        console().print(f"[yellow]skipped {item}: not a readable image[/yellow]")
-    console().print(f"translated {len(files) - len(skipped)} image(s) with {model} into {out}/")
+        except (OSError, ValueError) as exc:  # reading only: a failed write is a GanzooError and stops the run
+            skipped += 1
+            console().print(f"[yellow]skipped {path} ({exc}): not a readable image[/yellow]")
+    if skipped == len(files):
+        raise GanzooError(f"Translated nothing: no image in {source} could be read (see the skipped lines above); "
+                          "pass readable image files.")
+    console().print(f"translated {len(files) - skipped} image(s) with {model} into {out}/")

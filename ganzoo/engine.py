@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -30,6 +29,7 @@ from ganzoo import checkpoint as ckpt
 from ganzoo import distributed, speed
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
+from ganzoo.safefile import check_writable
 from ganzoo.specs import Losses, ModelSpec
 
 #: Settings that may differ when a run is resumed; any other difference is refused.
@@ -118,29 +118,6 @@ def run_files(out: Path) -> list[Path]:
     return ckpt.list_checkpoints(out) + named + pictures
 
 
-def _check_writable(out: Path, create: bool) -> None:
-    """Stop with one sentence if ``out`` cannot be written.
-
-    Before the set-up (``create=False``) nothing is created: a probe file goes into the nearest
-    folder that exists, so a run that then fails (its data missing, say) leaves no empty folder.
-    Just before training (``create=True``) the folder itself is made and probed.
-    """
-    folder = out
-    if not create:
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-    try:
-        if create:
-            out.mkdir(parents=True, exist_ok=True)
-        elif not folder.is_dir():
-            raise NotADirectoryError(f"{folder} is a file")
-        probe = folder / f".ganzoo-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise GanzooError(f"Cannot write to {out} ({exc.strerror or exc}); choose a writable --out folder.") from None
-
-
 class Trainer:
     """One training run: builds everything from a :class:`TrainRequest` and runs the loop."""
 
@@ -182,7 +159,7 @@ class Trainer:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
             self._refuse_finished(int(resumed[0]["counters"]["epoch"]))
         if self.main:
-            _check_writable(self.out, create=False)
+            check_writable(self.out, "--out", folder=True, create=False)  # made just before training
         torch.manual_seed(int(self.config["seed"]))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -362,7 +339,7 @@ class Trainer:
         log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
         every = int(self.config["checkpoint_every"])
         if self.main:
-            _check_writable(self.out, create=True)
+            check_writable(self.out, "--out", folder=True)
         if self.main and not self.request.resume:  # --overwrite: the old run goes only once the new one can start
             for path in run_files(self.out):
                 path.unlink()

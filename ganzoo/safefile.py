@@ -6,6 +6,7 @@ are refused with a sentence explaining why and how to convert them.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -92,12 +93,55 @@ def load_tensors(path: str | os.PathLike[str], device: str = "cpu") -> dict[str,
         raise WeightsError(f"{path} could not be read as safetensors ({exc}); use an intact copy.") from None
 
 
+def cannot_write(path: str | os.PathLike[str], exc: OSError, option: str, folder: bool = False) -> GanzooError:
+    """The one sentence for an output that cannot be written: the path, the system's reason, and what to do.
+
+    ``mkdir(exist_ok=True)`` reports a file standing where a folder should be as "File exists", which reads as
+    if the output itself were in the way; the shell's "Not a directory" names the real problem.
+    """
+    reason = os.strerror(errno.ENOTDIR) if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
+    advice = f"choose a writable {option} folder" if folder else f"point {option} at a file in a writable folder"
+    return GanzooError(f"Cannot write to {path} ({reason}); {advice}.")
+
+
+def check_writable(path: str | os.PathLike[str], option: str, folder: bool = False, create: bool = True) -> None:
+    """Create the folder of output ``path`` (``path`` itself when ``folder``) and a throw-away file in it.
+
+    Commands call this before their expensive work (generating, scoring, translating) so that an unwritable
+    output fails at once in one sentence (see :func:`cannot_write`) instead of after minutes of computing.
+    With ``create=False`` nothing is made: the probe goes into the nearest folder that exists, so a
+    command that fails later (its data missing, say) leaves no empty folder behind.
+    """
+    path = Path(path)
+    where = path if folder else path.parent
+    while not create and not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        if create:
+            where.mkdir(parents=True, exist_ok=True)
+        elif not where.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(where))
+        fd, probe = tempfile.mkstemp(prefix=".ganzoo-write-test.", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise cannot_write(path, exc, option, folder) from None
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives new files under this process's umask (``mkstemp`` would leave 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash or full disk never leaves a half-written file there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _new_file_mode())  # weights and checkpoints readable like every other file of the run
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

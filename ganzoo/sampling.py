@@ -118,18 +118,37 @@ def to_uint8(images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
 def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any = None,  # noqa: F821
                   labels: Any = None, nrow: int | None = None) -> None:
     """``.png``: a grid (images, ``nrow`` per row) or a scatter/histogram (vectors); ``.npz``: ``images`` uint8
-    or ``samples`` float, plus ``labels`` int64 when given."""
+    or ``samples`` float, plus ``labels`` int64 when given.
+
+    A write that fails anyway after :func:`ganzoo.safefile.check_writable` (a full disk, a folder that vanished)
+    ends in the same one sentence naming ``path`` rather than a traceback.
+    """
+    from ganzoo.safefile import cannot_write
+
     suffix = path.suffix.lower()
     if suffix not in SAMPLE_SUFFIXES:
         raise GanzooError(f"Cannot write samples to {path}: use a .png (picture) or .npz (arrays) file name.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npz":
-        arrays = {"images": to_uint8(samples).cpu().numpy()} if data_kind == "images" else {"samples": samples.float().cpu().numpy()}
-        if labels is not None:
-            arrays["labels"] = labels.cpu().numpy().astype(np.int64)
-        with open(path, "wb") as handle:
-            np.savez(handle, **arrays)
-        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".npz":
+            _write_npz(path, samples, data_kind, labels)
+        else:
+            _write_picture(path, samples, data_kind, real, nrow)
+    except OSError as exc:
+        raise cannot_write(path, exc, "--out") from None
+
+
+def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any) -> None:  # noqa: F821
+    """The arrays of :func:`write_samples`' ``.npz``: what ``ganzoo eval --samples`` reads back."""
+    arrays = {"images": to_uint8(samples).cpu().numpy()} if data_kind == "images" else {"samples": samples.float().cpu().numpy()}
+    if labels is not None:
+        arrays["labels"] = labels.cpu().numpy().astype(np.int64)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _write_picture(path: Path, samples: "torch.Tensor", data_kind: str, real: Any, nrow: int | None) -> None:  # noqa: F821
+    """The picture of :func:`write_samples`' ``.png``: an image grid, or points over ``real`` ones."""
     from ganzoo import visual
 
     if data_kind == "images":

@@ -180,3 +180,18 @@ def test_keeps_only_the_last_checkpoints(cli, tmp_path):
     cli("train", "gan", "--data", "line-2d", "--epochs", "4", "--set", "keep_checkpoints=2", "--out", run, "--no-progress")
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert names == ["state-epoch-0003.safetensors", "state-epoch-0004.safetensors"]
+
+
+def test_weights_and_checkpoints_get_the_same_permissions_as_the_runs_other_files(cli, tmp_path):
+    import os
+    import stat
+
+    run = tmp_path / "r"
+    mask = os.umask(0o022)
+    try:
+        cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    finally:
+        os.umask(mask)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in
+             (run / "generator.safetensors", run / "checkpoints" / "state-epoch-0001.safetensors", run / "run.json")}
+    assert set(modes.values()) == {0o644}, modes  # mkstemp alone would leave the safetensors files at 0600
