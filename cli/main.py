@@ -73,7 +73,8 @@ def list_models(pattern: str) -> None:
 
 def _described(weights: Any) -> str:
     """``mnist; digits_frechet 113.45, ...``: the pretrained weights' dataset and the scores its manifest records."""
-    scores = ", ".join(f"{name} {value:g}" for name, value in weights.metrics.items())
+    scores = ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+                       for name, value in weights.metrics.items())
     return f"{weights.dataset}; {scores}" if scores else weights.dataset
 
 

@@ -210,7 +210,8 @@ def test_inception_metrics_through_the_command_with_random_weights(cli, tmp_path
     report = json.loads(out.read_text())
     metrics = report["metrics"]
     assert set(metrics) >= {"fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall"}
-    assert metrics["fid"] > 0 and metrics["is_mean"] >= 1.0 and metrics["kid_subset_size"] == 4
+    # IS is exp(a mean KL), at least 1; random weights give near-uniform predictions, so allow rounding below it
+    assert metrics["fid"] > 0 and metrics["is_mean"] >= 1.0 - 1e-9 and metrics["kid_subset_size"] == 4
     assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1 and metrics["pr_samples"] == 4
     assert report["protocol"]["inception_reference"] == 4 and report["protocol"]["inception"].startswith("inception-")
 
