@@ -81,10 +81,10 @@ def _described(weights: Any) -> str:
 @cli.command()
 @click.argument("model")
 def info(model: str) -> None:
-    """Show MODEL's paper, task, data and every hyperparameter with its default and meaning."""
+    """Show MODEL's paper, task, data, and every hyperparameter, loss and extension it accepts, with defaults and meanings."""
     from rich.table import Table
 
-    from ganzoo.config import all_hyperparameters
+    from ganzoo.config import UNCONDITIONAL_EXTENSIONS, UNCONDITIONAL_ONLY_SETTINGS, all_hyperparameters
     from ganzoo.registry import get_model, get_registry
 
     spec = get_model(model)
@@ -98,24 +98,29 @@ def info(model: str) -> None:
     table = Table(title="hyperparameters (set with --set NAME=VALUE or the named options)")
     for column in ("name", "default", "meaning"):
         table.add_column(column, overflow="fold")
+    standard_step = spec.task == "unconditional"  # other models refuse what only the standard step uses
     for hp in all_hyperparameters(spec):
-        default = spec.defaults().get(hp.name, hp.default)
-        table.add_row(hp.name, repr(default), hp.help)
+        if standard_step or hp.name not in UNCONDITIONAL_ONLY_SETTINGS:
+            table.add_row(hp.name, repr(spec.defaults().get(hp.name, hp.default)), hp.help)
     out.print(table)
     for kind, overrides in spec.defaults_by_data.items():
         out.print(f"defaults on {kind} data: " + ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
     from rich.markup import escape
 
-    losses = Table(title="losses (--loss NAME; the paper's settings apply unless you set them)")
-    for column in ("loss", "paper", "objective", "settings"):
-        losses.add_column(column, overflow="fold")
-    for name in registry.losses.names():
-        loss = registry.losses.get(name)
-        settings = ", ".join(f"{k}={v!r}" for k, v in loss.defaults.items())
-        losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)
-    out.print(losses)
-    out.print("extensions (--with NAME):" if registry.extensions.items else "extensions (--with): none installed")
-    for name in registry.extensions.names():
+    if spec.task == "image-to-image":
+        out.print(f"loss: the paper's ({spec.defaults().get('loss')}), the only one this model trains with")
+    else:
+        losses = Table(title="losses (--loss NAME; the paper's settings apply unless you set them)")
+        for column in ("loss", "paper", "objective", "settings"):
+            losses.add_column(column, overflow="fold")
+        for name in registry.losses.names():
+            loss = registry.losses.get(name)
+            settings = ", ".join(f"{k}={v!r}" for k, v in loss.defaults.items())
+            losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)
+        out.print(losses)
+    extensions = [name for name in registry.extensions.names() if standard_step or name not in UNCONDITIONAL_EXTENSIONS]
+    out.print("extensions (--with NAME):" if extensions else "extensions (--with): none for this model")
+    for name in extensions:
         out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))
     weights = [p for p in registry.pretrained.items.values() if p.model == spec.name]
     if weights:

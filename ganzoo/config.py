@@ -61,6 +61,9 @@ UNCONDITIONAL_REMEDIES = ("instance_noise", "d_weight_penalty", "r1_gamma", "reu
 #: ``--with`` extensions that also act only there: unrolling D for G's loss, and PacGAN's packed D inputs.
 UNCONDITIONAL_EXTENSIONS = ("unrolled", "pacgan")
 
+#: What ``ganzoo info`` leaves out for other models: those remedies and the settings that only tune them.
+UNCONDITIONAL_ONLY_SETTINGS = (*UNCONDITIONAL_REMEDIES, "instance_noise_steps", "unroll_steps", "pack")
+
 #: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
 DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
 

@@ -42,6 +42,17 @@ def test_info_shows_paper_and_every_hyperparameter(cli):
     assert "dcgan-mnist (mnist; digits_frechet 113.45," in " ".join(out.split())  # the scores its manifest records
 
 
+def test_info_lists_only_what_the_model_accepts(cli):
+    standard = " ".join(cli("info", "gan").output.split())
+    assert all(name in standard for name in ("r1_gamma", "unroll_steps", "unrolled:", "pacgan:", "wgan-gp"))
+    for model, loss_line in (("cyclegan", "loss: the paper's (lsgan), the only one this model trains with"),
+                             ("cgan", "losses (--loss NAME")):
+        shown = " ".join(cli("info", model).output.split())
+        assert loss_line in shown
+        assert not any(name in shown for name in ("r1_gamma", "unroll_steps", "instance_noise", "unrolled:", "pacgan:"))
+        assert "ema:" in shown  # what these models do accept stays
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
