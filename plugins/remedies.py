@@ -44,7 +44,12 @@ def build_discriminator(model: ModelSpec, config: dict[str, Any]):
     from ganzoo import remedies
 
     if PACGAN in extensions:
+        from ganzoo.errors import GanzooError
         from ganzoo.plugin_manager import get_manager
+
+        if hasattr(discriminator, "reconstruction_error"):  # BEGAN's D: no verdict on a pack, only per-image errors
+            raise GanzooError(f"--with pacgan cannot pack the autoencoder discriminator of {model.name!r}, which "
+                              "scores each image by its own reconstruction; drop --with pacgan.")
 
         pack = int(config.get("pack", 2))
         inner_config = {**remedies.packed_config(config, pack), "with": [w for w in extensions if w != PACGAN]}
