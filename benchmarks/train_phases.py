@@ -19,7 +19,8 @@ Runs the real command (``python -m ganzoo train MODEL ... --no-progress``) as a 
 * epoch ends and exit: what is left: pictures, weights and checkpoints after every epoch, the loss
   plot at the end and the process's exit.
 
-It also times ``python -c "import torch"`` alone, the floor under the start-up. Prints a table of
+It also times ``python -c "import torch"`` from start to exit (exit included, which tears torch
+down), a reference for the start-up. Prints a table of
 the phases, one column per run and, with several runs, their medians.
 """
 
@@ -34,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PHASES = ("wall", "import torch alone", "start-up", "set-up: networks", "set-up: data", "set-up: optimizers",
+PHASES = ("wall", "python -c 'import torch'", "start-up", "set-up: networks", "set-up: data", "set-up: optimizers",
           "set-up: total", "training loops", "epoch ends and exit")
 
 
@@ -59,7 +60,7 @@ def one_run(model: str, train_options: list[str]) -> dict[str, float]:
     setup = next(row for row in rows if row["event"] == "setup")
     loops = [row["seconds"] for row in rows if row["event"] == "epoch"]
     started_training = setup["time"] - launched
-    return {"wall": wall, "import torch alone": import_torch, "start-up": started_training - setup["total_seconds"],
+    return {"wall": wall, "python -c 'import torch'": import_torch, "start-up": started_training - setup["total_seconds"],
             "set-up: networks": setup["networks_seconds"], "set-up: data": setup["data_seconds"],
             "set-up: optimizers": setup["optimizers_seconds"], "set-up: total": setup["total_seconds"],
             "training loops": sum(loops), "epoch ends and exit": wall - started_training - sum(loops),
@@ -75,10 +76,10 @@ def main() -> None:
     print(f"ganzoo train {args.model} {' '.join(train_options)}  (python {sys.version.split()[0]})")
     runs = [one_run(args.model, train_options) for _ in range(args.repeat)]
     header = "".join(f"{f'run {index + 1}':>9}" for index in range(len(runs)))
-    print(f"  {'phase':22}{header}" + (f"{'median':>9}" if len(runs) > 1 else ""))
+    print(f"  {'phase':26}{header}" + (f"{'median':>9}" if len(runs) > 1 else ""))
     for name in PHASES:
         figures = [run[name] for run in runs] + ([statistics.median(run[name] for run in runs)] if len(runs) > 1 else [])
-        print(f"  {name:22}" + "".join(f"{seconds:8.2f}s" for seconds in figures))
+        print(f"  {name:26}" + "".join(f"{seconds:8.2f}s" for seconds in figures))
     for index, run in enumerate(runs):
         print(f"  run {index + 1}'s epoch loops: " + ", ".join(f"{seconds:.2f}" for seconds in run["epochs"]) + " s")
 
