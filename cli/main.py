@@ -27,11 +27,16 @@ def console() -> Any:
 
 
 def report_plugin_failures(out: Any) -> None:
-    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless."""
+    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless, and per name
+    in ``GANZOO_DISABLE_PLUGINS`` that matched nothing, so a typo there does not pass for a disabled plugin."""
     from ganzoo.registry import get_registry
 
-    for failure in get_registry().plugins.failures:
+    plugins = get_registry().plugins
+    for failure in plugins.failures:
         out.print(f"[yellow]plugin {failure.name!r} from {failure.distribution} skipped: {failure.reason}[/yellow]")
+    for name in plugins.unmatched_disabled:
+        out.print(f"[yellow]GANZOO_DISABLE_PLUGINS names {name!r}, which no installed plugin or distribution has; "
+                  "see 'ganzoo plugins' for their names[/yellow]")
 
 
 @click.group(cls=GanzooGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -50,6 +50,8 @@ class LoadedPlugins:
     records: list[PluginRecord] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    #: names in ``GANZOO_DISABLE_PLUGINS`` that no installed plugin or distribution has (a typo disables nothing)
+    unmatched_disabled: list[str] = field(default_factory=list)
 
     def fail(self, name: str, distribution: str, reason: str) -> None:
         """Record that plugin ``name`` failed, unregistering it if it was registered."""
@@ -99,12 +101,14 @@ def load_plugins() -> LoadedPlugins:
     manager.register(importlib.import_module("ganzoo.schedule"), name="ganzoo.schedule")
     blocked = disabled_names()
     seen: set[str] = set()
+    matched: set[str] = set()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else "?"
         version = ep.dist.version if ep.dist is not None else "?"
         if ep.name in seen:  # the same distribution found twice on sys.path
             continue
         seen.add(ep.name)
+        matched |= {ep.name, dist} & blocked
         if ep.name in blocked or dist in blocked:
             loaded.disabled.append(ep.name)
             continue
@@ -114,6 +118,7 @@ def load_plugins() -> LoadedPlugins:
             loaded.failures.append(PluginFailure(ep.name, dist, f"import failed ({_short(exc)})"))
             continue
         _register(loaded, ep.name, dist, version, module)
+    loaded.unmatched_disabled = sorted(blocked - matched)
     return loaded
 
 

@@ -64,13 +64,16 @@ def test_broken_plugin_is_reported_and_others_still_work(kind, cli, tmp_path, mo
 def test_disable_plugins_by_name(cli, tiny_plugin, monkeypatch):
     from ganzoo.plugin_manager import reset
 
-    monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", "tiny, dcgan")
+    monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", "tiny, dcgan, dcgna")
     reset()
     from ganzoo.registry import list_models
 
     names = list_models()
     assert "tinygan" not in names and "dcgan" not in names and "gan" in names
-    assert "disabled by GANZOO_DISABLE_PLUGINS" in cli("plugins").output
+    output = " ".join(cli("plugins").output.split())
+    assert "plugin 'tiny' disabled by GANZOO_DISABLE_PLUGINS" in output
+    assert ("GANZOO_DISABLE_PLUGINS names 'dcgna', which no installed plugin or distribution has; see 'ganzoo "
+            "plugins' for their names") in output and "'tiny', which" not in output
 
 
 def test_spectral_norm_wraps_any_discriminator(tiny_plugin):
