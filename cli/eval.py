@@ -56,7 +56,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     if samples_file is not None and (model or weights or pretrained or num):
         raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained and --num.")
     if json_out is not None:
-        check_writable(json_out, "--json")
+        check_writable(json_out, "--json", create=False)
     if samples_file is not None:
         samples = evaluation.read_samples(samples_file)
         source = str(samples_file)

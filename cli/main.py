@@ -62,8 +62,11 @@ def list_models(pattern: str) -> None:
 
     registry = get_registry()
     names = registry.models.names(pattern)
+    out = console()
     if not names:
-        raise GanzooError(f"No model matches {pattern!r}; run 'ganzoo list' to see them all.")
+        report_plugin_failures(out)  # a broken or disabled plugin may be why nothing matches
+        advice = "see 'ganzoo plugins' for what is installed" if pattern == "*" else "run 'ganzoo list' to see them all"
+        raise GanzooError(f"No model matches {pattern!r}; {advice}.")
     table = Table(title="ganzoo models")
     for column in ("model", "family", "task", "paper", "default data", "summary"):
         table.add_column(column, overflow="fold")
@@ -71,7 +74,6 @@ def list_models(pattern: str) -> None:
         spec = registry.models.get(name)
         paper = spec.paper.cite() if spec.paper else ""
         table.add_row(spec.name, spec.family, spec.task, paper, spec.default_dataset, spec.summary)
-    out = console()
     out.print(table)
     report_plugin_failures(out)
 
@@ -86,10 +88,10 @@ def _described(weights: Any) -> str:
 @cli.command()
 @click.argument("model")
 def info(model: str) -> None:
-    """Show MODEL's paper, task, data, and every hyperparameter, loss and extension it accepts, with defaults and meanings."""
+    """Show MODEL's paper, task and data, and the hyperparameters, losses and extensions its task accepts."""
     from rich.table import Table
 
-    from ganzoo.config import UNCONDITIONAL_EXTENSIONS, UNCONDITIONAL_ONLY_SETTINGS, all_hyperparameters
+    from ganzoo.config import UNCONDITIONAL_REMEDIES, UNCONDITIONAL_TUNING, all_hyperparameters
     from ganzoo.registry import get_model, get_registry
 
     spec = get_model(model)
@@ -103,9 +105,9 @@ def info(model: str) -> None:
     table = Table(title="hyperparameters (set with --set NAME=VALUE or the named options)")
     for column in ("name", "default", "meaning"):
         table.add_column(column, overflow="fold")
-    standard_step = spec.task == "unconditional"  # other models refuse what only the standard step uses
+    hidden = () if spec.task == "unconditional" else (*UNCONDITIONAL_REMEDIES, *UNCONDITIONAL_TUNING)  # refused
     for hp in all_hyperparameters(spec):
-        if standard_step or hp.name not in UNCONDITIONAL_ONLY_SETTINGS:
+        if hp.name not in hidden:
             table.add_row(hp.name, repr(spec.defaults().get(hp.name, hp.default)), hp.help)
     out.print(table)
     for kind, overrides in spec.defaults_by_data.items():
@@ -123,7 +125,8 @@ def info(model: str) -> None:
             settings = ", ".join(f"{k}={v!r}" for k, v in loss.defaults.items())
             losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)
         out.print(losses)
-    extensions = [name for name in registry.extensions.names() if standard_step or name not in UNCONDITIONAL_EXTENSIONS]
+    extensions = [name for name in registry.extensions.names()
+                  if not registry.extensions.get(name).tasks or spec.task in registry.extensions.get(name).tasks]
     out.print("extensions (--with NAME):" if extensions else "extensions (--with): none for this model")
     for name in extensions:
         out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))

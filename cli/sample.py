@@ -76,7 +76,7 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
         return
     labels = sampling.requested_labels(loaded.model, loaded.config, num or DEFAULT_NUM, wanted, per_class)
     total = len(labels) if labels is not None else num or DEFAULT_NUM
-    check_writable(out, "--out")
+    check_writable(out, "--out", create=False)
     samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
                                 labels=labels)
     sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class)
@@ -103,7 +103,7 @@ def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int
         raise GanzooError(reason)
     device = next(loaded.module.parameters()).device
     critic = load_discriminator(discriminator, loaded, str(device))
-    check_writable(out, "--out")
+    check_writable(out, "--out", create=False)
     result = rejection.rejection_sample(loaded.model, loaded.config, loaded.module, critic, num, seed=seed,
                                         batch_size=batch_size, quantile=quantile)
     sampling.write_samples(out, result.samples, loaded.config["data_kind"])
@@ -112,10 +112,10 @@ def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int
 
 
 def _given(name: str) -> bool:
-    """Whether the user set option ``name`` (on the command line or through the environment), not its default.
+    """Whether the user set option ``name`` on the command line, rather than leaving its default.
 
     An option with a default cannot tell "left alone" from "given the default value" by its value.
     """
     from click.core import ParameterSource
 
-    return click.get_current_context().get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE

@@ -83,7 +83,7 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         files = [(source, out / source.name)]
     if not files or files[0][0].suffix.lower() not in IMAGE_EXTENSIONS:
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
-    check_writable(out, "--out", folder=True)
+    check_writable(out, "--out", folder=True, create=False)
     skipped = 0
     for path, target in files:
         try:

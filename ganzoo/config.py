@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from ganzoo.errors import GanzooError, UnknownNameError, unknown_name
+from ganzoo.errors import GanzooError, unknown_name
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
 
 #: Settings every model has, shown by ``ganzoo info`` after the model's own.
@@ -58,11 +58,9 @@ OPTIMIZERS = ("adam", "rmsprop")
 #: Remedies applied by the standard adversarial step (:mod:`ganzoo.adversarial`), which only unconditional models use.
 UNCONDITIONAL_REMEDIES = ("instance_noise", "d_weight_penalty", "r1_gamma", "reuse_fake")
 
-#: ``--with`` extensions that also act only there: unrolling D for G's loss, and PacGAN's packed D inputs.
-UNCONDITIONAL_EXTENSIONS = ("unrolled", "pacgan")
-
-#: What ``ganzoo info`` leaves out for other models: those remedies and the settings that only tune them.
-UNCONDITIONAL_ONLY_SETTINGS = (*UNCONDITIONAL_REMEDIES, "instance_noise_steps", "unroll_steps", "pack")
+#: Settings that only tune those remedies or the unconditional-only extensions (unrolled, pacgan,
+#: minibatch discrimination): other models refuse them when set, and ``ganzoo info`` leaves them out.
+UNCONDITIONAL_TUNING = ("instance_noise_steps", "unroll_steps", "pack", "mbd_kernels", "mbd_kernel_dim")
 
 #: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
 DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
@@ -119,38 +117,38 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     known = set(config)
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise unknown_setting(model, unknown[0], sorted(known - set(DATA_KEYS)))
+        raise unknown_name("setting", unknown[0], sorted(known - set(DATA_KEYS)), see=f"'ganzoo info {model.name}'")
     config.update({k: v for k, v in overrides.items() if v is not None})
     config["with"] = list(config.get("with") or [])
-    refuse_unconditional_only(model, config)
+    refuse_unconditional_only(model, config, overrides)
     validate_numbers(config)
     return config
 
 
-def unknown_setting(model: ModelSpec, name: str, known: list[str]) -> UnknownNameError:
-    """The error for an unknown ``--set`` key, pointing at ``ganzoo info``: there are too many settings to list."""
-    message = str(unknown_name("setting", name, known))
-    see = f"'ganzoo info {model.name}' for the settings of this model."
-    if message.endswith("."):  # no close name to suggest: one sentence
-        return UnknownNameError(f"{message[:-1]}; see {see}")
-    return UnknownNameError(f"{message} See {see}")
+def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Refuse the remedies of the standard unconditional step, and extensions made for other tasks.
 
-
-def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any]) -> None:
-    """Refuse the remedies of the standard unconditional step for models that compute their own losses.
-
-    Those models would silently ignore the settings and unrolling, and a packed (PacGAN) D cannot
-    take their labels or paired images, so one sentence now beats a useless run or a traceback.
+    Models that compute their own losses would silently ignore those settings, and a packed
+    (PacGAN) or minibatch-discriminating D cannot take their labels or paired images, so one
+    sentence now beats a useless run or a traceback. Settings that only tune those remedies are
+    refused when the user sets them (their defaults are always there).
     """
-    if model.task == "unconditional":
-        return
-    why = f"works only in the standard step of unconditional models; {model.name!r} ({model.task}) computes its own losses"
-    for key in UNCONDITIONAL_REMEDIES:
-        if config.get(key):
-            raise GanzooError(f"{key} {why} and would ignore it, so drop it.")
-    for name in UNCONDITIONAL_EXTENSIONS:
-        if name in config["with"]:
-            raise GanzooError(f"--with {name} {why} and cannot use it, so drop --with {name}.")
+    from ganzoo.registry import get_registry
+
+    if model.task != "unconditional":
+        why = f"works only in the standard step of unconditional models; {model.name!r} ({model.task}) computes its own losses"
+        for key in UNCONDITIONAL_REMEDIES:
+            if config.get(key):
+                raise GanzooError(f"{key} {why} and would ignore it, so drop it.")
+        for key in UNCONDITIONAL_TUNING:
+            if overrides.get(key) is not None:
+                raise GanzooError(f"{key} {why} and would ignore it, so drop --set {key}.")
+    extensions = get_registry().extensions.items
+    for name in config["with"]:
+        tasks = extensions[name].tasks if name in extensions else ()
+        if tasks and model.task not in tasks:
+            raise GanzooError(f"--with {name} works only with {' or '.join(tasks)} models; {model.name!r} is "
+                              f"{model.task} and cannot use it, so drop --with {name}.")
 
 
 def loss_defaults(name: str) -> dict[str, Any]:

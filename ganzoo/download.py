@@ -22,7 +22,7 @@ CHUNK = 1 << 20
 class DownloadError(GanzooError):
     """A download that failed or arrived damaged; ``reason`` says why in a few words, for callers' own sentences."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason
 

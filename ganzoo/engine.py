@@ -108,14 +108,20 @@ class TrainResult:
     last_metrics: dict[str, float]
 
 
-RUN_FILE_NAMES = ("generator.safetensors", "discriminator.safetensors", "metrics.jsonl", "losses.png", "run.json")
+RUN_RESULTS = ("generator.safetensors", "discriminator.safetensors")
+RUN_LOGS = ("metrics.jsonl", "losses.png", "run.json")
+
+
+def run_results(out: Path) -> list[Path]:
+    """What a run trained into ``out``: checkpoints and weights. Only these make ``out`` a run to protect."""
+    return ckpt.list_checkpoints(out) + [out / name for name in RUN_RESULTS if (out / name).is_file()]
 
 
 def run_files(out: Path) -> list[Path]:
-    """The files a training run wrote in ``out`` (checkpoints, pictures, weights, logs); other files are not ours."""
-    named = [out / name for name in RUN_FILE_NAMES if (out / name).is_file()]
+    """Every file a training run writes in ``out``: its results, logs and pictures; other files are not ours."""
+    logs = [out / name for name in RUN_LOGS if (out / name).is_file()]
     pictures = sorted((out / "samples").glob("epoch_*.png")) if (out / "samples").is_dir() else []
-    return ckpt.list_checkpoints(out) + named + pictures
+    return run_results(out) + logs + pictures
 
 
 class Trainer:
@@ -137,7 +143,7 @@ class Trainer:
         self.world, self.main = world, world is None or world.main
         self.device = world.device if world is not None else pick_device(request.device)
         resumed = self._read_resume_point() if request.resume else None
-        if resumed is None:
+        if resumed is None and self.main:  # only process 0 writes, and it writes before the others may look
             self._refuse_overwrite()
         self.model: ModelSpec = get_model(request.model if resumed is None else resumed[0]["model"])
         if request.model and self.model.name != request.model:
@@ -241,8 +247,11 @@ class Trainer:
     # -- resume ---------------------------------------------------------------------------
 
     def _refuse_overwrite(self) -> None:
-        """Stop before any work if ``--out`` holds a run's files and ``--overwrite`` was not given."""
-        if run_files(self.out) and not self.request.overwrite:
+        """Stop before any work if ``--out`` holds a run's checkpoints or weights and ``--overwrite`` was not given.
+
+        Logs alone (a run that died before its first checkpoint) protect nothing: the new run replaces them.
+        """
+        if run_results(self.out) and not self.request.overwrite:
             raise GanzooError(
                 f"{self.out} already holds a training run; continue it with --resume, pass --overwrite to replace it, "
                 "or choose another --out folder."
@@ -255,6 +264,16 @@ class Trainer:
             reached = "all it was asked for" if epochs == done else f"more than --epochs {epochs}"
             raise GanzooError(f"{self.out} has already trained {done} epoch{'s' if done != 1 else ''}, {reached}; "
                               f"pass --epochs with a number above {done} to train further.")
+
+    def _remove_old_run(self) -> None:
+        """Delete the files an earlier run left in ``--out`` (``--overwrite``, or logs of a run that died early)."""
+        from ganzoo.safefile import cannot_write
+
+        for path in run_files(self.out):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise cannot_write(path, exc, "--out", folder=True) from None
 
     def _read_resume_point(self) -> tuple[dict[str, Any], dict[str, Any]]:
         path = ckpt.latest_valid_checkpoint(self.out)
@@ -341,8 +360,7 @@ class Trainer:
         if self.main:
             check_writable(self.out, "--out", folder=True)
         if self.main and not self.request.resume:  # --overwrite: the old run goes only once the new one can start
-            for path in run_files(self.out):
-                path.unlink()
+            self._remove_old_run()
         self._write_run_info()
         self._append_metrics({"event": "setup", **{f"{part}_seconds": round(seconds, 3)
                                                    for part, seconds in self.setup_seconds.items()}})

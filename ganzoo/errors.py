@@ -23,11 +23,17 @@ def _plural(kind: str) -> str:
     return kind if kind.endswith("s") else f"{kind}s"
 
 
-def unknown_name(kind: str, name: str, known: list[str]) -> UnknownNameError:
-    """Build the error for an unknown ``kind`` called ``name``, suggesting the closest known names."""
+def unknown_name(kind: str, name: str, known: list[str], see: str = "") -> UnknownNameError:
+    """Build the error for an unknown ``kind`` called ``name``, suggesting the closest known names.
+
+    ``see`` names where to look them all up (e.g. ``'ganzoo info gan'``) when there are too many to list.
+    """
     import difflib
 
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     listing = f" Known {_plural(kind)}: {', '.join(sorted(known))}." if len(known) <= 30 else ""
-    return UnknownNameError(f"Unknown {kind} {name!r}.{hint}{listing}")
+    if see and not hint and not listing:  # one sentence
+        return UnknownNameError(f"Unknown {kind} {name!r}; see {see} for the {_plural(kind)}.")
+    where = f" See {see} for the {_plural(kind)}." if see else ""
+    return UnknownNameError(f"Unknown {kind} {name!r}.{hint}{listing}{where}")

@@ -129,9 +129,16 @@ def check_writable(path: str | os.PathLike[str], option: str, folder: bool = Fal
 
 
 def _new_file_mode() -> int:
-    """The mode ``open()`` gives new files under this process's umask (``mkstemp`` would leave 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
+    """The mode ``open()`` gives new files under this process's umask (``mkstemp`` would leave 0600).
+
+    Linux shows the umask in /proc/self/status; elsewhere it is read by setting and restoring it.
+    """
+    try:
+        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("Umask:"))
+        mask = int(line.split()[1], 8)
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0)
+        os.umask(mask)
     return 0o666 & ~mask
 
 
@@ -141,8 +148,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, _new_file_mode())  # weights and checkpoints readable like every other file of the run
         with os.fdopen(fd, "wb") as handle:
+            try:  # weights and checkpoints readable like every other file of the run, where the filesystem allows
+                os.fchmod(handle.fileno(), _new_file_mode())
+            except OSError:
+                pass
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

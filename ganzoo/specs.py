@@ -114,6 +114,8 @@ class ExtensionSpec:
     name: str
     summary: str
     plugin: str = ""
+    #: the model tasks it works with (``"unconditional"``...); empty: every task. Others refuse it in one sentence.
+    tasks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

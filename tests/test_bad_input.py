@@ -201,10 +201,10 @@ def test_batch_larger_than_the_data(cli, tmp_path):
 def test_unknown_setting_points_at_the_models_settings(cli):
     result = cli("train", "gan", "--data", "ring8", "--set", "foo=1", ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert _one_line(result) == "Error: Unknown setting 'foo'; see 'ganzoo info gan' for the settings of this model."
+    assert _one_line(result) == "Error: Unknown setting 'foo'; see 'ganzoo info gan' for the settings."
     result = cli("train", "gan", "--data", "ring8", "--set", "hiden_dims=[8]", ok=False)
     assert result.exit_code == 1 and _one_line(result).startswith("Error: Unknown setting 'hiden_dims'. Did you mean")
-    assert _one_line(result).endswith("? See 'ganzoo info gan' for the settings of this model.")
+    assert _one_line(result).endswith("? See 'ganzoo info gan' for the settings.")
 
 
 def test_malformed_set_suggests_a_setting_that_exists(cli):
@@ -236,15 +236,15 @@ def family_data(tmp_path):
             "cyclegan": tmp_path / "unpaired", "pix2pix": tmp_path / "paired"}
 
 
-@pytest.mark.parametrize("extension", ["pacgan", "unrolled"])
+@pytest.mark.parametrize("extension", ["pacgan", "unrolled", "minibatch-discrimination"])
 @pytest.mark.parametrize("model, task", [("cgan", "conditional"), ("cdcgan", "conditional"), ("acgan", "conditional"),
                                          ("cyclegan", "image-to-image"), ("pix2pix", "image-to-image")])
 def test_unconditional_only_extensions_are_refused(cli, tmp_path, family_data, model, task, extension):
     result = cli("train", model, "--data", family_data[model], "--with", extension, "--batch-size", "2",
                  "--epochs", "1", "--out", tmp_path / "run", "--no-progress", ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert _one_line(result) == (f"Error: --with {extension} works only in the standard step of unconditional models; "
-                                 f"'{model}' ({task}) computes its own losses and cannot use it, so drop --with {extension}.")
+    assert _one_line(result) == (f"Error: --with {extension} works only with unconditional models; '{model}' is "
+                                 f"{task} and cannot use it, so drop --with {extension}.")
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 

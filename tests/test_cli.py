@@ -49,7 +49,8 @@ def test_info_lists_only_what_the_model_accepts(cli):
                              ("cgan", "losses (--loss NAME")):
         shown = " ".join(cli("info", model).output.split())
         assert loss_line in shown
-        assert not any(name in shown for name in ("r1_gamma", "unroll_steps", "instance_noise", "unrolled:", "pacgan:"))
+        assert not any(name in shown for name in ("r1_gamma", "unroll_steps", "instance_noise", "mbd_kernels",
+                                                  "unrolled:", "pacgan:", "minibatch-discrimination:"))
         assert "ema:" in shown  # what these models do accept stays
 
 

@@ -113,13 +113,14 @@ def test_the_fast_preset_leaves_reuse_fake_off_for_conditional_models(cli, label
 
 
 @pytest.mark.parametrize("key, value", [("r1_gamma", "0.1"), ("instance_noise", "0.1"), ("d_weight_penalty", "0.1"),
-                                        ("reuse_fake", "True")])
+                                        ("reuse_fake", "True"), ("unroll_steps", "3"), ("pack", "3")])
 def test_remedies_a_conditional_model_would_ignore_are_refused(cli, labelled_folder, tmp_path, key, value):
     run = tmp_path / "run"
     result = cli("train", "cgan", "--data", labelled_folder, "--set", f"{key}={value}", "--out", run, "--no-progress", ok=False)
     assert result.exit_code == 1
+    drop = "it" if key in ("r1_gamma", "instance_noise", "d_weight_penalty", "reuse_fake") else f"--set {key}"
     assert (f"{key} works only in the standard step of unconditional models; 'cgan' (conditional) computes its own "
-            "losses and would ignore it, so drop it.") in " ".join(result.output.split())
+            f"losses and would ignore it, so drop {drop}.") in " ".join(result.output.split())
     assert not (run / "checkpoints").exists()
 
 

@@ -61,10 +61,11 @@ def test_no_fused_adam_turns_the_default_fused_kernel_off(cli, tmp_path):
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu",
         "--no-fused-adam")
     config = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert config["fused_adam"] is False
     model = get_model("gan")
-    for setting, fused in ((False, False), (None, True)):  # what the run used, and the default on the CPU
-        nets = build.build_generator(model, config), build.build_discriminator(model, config)
-        optimizers = build.build_optimizers(model, {**config, "fused_adam": setting}, *nets)
+    for run_config, fused in ((config, False), ({**config, "fused_adam": None}, True)):  # the run's; the CPU default
+        nets = build.build_generator(model, run_config), build.build_discriminator(model, run_config)
+        optimizers = build.build_optimizers(model, run_config, *nets)
         assert all(bool(o.param_groups[0]["fused"]) == fused for o in optimizers.values())
 
 

@@ -163,6 +163,16 @@ def test_a_folder_holding_only_a_generator_is_not_overwritten(cli, tmp_path):
     assert (kept / "generator.safetensors").read_bytes() == (run / "generator.safetensors").read_bytes()
 
 
+def test_a_run_that_died_before_its_first_checkpoint_can_simply_be_started_again(cli, tmp_path):
+    run = tmp_path / "r"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    for path in [*(run / "checkpoints").iterdir(), run / "generator.safetensors", run / "discriminator.safetensors"]:
+        path.unlink()  # what a run killed in its first epoch leaves: run.json and the setup row of metrics.jsonl
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")  # no --overwrite needed
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in rows].count("setup") == 1  # the stale log went with the dead run
+
+
 def test_resuming_a_finished_run_asks_for_more_epochs(cli, tmp_path):
     run = tmp_path / "r"
     cli("train", "gan", "--data", "ring8", "--epochs", "2", "--out", run, "--no-progress")

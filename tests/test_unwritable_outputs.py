@@ -117,6 +117,14 @@ def test_eval_json_below_a_file_stops_in_one_sentence(cli, tmp_path, a_file):
     assert "modes" not in result.output  # refused before scoring
 
 
+def test_a_command_that_fails_after_the_check_leaves_no_new_folder(cli, tmp_path):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not an npz")
+    result = cli("eval", "--samples", broken, "--data", "ring8", "--json", tmp_path / "new" / "scores.json", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "new").exists()  # the check probed the nearest existing folder and made nothing
+
+
 def test_eval_checks_the_json_path_before_generating(cli, a_file, no_generating):
     out = a_file / "scores.json"
     result = cli("eval", "dcgan", "--pretrained", "dcgan-mnist", "--data", "mnist", "--json", out, ok=False)
