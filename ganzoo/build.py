@@ -10,10 +10,18 @@ from ganzoo.specs import ModelSpec
 
 
 def _answer(hook_name: str, model: ModelSpec, result: Any) -> Any:
+    """``result`` if it is a network; else one sentence naming the hook, the model and its plugin."""
+    import torch
+
     if result is None:
         raise GanzooError(
             f"No installed plugin answers {hook_name} for model {model.name!r} (family {model.family!r}, "
             f"declared by plugin {model.plugin!r}); reinstall that plugin or check 'ganzoo plugins'."
+        )
+    if not isinstance(result, torch.nn.Module):
+        raise GanzooError(
+            f"{hook_name} for model {model.name!r} (declared by plugin {model.plugin!r}) returned a "
+            f"{type(result).__name__}, not a torch.nn.Module; the plugin must return the network itself."
         )
     return result
 

@@ -73,7 +73,9 @@ def _hooks_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    """The exception's type and first line, plus pluggy's line naming the arguments a hook does not have."""
+    lines = str(exc).strip().splitlines()
+    text = "; ".join([*lines[:1], *(line.strip() for line in lines[1:] if line.strip().startswith("Argument(s)"))])
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -12,11 +12,11 @@ import fnmatch
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 from ganzoo.errors import GanzooError, unknown_name
 from ganzoo.plugin_manager import LoadedPlugins, get_plugins
-from ganzoo.specs import DatasetSpec, ExtensionSpec, LossSpec, ModelSpec, PretrainedSpec
+from ganzoo.specs import DatasetSpec, ExtensionSpec, LossSpec, ModelSpec, PretrainedSpec, Task
 
 T = TypeVar("T")
 
@@ -64,6 +64,22 @@ _HOOK_TABLES = {
 }
 
 
+#: The distribution of the built-in plugins; on a name clash its entries are kept and the other plugin is skipped.
+BUILT_IN = "ganzoo"
+
+
+def _registration_problem(table: "Table[Any]", spec: Any) -> str:
+    """Why ``spec`` cannot join ``table`` (a name another plugin has, a task no code handles), or ""."""
+    holder = table.items.get(spec.name)
+    if holder is not None and holder.plugin != spec.plugin:
+        return (f"registers {table.kind} {spec.name!r}, which plugin {holder.plugin!r} already registers; "
+                "give it another name")
+    tasks = get_args(Task)
+    if isinstance(spec, ModelSpec) and spec.task not in tasks:
+        return f"model {spec.name!r} has task {spec.task!r}; use one of {', '.join(tasks)}"
+    return ""
+
+
 def build_registry(loaded: LoadedPlugins) -> Registry:
     """Call every registration hook implementation and collect what each declares."""
     tables: dict[str, Table[Any]] = {
@@ -74,8 +90,8 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
         "pretrained": Table("pretrained weights"),
     }
     dist_of = {r.name: r.distribution for r in loaded.records}
+    declared: list[tuple[Table[Any], Any]] = []
     for hook_name, table_name in _HOOK_TABLES.items():
-        table = tables[table_name]
         caller = getattr(loaded.manager.hook, hook_name)
         for impl in caller.get_hookimpls():
             plugin_name = impl.plugin_name
@@ -89,8 +105,14 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
             except Exception as exc:  # isolate the faulty plugin
                 loaded.fail(plugin_name, dist_of.get(plugin_name, "?"), f"{hook_name} raised {type(exc).__name__}: {exc}")
                 continue
-            for spec in pending:
-                table.items.setdefault(spec.name, spec)
+            declared.extend((tables[table_name], spec) for spec in pending)
+    declared.sort(key=lambda item: dist_of.get(item[1].plugin) != BUILT_IN)  # stable: ganzoo's own names win
+    for table, spec in declared:
+        problem = _registration_problem(table, spec)
+        if problem:
+            loaded.fail(spec.plugin, dist_of.get(spec.plugin, "?"), problem)
+        elif spec.plugin not in {f.name for f in loaded.failures}:
+            table.items.setdefault(spec.name, spec)
     failed = {f.name for f in loaded.failures}
     for table in tables.values():
         table.items = {name: spec for name, spec in table.items.items() if spec.plugin not in failed}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-Task = Literal["unconditional", "conditional", "image-to-image", "toy"]
+Task = Literal["unconditional", "conditional", "image-to-image"]
 DataKind = Literal["images", "vectors", "paired", "unpaired"]
 
 

@@ -32,6 +32,11 @@ def test_external_plugin_is_listed_trained_and_sampled(cli, tiny_plugin, tmp_pat
         assert data["samples"].shape == (100, 2)
 
 
+_MODEL_PLUGIN = (
+    "from ganzoo import hookimpl\nfrom ganzoo.specs import ModelSpec\n@hookimpl\ndef register_models(register):\n"
+    "    register(ModelSpec(name='{name}', family='other', task='{task}', summary='s', paper=None, "
+    "default_dataset='ring8', hyperparameters=(), data_kinds=('vectors',)))\n")
+
 BROKEN = {
     "import": ("ganzoo-broken-import", "broken_import", "raise ImportError('needs libfoo')\n"),
     "signature": ("ganzoo-bad-signature", "bad_signature",
@@ -40,7 +45,13 @@ BROKEN = {
                "from ganzoo import hookimpl\n@hookimpl\ndef register_models(register):\n    raise RuntimeError('boom')\n"),
     "unknown-hook": ("ganzoo-typo", "typo_plugin",
                      "from ganzoo import hookimpl\n@hookimpl\ndef build_genrator(model, config):\n    return None\n"),
+    "name-clash": ("ganzoo-clash", "clash_plugin", _MODEL_PLUGIN.format(name="gan", task="unconditional")),
+    "bad-task": ("ganzoo-bad-task", "bad_task_plugin", _MODEL_PLUGIN.format(name="toygan", task="toy")),
 }
+EXPECTED = {"import": "import failed", "signature": "Argument(s) {'surprise'} are declared in the hookimpl",
+            "raises": "boom", "unknown-hook": "unknown hook",
+            "name-clash": "registers model 'gan', which plugin 'gan' already registers; give it another name",
+            "bad-task": "model 'toygan' has task 'toy'; use one of unconditional, conditional, image-to-image"}
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
@@ -54,11 +65,25 @@ def test_broken_plugin_is_reported_and_others_still_work(kind, cli, tmp_path, mo
     listing = cli("list").output
     assert "dcgan" in listing
     assert dist in listing and "skipped" in listing
-    expected = {"import": "import failed", "signature": "invalid hook", "raises": "boom", "unknown-hook": "unknown hook"}
-    assert expected[kind] in " ".join(listing.split())
+    assert EXPECTED[kind] in " ".join(listing.split())
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "run", "--no-progress",
         "--set", "log_every=100")
     sys.modules.pop(module, None)
+
+
+def test_a_build_hook_that_returns_no_network_is_one_sentence(cli, tmp_path, monkeypatch):
+    from ganzoo.plugin_manager import reset
+
+    source = _MODEL_PLUGIN.format(name="lambdagan", task="unconditional") + (
+        "@hookimpl\ndef build_generator(model, config):\n    if model.name == 'lambdagan':\n        return lambda z: z\n")
+    make_distribution(tmp_path / "site", "ganzoo-lambda", "lambda_plugin", source)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    result = cli("train", "lambdagan", "--data", "ring8", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        "Error: build_generator for model 'lambdagan' (declared by plugin 'ganzoo-lambda') returned a function, "
+        "not a torch.nn.Module; the plugin must return the network itself.")
+    sys.modules.pop("lambda_plugin", None)
 
 
 def test_disable_plugins_by_name(cli, tiny_plugin, monkeypatch):
