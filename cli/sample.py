@@ -68,6 +68,9 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
         raise click.UsageError("--discriminator is read only for rejection sampling; add --drs or drop it.")
     if _given("drs_quantile") and not drs:
         raise click.UsageError("--drs-quantile is read only for rejection sampling; add --drs or drop it.")
+    if drs and pretrained and discriminator is None:
+        raise click.UsageError("Pretrained weights ship the generator only, so --drs has no discriminator to read; "
+                               "pass --discriminator FILE (a 'ganzoo train' run's discriminator.safetensors) or drop --drs.")
     path = weights_path(model, weights, pretrained)
     loaded = load_generator(path, model, str(pick_device(device)))
     if drs:

@@ -22,7 +22,7 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("reuse_fake", False, "G's update reuses the fake batch of D's step instead of drawing a new one "
                    "(one G forward fewer per step, as the peers' loops do; needs d_steps=1)"),
     Hyperparameter("optimizer", "adam", "adam or rmsprop (WGAN's choice; beta1/beta2 apply to adam only)"),
-    Hyperparameter("loss", "ns", "adversarial objective, see 'ganzoo info' losses; its paper's settings apply unless set"),
+    Hyperparameter("loss", "ns", "adversarial objective, one of the losses table below; its paper's settings apply unless set"),
     Hyperparameter("with", [], "cross-cutting extensions switched on (--with NAME)"),
     Hyperparameter("instance_noise", 0.0, "std of Gaussian noise added to every D input, annealed linearly to 0"),
     Hyperparameter("instance_noise_steps", 5000, "discriminator steps over which instance_noise anneals to 0"),

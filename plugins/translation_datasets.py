@@ -56,7 +56,7 @@ KNOWN_COUNTS = {
     ("cyclegan", "horse2zebra"): {"trainA": 1067, "trainB": 1334, "testA": 120, "testB": 140},
     ("pix2pix", "facades"): {"train": 400, "val": 100, "test": 106},
 }
-WITHDRAWN = {("pix2pix", "cityscapes"): "the pix2pix authors no longer distribute Cityscapes for licence reasons; "
+WITHDRAWN = {("pix2pix", "cityscapes"): "The pix2pix authors no longer distribute Cityscapes for licence reasons; "
              "download it from https://cityscapes-dataset.com and prepare it with their "
              "datasets/prepare_cityscapes_dataset.py"}
 

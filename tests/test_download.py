@@ -135,3 +135,14 @@ def test_cifar_download_and_extract(server, tmp_path):
     folder = cifar.ensure_extracted(tmp_path, url=f"{url}/cifar.tgz", md5=hashlib.md5(buffer.getvalue()).hexdigest())
     images, _ = cifar.read_batches(folder)
     assert images.shape == (10, 3, 32, 32)
+
+
+def test_the_withdrawn_cityscapes_says_where_to_get_it_without_trying_to_download(tmp_path):
+    from ganzoo.registry import get_dataset
+
+    with pytest.raises(GanzooError) as info:
+        get_dataset("pix2pix-cityscapes").load(tmp_path, 64, 3)
+    message = str(info.value)
+    assert message.startswith("The pix2pix authors no longer distribute Cityscapes for licence reasons; download it "
+                              "from https://cityscapes-dataset.com") and message.endswith("(A|B side by side).")
+    assert not any(tmp_path.iterdir())  # nothing downloaded, nothing created

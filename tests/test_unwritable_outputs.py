@@ -96,6 +96,13 @@ def test_drs_quantile_without_drs_is_refused_in_one_sentence(cli, tmp_path, quan
     assert last_line(result) == "Error: --drs-quantile is read only for rejection sampling; add --drs or drop it."
 
 
+def test_drs_on_pretrained_weights_asks_for_a_discriminator(cli, tmp_path):
+    result = cli("sample", "dcgan", "--pretrained", "dcgan-mnist", "--drs", "--out", tmp_path / "x.npz", ok=False)
+    assert result.exit_code == 2 and last_line(result) == (
+        "Error: Pretrained weights ship the generator only, so --drs has no discriminator to read; pass "
+        "--discriminator FILE (a 'ganzoo train' run's discriminator.safetensors) or drop --drs.")
+
+
 @pytest.mark.parametrize("suffix, rows", [(".npz", False), (".png", True)])
 def test_per_class_mentions_rows_only_for_a_picture(cli, tmp_path, suffix, rows):
     out = tmp_path / f"grid{suffix}"
