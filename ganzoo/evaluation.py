@@ -201,7 +201,8 @@ def toy_scores(samples: Any, dataset: str) -> dict[str, Any]:
     from ganzoo.metrics.toy import mode_scores
 
     if dataset not in MIXTURES:
-        raise GanzooError(f"Toy scores are defined for {', '.join(MIXTURES)} only, not {dataset!r}; pick other --metrics.")
+        raise GanzooError(f"Toy scores (the only scores for points) are defined for {' and '.join(MIXTURES)} only, "
+                          f"not {dataset!r}; evaluate a model trained on one of those.")
     values = np.asarray(samples.cpu().numpy(), dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != 2:
         raise GanzooError(f"Toy scores need 2-D points (N, 2), got samples of shape {values.shape}.")

@@ -146,3 +146,18 @@ def test_the_withdrawn_cityscapes_says_where_to_get_it_without_trying_to_downloa
     assert message.startswith("The pix2pix authors no longer distribute Cityscapes for licence reasons; download it "
                               "from https://cityscapes-dataset.com") and message.endswith("(A|B side by side).")
     assert not any(tmp_path.iterdir())  # nothing downloaded, nothing created
+
+
+def test_cifar_offline_names_the_archive_and_the_extracted_folder(tmp_path):
+    from ganzoo.data import cifar
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(GanzooError) as info:
+        cifar.ensure_extracted(tmp_path, url=f"http://127.0.0.1:{port}/c.tgz", md5=None)
+    message = str(info.value)
+    assert message.startswith(f"CIFAR-10 is not in {tmp_path / cifar.FOLDER} and could not be downloaded "
+                              f"(http://127.0.0.1:{port}/c.tgz: ")
+    assert message.endswith(f"); put cifar-10-binary.tar.gz in {tmp_path}, or its extracted {cifar.FOLDER}/ folder "
+                            "there, or point --data-root / GANZOO_DATA at a folder that has it.")

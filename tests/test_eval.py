@@ -120,6 +120,10 @@ def test_toy_scores_through_the_command(cli, tmp_path):
     assert scores["all"]["modes"] == 8 and scores["all"]["high_quality"] > 0.95 and scores["all"]["reverse_kl"] < 0.02
     assert scores["one"]["modes"] == 1 and scores["one"]["reverse_kl"] == pytest.approx(np.log(8))
     assert scores["off"]["modes"] == 0 and scores["off"]["high_quality"] == 0.0
+    elsewhere = cli("eval", "--samples", tmp_path / "all.npz", "--data", "line-2d", ok=False)
+    assert elsewhere.exit_code == 1 and " ".join(elsewhere.output.split()) == (
+        "Error: Toy scores (the only scores for points) are defined for ring8 and grid25 only, not 'line-2d'; "
+        "evaluate a model trained on one of those.")
 
 
 def test_digit_scores_through_the_command_with_a_random_classifier(cli, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganzoo.download import download
+from ganzoo.download import DownloadError, download
 from ganzoo.errors import GanzooError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -26,7 +26,14 @@ def ensure_extracted(root: Path, url: str = URL, md5: str | None = MD5) -> Path:
     folder = root / FOLDER
     if all((folder / name).is_file() for name in _batch_files("train") + _batch_files("test")):
         return folder
-    archive = download(url, root / "cifar-10-binary.tar.gz", md5=md5)
+    try:
+        archive = download(url, root / "cifar-10-binary.tar.gz", md5=md5)
+    except DownloadError as exc:
+        raise GanzooError(
+            f"CIFAR-10 is not in {folder} and could not be downloaded ({url}: {exc.reason}); put "
+            f"cifar-10-binary.tar.gz in {root}, or its extracted {FOLDER}/ folder there, or point --data-root / "
+            "GANZOO_DATA at a folder that has it."
+        ) from None
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(FOLDER + "/")]
