@@ -160,7 +160,7 @@ def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
     points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
     assert "choose among" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fidd", ok=False).output
     assert "need images" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fid", ok=False).output
-    assert "ring8, grid25 only" in cli("eval", "--samples", points, "--data", "line-2d", ok=False).output
+    assert "ring8 and grid25 only" in cli("eval", "--samples", points, "--data", "line-2d", ok=False).output
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     assert "Cannot read samples" in cli("eval", "--samples", tmp_path / "bad.npz", "--data", "ring8", ok=False).output
 
