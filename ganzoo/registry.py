@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar, get_args
@@ -77,6 +78,8 @@ def _registration_problem(table: "Table[Any]", spec: Any) -> str:
     tasks = get_args(Task)
     if isinstance(spec, ModelSpec) and spec.task not in tasks:
         return f"model {spec.name!r} has task {spec.task!r}; use one of {', '.join(tasks)}"
+    if isinstance(spec, PretrainedSpec) and not re.fullmatch(r"[0-9a-fA-F]{64}", spec.sha256):
+        return f"pretrained weights {spec.name!r} have sha256 {spec.sha256!r}, not 64 hexadecimal digits"
     return ""
 
 

@@ -122,8 +122,9 @@ class ExtensionSpec:
 class PretrainedSpec:
     """A pretrained generator file: where it lives, its checksum, and how good it is.
 
-    ``location`` is a path (relative paths are resolved against ``base_dir``) or an
-    ``https://`` URL that is downloaded once into the cache and checked against ``sha256``.
+    ``location`` is a path (relative paths are resolved against ``base_dir``) or an ``https://``
+    (or ``http://``) URL that is downloaded once into the cache and checked against ``sha256``, the
+    file's 64 hexadecimal digits (a plugin with another value is skipped at registration).
     """
 
     name: str

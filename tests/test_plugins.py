@@ -47,11 +47,16 @@ BROKEN = {
                      "from ganzoo import hookimpl\n@hookimpl\ndef build_genrator(model, config):\n    return None\n"),
     "name-clash": ("ganzoo-clash", "clash_plugin", _MODEL_PLUGIN.format(name="gan", task="unconditional")),
     "bad-task": ("ganzoo-bad-task", "bad_task_plugin", _MODEL_PLUGIN.format(name="toygan", task="toy")),
+    "bad-checksum": ("ganzoo-bad-sha", "bad_sha_plugin",
+                     "from ganzoo import hookimpl\nfrom ganzoo.specs import PretrainedSpec\n@hookimpl\n"
+                     "def register_pretrained(register):\n"
+                     "    register(PretrainedSpec('gan-x', 'gan', 'ring8', 'https://example.org/g.safetensors', 'abc'))\n"),
 }
 EXPECTED = {"import": "import failed", "signature": "Argument(s) {'surprise'} are declared in the hookimpl",
             "raises": "boom", "unknown-hook": "unknown hook",
             "name-clash": "registers model 'gan', which plugin 'gan' already registers; give it another name",
-            "bad-task": "model 'toygan' has task 'toy'; use one of unconditional, conditional, image-to-image"}
+            "bad-task": "model 'toygan' has task 'toy'; use one of unconditional, conditional, image-to-image",
+            "bad-checksum": "pretrained weights 'gan-x' have sha256 'abc', not 64 hexadecimal digits"}
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
