@@ -57,21 +57,32 @@ def download(
     dest = Path(dest)
     if verify(dest, md5, sha256) and (md5 or sha256):
         return dest
+    made = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]  # deepest first
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     hint = f"download {url} by hand and place it at {dest}"
     try:
         _stream(url, part, timeout, progress)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        part.unlink(missing_ok=True)
+        _clean_up(part, made)
         reason = getattr(exc, "reason", exc)
         raise DownloadError(f"Could not download {url} ({reason}); {hint}.", str(reason)) from None
     if not verify(part, md5, sha256):
-        part.unlink(missing_ok=True)
+        _clean_up(part, made)
         raise DownloadError(f"The file downloaded from {url} does not match its checksum (corrupt or changed); {hint}.",
                             "it did not match its checksum")
     os.replace(part, dest)
     return dest
+
+
+def _clean_up(part: Path, made: list[Path]) -> None:
+    """Remove a failed download's partial file and the folders made for it, so a failure leaves nothing behind."""
+    part.unlink(missing_ok=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (someone else's file) or gone: leave it and its parents
+            break
 
 
 def _stream(url: str, part: Path, timeout: float, progress: bool) -> None:

@@ -151,8 +151,7 @@ def ensure_dataset(spec: Archive, root: Path, progress: bool = True) -> Path:
         return folder
     if withdrawn:
         raise GanzooError(f"{withdrawn}, then place it as {folder}/train/ (A|B side by side).")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    archive_path = folder.parent / spec.filename
+    archive_path = folder.parent / spec.filename  # download() makes its folder, and removes it if it fails
     hint = f"download {spec.url} by hand and place {spec.filename} in {folder.parent}"
     reason = None
     for attempt in range(2):  # an archive left by hand or by an earlier run first, then at most one fresh download

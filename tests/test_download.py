@@ -76,9 +76,15 @@ def test_server_down_names_url_and_destination(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
     with pytest.raises(DownloadError) as info:
-        download(f"http://127.0.0.1:{port}/x.gz", tmp_path / "x.gz", progress=False, timeout=5)
-    assert f"127.0.0.1:{port}/x.gz" in str(info.value) and str(tmp_path / "x.gz") in str(info.value)
+        download(f"http://127.0.0.1:{port}/x.gz", tmp_path / "data" / "raw" / "x.gz", progress=False, timeout=5)
+    assert f"127.0.0.1:{port}/x.gz" in str(info.value) and str(tmp_path / "data" / "raw" / "x.gz") in str(info.value)
+    assert not (tmp_path / "data").exists()  # the folders made for the download went with it
+    with pytest.raises(DownloadError):
+        download(f"http://127.0.0.1:{port}/x.gz", tmp_path / "mine" / "new" / "x.gz", progress=False, timeout=5)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]  # a folder that existed stays
 
 
 def _idx_gz(array: np.ndarray) -> bytes:
