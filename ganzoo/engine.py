@@ -29,7 +29,7 @@ from ganzoo import checkpoint as ckpt
 from ganzoo import distributed, speed
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
-from ganzoo.safefile import check_writable
+from ganzoo.safefile import cannot_write, check_writable
 from ganzoo.specs import Losses, ModelSpec
 
 #: Settings that may differ when a run is resumed; any other difference is refused.
@@ -267,8 +267,6 @@ class Trainer:
 
     def _remove_old_run(self) -> None:
         """Delete the files an earlier run left in ``--out`` (``--overwrite``, or logs of a run that died early)."""
-        from ganzoo.safefile import cannot_write
-
         for path in run_files(self.out):
             try:
                 path.unlink(missing_ok=True)
@@ -359,7 +357,7 @@ class Trainer:
         every = int(self.config["checkpoint_every"])
         if self.main:
             check_writable(self.out, "--out", folder=True)
-        if self.main and not self.request.resume:  # --overwrite: the old run goes only once the new one can start
+        if self.main and not self.request.resume:  # an old run's files go only once the new run can start
             self._remove_old_run()
         self._write_run_info()
         self._append_metrics({"event": "setup", **{f"{part}_seconds": round(seconds, 3)
