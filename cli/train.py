@@ -117,6 +117,9 @@ def _relaunch(devices: int) -> None:
     args = [str(ctx.info_name)]
     for param in ctx.command.params:
         value = ctx.params[param.name]
+        if value is False and getattr(param, "secondary_opts", None):  # --no-fused-adam: an explicit "off"
+            args.append(param.secondary_opts[0])
+            continue
         if param.name == "devices" or value is None or value is False or value == ():
             continue
         if isinstance(param, click.Argument):

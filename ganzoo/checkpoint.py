@@ -19,6 +19,8 @@ from typing import Any
 from ganzoo.safefile import WeightsError, load_tensors, read_metadata, save_tensors
 
 STATE_FORMAT = "ganzoo.state/1"
+#: What every checkpoint's JSON holds (``scalers`` came later and may be missing from old ones).
+REQUIRED_META = {"model", "dataset", "config", "counters", "optimizers", "state"}
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^state-epoch-(\d+)(?:-batch-(\d+))?\.safetensors$")
 
@@ -38,13 +40,11 @@ def list_checkpoints(out: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def latest_valid_checkpoint(out: Path) -> Path:
-    """The newest checkpoint that passes validation; damaged newer ones are skipped, not used."""
-    candidates = list_checkpoints(out)
-    for path in reversed(candidates):
+def load_latest_checkpoint(out: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """``(path, meta, tensors)`` of the newest checkpoint that loads whole; damaged newer ones are skipped, not used."""
+    for path in reversed(list_checkpoints(out)):
         try:
-            read_metadata(path)
-            return path
+            return (path, *load_checkpoint(path))
         except WeightsError:
             continue
     raise WeightsError(f"No usable checkpoint in {out / CHECKPOINT_DIR}; start a new run without --resume, or pass the run's --out folder.")
@@ -124,7 +124,13 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     metadata = read_metadata(path)
     if metadata.get("format") != STATE_FORMAT:
         raise WeightsError(f"{path} is not a ganzoo training checkpoint; --resume takes the --out folder of a ganzoo run.")
-    return json.loads(metadata["json"]), load_tensors(path)
+    try:
+        meta = json.loads(metadata.get("json", ""))
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or not REQUIRED_META <= meta.keys():
+        raise WeightsError(f"{path} holds a damaged training state; resume from an older checkpoint.")
+    return meta, load_tensors(path)
 
 
 def prune_checkpoints(out: Path, keep: int) -> None:

@@ -274,9 +274,8 @@ class Trainer:
                 raise cannot_write(path, exc, "--out", folder=True) from None
 
     def _read_resume_point(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        path = ckpt.latest_valid_checkpoint(self.out)
-        self.resumed_from = path
-        return ckpt.load_checkpoint(path)
+        self.resumed_from, meta, tensors = ckpt.load_latest_checkpoint(self.out)
+        return meta, tensors
 
     def _resumed_config(self, saved: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         from ganzoo.config import TRAINING_HYPERPARAMETERS, validate_numbers

@@ -337,5 +337,7 @@ class BEGANLoss(AdversarialLoss):
         with torch.no_grad():
             balance = self.gamma * real.mean() - fake.mean()
             k = self.k(real)
-            self.state["began_k"] = (k + self.lambda_k * balance).clamp(0.0, 1.0)
+            new_k = (k + self.lambda_k * balance).clamp(0.0, 1.0)
+            # a step the guard will undo (non-finite D outputs) must not poison k_t for every later step
+            self.state["began_k"] = torch.where(torch.isfinite(new_k), new_k, k)
             return {"M": real.mean() + balance.abs(), "k_t": k.clone()}

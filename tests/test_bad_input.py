@@ -117,6 +117,20 @@ def test_damaged_newest_checkpoint_is_skipped_on_resume(cli, tmp_path):
     assert meta["counters"]["epoch"] == 3
 
 
+def test_newest_checkpoint_with_a_damaged_training_state_is_skipped_on_resume(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "line-2d", "--epochs", "2", "--out", run, "--no-progress")
+    newest = list_checkpoints(run)[-1]
+    data = newest.read_bytes()
+    marker = b'\\"counters\\": {\\"epoch\\": 2'  # inside the JSON string of the safetensors header
+    assert data.count(marker) == 1
+    newest.write_bytes(data.replace(marker, marker[:-1] + b"x"))  # same size: the header itself still parses
+    result = cli("train", "gan", "--resume", run, "--epochs", "3", "--no-progress")
+    assert "done: 3 epochs" in result.output and "Traceback" not in result.output
+    events = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"resume"' in line]
+    assert '"epoch": 1' in events[0]  # it went back to the intact epoch-1 checkpoint
+
+
 def test_empty_safetensors_file(cli, tmp_path):
     path = tmp_path / "empty.safetensors"
     path.write_bytes(b"")

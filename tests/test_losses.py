@@ -133,6 +133,8 @@ def test_began_balance_and_convergence_measure():
     state["began_k"] = torch.tensor(0.9999)
     loss.metrics(torch.tensor([10.0]), torch.tensor([0.0]))
     assert state["began_k"].item() == 1.0  # clipped to [0, 1]
+    loss.metrics(torch.tensor([float("nan")]), torch.tensor([0.0]))  # a step the guard undoes
+    assert state["began_k"].item() == 1.0  # k_t keeps its value instead of turning NaN for good
 
 
 # -- gradient penalties ------------------------------------------------------------------------

@@ -166,8 +166,9 @@ def test_image_pool_fills_then_swaps_half_the_time():
         if value < i:  # the old image left the pool and the new one took its place
             assert value not in pool[:, 0, 0, 0].tolist() and float(i) in pool[:, 0, 0, 0].tolist()
     assert 70 < returned_old < 130  # about half of 197
-    same, untouched = query_pool(pool, images[0], 0)
-    assert same is images[0] and untouched is pool
+    fresh = images[0].clone().requires_grad_()  # a fake still attached to G's graph
+    same, untouched = query_pool(pool, fresh, 0)
+    assert torch.equal(same, fresh) and not same.requires_grad and untouched is pool  # off: the new image, detached
 
 
 def test_lr_schedule_constant_then_linear_to_zero():
@@ -187,6 +188,13 @@ def test_lr_schedule_constant_then_linear_to_zero():
 
 
 # -- training and translating ---------------------------------------------------------------------
+
+
+def test_cyclegan_trains_with_the_pool_off(cli, unpaired, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "cyclegan", "--data", unpaired, "--image-size", "32", "--epochs", "1", "--out", run,
+        "--set", "blocks=1", "--set", "pool_size=0", *TINY, "--no-progress", "--device", "cpu")
+    assert (run / "generator.safetensors").is_file()
 
 
 def test_cyclegan_trains_and_translate_keeps_file_names(cli, unpaired, tmp_path):

@@ -115,9 +115,9 @@ def query_pool(pool: torch.Tensor | None, images: torch.Tensor, size: int) -> tu
     else the new image is returned. Decisions are drawn on the CPU (torch's seeded generator), so
     no device sync is needed; ``size`` 0 turns the pool off.
     """
+    images = images.detach()  # D's update must not reach G's graph, pool or no pool
     if size <= 0:
         return images, pool
-    images = images.detach()
     if pool is not None:
         pool = pool.to(images.device)
     out = []
