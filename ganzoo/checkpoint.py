@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ganzoo.safefile import WeightsError, load_tensors, read_metadata, save_tensors
+from ganzoo.safefile import DIGEST_KEY, WeightsError, load_tensors, read_metadata, save_tensors, tensor_digest
 
 STATE_FORMAT = "ganzoo.state/1"
 #: What every checkpoint's JSON holds (``scalers`` came later and may be missing from old ones).
@@ -116,7 +116,7 @@ def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, A
         tensors[f"rng.{key}"] = value
     meta = {"model": model, "dataset": dataset, "config": config, "counters": counters,
             "optimizers": optim_json, "state": state_json, "scalers": scalers_json}
-    save_tensors(path, tensors, {"format": STATE_FORMAT, "json": json.dumps(meta)})
+    save_tensors(path, tensors, {"format": STATE_FORMAT, "json": json.dumps(meta)}, with_digest=True)
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -130,7 +130,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         meta = None
     if not isinstance(meta, dict) or not REQUIRED_META <= meta.keys():
         raise WeightsError(f"{path} holds a damaged training state; resume from an older checkpoint.")
-    return meta, load_tensors(path)
+    tensors = load_tensors(path)
+    if DIGEST_KEY in metadata and tensor_digest(tensors) != metadata[DIGEST_KEY]:  # older checkpoints have none
+        raise WeightsError(f"{path} holds tensors that do not match their checksum; resume from an older checkpoint.")
+    return meta, tensors
 
 
 def prune_checkpoints(out: Path, keep: int) -> None:

@@ -162,11 +162,37 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str]) -> None:
-    """Save tensors (moved to CPU, made contiguous) with string metadata, atomically."""
+#: Metadata key of :func:`tensor_digest`, written by ``save_tensors(..., with_digest=True)``.
+DIGEST_KEY = "tensor_sha256"
+
+
+def tensor_digest(tensors: dict[str, Any]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
+
+    safetensors checks a file's structure, not its numbers: a flipped byte inside a tensor loads
+    fine. Checkpoints carry this digest so a resume can tell a damaged one and fall back.
+    """
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str],
+                 with_digest: bool = False) -> None:
+    """Save tensors (moved to CPU, made contiguous) with string metadata, atomically; ``with_digest`` adds
+    :func:`tensor_digest` to the metadata under :data:`DIGEST_KEY`."""
     from safetensors.torch import save
 
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    if with_digest:
+        metadata = {**metadata, DIGEST_KEY: tensor_digest(cpu)}
     try:
         atomic_write_bytes(path, save(cpu, metadata=metadata))
     except OSError as exc:

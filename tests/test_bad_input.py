@@ -131,6 +131,25 @@ def test_newest_checkpoint_with_a_damaged_training_state_is_skipped_on_resume(cl
     assert '"epoch": 1' in events[0]  # it went back to the intact epoch-1 checkpoint
 
 
+def test_newest_checkpoint_with_damaged_numbers_is_skipped_on_resume(cli, tmp_path):
+    from safetensors import safe_open
+
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "line-2d", "--epochs", "2", "--out", run, "--no-progress", "--with", "ema")
+    newest = list_checkpoints(run)[-1]
+    with safe_open(str(newest), "pt") as handle:
+        ema = handle.get_tensor("net.generator.ema.net.0.weight")  # the guard never checks the average
+    data = newest.read_bytes()
+    at = data.index(ema.numpy().tobytes())
+    newest.write_bytes(data[:at] + b"\xff" * 64 + data[at + 64:])  # same size, valid header: NaNs in the numbers
+    result = cli("train", "gan", "--resume", run, "--epochs", "3", "--no-progress")
+    assert "done: 3 epochs" in result.output
+    events = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"resume"' in line]
+    assert '"epoch": 1' in events[0]  # it went back to the intact epoch-1 checkpoint
+    with safe_open(str(run / "generator.safetensors"), "pt") as handle:
+        assert all(handle.get_tensor(name).isfinite().all() for name in handle.keys())
+
+
 def test_empty_safetensors_file(cli, tmp_path):
     path = tmp_path / "empty.safetensors"
     path.write_bytes(b"")
