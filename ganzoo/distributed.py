@@ -137,7 +137,7 @@ class World:
         return [t.cpu() for t in found]
 
     def digests(self, digest: str) -> list[str]:
-        """Every process's hex digest (see :func:`weights_digest`), in rank order."""
+        """Every process's hex digest (see :func:`ganzoo.safefile.tensor_digest`), in rank order."""
         import torch
 
         mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8)
@@ -257,15 +257,3 @@ def batch_labels(state: dict[str, Any], rows: int, classes: int, device: "torch.
         return torch.randint(0, classes, (rows,), device=device)
     whole = torch.randint(0, classes, (rows * world.size,), device=device, generator=world.noise)
     return whole[world.rank * rows:(world.rank + 1) * rows]
-
-
-def weights_digest(tensors: dict[str, "torch.Tensor"]) -> str:
-    """SHA-256 over names, dtypes, shapes and bytes of ``tensors``: equal digests, bit-identical weights."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().to("cpu").contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()

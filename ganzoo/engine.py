@@ -29,7 +29,7 @@ from ganzoo import checkpoint as ckpt
 from ganzoo import distributed, speed
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
-from ganzoo.safefile import cannot_write, check_writable
+from ganzoo.safefile import cannot_write, check_writable, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
 
 #: Settings that may differ when a run is resumed; any other difference is refused.
@@ -502,7 +502,7 @@ class Trainer:
 
     def _check_processes_agree(self) -> None:
         """Log every process's weights digest (rank order) and stop if any process drifted from process 0 (a bug)."""
-        digests = self.world.digests(distributed.weights_digest(self._networks_state()))
+        digests = self.world.digests(tensor_digest(self._networks_state()))
         self._append_metrics({"event": "process_weights", "epoch": self.epoch, "sha256": digests})
         if len(set(digests)) != 1:
             other = next(rank for rank, d in enumerate(digests) if d != digests[0])

@@ -169,8 +169,9 @@ DIGEST_KEY = "tensor_sha256"
 def tensor_digest(tensors: dict[str, Any]) -> str:
     """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
 
-    safetensors checks a file's structure, not its numbers: a flipped byte inside a tensor loads
-    fine. Checkpoints carry this digest so a resume can tell a damaged one and fall back.
+    Equal digests mean bit-identical tensors. safetensors checks a file's structure, not its
+    numbers: a flipped byte inside a tensor loads fine. Checkpoints carry this digest so a resume
+    can tell a damaged one and fall back; multi-process runs compare their weights with it.
     """
     import hashlib
 

@@ -40,12 +40,12 @@ def _max_difference(a, b, prefixes=("net.", "optim.")):
 
 def _check_processes_identical(run, epoch):
     """Both processes logged the digest of their weights; they are equal, and equal to what process 0 saved."""
-    from ganzoo.distributed import weights_digest
+    from ganzoo.safefile import tensor_digest
 
     saved = _tensors(run / "checkpoints" / f"state-epoch-{epoch:04d}.safetensors")
     digests = next(e["sha256"] for e in _events(run, "process_weights") if e["epoch"] == epoch)
     assert len(digests) == 2 and digests[0] == digests[1]
-    assert digests[0] == weights_digest({k: v for k, v in saved.items() if k.startswith("net.")})
+    assert digests[0] == tensor_digest({k: v for k, v in saved.items() if k.startswith("net.")})
     return saved
 
 
