@@ -23,7 +23,7 @@ PAPER = Paper("Unpaired Image-to-Image Translation using Cycle-Consistent Advers
               "1703.10593")
 
 HYPERPARAMETERS = (
-    Hyperparameter("image_size", 256, "side of the random crops and outputs, divisible by 4 (64, 128, 256)"),
+    Hyperparameter("image_size", 256, "side of the random crops and outputs, divisible by 4 and at least 24 (64, 128, 256)"),
     Hyperparameter("g_width", 64, "generator features after the first 7x7 conv (ngf); 4x that in the residual blocks"),
     Hyperparameter("d_width", 64, "PatchGAN features at the first layer (ndf)"),
     Hyperparameter("blocks", None, "residual blocks per generator; default: 9 at 256 px, 6 at 128 and below"),

@@ -62,13 +62,18 @@ class ResnetGenerator(nn.Module):
         return self.net(x)
 
 
+#: The smallest side whose PatchGAN output still has more than one position per channel for instance norm.
+MIN_SIDE = 24
+
+
 class CycleGenerators(nn.Module):
     """G_AB (``ab``) and G_BA (``ba``) in one module; ``forward`` is G_AB."""
 
     def __init__(self, channels: int, image_size: int, width: int, blocks: int | None = None) -> None:
         super().__init__()
-        if image_size % 4:
-            raise GanzooError(f"The CycleGAN generator needs an image side divisible by 4 (64, 128, 256), got {image_size}; set --image-size.")
+        if image_size % 4 or image_size < MIN_SIDE:
+            raise GanzooError(f"CycleGAN needs an image side divisible by 4 and at least {MIN_SIDE} (64, 128, 256), "
+                              f"got {image_size}; set --image-size.")
         blocks = default_blocks(image_size) if blocks is None else blocks
         self.ab = ResnetGenerator(channels, width, blocks)
         self.ba = ResnetGenerator(channels, width, blocks)
