@@ -125,8 +125,8 @@ def info(model: str) -> None:
             settings = ", ".join(f"{k}={v!r}" for k, v in loss.defaults.items())
             losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)
         out.print(losses)
-    extensions = [name for name in registry.extensions.names()
-                  if not registry.extensions.get(name).tasks or spec.task in registry.extensions.get(name).tasks]
+    tasks = {name: registry.extensions.get(name).tasks for name in registry.extensions.names()}
+    extensions = [name for name, accepted in tasks.items() if not accepted or spec.task in accepted]
     out.print("extensions (--with NAME):" if extensions else "extensions (--with): none for this model")
     for name in extensions:
         out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))

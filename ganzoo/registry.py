@@ -110,13 +110,16 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
                 continue
             declared.extend((tables[table_name], spec) for spec in pending)
     declared.sort(key=lambda item: dist_of.get(item[1].plugin) != BUILT_IN)  # stable: ganzoo's own names win
+    failed = {f.name for f in loaded.failures}
     for table, spec in declared:
+        if spec.plugin in failed:  # a skipped plugin's names must not block another plugin's
+            continue
         problem = _registration_problem(table, spec)
         if problem:
             loaded.fail(spec.plugin, dist_of.get(spec.plugin, "?"), problem)
-        elif spec.plugin not in {f.name for f in loaded.failures}:
+            failed.add(spec.plugin)
+        else:
             table.items.setdefault(spec.name, spec)
-    failed = {f.name for f in loaded.failures}
     for table in tables.values():
         table.items = {name: spec for name, spec in table.items.items() if spec.plugin not in failed}
     return Registry(plugins=loaded, **tables)
