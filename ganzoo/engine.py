@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
-from ganzoo import distributed, speed
+from ganzoo import distributed, schedule, speed
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.safefile import cannot_write, check_writable, tensor_digest
@@ -164,6 +164,11 @@ class Trainer:
         else:
             self.config = self._resumed_config(resumed[0]["config"], request.overrides)
             self._refuse_finished(int(resumed[0]["counters"]["epoch"]))
+            anchor, note = schedule.anchor_on_resume(resumed[0]["config"], self.config,
+                                                     int(resumed[0]["counters"]["epoch"]),
+                                                     resumed[0]["state"].get(schedule.ANCHOR_KEY))
+            if note and self.main:
+                self._say(note)
         if self.main:
             check_writable(self.out, "--out", folder=True, create=False)  # made just before training
         torch.manual_seed(int(self.config["seed"]))
@@ -195,6 +200,8 @@ class Trainer:
             world.split_random_streams(int(self.config["seed"]))
         if resumed is not None:
             self._restore(*resumed)
+            if anchor is not None:  # where a decay re-planned for other --epochs starts (see ganzoo.schedule)
+                self.state[schedule.ANCHOR_KEY] = anchor
         for optimizer in self.optimizers.values():
             keep_state_on_device(optimizer, self.device)
         self.graphs = self._stage_graphs()
@@ -484,7 +491,9 @@ class Trainer:
         from ganzoo.weights import DISCRIMINATOR_FILE, DISCRIMINATOR_FORMAT, save_network
 
         self._append_metrics({"event": "epoch", "epoch": self.epoch, "step": self.step, "seconds": round(seconds, 3),
-                              "images_per_s": round(steps_done * int(self.config["batch_size"]) / seconds, 1)})
+                              "images_per_s": round(steps_done * int(self.config["batch_size"]) / seconds, 1),
+                              "lr": {stage: float(optimizer.param_groups[0]["lr"])  # the rate this epoch trained at
+                                     for stage, optimizer in self.optimizers.items()}})
         if self.main:
             self._save_picture(self.out / "samples" / f"epoch_{self.epoch:03d}.png")
             save_network(self.out / "generator.safetensors", self.model, self.config, self.generator,

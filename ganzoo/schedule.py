@@ -4,6 +4,11 @@ CycleGAN's paper trains 100 epochs at a constant rate and 100 more with the rate
 linearly to 0; the same schedule steadies any GAN near its end, where a constant rate keeps the
 generator circling the data instead of settling on it. The rate is set once per epoch in
 ``on_epoch_start``, so a resumed run picks up the same schedule.
+
+A run resumed with other ``--epochs`` keeps its rate continuous: the schedule is re-planned from
+the factor it had reached (an *anchor*, kept in the checkpointed ``state``), falling linearly from
+there to 0 at the new last epoch. A run whose rate had already reached 0 would train nothing more;
+its new epochs start again at the full rate and decay as a fresh schedule would (a warm restart).
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from typing import Any
 from ganzoo.hookspecs import hookimpl
 from ganzoo.specs import ModelSpec
 
+#: Key in the plugins' ``state`` of the re-planned schedule's start: ``[epoch, factor]``.
+ANCHOR_KEY = "lr_schedule_anchor"
+
 
 def decay_epochs(config: dict[str, Any]) -> int:
     """Final epochs of linear decay: ``decay_epochs``, or half of ``epochs`` when it is ``None`` (CycleGAN's default)."""
@@ -20,15 +28,39 @@ def decay_epochs(config: dict[str, Any]) -> int:
     return int(config["epochs"]) // 2 if value is None else int(value)
 
 
-def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
+def lr_factor(epoch: int, epochs: int, decay_epochs: int, anchor: tuple[int, float] | None = None) -> float:
     """Learning-rate multiplier for the epoch that starts after ``epoch`` epochs: 1, then linear to 0 at ``epochs``.
 
     CycleGAN's 200 epochs: 1.0 for epochs 0-99, 1 - (e - 100)/100 from epoch 100 (0.5 at 150, 0 at 200).
+    With ``anchor`` ``(start, factor)`` (a resumed run whose ``epochs`` changed) the schedule holds
+    ``factor`` from ``start`` and falls linearly to 0 at ``epochs``: at once when ``factor`` < 1,
+    over the last ``decay_epochs`` (but not before ``start``) when it is 1.
     """
-    constant = epochs - decay_epochs
-    if decay_epochs <= 0 or epoch < constant:
+    if decay_epochs <= 0:
         return 1.0
-    return max(0.0, 1.0 - (epoch - constant) / decay_epochs)
+    start, factor = anchor if anchor is not None else (0, 1.0)
+    falls_from = start if factor < 1.0 else max(start, epochs - decay_epochs)
+    if epoch < falls_from:
+        return factor
+    return max(0.0, factor * (epochs - epoch) / (epochs - falls_from))
+
+
+def anchor_on_resume(saved: dict[str, Any], config: dict[str, Any], done: int,
+                     anchor: list[float] | None) -> tuple[list[float] | None, str | None]:
+    """The schedule's anchor for a run resumed after ``done`` epochs, and a note for the user when it moved.
+
+    ``saved`` is the config the run trained with, ``config`` the one it resumes with and ``anchor`` the
+    anchor it had. Unchanged ``epochs`` (or no decay) keep the anchor; other ``epochs`` start the decay
+    from the factor reached, or, when that is 0, from the full rate again.
+    """
+    if decay_epochs(config) <= 0 or int(saved["epochs"]) == int(config["epochs"]):
+        return anchor, None
+    old = tuple(anchor) if anchor is not None else None
+    reached = lr_factor(done, int(saved["epochs"]), decay_epochs(saved), old)  # type: ignore[arg-type]
+    if reached > 0.0:
+        return [done, reached], None
+    return [done, 1.0], (f"note: the learning rate had decayed to 0 by epoch {done}; the new epochs start again at the "
+                         f"full rate and decay to 0 by epoch {config['epochs']}.")
 
 
 @hookimpl
@@ -40,7 +72,8 @@ def on_epoch_start(model: ModelSpec, config: dict[str, Any], epoch: int, optimiz
         return
     from ganzoo.defaults import stage_lr
 
-    factor = lr_factor(epoch, int(config["epochs"]), decay)
+    anchor = state.get(ANCHOR_KEY)
+    factor = lr_factor(epoch, int(config["epochs"]), decay, tuple(anchor) if anchor is not None else None)
     for stage, optimizer in optimizers.items():
         for group in optimizer.param_groups:
             group["lr"] = stage_lr(config, stage) * factor

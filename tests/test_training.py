@@ -120,6 +120,30 @@ def test_resume_mid_schedule_continues_the_decay_exactly(cli, tmp_path):
         assert np.array_equal(straight[key].numpy(), split[key].numpy()), key
 
 
+def _epoch_rates(run):
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {row["epoch"]: row["lr"]["generator"] for row in rows if row["event"] == "epoch"}
+
+
+def test_more_epochs_on_resume_keep_the_decaying_rate_continuous(cli, tmp_path):
+    import shutil
+
+    common = ["--no-progress", "--device", "cpu", "--lr", "0.001", "--batch-size", "4096"]
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "ring8", "--epochs", "4", "--set", "decay_epochs=2", "--out", run, *common)
+    assert _epoch_rates(run) == pytest.approx({1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 5e-4})  # epoch 4 = the one after 3 done
+    # stopped after 3 epochs (rate 0.5 by then), resumed for 6: it falls on from 0.5 to 0 at epoch 6, no jump back to 1
+    shutil.copytree(run, tmp_path / "longer")
+    (tmp_path / "longer" / "checkpoints" / "state-epoch-0004.safetensors").unlink()
+    cli("train", "gan", "--resume", tmp_path / "longer", "--epochs", "6", *common[:3])
+    assert _epoch_rates(tmp_path / "longer") == pytest.approx(
+        {1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 5e-4, 5: 5e-4 * 2 / 3, 6: 5e-4 / 3})
+    # a finished decay (rate 0 after epoch 4) starts again at the full rate over the new epochs, and says so
+    restarted = cli("train", "gan", "--resume", run, "--epochs", "6", *common[:3])
+    assert "start again at the full rate" in " ".join(restarted.output.split())
+    assert _epoch_rates(run) == pytest.approx({1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 5e-4, 5: 1e-3, 6: 5e-4})
+
+
 def test_resume_refuses_other_model_and_changed_settings(cli, tmp_path):
     run = tmp_path / "r"
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
