@@ -1,7 +1,8 @@
 """Full training state in one safetensors file, so ``--resume`` continues exactly where a run stopped.
 
 Tensors: both networks, every optimizer's per-parameter state, RNG states, the fixed sampling
-noise, the tensor entries of the family's ``state`` dict and, for fp16, each GradScaler's scale
+noise, the tensor entries of the family's ``state`` dict (in a multi-process run also the other
+processes' copies of those that differ between processes) and, for fp16, each GradScaler's scale
 and growth tracker. The ``__metadata__`` header holds the rest as JSON (config, counters,
 optimizer hyperparameters, GradScaler factors, JSON entries of ``state``).
 Files are written atomically and the newest ``keep`` are kept. Epoch ends are saved as
@@ -22,6 +23,8 @@ STATE_FORMAT = "ganzoo.state/1"
 #: What every checkpoint's JSON holds (``scalers`` came later and may be missing from old ones).
 REQUIRED_META = {"model", "dataset", "config", "counters", "optimizers", "state"}
 CHECKPOINT_DIR = "checkpoints"
+#: Prefix of the state tensors that processes other than 0 keep for themselves (``process_state.rank1.pool_a``).
+PROCESS_STATE = "process_state."
 _NAME = re.compile(r"^state-epoch-(\d+)(?:-batch-(\d+))?\.safetensors$")
 
 
@@ -103,8 +106,13 @@ def scaler_from_flat(stage: str, flat: dict[str, Any], tensors: dict[str, Any]) 
 
 def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, Any], networks: dict[str, Any],
                     optimizers: dict[str, Any], state: dict[str, Any], counters: dict[str, int],
-                    rng: dict[str, Any], scalers: dict[str, Any] | None = None) -> None:
-    """Write the whole training state atomically to ``path`` (``scalers``: fp16 GradScalers by stage)."""
+                    rng: dict[str, Any], scalers: dict[str, Any] | None = None,
+                    process_state: dict[str, Any] | None = None) -> None:
+    """Write the whole training state atomically to ``path``.
+
+    ``scalers``: fp16 GradScalers by stage; ``process_state``: other processes' own copies of state
+    tensors (``rankR.KEY``, see :meth:`ganzoo.distributed.World.process_states`).
+    """
     tensors: dict[str, Any] = {}
     for net_name, module in networks.items():
         for key, value in module.state_dict().items():
@@ -114,6 +122,8 @@ def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, A
     scalers_json = {stage: scaler_to_flat(stage, scaler, tensors) for stage, scaler in (scalers or {}).items()}
     for key, value in rng.items():
         tensors[f"rng.{key}"] = value
+    for key, value in (process_state or {}).items():
+        tensors[f"{PROCESS_STATE}{key}"] = value
     meta = {"model": model, "dataset": dataset, "config": config, "counters": counters,
             "optimizers": optim_json, "state": state_json, "scalers": scalers_json}
     save_tensors(path, tensors, {"format": STATE_FORMAT, "json": json.dumps(meta)}, with_digest=True)

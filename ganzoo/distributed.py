@@ -23,12 +23,15 @@ processes share (:func:`batch_noise` draws the whole batch's noise and keeps thi
 everything else (dropout, instance noise, plugins' own draws) comes from a stream of each process's
 own. Buffers (batch-norm running statistics) are taken from process 0 before each checkpoint, as
 DDP does before each forward; ``sync_bn`` uses torch's SyncBatchNorm (CUDA only) for batch
-statistics over the whole batch.
+statistics over the whole batch. Plugins' running state that differs between processes (CycleGAN's
+image pools) is checkpointed for every process (:meth:`World.process_states`), so a resumed run
+goes on exactly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -142,6 +145,47 @@ class World:
 
         mine = torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8)
         return [bytes(t.tolist()).hex() for t in self.gather(mine)]
+
+    def process_states(self, tensors: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
+        """Every other process's copy (``rankR.KEY``) of the state tensors that differ between processes.
+
+        Plugins may keep running state per process (CycleGAN's image pools hold that process's
+        fakes). Process 0's copies go into the checkpoint as usual; these entries let every other
+        process resume its own. Tensors equal on all processes (BEGAN's k_t, EMA weights) are not repeated.
+        """
+        import hashlib
+
+        from ganzoo.safefile import tensor_digest
+
+        names = hashlib.sha256("|".join(sorted(tensors)).encode()).hexdigest()
+        if len(set(self.digests(names))) > 1:
+            raise GanzooError("The processes of this run keep different training-state entries, so no checkpoint can "
+                              "hold them; a plugin must keep the same state keys on every process.")
+        entries = {}
+        for key in sorted(tensors):
+            if len(set(self.digests(tensor_digest({key: tensors[key]})))) > 1:
+                for rank, copy in enumerate(self._gather_any_shape(tensors[key])):
+                    if rank:
+                        entries[f"rank{rank}.{key}"] = copy
+        return entries
+
+    def _gather_any_shape(self, tensor: "torch.Tensor") -> list["torch.Tensor"]:
+        """Every process's copy of a tensor whose shape may differ between processes (same dtype), on the CPU."""
+        import torch
+
+        if tensor.dim() > 8:
+            raise GanzooError(f"A training-state tensor of {tensor.dim()} dimensions cannot be checkpointed per process "
+                              "(8 at most); keep it flatter.")
+        shape = torch.zeros(9, dtype=torch.int64)
+        shape[0] = tensor.dim()
+        shape[1:1 + tensor.dim()] = torch.tensor(tensor.shape, dtype=torch.int64)
+        shapes = [tuple(int(n) for n in found[1:1 + int(found[0])]) for found in self.gather(shape)]
+        data = tensor.detach().contiguous().reshape(-1).view(torch.uint8)  # bytes: any dtype travels
+        sizes = [math.prod(found) * tensor.element_size() for found in shapes]
+        padded = torch.zeros(max(sizes), dtype=torch.uint8, device=data.device)
+        padded[:data.numel()] = data
+        return [found[:size].view(tensor.dtype).reshape(found_shape)
+                for found, size, found_shape in zip(self.gather(padded), sizes, shapes)]
 
     def setup_networks(self, config: dict[str, Any], *networks: Any) -> list[Any]:
         """SyncBatchNorm if ``sync_bn`` asks for it, then process 0's weights and buffers everywhere."""

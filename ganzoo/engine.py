@@ -313,6 +313,8 @@ class Trainer:
                 scaler.load_state_dict(ckpt.scaler_from_flat(stage, meta["scalers"][stage], tensors))
         self.state.update(meta["state"])
         self.state.update(ckpt.subdict(tensors, "state."))
+        if self.world is not None:  # this process's own copies, where they differ from process 0's
+            self.state.update(ckpt.subdict(tensors, f"{ckpt.PROCESS_STATE}rank{self.world.rank}."))
         counters = meta["counters"]
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.batch_in_epoch, self.bad_steps = counters.get("batch", 0), counters.get("bad_steps", 0)
@@ -547,9 +549,13 @@ class Trainer:
         rng = {"torch": torch.get_rng_state(), "data_order": order}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        process_state = None
         if self.world is not None:  # every process's streams; process 0's buffers (batch-norm statistics) everywhere
             rng.update(self.world.random_states())
             self.world.broadcast(t for net in (self.generator, self.discriminator) for t in net.buffers())
+            process_state = self.world.process_states(  # e.g. CycleGAN's image pools, one per process
+                {key: value for key, value in self.state.items()
+                 if not key.startswith("_") and isinstance(value, torch.Tensor)})
         path = ckpt.checkpoint_path(self.out, self.epoch, self.batch_in_epoch)
         counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps,
                     "processes": self.world.size if self.world is not None else 1}
@@ -559,6 +565,7 @@ class Trainer:
             path, model=self.model.name, dataset=self.dataset_name,
             config=self.config, networks={"generator": self.generator, "discriminator": self.discriminator},
             optimizers=self.optimizers, state=self.state, counters=counters, rng=rng, scalers=self.scalers,
+            process_state=process_state,
         )
         ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
         return path

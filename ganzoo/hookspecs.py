@@ -106,7 +106,8 @@ def compute_losses(
     keep across steps (BEGAN's k_t, CycleGAN's image pools, a progressive-growing phase); its
     tensors and JSON values are saved in checkpoints, except keys starting with ``_``: caches
     rebuilt on demand, and what the engine lends (``_optimizers``, the run's optimizers by stage,
-    which the unrolled GAN reads; ``_world`` under torchrun). Conditional GANs read
+    which the unrolled GAN reads; ``_world`` under torchrun). Under torchrun a tensor that differs
+    between processes is saved for each process and comes back to it on resume. Conditional GANs read
     ``batch["label"]``; image-to-image families compute all their terms (adversarial, cycle, L1)
     here, so the engine loop never changes.
     """

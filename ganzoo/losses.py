@@ -334,8 +334,13 @@ class BEGANLoss(AdversarialLoss):
     def metrics(self, real, fake):
         import torch
 
+        from ganzoo.distributed import WORLD_KEY
+
         with torch.no_grad():
             balance = self.gamma * real.mean() - fake.mean()
+            world = self.state.get(WORLD_KEY)
+            if world is not None:  # the whole batch's balance: k_t stays the same on every process
+                world.average([balance])
             k = self.k(real)
             new_k = (k + self.lambda_k * balance).clamp(0.0, 1.0)
             # a step the guard will undo (non-finite D outputs) must not poison k_t for every later step

@@ -84,6 +84,41 @@ def test_two_processes_agree_resume_exactly_and_match_one_process(cli, tmp_path)
     assert _max_difference(initial, epoch1, ("net.generator.",)) > 20 * ATOL  # the 25 steps went somewhere
 
 
+def test_state_each_process_keeps_for_itself_resumes_exactly(cli, tmp_path):
+    """CycleGAN's image pools hold each process's own fakes: every process gets its own pools back on resume."""
+    import torch
+
+    from conftest import write_png_images
+
+    write_png_images(tmp_path / "a", 8, size=24, seed=1)
+    write_png_images(tmp_path / "b", 8, size=24, seed=2)
+    run = tmp_path / "run"
+    # 4 steps per epoch of 1 image per process; pools of 2 are full after 2 steps, then swap at random
+    options = ["--image-size", "24", "--batch-size", "2", "--set", "g_width=4", "--set", "d_width=4", "--set", "blocks=1",
+               "--set", "pool_size=2", "--device", "cpu", "--no-progress"]
+    cli("train", "cyclegan", "--data-a", tmp_path / "a", "--data-b", tmp_path / "b", "--epochs", "2", *options,
+        "--set", "checkpoint_every=6", "--set", "keep_checkpoints=5", "--out", run, "--devices", "2")
+    straight = _check_processes_identical(run, 2)
+    assert not torch.equal(straight["process_state.rank1.pool_a"], straight["state.pool_a"])  # each its own fakes
+
+    (run / "checkpoints" / "state-epoch-0002.safetensors").unlink()  # go on from step 6, inside epoch 2
+    cli("train", "cyclegan", "--resume", run, "--device", "cpu", "--no-progress", "--devices", "2")
+    assert _events(run, "resume")[0]["step"] == 6
+    resumed = _check_processes_identical(run, 2)
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_began_balance_is_the_whole_batchs_on_every_process(cli, tmp_path):
+    """k_t follows the losses of the whole global batch, so both processes hold the same k_t as one process would."""
+    for name, devices in (("two", ["--devices", "2"]), ("one", [])):
+        cli("train", "began", *RUN[1:], "--epochs", "1", "--out", tmp_path / name, *devices)
+    two, one = (_tensors(tmp_path / name / "checkpoints" / "state-epoch-0001.safetensors") for name in ("two", "one"))
+    assert not [key for key in two if key.startswith("process_state.")]  # equal on both processes, saved once
+    assert float(one["state.began_k"]) > 1e-3
+    assert float(two["state.began_k"]) == pytest.approx(float(one["state.began_k"]), rel=1e-3)
+
+
 def test_devices_is_refused_under_torchrun(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     result = cli("train", *RUN, "--out", tmp_path / "r", "--devices", "2", ok=False)
