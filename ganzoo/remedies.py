@@ -211,6 +211,8 @@ def make_ema_generator(online: Any) -> Any:
         a checkpoint resumes both exactly.
         """
 
+        compile_units = ("online",)  # what trains; the average only samples
+
         def __init__(self) -> None:
             super().__init__()
             self.online = online

@@ -5,7 +5,8 @@ bit-exact resume tests rely on it). ``precision`` puts ``torch.autocast`` around
 loss computation; ``fp16`` adds one GradScaler per optimizer, whose overflowed steps the
 divergence guard undoes on the device without counting them as bad steps (see
 :class:`ganzoo.guard.StepGuard`), and whose state checkpoints keep for an exact resume. ``compile`` compiles each network in place
-(``nn.Module.compile``) so weights, checkpoints and generator files keep their names.
+(``nn.Module.compile``; the parts a family calls directly, see :func:`compile_targets`) so weights,
+checkpoints and generator files keep their names.
 """
 
 from __future__ import annotations
@@ -74,7 +75,22 @@ def prepare_networks(config: dict[str, Any], device: Any, *networks: Any) -> Non
         if config.get("channels_last"):
             net.to(memory_format=torch.channels_last)
         if config.get("compile"):
-            net.compile()
+            for part in compile_targets(net):
+                part.compile()
+
+
+def compile_targets(network: Any) -> list[Any]:
+    """The modules whose calls training goes through: ``network``, or the parts its ``compile_units`` names.
+
+    ``nn.Module.compile`` compiles a module's own calls only. A network whose family calls its
+    parts directly (CycleGAN's ``generator.ab``, ``discriminator.a``) names them in a
+    ``compile_units`` class attribute; compiling the holder alone would leave them eager. The
+    names are followed recursively (the EMA wrapper names ``online``, whose own units are taken).
+    """
+    units = getattr(type(network), "compile_units", ())
+    if not units:
+        return [network]
+    return [part for name in units for part in compile_targets(getattr(network, name))]
 
 
 def autocast(config: dict[str, Any], device: Any) -> Any:

@@ -120,6 +120,38 @@ def test_compiled_batchnorm_matches_eager_in_train_and_eval_mode():
     torch.testing.assert_close(compiled(z), eager(z), rtol=1e-4, atol=1e-5)
 
 
+def test_compile_reaches_the_networks_a_family_calls_and_instance_norm_matches_eager():
+    """CycleGAN's losses call ``generator.ab`` and ``discriminator.a``, never the holders' forward: those are compiled."""
+    import copy
+
+    import torch
+
+    from ganzoo import speed
+    from ganzoo.build import build_discriminator, build_generator
+    from ganzoo.config import resolve_config
+    from ganzoo.registry import get_model
+    from ganzoo.specs import DatasetInfo
+
+    model = get_model("cyclegan")
+    config = resolve_config(model, DatasetInfo("unpaired", channels=3, image_size=24),
+                            {"g_width": 4, "d_width": 4, "blocks": 1, "with": ["ema"], "compile": True})
+    torch.manual_seed(0)
+    generator, discriminator = build_generator(model, config), build_discriminator(model, config)
+    eager = copy.deepcopy(generator)
+    speed.prepare_networks(config, torch.device("cpu"), generator, discriminator)
+    compiled = {name for net, prefix in ((generator, "G."), (discriminator, "D."))
+                for name, module in net.named_modules(prefix=prefix[:-1]) if module._compiled_call_impl is not None}
+    assert compiled == {"G.online.ab", "G.online.ba", "D.a", "D.b"}
+
+    x = torch.rand(2, 3, 24, 24) * 2 - 1  # instance norm: per-image statistics, under compile as eagerly
+    ours, theirs = generator.ab(x), eager.ab(x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    ours.square().mean().backward()
+    theirs.square().mean().backward()
+    for mine, reference in zip(generator.online.ab.parameters(), eager.online.ab.parameters()):
+        torch.testing.assert_close(mine.grad, reference.grad, rtol=1e-3, atol=1e-6)
+
+
 def test_fast_preset_on_the_cpu_turns_its_options_on_and_keeps_batch_and_lr(cli, tmp_path):
     run = tmp_path / "fast"
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--fast", "--out", run, "--no-progress", "--device", "cpu")

@@ -69,6 +69,8 @@ MIN_SIDE = 24
 class CycleGenerators(nn.Module):
     """G_AB (``ab``) and G_BA (``ba``) in one module; ``forward`` is G_AB."""
 
+    compile_units = ("ab", "ba")  # the losses call each generator, never forward: --compile compiles these
+
     def __init__(self, channels: int, image_size: int, width: int, blocks: int | None = None) -> None:
         super().__init__()
         if image_size % 4 or image_size < MIN_SIDE:
@@ -102,6 +104,8 @@ class CycleGenerators(nn.Module):
 
 class CycleDiscriminators(nn.Module):
     """D_A (real A vs G_BA's output) and D_B (real B vs G_AB's output), 70x70 PatchGANs with instance norm."""
+
+    compile_units = ("a", "b")
 
     def __init__(self, channels: int, width: int) -> None:
         super().__init__()
