@@ -75,6 +75,19 @@ def test_architectures_keep_the_image_size(size, dropouts, patches, blocks):
         assert CycleDiscriminators(3, 4).a(x).shape == (1, 1, patches, patches)
 
 
+def test_cyclegan_networks_give_each_image_what_it_gets_alone_in_one_call():
+    """The losses stack two inputs per network call; that is sound only while the networks treat each image alone."""
+    from ganzoo.plugins.cyclegan.networks import CycleDiscriminators, CycleGenerators
+
+    torch.manual_seed(0)
+    first, second = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    for network in (CycleGenerators(3, 32, 8).ab, CycleDiscriminators(3, 8).a):
+        network.train()
+        together = network(torch.cat([first, second]))
+        torch.testing.assert_close(together, torch.cat([network(first), network(second)]), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(network(first), network(second))  # the inputs do lead to different outputs
+
+
 def test_unet_skips_reach_the_output_and_bad_sizes_are_refused():
     from ganzoo.plugins.pix2pix.networks import UNetGenerator
 
