@@ -84,6 +84,35 @@ def test_two_processes_agree_resume_exactly_and_match_one_process(cli, tmp_path)
     assert _max_difference(initial, epoch1, ("net.generator.",)) > 20 * ATOL  # the 25 steps went somewhere
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_nodes_train_what_one_node_with_as_many_processes_does(cli, tmp_path):
+    """Two torchrun agents meeting through c10d on 127.0.0.1, as two machines would: each process is rank 0 or 1
+    of the run and local rank 0 of its node, and the weights are bit-identical to one node's two processes."""
+    from ganzoo.safefile import tensor_digest
+
+    nodes = tmp_path / "nodes"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
+               f"--rdzv-endpoint=127.0.0.1:{_free_port()}", "--rdzv-id=ganzoo-test", "-m", "ganzoo",
+               "train", *RUN, "--epochs", "1", "--out", str(nodes)]
+    agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [agent.communicate(timeout=300)[0] for agent in agents]
+    assert [agent.returncode for agent in agents] == [0, 0], outputs
+    assert sum("done: 1 epoch" in output for output in outputs) == 1  # process 0 alone reports, on its node
+    one_node = tmp_path / "one-node"
+    cli("train", *RUN, "--epochs", "1", "--out", one_node, "--devices", "2")
+    assert json.loads((nodes / "run.json").read_text())["processes"] == 2
+    digests = [tensor_digest(_tensors(run / "generator.safetensors")) for run in (nodes, one_node)]
+    assert digests[0] == digests[1]
+    _check_processes_identical(nodes, 1)
+
+
 def test_state_each_process_keeps_for_itself_resumes_exactly(cli, tmp_path):
     """CycleGAN's image pools hold each process's own fakes: every process gets its own pools back on resume."""
     import torch
