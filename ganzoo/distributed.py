@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 
 #: Where the engine keeps the run's :class:`World` in the plugins' ``state`` (not checkpointed).
 WORLD_KEY = "_world"
+#: Most dimensions of a state tensor checkpointed per process (:meth:`World.process_states`).
+MAX_STATE_DIMS = 8
+#: Dtypes a state tensor checkpointed per process may have (their index travels between processes).
+_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
 def launched() -> bool:
@@ -151,10 +155,8 @@ class World:
 
         Plugins may keep running state per process (CycleGAN's image pools hold that process's
         fakes). Process 0's copies go into the checkpoint as usual; these entries let every other
-        process resume its own. Tensors equal on all processes (BEGAN's k_t, EMA weights) are not repeated.
+        process resume its own. Tensors equal on all processes (BEGAN's k_t) are not repeated.
         """
-        import hashlib
-
         from ganzoo.safefile import tensor_digest
 
         names = hashlib.sha256("|".join(sorted(tensors)).encode()).hexdigest()
@@ -170,16 +172,25 @@ class World:
         return entries
 
     def _gather_any_shape(self, tensor: "torch.Tensor") -> list["torch.Tensor"]:
-        """Every process's copy of a tensor whose shape may differ between processes (same dtype), on the CPU."""
+        """Every process's copy of a tensor whose shape may differ between processes, on the CPU.
+
+        Shapes and dtypes travel first, so every process takes the same decision (a refusal included)
+        and no process is left waiting in a collective the others skipped.
+        """
         import torch
 
-        if tensor.dim() > 8:
-            raise GanzooError(f"A training-state tensor of {tensor.dim()} dimensions cannot be checkpointed per process "
-                              "(8 at most); keep it flatter.")
-        shape = torch.zeros(9, dtype=torch.int64)
-        shape[0] = tensor.dim()
-        shape[1:1 + tensor.dim()] = torch.tensor(tensor.shape, dtype=torch.int64)
-        shapes = [tuple(int(n) for n in found[1:1 + int(found[0])]) for found in self.gather(shape)]
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        header = torch.zeros(2 + MAX_STATE_DIMS, dtype=torch.int64)
+        header[0], header[1] = tensor.dim(), _DTYPES.index(dtype) if dtype in _DTYPES else -1
+        if tensor.dim() <= MAX_STATE_DIMS:
+            header[2:2 + tensor.dim()] = torch.tensor(tensor.shape, dtype=torch.int64)
+        headers = self.gather(header)
+        dtypes = {int(found[1]) for found in headers}
+        if any(int(found[0]) > MAX_STATE_DIMS for found in headers) or len(dtypes) > 1 or -1 in dtypes:
+            raise GanzooError(f"A training-state tensor ({tensor.dtype}, {tensor.dim()} dimensions) cannot be "
+                              f"checkpointed per process: keep it at most {MAX_STATE_DIMS} dimensions, of a torch "
+                              "number type that every process shares.")
+        shapes = [tuple(int(n) for n in found[2:2 + int(found[0])]) for found in headers]
         data = tensor.detach().contiguous().reshape(-1).view(torch.uint8)  # bytes: any dtype travels
         sizes = [math.prod(found) * tensor.element_size() for found in shapes]
         padded = torch.zeros(max(sizes), dtype=torch.uint8, device=data.device)

@@ -298,7 +298,9 @@ class Trainer:
                     f"only {', '.join(RESUMABLE_CHANGES)} may change on resume."
                 )
             config[key] = value
-        validate_numbers(config)
+        # decay_epochs cannot change on resume and was checked against the epochs the run started with; other
+        # epochs re-plan the decay from where it is (ganzoo.schedule), which copes with fewer epochs than it
+        validate_numbers(config if config["epochs"] == saved.get("epochs") else {**config, "decay_epochs": None})
         return config
 
     def _restore(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:

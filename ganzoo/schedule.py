@@ -59,8 +59,8 @@ def anchor_on_resume(saved: dict[str, Any], config: dict[str, Any], done: int,
     reached = lr_factor(done, int(saved["epochs"]), decay_epochs(saved), old)  # type: ignore[arg-type]
     if reached > 0.0:
         return [done, reached], None
-    return [done, 1.0], (f"note: the learning rate had decayed to 0 by epoch {done}; the new epochs start again at the "
-                         f"full rate and decay to 0 by epoch {config['epochs']}.")
+    return [done, 1.0], (f"note: the run's learning-rate schedule ended at epoch {done}, where its rate reaches 0; the "
+                         f"new epochs start again at the full rate and decay to 0 by epoch {config['epochs']}.")
 
 
 @hookimpl

@@ -88,9 +88,11 @@ def compile_targets(network: Any) -> list[Any]:
     names are followed recursively (the EMA wrapper names ``online``, whose own units are taken).
     """
     units = getattr(type(network), "compile_units", ())
-    if not units:
-        return [network]
-    return [part for name in units for part in compile_targets(getattr(network, name))]
+    missing = [name for name in units if not hasattr(network, name)]
+    if missing:
+        raise GanzooError(f"{type(network).__name__} names {missing[0]!r} in compile_units but has no such part; "
+                          "fix its plugin, or train without --compile.")
+    return [network] if not units else [part for name in units for part in compile_targets(getattr(network, name))]
 
 
 def autocast(config: dict[str, Any], device: Any) -> Any:

@@ -12,6 +12,7 @@ run end with bit-identical weights (SHA-256 of every tensor), and resuming is bi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -99,7 +100,7 @@ def test_two_nodes_train_what_one_node_with_as_many_processes_does(cli, tmp_path
 
     nodes = tmp_path / "nodes"
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
-               f"--rdzv-endpoint=127.0.0.1:{_free_port()}", "--rdzv-id=ganzoo-test", "-m", "ganzoo",
+               f"--rdzv-endpoint=127.0.0.1:{_free_port()}", f"--rdzv-id=ganzoo-test-{os.getpid()}", "-m", "ganzoo",
                "train", *RUN, "--epochs", "1", "--out", str(nodes)]
     agents = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [agent.communicate(timeout=300)[0] for agent in agents]
@@ -146,6 +147,45 @@ def test_began_balance_is_the_whole_batchs_on_every_process(cli, tmp_path):
     assert not [key for key in two if key.startswith("process_state.")]  # equal on both processes, saved once
     assert float(one["state.began_k"]) > 1e-3
     assert float(two["state.began_k"]) == pytest.approx(float(one["state.began_k"]), rel=1e-3)
+
+
+PROCESS_STATES_SCRIPT = """
+import json, os, sys
+import torch
+from ganzoo import distributed
+from ganzoo.errors import GanzooError
+
+world = distributed.start("cpu")
+rank = world.rank
+state = {"k": torch.tensor(0.5), "pool": torch.full((rank + 1, 2), rank + 0.25, dtype=torch.bfloat16),
+         "flags": torch.tensor([rank == 1, True])}
+entries = world.process_states(state)
+report = {"entries": {key: value.float().tolist() for key, value in entries.items()},
+          "shapes": {key: list(value.shape) for key, value in entries.items()},
+          "dtypes": {key: str(value.dtype) for key, value in entries.items()}}
+try:  # one process's tensor is refused: every process hears it, none waits forever
+    world.process_states({"deep": torch.zeros([1] * (9 if rank == 1 else 2))})
+except GanzooError as error:
+    report["refused"] = str(error)
+with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as handle:
+    json.dump(report, handle)
+distributed.stop(world)
+"""
+
+
+def test_process_states_carry_each_processs_own_tensors_and_refuse_together(tmp_path):
+    script = tmp_path / "states.py"
+    script.write_text(PROCESS_STATES_SCRIPT)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
+                    str(tmp_path)], check=True, timeout=120)
+    reports = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert reports[0]["entries"] == reports[1]["entries"]  # every process builds the same entries
+    entries = reports[0]
+    assert set(entries["entries"]) == {"rank1.pool", "rank1.flags"}  # k is equal everywhere: saved once
+    assert entries["shapes"]["rank1.pool"] == [2, 2] and entries["entries"]["rank1.pool"] == [[1.25, 1.25]] * 2
+    assert entries["dtypes"] == {"rank1.pool": "torch.bfloat16", "rank1.flags": "torch.bool"}
+    assert entries["entries"]["rank1.flags"] == [1.0, 1.0]
+    assert all("cannot be checkpointed per process" in report["refused"] for report in reports)
 
 
 def test_devices_is_refused_under_torchrun(cli, tmp_path, monkeypatch):

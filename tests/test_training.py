@@ -142,6 +142,17 @@ def test_more_epochs_on_resume_keep_the_decaying_rate_continuous(cli, tmp_path):
     restarted = cli("train", "gan", "--resume", run, "--epochs", "6", *common[:3])
     assert "start again at the full rate" in " ".join(restarted.output.split())
     assert _epoch_rates(run) == pytest.approx({1: 1e-3, 2: 1e-3, 3: 1e-3, 4: 5e-4, 5: 1e-3, 6: 5e-4})
+    # fewer epochs than decay_epochs: still constant after epoch 1, it now falls over the 2 epochs left
+    short = tmp_path / "short"
+    cli("train", "gan", "--data", "ring8", "--epochs", "6", "--set", "decay_epochs=5", "--set", "keep_checkpoints=6",
+        "--out", short, *common)
+    for epoch in range(2, 7):
+        (short / "checkpoints" / f"state-epoch-000{epoch}.safetensors").unlink()
+    cli("train", "gan", "--resume", short, "--epochs", "3", *common[:3])
+    rates = _epoch_rates(short)  # the first run's rows of epochs 4-6 stay in the log before the resumed ones
+    assert [rates[epoch] for epoch in (1, 2, 3)] == pytest.approx([1e-3, 1e-3, 5e-4])
+    assert "already trained 3 epochs" in " ".join(cli("train", "gan", "--resume", short, "--epochs", "2",
+                                                      ok=False).output.split())
 
 
 def test_resume_refuses_other_model_and_changed_settings(cli, tmp_path):
