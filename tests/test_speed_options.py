@@ -127,6 +127,7 @@ def test_compile_reaches_the_networks_a_family_calls_and_instance_norm_matches_e
     import torch
 
     from ganzoo import speed
+    from ganzoo.errors import GanzooError
     from ganzoo.build import build_discriminator, build_generator
     from ganzoo.config import resolve_config
     from ganzoo.registry import get_model
@@ -150,6 +151,12 @@ def test_compile_reaches_the_networks_a_family_calls_and_instance_norm_matches_e
     theirs.square().mean().backward()
     for mine, reference in zip(generator.online.ab.parameters(), eager.online.ab.parameters()):
         torch.testing.assert_close(mine.grad, reference.grad, rtol=1e-3, atol=1e-6)
+
+    class Misnamed(torch.nn.Module):
+        compile_units = ("gen",)
+
+    with pytest.raises(GanzooError, match="Misnamed names 'gen' in compile_units but has no such part"):
+        speed.compile_targets(Misnamed())
 
 
 def test_fast_preset_on_the_cpu_turns_its_options_on_and_keeps_batch_and_lr(cli, tmp_path):
