@@ -6,9 +6,11 @@ generator circling the data instead of settling on it. The rate is set once per 
 ``on_epoch_start``, so a resumed run picks up the same schedule.
 
 A run resumed with other ``--epochs`` keeps its rate continuous: the schedule is re-planned from
-the factor it had reached (an *anchor*, kept in the checkpointed ``state``), falling linearly from
-there to 0 at the new last epoch. A run whose rate had already reached 0 would train nothing more;
-its new epochs start again at the full rate and decay as a fresh schedule would (a warm restart).
+the factor it had reached (an *anchor*, kept in the checkpointed ``state``). A falling rate falls
+on from there to 0 at the new last epoch; a constant one stays so until the last ``decay_epochs``
+epochs (or falls from the anchor when fewer are left). A run whose rate had already reached 0
+would train nothing more; its new epochs start again at the full rate and decay as a fresh
+schedule would (a warm restart).
 """
 
 from __future__ import annotations
