@@ -157,6 +157,7 @@ class Trainer:
             dataset = translation.get_dataset(self.dataset_name, self.model.data_kinds)
         else:
             dataset = get_dataset(self.dataset_name)
+        anchor = None  # where a decay re-planned for other --epochs on resume starts (see ganzoo.schedule)
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
@@ -200,7 +201,7 @@ class Trainer:
             world.split_random_streams(int(self.config["seed"]))
         if resumed is not None:
             self._restore(*resumed)
-            if anchor is not None:  # where a decay re-planned for other --epochs starts (see ganzoo.schedule)
+            if anchor is not None:
                 self.state[schedule.ANCHOR_KEY] = anchor
         for optimizer in self.optimizers.values():
             keep_state_on_device(optimizer, self.device)

@@ -167,6 +167,10 @@ try:  # one process's tensor is refused: every process hears it, none waits fore
     world.process_states({"deep": torch.zeros([1] * (9 if rank == 1 else 2))})
 except GanzooError as error:
     report["refused"] = str(error)
+try:  # a plugin that keeps other state keys on one process
+    world.process_states({"k": torch.tensor(0.5), **({"extra": torch.tensor(1.0)} if rank == 1 else {})})
+except GanzooError as error:
+    report["other_keys"] = str(error)
 with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as handle:
     json.dump(report, handle)
 distributed.stop(world)
@@ -186,6 +190,7 @@ def test_process_states_carry_each_processs_own_tensors_and_refuse_together(tmp_
     assert entries["dtypes"] == {"rank1.pool": "torch.bfloat16", "rank1.flags": "torch.bool"}
     assert entries["entries"]["rank1.flags"] == [1.0, 1.0]
     assert all("cannot be checkpointed per process" in report["refused"] for report in reports)
+    assert all("keep the same state keys on every process" in report["other_keys"] for report in reports)
 
 
 def test_devices_is_refused_under_torchrun(cli, tmp_path, monkeypatch):
