@@ -11,8 +11,9 @@ import json
 import os
 import struct
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ganzoo.errors import GanzooError
 
@@ -142,24 +143,35 @@ def _new_file_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash or full disk never leaves a half-written file there."""
+@contextmanager
+def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary file next to ``path`` to write; when the block ends without error it replaces ``path``.
+
+    The temporary file is synced to disk first and removed on any error, so a crash or a full disk
+    never leaves a half-written file at ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
             try:  # weights and checkpoints readable like every other file of the run, where the filesystem allows
                 os.fchmod(handle.fileno(), _new_file_mode())
             except OSError:
                 pass
-            handle.write(data)
-            handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash or full disk never leaves a half-written file there."""
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)
 
 
 #: Metadata key of :func:`tensor_digest`, written by ``save_tensors(..., with_digest=True)``.
