@@ -228,9 +228,10 @@ class Trainer:
         """Load the data; skipped bad images are listed, or stop the run with ``strict_data``."""
         import warnings
 
-        from ganzoo.data.folder import BadImageWarning
+        from ganzoo.data.decoding import BadImageWarning, show_progress
 
-        with warnings.catch_warnings(record=True) as caught:
+        bar_console = self.console if self.main and self.request.progress else None
+        with warnings.catch_warnings(record=True) as caught, show_progress(bar_console):
             warnings.simplefilter("error" if self.request.strict_data else "always", BadImageWarning)
             try:
                 settings = {"config": self.config} if self.model.task == "image-to-image" else {}  # stream or not

@@ -144,7 +144,7 @@ def test_class_subfolders_become_labels(tmp_path):
 
 
 def test_bad_image_is_skipped_with_a_warning_naming_it(image_folder):
-    from ganzoo.data.folder import BadImageWarning
+    from ganzoo.data.decoding import BadImageWarning
     from ganzoo.registry import get_dataset
 
     broken = image_folder / "zz_broken.png"

@@ -88,7 +88,7 @@ def png_like(draw) -> bytes:
 @given(files=st.lists(png_like(), min_size=1, max_size=3), valid=st.booleans())
 def test_image_folder_loader_raises_only_our_error(files, valid):
     from conftest import write_png_images
-    from ganzoo.data.folder import BadImageWarning
+    from ganzoo.data.decoding import BadImageWarning
     from ganzoo.registry import get_dataset
 
     with tempfile.TemporaryDirectory() as folder:

@@ -93,7 +93,7 @@ def test_sets_over_the_memory_budget_stream_unless_told_not_to(twins):
 
 
 def test_unreadable_files_are_skipped_with_a_warning(twins):
-    from ganzoo.data.folder import BadImageWarning
+    from ganzoo.data.decoding import BadImageWarning
 
     (twins / "train" / "2.png").write_bytes(b"not a png")
     with pytest.warns(BadImageWarning, match="2.png"):

@@ -18,11 +18,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class InMemoryData:
-    """A whole dataset as tensors: ``real`` (uint8 images or float vectors) and optional ``label``."""
+    """A whole dataset as tensors: ``real`` (uint8 images or float vectors) and optional ``label``.
+
+    ``notes``: lines the training run shows the user about how the data was loaded (e.g. from a cache).
+    """
 
     name: str
     info: DatasetInfo
     tensors: dict[str, "torch.Tensor"]
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return int(self.tensors["real"].shape[0])

@@ -3,7 +3,8 @@
 Images in sub-folders become classes named after the sub-folders (when every image sits in
 one). Grayscale, 16-bit, palette and RGBA images are converted (RGBA is composited on white);
 files that cannot be decoded are skipped with a warning naming them (the training command turns
-that warning into an error with ``--strict-data``).
+that warning into an error with ``--strict-data``). Large folders are decoded by worker processes
+(:mod:`ganzoo.data.decoding`).
 """
 
 from __future__ import annotations
@@ -11,21 +12,17 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+from ganzoo.data import decoded_cache
+from ganzoo.data.decoded_cache import Decoded
+from ganzoo.data.decoding import BadImageWarning, decode_files
 from ganzoo.errors import GanzooError
 from ganzoo.specs import DatasetInfo, DatasetSpec
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DEFAULT_FOLDER_SIZE = 64
-
-
-class BadImageWarning(UserWarning):
-    """An image file in a data folder that could not be decoded and was skipped."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"Skipped {path}: not a readable image ({reason}).")
-        self.path, self.reason = path, reason
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -90,30 +87,54 @@ def probe(folder: Path) -> DatasetInfo:
     return DatasetInfo(kind="images", channels=3 if color else 1, image_size=native, num_classes=len(classes), class_names=classes)
 
 
-def load_folder(folder: Path, image_size: int, channels: int):
-    """Decode every image of ``folder`` into uint8 (N, C, S, S) and labels (N,) tensors."""
+def read_fitted(path: Path, image_size: int, channels: int):
+    """One image file as uint8 (channels, size, size): converted, shorter side resized, centre-cropped."""
     import numpy as np
-    import torch
     from PIL import Image
 
-    files = list_images(folder)
+    with Image.open(path) as image:
+        image.load()
+        array = np.asarray(_fit(_to_mode(image, channels), image_size), dtype=np.uint8)
+    return array.reshape(image_size, image_size, channels).transpose(2, 0, 1)
+
+
+def _decode(folder: Path, files: list[Path], image_size: int, channels: int, workers: int | None) -> Decoded:
+    """Decode ``files`` (of ``folder``), labelled by class sub-folder when there are classes."""
+    import torch
+
     classes = _classes(folder, files)
     index = {name: i for i, name in enumerate(classes)}
-    arrays, labels = [], []
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                image.load()
-                array = np.asarray(_fit(_to_mode(image, channels), image_size), dtype=np.uint8)
-        except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
-            warnings.warn(BadImageWarning(path, str(exc) or type(exc).__name__), stacklevel=2)
-            continue
-        arrays.append(array.reshape(image_size, image_size, channels))
-        labels.append(index[path.relative_to(folder).parts[0]] if classes else 0)
-    if not arrays:
+    images, reasons = decode_files(partial(read_fitted, image_size=image_size, channels=channels), files,
+                                   (channels, image_size, image_size), workers)
+    if not len(images):
         raise GanzooError(f"None of the {len(files)} image files in {folder} could be decoded; check that they are images.")
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return images, torch.tensor(labels, dtype=torch.int64)
+    labels = [index[path.relative_to(folder).parts[0]] if classes else 0 for path, why in zip(files, reasons) if why is None]
+    skipped = tuple((path, why) for path, why in zip(files, reasons) if why is not None)
+    return Decoded(torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64), skipped)
+
+
+def load_folder(folder: Path, image_size: int, channels: int, workers: int | None = None):
+    """Decode every image of ``folder`` into uint8 (N, C, S, S) and labels (N,) tensors, plus notes for the user.
+
+    Unreadable files are skipped with a :class:`~ganzoo.data.decoding.BadImageWarning`; ``workers``
+    as in :func:`ganzoo.data.decoding.decode_files`. Large folders are read from, or written to,
+    the cache of decoded folders (:mod:`ganzoo.data.decoded_cache`).
+    """
+    files = list_images(folder)
+    # None: too few files, the cache switched off, or a file gone since listing (decoding names it)
+    expected = decoded_cache.fingerprint(folder, files) if decoded_cache.enabled(files) else None
+    if expected is None:
+        decoded = _decode(folder, files, image_size, channels, workers)
+        return decoded.images, decoded.labels, ()
+    entry = decoded_cache.entry_path(folder, image_size, channels)
+    cached = decoded_cache.read(entry, folder, expected, (channels, image_size, image_size), len(_classes(folder, files)))
+    if cached is not None:
+        for path, reason in cached.skipped:
+            warnings.warn(BadImageWarning(path, reason), stacklevel=2)
+        return cached.images, cached.labels, (f"loaded {len(cached.images):,} decoded images from the cache {entry}",)
+    decoded = _decode(folder, files, image_size, channels, workers)
+    note = decoded_cache.write(entry, folder, expected, decoded)
+    return decoded.images, decoded.labels, (note,) if note else ()
 
 
 def folder_dataset(path: str | os.PathLike[str]) -> DatasetSpec:
@@ -125,8 +146,8 @@ def folder_dataset(path: str | os.PathLike[str]) -> DatasetSpec:
 
     def load(root: Path | None = None, image_size: int | None = None, channels: int | None = None) -> InMemoryData:
         size, chans = image_size or info.image_size, channels or info.channels
-        images, labels = load_folder(folder, size, chans)
+        images, labels, notes = load_folder(folder, size, chans)
         tensors = {"real": images, "label": labels} if info.num_classes else {"real": images}
-        return InMemoryData(str(folder), replace(info, image_size=size, channels=chans), tensors)
+        return InMemoryData(str(folder), replace(info, image_size=size, channels=chans), tensors, notes)
 
     return DatasetSpec(name=str(folder), summary=f"images in {folder}", info=info, load=load, source=str(folder))

@@ -46,7 +46,9 @@ DATA_HYPERPARAMETERS = (
     Hyperparameter("stream", "auto", "auto: read batches from disk with worker processes when the decoded images "
                    "would exceed max_memory_gb, else hold them on the device; True: always stream; False: never"),
     Hyperparameter("max_memory_gb", 4.0, "memory budget (GB) for the decoded training images; larger sets stream"),
-    Hyperparameter("data_workers", None, "processes decoding streamed batches; default: min(8, CPU cores)"),
+    Hyperparameter("data_workers", None, "streamed: DataLoader worker processes (0: none); held in memory: processes "
+                   "decoding the set once (0 or 1: the training process); default min(8, CPU cores per training "
+                   "process), in memory from 512 images on"),
 )
 
 
@@ -207,31 +209,30 @@ class TranslationFiles:
         return self.images() * 3 * load_size(image_size) ** 2
 
 
-def read_image(path: Path, size: int, halves: bool) -> list[Any] | None:
-    """``[image]`` or ``[left half, right half]`` as uint8 (size, size, 3) arrays, or None (with a warning) if unreadable."""
+def read_parts(path: Path, size: int, halves: bool) -> Any:
+    """The image, or its left and right halves, resized to ``size``: uint8 (1 or 2, 3, size, size); raises if unreadable."""
     import numpy as np
     from PIL import Image
 
-    from ganzoo.data.folder import BadImageWarning, _to_mode
+    from ganzoo.data.folder import _to_mode
 
-    try:
-        with Image.open(path) as image:
-            image.load()
-            image = _to_mode(image, 3)
-    except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
-        warnings.warn(BadImageWarning(path, str(exc) or type(exc).__name__), stacklevel=3)
-        return None
+    with Image.open(path) as image:
+        image.load()
+        image = _to_mode(image, 3)
     width, height = image.size
     parts = [image.crop((0, 0, width // 2, height)), image.crop((width // 2, 0, width, height))] if halves else [image]
-    return [np.asarray(p.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8) for p in parts]
+    return np.stack([np.asarray(p.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8) for p in parts]).transpose(0, 3, 1, 2)
 
 
-def stack(arrays: list[Any]) -> "torch.Tensor":
-    """(H, W, C) uint8 arrays as one (N, C, H, W) tensor."""
-    import numpy as np
-    import torch
+def read_image(path: Path, size: int, halves: bool) -> Any | None:
+    """:func:`read_parts`, or None with a :class:`~ganzoo.data.decoding.BadImageWarning` if the file is unreadable."""
+    from ganzoo.data.decoding import BadImageWarning, unreadable_reason
 
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    try:
+        return read_parts(path, size, halves)
+    except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
+        warnings.warn(BadImageWarning(path, unreadable_reason(exc)), stacklevel=3)
+        return None
 
 
 def undecodable(files: tuple[Path, ...]) -> GanzooError:
@@ -240,20 +241,31 @@ def undecodable(files: tuple[Path, ...]) -> GanzooError:
     return GanzooError(f"None of the {len(files)} image files in {where} could be decoded; check that they are images.")
 
 
-def decode(files: tuple[Path, ...], size: int, halves: bool) -> list["torch.Tensor"]:
+def decode(files: tuple[Path, ...], size: int, halves: bool, workers: int | None = None) -> list["torch.Tensor"]:
     """The readable ``files`` resized to ``size``: ``[images]``, or ``[left halves, right halves]``; uint8 (N, 3, size, size)."""
-    reads = [read for read in (read_image(path, size, halves) for path in files) if read is not None]
-    if not reads:
+    from functools import partial
+
+    import torch
+
+    from ganzoo.data.decoding import decode_files
+
+    parts = 2 if halves else 1
+    what = "image pairs" if halves else "images"
+    images, _ = decode_files(partial(read_parts, size=size, halves=halves), files, (parts, 3, size, size), workers, what,
+                             parts_first=True)
+    if not images.shape[1]:
         raise undecodable(files)
-    return [stack([r[side] for r in reads]) for side in range(len(reads[0]))]
+    return [torch.from_numpy(images[side]) for side in range(parts)]
 
 
-def decode_set(files: TranslationFiles, size: int, limit: int | None = None) -> dict[str, "torch.Tensor"]:
+def decode_set(files: TranslationFiles, size: int, limit: int | None = None,
+               workers: int | None = None) -> dict[str, "torch.Tensor"]:
     """``{"a", "b"}``: the set's (first ``limit``) readable images of each side at ``size``, uint8 (N, 3, size, size)."""
     if files.paired:
-        a, b = decode(files.a[:limit], size, halves=True)
+        a, b = decode(files.a[:limit], size, halves=True, workers=workers)
     else:
-        (a,), (b,) = decode(files.a[:limit], size, halves=False), decode(files.b[:limit], size, halves=False)
+        (a,), (b,) = (decode(files.a[:limit], size, halves=False, workers=workers),
+                      decode(files.b[:limit], size, halves=False, workers=workers))
     return {"a": a, "b": b}
 
 
@@ -307,7 +319,8 @@ def load_translation(root: Path | tuple[Path, Path], kind: str, name: str, image
     if note is not None:
         return StreamedTranslationData(name, info, files, image_size, workers=(config or {}).get("data_workers"),
                                        notes=(note,))
-    return TranslationData(name, info, decode_set(files, load_size(image_size)), image_size)
+    workers = (config or {}).get("data_workers")
+    return TranslationData(name, info, decode_set(files, load_size(image_size), workers=workers), image_size)
 
 
 def _loader(source: Path | tuple[Path, Path], kind: str, name: str) -> Any:

@@ -16,28 +16,21 @@ replaced by the next readable one, with a warning.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from ganzoo.data.decoding import default_workers
 from ganzoo.data.translation import (PICTURE_PAIRS, TranslationFiles, TranslationSet, centre_preview, crop,
-                                     decode_set, load_size, read_image, stack, to_unit, undecodable)
+                                     decode_set, load_size, read_image, to_unit, undecodable)
 from ganzoo.errors import GanzooError
 from ganzoo.specs import DatasetInfo
 
 if TYPE_CHECKING:
     import torch
 
-#: Worker processes used when ``data_workers`` is not set (fewer on machines with fewer cores).
-MAX_WORKERS = 8
 #: Batches each worker prepares ahead.
 PREFETCH_BATCHES = 4
-
-
-def default_workers() -> int:
-    """``min(8, CPU cores)``: decoding a 256 px JPEG pair takes a few ms, so a few workers keep a GPU busy."""
-    return min(MAX_WORKERS, os.cpu_count() or 1)
 
 
 def streaming_note(files: TranslationFiles, image_size: int, config: dict[str, Any]) -> str | None:
@@ -78,7 +71,7 @@ class _Decoder:
             (a,), (b,) = self._read(self.files.a, job[0], halves=False), self._read(self.files.b, job[4], halves=False)
         return self._crop(a, job[1:4]), self._crop(b, job[5:8])
 
-    def _read(self, files: tuple[Path, ...], index: int, halves: bool) -> list[Any]:
+    def _read(self, files: tuple[Path, ...], index: int, halves: bool) -> Any:
         """The file at ``index``, or the next readable one after it (each unreadable one is skipped with a warning)."""
         for offset in range(len(files)):
             read = read_image(files[(index + offset) % len(files)], load_size(self.size), halves)
@@ -90,7 +83,7 @@ class _Decoder:
         import torch
 
         top, left, flip = (torch.tensor([value]) for value in box)
-        return crop(stack([array]), torch.zeros(1, dtype=torch.long), top, left, flip, self.size)[0]
+        return crop(torch.from_numpy(array)[None], torch.zeros(1, dtype=torch.long), top, left, flip, self.size)[0]
 
 
 class _Plan:
