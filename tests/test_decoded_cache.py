@@ -70,7 +70,7 @@ def test_a_changed_file_means_decoding_again_and_replacing_the_entry(big_folder)
 def test_a_damaged_entry_is_decoded_again_and_replaced(big_folder):
     from ganzoo.data.folder import load_folder
 
-    images, _, _ = load_folder(big_folder, 16, 3)
+    images = load_folder(big_folder, 16, 3)[0].clone()  # the entry is about to be damaged in place
     (entry,) = cache_entries()
     data = bytearray(entry.read_bytes())
     entry.write_bytes(bytes(data[: len(data) // 2]))
@@ -133,7 +133,7 @@ def test_an_entry_with_labels_or_images_training_cannot_use_is_decoded_again(big
     from ganzoo.data.folder import load_folder
     from ganzoo.safefile import read_metadata
 
-    images, labels, _ = load_folder(big_folder, 16, 3)
+    images, labels = (tensor.clone() for tensor in load_folder(big_folder, 16, 3)[:2])  # the entry is rewritten in place
     (entry,) = cache_entries()
     metadata = read_metadata(entry)
     wrong_label = labels.clone()
@@ -161,3 +161,66 @@ def test_a_write_clears_what_a_killed_earlier_write_left_but_not_a_write_in_prog
     Image.new("RGB", (16, 16)).save(big_folder / "a" / "img_000.png")  # a change, so the entry is written again
     load_folder(big_folder, 16, 3)
     assert not killed.exists() and in_progress.exists()
+
+
+ANON_MEMORY_SCRIPT = """
+import hashlib, json, sys
+from pathlib import Path
+
+def anonymous_bytes():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+
+from ganzoo.data.folder import load_folder
+import torch  # imported before the baseline, as training has it
+before = anonymous_bytes()
+images, labels, notes = load_folder(Path(sys.argv[1]), 64, 3, workers=0)
+grown = anonymous_bytes() - before
+maps = open("/proc/self/maps").read()
+print(json.dumps({"grown": grown, "size": images.numel(), "notes": notes,
+                  "digest": hashlib.sha256(images.numpy().tobytes()).hexdigest(),
+                  "mapped": [line.split()[-1] for line in maps.splitlines() if "decoded" in line]}))
+"""
+
+
+def test_a_large_folder_is_decoded_straight_into_its_cache_entry_not_held_in_memory_as_well(tmp_path):
+    """The first load of a large folder writes the images into the entry on disk and maps them from
+    there: the process's anonymous memory grows by about the whole set less than when it decodes
+    into memory (the cache off). A set larger than memory therefore decodes."""
+    import json
+    import subprocess
+    import sys
+
+    write_png_images(tmp_path / "faces", 2048, size=64, seed=3)  # 25 MB decoded
+    runs = {}
+    for name, switch in (("cached", "1"), ("in memory", "0")):
+        env = {**os.environ, "GANZOO_DECODE_CACHE": switch}
+        done = subprocess.run([sys.executable, "-c", ANON_MEMORY_SCRIPT, str(tmp_path / "faces")], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        runs[name] = json.loads(done.stdout)
+    cached, in_memory = runs["cached"], runs["in memory"]
+    (entry,) = cache_entries()
+    assert cached["notes"][0].startswith(f"cached the decoded images in {entry}")
+    assert cached["digest"] == in_memory["digest"] and cached["size"] == 2048 * 3 * 64 * 64
+    assert str(entry) in cached["mapped"]
+    assert in_memory["grown"] > 0.9 * in_memory["size"]  # the measure sees a set held in memory
+    # both also keep what the decoding loop's allocator holds on to (about 10 MB here, not growing with the set)
+    assert in_memory["grown"] - cached["grown"] > 0.75 * cached["size"], (in_memory["grown"], cached["grown"])
+
+
+def test_an_entry_with_unreadable_files_keeps_their_rows_out_and_reads_back(big_folder, monkeypatch):
+    """Rows left unused by unreadable files sit between the images and the labels of the entry."""
+    from ganzoo.data.folder import load_folder
+
+    for name in ("img_050b.png", "img_150b.png"):
+        (big_folder / "a" / name).write_bytes(b"not an image")
+    with pytest.warns(BadImageWarning):
+        images, labels, notes = load_folder(big_folder, 16, 3)
+    assert notes[0].startswith("cached") and len(images) == len(labels) == MIN_CACHED_FILES
+    refuse_decoding(monkeypatch)
+    with pytest.warns(BadImageWarning) as caught:
+        again, again_labels, notes = load_folder(big_folder, 16, 3)
+    assert notes[0].startswith("loaded") and torch.equal(again, images) and torch.equal(again_labels, labels)
+    assert [w.message.path.name for w in caught if issubclass(w.category, BadImageWarning)] == ["img_050b.png", "img_150b.png"]

@@ -1,12 +1,12 @@
 """Decoded image folders kept on disk, so the next run on the same folder starts in seconds.
 
-Decoding a large folder takes minutes (CelebA's 202,599 JPEGs: about 83 s at 64 px on two cores,
+Decoding a large folder takes minutes (CelebA's 202,599 JPEGs: about 107 s at 64 px on two cores,
 at the rate ``benchmarks/folder_decode.py`` measures) and every run, resume and evaluation would
-pay it again. A folder of at least
-:data:`MIN_CACHED_FILES` images is therefore written, once decoded, to
-``cache_dir()/decoded/`` as one safetensors file per folder, image size and channel count:
-the uint8 images, their labels, and in its metadata a fingerprint of the folder (every file's
-relative path, size and modification time) and the files that could not be decoded. A later load
+pay it again. A folder of at least :data:`MIN_CACHED_FILES` images is therefore decoded straight
+into a file in ``cache_dir()/decoded/`` (so it is never held in memory as well, and a folder larger
+than memory decodes), one safetensors file per folder, image size and channel count: the uint8
+images, their labels, the files that could not be decoded, and in its metadata a fingerprint of
+the folder (every file's relative path, size and modification time). A later load
 whose fingerprint matches reads that file instead of decoding (and names the unreadable files
 again, in order); any added, removed or changed file means decoding again and replacing the entry.
 A damaged entry (see :func:`read`) is decoded again too. Writing is atomic, done by one process
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ganzoo.paths import cache_dir
 
@@ -32,8 +34,12 @@ MIN_CACHED_FILES = 512
 CACHE_SWITCH_ENV = "GANZOO_DECODE_CACHE"
 #: A temporary file of a write older than this (seconds) was left by a killed process.
 STALE_SECONDS = 3600
-#: Bumped whenever decoding changes what it produces, so older entries are not reused.
-FORMAT = "1"
+#: Bumped whenever decoding or the entry's layout changes, so older entries are not reused.
+FORMAT = "2"
+#: Bytes kept for an entry's header, written after the images are decoded into the file behind it.
+HEADER_SPACE = 16384
+#: Where an entry's data starts: its 8-byte header length, then the header.
+DATA_START = 8 + HEADER_SPACE
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,8 @@ def read(path: Path, folder: Path, expected: str, shape: tuple[int, int, int], c
         if metadata.get("fingerprint") != expected:
             return None
         tensors = load_tensors(path)
-        skipped = tuple((folder / name, reason) for name, reason in json.loads(metadata["skipped"]))
         images, labels = tensors["images"], tensors["labels"]
+        skipped = tuple((folder / name, reason) for name, reason in json.loads(tensors["skipped"].numpy().tobytes()))
     except (GanzooError, OSError, KeyError, ValueError, TypeError, RecursionError):  # decode again and replace it
         return None
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != shape:
@@ -104,26 +110,88 @@ def read(path: Path, folder: Path, expected: str, shape: tuple[int, int, int], c
     return Decoded(images, labels, skipped)
 
 
-def write(path: Path, folder: Path, expected: str, decoded: Decoded) -> str | None:
-    """Store ``decoded`` with fingerprint ``expected`` at ``path`` (one process per node); a note for the user, or None."""
-    from safetensors import SafetensorError
-    from safetensors.torch import save_file
+def decode_into(path: Path, folder: Path, expected: str, count: int, shape: tuple[int, int, int], classes: int,
+                decode: Callable[[Any], Decoded]) -> tuple[Decoded, str | None]:
+    """Decode ``count`` files straight into a new entry at ``path`` with fingerprint ``expected``; the
+    decoded folder (mapped from the entry) and a note for the user.
+
+    ``decode(out)`` decodes into ``out``, a uint8 (count, C, S, S) array (the entry's image region,
+    mapped from disk), or into memory when ``out`` is None. Decoding into the file means the set is
+    never held in memory as well: a folder larger than memory decodes, and training reads it from the
+    page cache. The whole entry is allocated on disk first, so a full disk shows up at once (then the
+    folder is decoded in memory, as it is by the processes of a node other than the first).
+    """
+    import numpy as np
 
     from ganzoo.safefile import atomic_target
 
     if os.environ.get("LOCAL_RANK", "0") != "0":
-        return None
-    skipped = [[str(file.relative_to(folder)), reason] for file, reason in decoded.skipped]
-    metadata = {"format": FORMAT, "folder": str(folder.resolve()), "fingerprint": expected, "skipped": json.dumps(skipped)}
+        return decode(None), None
+    row = math.prod(shape)
+    labels_start = _aligned(count * row)
+    decoded = None
     try:
         _remove_stale_temporaries(path)
         with atomic_target(path) as tmp:
-            save_file({"images": decoded.images.contiguous(), "labels": decoded.labels.contiguous()}, str(tmp), metadata)
-    except (OSError, SafetensorError) as exc:
+            with open(tmp, "r+b") as handle:
+                _allocate(handle, DATA_START + labels_start + 8 * count)
+            images = np.memmap(tmp, dtype=np.uint8, mode="r+", offset=DATA_START, shape=(count, *shape))
+            decoded = decode(images)
+            images.flush()
+            _finish(tmp, folder, expected, decoded, labels_start)
+    except (OSError, ValueError) as exc:  # a full disk, an unwritable cache folder, a path too long for the header
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        return f"could not cache the decoded images in {path} ({reason}); the next run decodes them again"
+        note = f"could not cache the decoded images in {path} ({reason}); the next run decodes them again"
+        # decoded into the removed temporary file: its mapping stays readable until the run ends
+        return (decoded if decoded is not None else decode(None)), note
     size = decoded.images.numel() / 1e9
-    return f"cached the decoded images in {path} ({size:.1f} GB); later runs on this folder load them from there"
+    note = f"cached the decoded images in {path} ({size:.1f} GB); later runs on this folder load them from there"
+    mapped = read(path, folder, expected, shape, classes)  # copy-on-write, as a later run's
+    return (mapped if mapped is not None else decoded), note
+
+
+def _aligned(offset: int) -> int:
+    """``offset`` rounded up to a multiple of 8, where the labels (int64) start."""
+    return -(-offset // 8) * 8
+
+
+def _allocate(handle: Any, size: int) -> None:
+    """Give the open file ``size`` bytes of disk now: writing through a mapping to a full disk would
+    kill the process (SIGBUS), allocating raises an OSError instead."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(handle.fileno(), 0, size)
+    else:  # no way to reserve the blocks: a sparse file
+        handle.truncate(size)
+
+
+def _finish(tmp: Path, folder: Path, expected: str, decoded: Decoded, labels_start: int) -> None:
+    """Write the labels, the unreadable files and, last, the safetensors header of the entry ``tmp``.
+
+    Layout after the header (padded to :data:`HEADER_SPACE` with spaces, as safetensors allows):
+    the readable images, the rows left unused by unreadable files, the labels (8-byte aligned) and
+    the ``skipped`` list as UTF-8 JSON.
+    """
+    images_end = decoded.images.numel()
+    labels = decoded.labels.numpy().astype("<i8").tobytes()
+    skipped = json.dumps([[str(file.relative_to(folder)), reason] for file, reason in decoded.skipped]).encode()
+    labels_end = labels_start + len(labels)
+    header: dict[str, Any] = {
+        "__metadata__": {"format": FORMAT, "folder": str(folder.resolve()), "fingerprint": expected},
+        "images": {"dtype": "U8", "shape": list(decoded.images.shape), "data_offsets": [0, images_end]},
+    }
+    if labels_start > images_end:
+        header["unused"] = {"dtype": "U8", "shape": [labels_start - images_end], "data_offsets": [images_end, labels_start]}
+    header["labels"] = {"dtype": "I64", "shape": [len(decoded.labels)], "data_offsets": [labels_start, labels_end]}
+    header["skipped"] = {"dtype": "U8", "shape": [len(skipped)], "data_offsets": [labels_end, labels_end + len(skipped)]}
+    text = json.dumps(header).encode()
+    if len(text) > HEADER_SPACE:
+        raise ValueError(f"the folder's path is too long for the entry's header ({len(text)} bytes)")
+    with open(tmp, "r+b") as handle:
+        handle.seek(DATA_START + labels_start)
+        handle.write(labels + skipped)
+        handle.truncate()
+        handle.seek(0)
+        handle.write(struct.pack("<Q", HEADER_SPACE) + text.ljust(HEADER_SPACE, b" "))
 
 
 def _remove_stale_temporaries(path: Path) -> None:

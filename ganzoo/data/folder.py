@@ -14,6 +14,7 @@ import warnings
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ganzoo.data import decoded_cache
 from ganzoo.data.decoded_cache import Decoded
@@ -98,14 +99,16 @@ def read_fitted(path: Path, image_size: int, channels: int):
     return array.reshape(image_size, image_size, channels).transpose(2, 0, 1)
 
 
-def _decode(folder: Path, files: list[Path], image_size: int, channels: int, workers: int | None) -> Decoded:
-    """Decode ``files`` (of ``folder``), labelled by class sub-folder when there are classes."""
+def _decode(folder: Path, files: list[Path], image_size: int, channels: int, workers: int | None,
+            out: Any = None) -> Decoded:
+    """Decode ``files`` (of ``folder``), labelled by class sub-folder when there are classes; into ``out``
+    (see :func:`ganzoo.data.decoding.decode_files`) when given."""
     import torch
 
     classes = _classes(folder, files)
     index = {name: i for i, name in enumerate(classes)}
     images, reasons = decode_files(partial(read_fitted, image_size=image_size, channels=channels), files,
-                                   (channels, image_size, image_size), workers)
+                                   (channels, image_size, image_size), workers, out=out)
     if not len(images):
         raise GanzooError(f"None of the {len(files)} image files in {folder} could be decoded; check that they are images.")
     labels = [index[path.relative_to(folder).parts[0]] if classes else 0 for path, why in zip(files, reasons) if why is None]
@@ -117,8 +120,8 @@ def load_folder(folder: Path, image_size: int, channels: int, workers: int | Non
     """Decode every image of ``folder`` into uint8 (N, C, S, S) and labels (N,) tensors, plus notes for the user.
 
     Unreadable files are skipped with a :class:`~ganzoo.data.decoding.BadImageWarning`; ``workers``
-    as in :func:`ganzoo.data.decoding.decode_files`. Large folders are read from, or written to,
-    the cache of decoded folders (:mod:`ganzoo.data.decoded_cache`).
+    as in :func:`ganzoo.data.decoding.decode_files`. Large folders are read from, or decoded
+    straight into, the cache of decoded folders (:mod:`ganzoo.data.decoded_cache`).
     """
     files = list_images(folder)
     # None: too few files, the cache switched off, or a file gone since listing (decoding names it)
@@ -127,13 +130,14 @@ def load_folder(folder: Path, image_size: int, channels: int, workers: int | Non
         decoded = _decode(folder, files, image_size, channels, workers)
         return decoded.images, decoded.labels, ()
     entry = decoded_cache.entry_path(folder, image_size, channels)
-    cached = decoded_cache.read(entry, folder, expected, (channels, image_size, image_size), len(_classes(folder, files)))
+    shape, classes = (channels, image_size, image_size), len(_classes(folder, files))
+    cached = decoded_cache.read(entry, folder, expected, shape, classes)
     if cached is not None:
         for path, reason in cached.skipped:
             warnings.warn(BadImageWarning(path, reason), stacklevel=2)
         return cached.images, cached.labels, (f"loaded {len(cached.images):,} decoded images from the cache {entry}",)
-    decoded = _decode(folder, files, image_size, channels, workers)
-    note = decoded_cache.write(entry, folder, expected, decoded)
+    decoded, note = decoded_cache.decode_into(entry, folder, expected, len(files), shape, classes,
+                                              partial(_decode, folder, files, image_size, channels, workers))
     return decoded.images, decoded.labels, (note,) if note else ()
 
 
