@@ -49,6 +49,12 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
                    "(gan/dcgan with standard losses; see ganzoo.cuda_graphs)"),
     Hyperparameter("fast", False, "preset: bf16, fused Adam, TF32; on CUDA also torch.compile, CUDA graphs and a batch "
                    "of 32+ made 4x larger at 2x the lr; on the CPU reuse_fake; options set explicitly win"),
+    Hyperparameter("max_memory_gb", 4.0, "budget (GB) for the decoded training images on the training device: "
+                   "larger image sets stay on the host (mapped from the cache of decoded folders) and each batch is "
+                   "copied over; image-to-image sets over it stream from disk"),
+    Hyperparameter("data_workers", None, "processes decoding image files (0 or 1: the training process; default "
+                   "min(8, CPU cores per training process), from 512 images on); streamed image-to-image sets: "
+                   "DataLoader workers (0: none)"),
     Hyperparameter("sync_bn", False, "several processes on CUDA: batch-norm statistics over the whole batch (SyncBatchNorm)"),
 )
 

@@ -278,13 +278,17 @@ def start(device_name: str | None = None) -> World | None:
     return World(rank, size, local_rank, device)
 
 
-def stop(world: World | None) -> None:
-    """Leave the process group (a no-op outside a multi-process run)."""
+def stop(world: World | None, together: bool = False) -> None:
+    """Leave the process group (a no-op outside a multi-process run); ``together`` (a run that ended
+    normally on every process) waits for all processes first, so none tears down its connections
+    while another is still at work."""
     if world is None:
         return
     import torch.distributed as dist
 
     if dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 

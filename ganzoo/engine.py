@@ -183,8 +183,7 @@ class Trainer:
             world.part(int(self.config["batch_size"]))
         speed.prepare_networks(self.config, self.device, self.generator, self.discriminator)
         data_started = time.perf_counter()
-        data = self._load_data(dataset, data_root(request.data_root))
-        self.data = data.to(self.device)
+        self.data = self._place(self._load_data_in_turn(dataset, data_root(request.data_root)))
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         optimizers_started = time.perf_counter()
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
@@ -224,14 +223,32 @@ class Trainer:
         cuda_graphs.make_capturable(self.optimizers)
         return cuda_graphs.StageGraphs(self.guard)
 
-    def _load_data(self, dataset: Any, root: Path | None) -> Any:
-        """Load the data; skipped bad images are listed, or stop the run with ``strict_data``."""
+    def _load_data_in_turn(self, dataset: Any, root: Path | None) -> Any:
+        """:meth:`_load_data`; under torchrun each node's first process loads first, with all the node's
+        cores, and the others after it: a download or the decoding of a large folder into the cache
+        happens once per node, and the others read the result."""
+        if self.world is None:
+            return self._load_data(dataset, root)
+        import torch
+
+        if self.world.local_rank != 0:
+            self.world.gather(torch.zeros(1))  # wait for the node's first process
+            return self._load_data(dataset, root)
+        try:
+            return self._load_data(dataset, root, alone=True)
+        finally:  # the others go on even if loading failed here: they then fail in the same words
+            self.world.gather(torch.ones(1))
+
+    def _load_data(self, dataset: Any, root: Path | None, alone: bool = False) -> Any:
+        """Load the data; skipped bad images are listed, or stop the run with ``strict_data``.
+        ``alone``: no other process of this node is loading, so decoding may use all its cores."""
         import warnings
 
-        from ganzoo.data.decoding import BadImageWarning, show_progress
+        from ganzoo.data.decoding import BadImageWarning, decoding_settings
 
         bar_console = self.console if self.main and self.request.progress else None
-        with warnings.catch_warnings(record=True) as caught, show_progress(bar_console):
+        with warnings.catch_warnings(record=True) as caught, \
+                decoding_settings(bar_console, self.config.get("data_workers"), alone):
             warnings.simplefilter("error" if self.request.strict_data else "always", BadImageWarning)
             try:
                 settings = {"config": self.config} if self.model.task == "image-to-image" else {}  # stream or not
@@ -247,6 +264,20 @@ class Trainer:
         for note in getattr(data, "notes", ()):  # e.g. "streaming N images from disk (would need X GB in memory)"
             self._say(note)
         return data
+
+    def _place(self, data: Any) -> Any:
+        """``data`` on the training device; in-memory images over ``max_memory_gb`` stay on the host
+        (mapped from the cache of decoded folders) with each batch copied over, and the run says so."""
+        from ganzoo.data import InMemoryData, memory_budget_gb
+
+        budget = memory_budget_gb(self.config)
+        if not isinstance(data, InMemoryData) or self.device.type == "cpu":  # on the CPU the host is the device
+            return data.to(self.device)
+        placed = data.to(self.device, max_bytes=int(budget * 1e9))
+        if placed.target is not None and self.main:
+            self._say(f"keeping the {data.nbytes() / 1e9:.1f} GB of decoded images on the host (over "
+                      f"max_memory_gb={budget:g}); each batch is copied to {self.device.type}")
+        return placed
 
     def _say(self, text: str) -> None:
         """One warning line for the user (plain text: file names may hold brackets), unwrapped."""
@@ -587,7 +618,10 @@ class Trainer:
 def train(request: TrainRequest, console: Any = None) -> TrainResult:
     """Build and run a :class:`Trainer` for ``request``; under torchrun as one of its processes (only process 0 prints)."""
     world = distributed.start(request.device)
+    finished = False
     try:
-        return Trainer(request, console if world is None or world.main else None, world).run()
+        result = Trainer(request, console if world is None or world.main else None, world).run()
+        finished = True
+        return result
     finally:
-        distributed.stop(world)
+        distributed.stop(world, together=finished)

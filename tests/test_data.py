@@ -176,3 +176,54 @@ def test_batches_are_scaled_shuffled_and_full(image_folder):
     assert batches[0]["real"].min() >= -1 and batches[0]["real"].max() <= 1
     with pytest.raises(GanzooError, match="fewer than the batch size"):
         data.steps_per_epoch(100)
+
+
+def _image_set(count: int = 40) -> "InMemoryData":
+    import torch
+
+    from ganzoo.data import InMemoryData
+    from ganzoo.specs import DatasetInfo
+
+    generator = torch.Generator().manual_seed(7)
+    images = torch.randint(0, 256, (count, 3, 8, 8), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(count) % 4
+    return InMemoryData("set", DatasetInfo(kind="images", channels=3, image_size=8, num_classes=4),
+                        {"real": images, "label": labels})
+
+
+def test_images_over_the_budget_stay_on_the_host_and_give_the_same_batches():
+    """Over ``max_bytes`` the rows of each batch are gathered on the host and copied: same order, same values."""
+    import torch
+
+    data = _image_set()
+    held = data.to("cpu", max_bytes=data.nbytes())
+    host = data.to("cpu", max_bytes=data.nbytes() - 1)
+    assert held.target is None and host.target == torch.device("cpu")
+    assert host.tensors["real"] is data.tensors["real"]  # not copied
+    for part in ((0, 1), (0, 2), (1, 2)):
+        batches = [list(d.batches(8, torch.Generator().manual_seed(3), part=part)) for d in (held, host)]
+        assert len(batches[0]) == len(batches[1]) == 5
+        for one, other in zip(*batches):
+            assert one.keys() == other.keys() == {"real", "label"}
+            assert all(torch.equal(one[key], other[key]) for key in one)
+            assert one["real"].dtype == torch.float32 and one["real"].shape == (8 // part[1], 3, 8, 8)
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
+def test_on_cuda_images_over_the_budget_are_copied_batch_by_batch_through_pinned_memory():
+    import torch
+
+    data = _image_set()
+    held, host = data.to("cuda"), data.to("cuda", max_bytes=1)
+    assert host.target.type == "cuda" and host.tensors["real"].device.type == "cpu"
+    for one, other in zip(held.batches(8, torch.Generator().manual_seed(3)), host.batches(8, torch.Generator().manual_seed(3))):
+        assert other["real"].device.type == "cuda" and torch.equal(one["real"], other["real"])
+        assert torch.equal(one["label"], other["label"])
+
+
+def test_a_memory_budget_that_is_not_a_positive_number_is_one_sentence(cli, tmp_path):
+    write_png_images(tmp_path / "few", 8)
+    for bad in ("0", "-2", "lots"):
+        refused = cli("train", "dcgan", "--data", tmp_path / "few", "--set", f"max_memory_gb={bad}", "--epochs", "1",
+                      "--out", tmp_path / "run", "--device", "cpu", ok=False)
+        assert refused.exit_code == 1 and "max_memory_gb must be a positive number of gigabytes" in refused.output

@@ -72,6 +72,25 @@ def test_the_pool_really_decodes_in_other_processes(tmp_path):
     assert os.getpid() % 251 not in set(pooled.ravel().tolist())
 
 
+def test_data_workers_of_a_run_reach_decoding_its_loader_starts_and_bad_values_are_one_sentence(tmp_path, cli):
+    from ganzoo.data.decoding import decode_files, decoding_settings
+    from ganzoo.errors import GanzooError
+
+    files = write_png_images(tmp_path / "few", 40)
+    with decoding_settings(workers=2):
+        pooled, _ = decode_files(process_id, files, (1,))  # 40 files: in this process unless told otherwise
+        alone, _ = decode_files(process_id, files, (1,), workers=0)  # the caller's own number wins
+    assert os.getpid() % 251 not in set(pooled.ravel().tolist())
+    assert set(alone.ravel().tolist()) == {os.getpid() % 251}
+    for bad in (-1, 1.5, True, "two"):
+        with pytest.raises(GanzooError, match=r"^data_workers must be a whole number of at least 0"):
+            with decoding_settings(workers=bad):
+                pass
+    refused = cli("train", "dcgan", "--data", tmp_path / "few", "--set", "data_workers=-1", "--epochs", "1",
+                  "--out", tmp_path / "run", ok=False)
+    assert refused.exit_code == 1 and "data_workers must be a whole number of at least 0" in refused.output
+
+
 def test_strict_data_stops_at_the_first_bad_file_and_leaves_no_worker_running(tmp_path):
     from ganzoo.data.folder import load_folder
 
@@ -106,12 +125,12 @@ def test_translation_sets_decoded_by_workers_match_one_process(tmp_path):
 def test_a_console_shows_a_bar_counting_the_files(tmp_path):
     from rich.console import Console
 
-    from ganzoo.data.decoding import show_progress
+    from ganzoo.data.decoding import decoding_settings
     from ganzoo.data.folder import load_folder
 
     write_png_images(tmp_path, 40)
     screen = io.StringIO()
-    with show_progress(Console(file=screen, force_terminal=True, width=120)):
+    with decoding_settings(Console(file=screen, force_terminal=True, width=120)):
         load_folder(tmp_path, 16, 3, workers=2)
     shown = screen.getvalue()
     assert "decoding 40 images" in shown and "40/40" in shown

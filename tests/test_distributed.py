@@ -276,3 +276,34 @@ def test_shared_noise_and_labels_tile_one_process_draws():
     alone = draws(None, 8)  # outside torchrun: the global stream, as before
     torch.manual_seed(3)
     assert torch.equal(alone[0], torch.randn(8, 3)) and torch.equal(alone[1], torch.randint(0, 10, (8,)))
+
+
+FIRST_PROCESS_DECODES_SCRIPT = """
+import os, sys
+if os.environ["LOCAL_RANK"] != "0":  # any decoding here fails: this process must read what process 0 cached
+    import ganzoo.data.folder as folder
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"process {os.environ['RANK']} decoded the folder instead of reading the cache")
+
+    folder.decode_files = refuse
+from ganzoo.cli.main import cli
+cli(sys.argv[1:])
+"""
+
+
+def test_each_nodes_first_process_decodes_a_large_folder_and_the_others_read_its_cache(tmp_path):
+    from conftest import write_png_images
+    from ganzoo.data.decoded_cache import MIN_CACHED_FILES
+
+    write_png_images(tmp_path / "faces", MIN_CACHED_FILES, seed=4)
+    script = tmp_path / "first_decodes.py"
+    script.write_text(FIRST_PROCESS_DECODES_SCRIPT)
+    env = {**os.environ, "GANZOO_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(script), "train", "dcgan", "--data", str(tmp_path / "faces"), "--image-size", "16",
+                           "--batch-size", "256", "--epochs", "1", "--device", "cpu", "--no-progress",
+                           "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "cached the decoded images in" in done.stdout and "decoded the folder instead" not in done.stderr
+    assert (tmp_path / "run" / "generator.safetensors").is_file()

@@ -11,8 +11,9 @@ a worker's reader raises are shown there too; with warnings turned into errors
 (``--strict-data``) the first bad file stops the load and the pending chunks are cancelled.
 Workers ignore Ctrl-C: the calling process stops the pool.
 
-While :func:`show_progress` names a console (the training run does, on its main process), a
-transient bar counts the files.
+While :func:`decoding_settings` names a console (the training run does, on its main process), a
+transient bar counts the files; it also carries the run's ``data_workers`` to every decoding the
+dataset's loader starts.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ CHUNK_FILES = 256
 #: Most decoded bytes per task, so the chunks in flight (two per worker) stay small next to the set.
 CHUNK_BYTES = 32 * 2**20
 
-_CONSOLE: ContextVar[Any] = ContextVar("ganzoo_decoding_console", default=None)
+_SETTINGS: ContextVar[tuple[Any, "int | None", bool]] = ContextVar("ganzoo_decoding_settings",
+                                                                   default=(None, None, False))
 
 
 class BadImageWarning(UserWarning):
@@ -51,21 +53,34 @@ def unreadable_reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
-def default_workers() -> int:
-    """``min(8, cores / processes on this node)``: torchrun's processes share the node's cores."""
+def default_workers(alone: bool = False) -> int:
+    """``min(8, cores / processes on this node)``: torchrun's processes share the node's cores, unless
+    this process decodes ``alone`` (the others waiting for it)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    local_processes = 1 if alone else max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     return max(1, min(MAX_WORKERS, cores // local_processes))
 
 
+def check_data_workers(workers: Any) -> None:
+    """Refuse a ``data_workers`` setting that is not None or a whole number of at least 0, in one sentence."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        from ganzoo.errors import GanzooError
+
+        raise GanzooError(f"data_workers must be a whole number of at least 0 (0: decode in the training process), "
+                          f"got {workers!r}.")
+
+
 @contextmanager
-def show_progress(console: Any) -> Iterator[None]:
-    """Within this block, decoding shows a bar on ``console`` (None: no bar)."""
-    token = _CONSOLE.set(console)
+def decoding_settings(console: Any = None, workers: int | None = None, alone: bool = False) -> Iterator[None]:
+    """Within this block, decoding shows a bar on ``console`` (None: no bar) and, where its caller
+    names no number of workers, uses ``workers`` (None: :func:`decode_files`'s default, taken with
+    ``alone`` as in :func:`default_workers`)."""
+    check_data_workers(workers)
+    token = _SETTINGS.set((console, workers, alone))
     try:
         yield
     finally:
-        _CONSOLE.reset(token)
+        _SETTINGS.reset(token)
 
 
 Outcome = tuple[Any, "str | None", list[tuple[str, type[Warning]]]]
@@ -148,7 +163,8 @@ def _terminate_workers(pool: Any) -> None:
 
 
 def decode_files(read: Callable[[Path], Any], files: Sequence[Path], shape: tuple[int, ...],
-                 workers: int | None = None, what: str = "images", parts_first: bool = False) -> tuple[Any, list[str | None]]:
+                 workers: int | None = None, what: str = "images", parts_first: bool = False,
+                 out: Any = None) -> tuple[Any, list[str | None]]:
     """Decode ``files`` with ``read`` into one uint8 array of (readable files, ``*shape``).
 
     ``read`` (a module-level function or a :func:`functools.partial` of one, so worker processes
@@ -156,18 +172,27 @@ def decode_files(read: Callable[[Path], Any], files: Sequence[Path], shape: tupl
     for each file, None if it was read or why it could not be. ``workers`` 0 or 1 decodes in this
     process; None takes :func:`default_workers` for :data:`MIN_POOL_FILES` files or more.
     ``parts_first``: ``shape`` is (parts, ...) and the array is laid out (parts, files, ...), so
-    each part (a pair's A and B sides) is contiguous without a copy.
+    each part (a pair's A and B sides) is contiguous without a copy. ``out``: a uint8 array of
+    (files, ``*shape``) to decode into instead (a memory-mapped file, say); the readable images
+    fill its first rows and the returned array is a view of them.
     """
     import numpy as np
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    console, workers_set, alone = _SETTINGS.get()
+    workers = workers_set if workers is None else workers
     if workers is None:
-        workers = default_workers() if len(files) >= MIN_POOL_FILES else 1
+        workers = default_workers(alone) if len(files) >= MIN_POOL_FILES else 1
     chunks = _chunks(files, max(1, workers), math.prod(shape))
-    out = np.empty((shape[0], len(files), *shape[1:]) if parts_first else (len(files), *shape), dtype=np.uint8)
+    if out is None:
+        out = np.empty((shape[0], len(files), *shape[1:]) if parts_first else (len(files), *shape), dtype=np.uint8)
+        owned = True
+    elif parts_first or out.dtype != np.uint8 or out.shape != (len(files), *shape):
+        raise ValueError(f"out must be uint8 of shape {(len(files), *shape)}, got {out.dtype} {out.shape}")
+    else:
+        owned = False
     reasons: list[str | None] = []
     kept = 0
-    console = _CONSOLE.get()
     with Progress(TextColumn(f"decoding {len(files):,} {what}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("eta"), TimeRemainingColumn(), console=console, transient=True,
                   disable=console is None or len(chunks) < 2) as bar, \
@@ -187,6 +212,8 @@ def decode_files(read: Callable[[Path], Any], files: Sequence[Path], shape: tupl
                     warnings.warn(BadImageWarning(path, reason), stacklevel=2)
                 reasons.append(reason)
             bar.advance(task, len(chunk))
+    if not owned:
+        return out[:kept], reasons
     if kept < len(files):  # drop the rows of unreadable files without holding a second copy
         out = np.ascontiguousarray(out[:, :kept]) if parts_first else _shrink(out, kept)
     return out, reasons

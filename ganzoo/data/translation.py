@@ -45,10 +45,6 @@ FOLDER_PAIR = " | "
 DATA_HYPERPARAMETERS = (
     Hyperparameter("stream", "auto", "auto: read batches from disk with worker processes when the decoded images "
                    "would exceed max_memory_gb, else hold them on the device; True: always stream; False: never"),
-    Hyperparameter("max_memory_gb", 4.0, "memory budget (GB) for the decoded training images; larger sets stream"),
-    Hyperparameter("data_workers", None, "streamed: DataLoader worker processes (0: none); held in memory: processes "
-                   "decoding the set once (0 or 1: the training process); default min(8, CPU cores per training "
-                   "process), in memory from 512 images on"),
 )
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from ganzoo.data.decoding import default_workers
+from ganzoo.data import memory_budget_gb
+from ganzoo.data.decoding import check_data_workers, default_workers
 from ganzoo.data.translation import (PICTURE_PAIRS, TranslationFiles, TranslationSet, centre_preview, crop,
                                      decode_set, load_size, read_image, to_unit, undecodable)
 from ganzoo.errors import GanzooError
@@ -35,14 +36,10 @@ PREFETCH_BATCHES = 4
 
 def streaming_note(files: TranslationFiles, image_size: int, config: dict[str, Any]) -> str | None:
     """The line saying why the set is streamed, or None to hold it in memory (``stream`` and ``max_memory_gb``)."""
-    mode, budget = config.get("stream", "auto"), config.get("max_memory_gb", 4.0)
-    workers = config.get("data_workers")
+    mode, budget = config.get("stream", "auto"), memory_budget_gb(config)
     if not (mode == "auto" or isinstance(mode, bool)):
         raise GanzooError(f"stream must be auto, True or False, got {mode!r}; e.g. --set stream=True.")
-    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or budget <= 0:
-        raise GanzooError(f"max_memory_gb must be a positive number of gigabytes, got {budget!r}.")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
-        raise GanzooError(f"data_workers must be a whole number of at least 0 (0: decode in the training process), got {workers!r}.")
+    check_data_workers(config.get("data_workers"))
     need = files.decoded_bytes(image_size) / 1e9
     if mode is False or (mode == "auto" and need <= budget):
         return None
