@@ -93,6 +93,7 @@ class World:
     local_rank: int
     device: "torch.device"
     noise: Any = field(default=None, repr=False)
+    _patient_group: Any = field(default=None, repr=False)
 
     @property
     def main(self) -> bool:
@@ -132,6 +133,18 @@ class World:
 
         for tensor in tensors:
             dist.broadcast(tensor, src=0)
+
+    def wait_for_all(self) -> None:
+        """Return once every process has called this, however long that takes (a download, the decoding
+        of a large folder): on a gloo group with a day's timeout, as NCCL's watchdog would abort a
+        collective that waits ten minutes. Every process must call it at the same point."""
+        import datetime
+
+        import torch.distributed as dist
+
+        if self._patient_group is None:
+            self._patient_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(days=1))
+        dist.barrier(group=self._patient_group)
 
     def gather(self, tensor: "torch.Tensor") -> list["torch.Tensor"]:
         """Every process's copy of a same-shaped tensor, in rank order, on the CPU."""

@@ -225,19 +225,20 @@ class Trainer:
 
     def _load_data_in_turn(self, dataset: Any, root: Path | None) -> Any:
         """:meth:`_load_data`; under torchrun each node's first process loads first, with all the node's
-        cores, and the others after it: a download or the decoding of a large folder into the cache
-        happens once per node, and the others read the result."""
+        cores, and the other processes once every node's first process has: a download or the decoding
+        of a large folder into the cache happens once per node, and the others read the result."""
+        from ganzoo.data import memory_budget_gb
+
+        memory_budget_gb(self.config)  # a bad budget is refused before minutes of decoding
         if self.world is None:
             return self._load_data(dataset, root)
-        import torch
-
         if self.world.local_rank != 0:
-            self.world.gather(torch.zeros(1))  # wait for the node's first process
+            self.world.wait_for_all()
             return self._load_data(dataset, root)
         try:
             return self._load_data(dataset, root, alone=True)
         finally:  # the others go on even if loading failed here: they then fail in the same words
-            self.world.gather(torch.ones(1))
+            self.world.wait_for_all()
 
     def _load_data(self, dataset: Any, root: Path | None, alone: bool = False) -> Any:
         """Load the data; skipped bad images are listed, or stop the run with ``strict_data``.

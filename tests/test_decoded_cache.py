@@ -224,3 +224,38 @@ def test_an_entry_with_unreadable_files_keeps_their_rows_out_and_reads_back(big_
         again, again_labels, notes = load_folder(big_folder, 16, 3)
     assert notes[0].startswith("loaded") and torch.equal(again, images) and torch.equal(again_labels, labels)
     assert [w.message.path.name for w in caught if issubclass(w.category, BadImageWarning)] == ["img_050b.png", "img_150b.png"]
+
+
+SLOW_DECODE_SCRIPT = """
+import sys, time
+from pathlib import Path
+import ganzoo.data.folder as folder
+
+original = folder.read_fitted
+
+def slow(*args, **kwargs):
+    time.sleep(0.01)
+    return original(*args, **kwargs)
+
+folder.read_fitted = slow
+folder.load_folder(Path(sys.argv[1]), 16, 3, workers=0)
+"""
+
+
+def test_sigterm_while_decoding_into_the_cache_leaves_no_temporary_file(big_folder):
+    """torchrun stops a failed run's processes with SIGTERM: the set-sized temporary entry goes with them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    decoded = Path(os.environ["GANZOO_CACHE"]) / "decoded"
+    process = subprocess.Popen([sys.executable, "-c", SLOW_DECODE_SCRIPT, str(big_folder)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(decoded.glob(".*.tmp")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(decoded.glob(".*.tmp")), "the decoding never started its temporary entry"
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, errors
+    assert list(decoded.iterdir()) == []

@@ -9,6 +9,7 @@ there and copied to the device (through pinned memory on CUDA, without waiting f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 def memory_budget_gb(config: dict[str, Any]) -> float:
     """``max_memory_gb`` of ``config`` (default 4), refused in one sentence unless a positive number."""
     budget = config.get("max_memory_gb", 4.0)
-    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not budget > 0:
+    if not isinstance(budget, (int, float)) or isinstance(budget, bool) or not 0 < budget < math.inf:
         raise GanzooError(f"max_memory_gb must be a positive number of gigabytes, got {budget!r}.")
     return float(budget)
 

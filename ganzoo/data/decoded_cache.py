@@ -22,9 +22,10 @@ import json
 import math
 import os
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ganzoo.paths import cache_dir
 
@@ -40,6 +41,8 @@ FORMAT = "2"
 HEADER_SPACE = 16384
 #: Where an entry's data starts: its 8-byte header length, then the header.
 DATA_START = 8 + HEADER_SPACE
+#: Bytes allocated for the list of unreadable files (more is written if needed; unused room is cut off).
+SKIPPED_ROOM = 2**20
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,9 @@ def decode_into(path: Path, folder: Path, expected: str, count: int, shape: tupl
     mapped from disk), or into memory when ``out`` is None. Decoding into the file means the set is
     never held in memory as well: a folder larger than memory decodes, and training reads it from the
     page cache. The whole entry is allocated on disk first, so a full disk shows up at once (then the
-    folder is decoded in memory, as it is by the processes of a node other than the first).
+    folder is decoded in memory, as it is by a node's other processes when they find no entry).
+    SIGTERM (torchrun stopping a run) ends the decoding with the temporary file removed, as an
+    error or Ctrl-C does.
     """
     import numpy as np
 
@@ -132,9 +137,9 @@ def decode_into(path: Path, folder: Path, expected: str, count: int, shape: tupl
     decoded = None
     try:
         _remove_stale_temporaries(path)
-        with atomic_target(path) as tmp:
+        with _terminate_as_exit(), atomic_target(path) as tmp:
             with open(tmp, "r+b") as handle:
-                _allocate(handle, DATA_START + labels_start + 8 * count)
+                _allocate(handle, DATA_START + labels_start + 8 * count + SKIPPED_ROOM)
             images = np.memmap(tmp, dtype=np.uint8, mode="r+", offset=DATA_START, shape=(count, *shape))
             decoded = decode(images)
             images.flush()
@@ -155,9 +160,31 @@ def _aligned(offset: int) -> int:
     return -(-offset // 8) * 8
 
 
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """Within this block SIGTERM raises SystemExit (in the main thread), so the temporary entry, as
+    large as the set, is removed rather than left behind by Python's default of dying at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _allocate(handle: Any, size: int) -> None:
     """Give the open file ``size`` bytes of disk now: writing through a mapping to a full disk would
-    kill the process (SIGBUS), allocating raises an OSError instead."""
+    kill the process (SIGBUS), allocating raises an OSError instead. Not on copy-on-write filesystems
+    (btrfs, ZFS), where writing into allocated space still takes new blocks."""
     if hasattr(os, "posix_fallocate"):
         os.posix_fallocate(handle.fileno(), 0, size)
     else:  # no way to reserve the blocks: a sparse file
