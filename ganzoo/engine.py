@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
 from ganzoo import distributed, schedule, speed
+from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.safefile import cannot_write, check_writable, tensor_digest
@@ -183,7 +184,8 @@ class Trainer:
             world.part(int(self.config["batch_size"]))
         speed.prepare_networks(self.config, self.device, self.generator, self.discriminator)
         data_started = time.perf_counter()
-        self.data = self._place(self._load_data_in_turn(dataset, data_root(request.data_root)))
+        budget = memory_budget_gb(self.config)  # a bad budget is refused before minutes of decoding
+        self.data = self._place(self._load_data_in_turn(dataset, data_root(request.data_root)), budget)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         optimizers_started = time.perf_counter()
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
@@ -227,9 +229,6 @@ class Trainer:
         """:meth:`_load_data`; under torchrun each node's first process loads first, with all the node's
         cores, and the other processes once every node's first process has: a download or the decoding
         of a large folder into the cache happens once per node, and the others read the result."""
-        from ganzoo.data import memory_budget_gb
-
-        memory_budget_gb(self.config)  # a bad budget is refused before minutes of decoding
         if self.world is None:
             return self._load_data(dataset, root)
         if self.world.local_rank != 0:
@@ -266,12 +265,12 @@ class Trainer:
             self._say(note)
         return data
 
-    def _place(self, data: Any) -> Any:
-        """``data`` on the training device; in-memory images over ``max_memory_gb`` stay on the host
-        (mapped from the cache of decoded folders) with each batch copied over, and the run says so."""
-        from ganzoo.data import InMemoryData, memory_budget_gb
+    def _place(self, data: Any, budget: float) -> Any:
+        """``data`` on the training device; in-memory images over ``budget`` GB (``max_memory_gb``) stay
+        on the host (mapped from the cache of decoded folders) with each batch copied over, and the run
+        says so."""
+        from ganzoo.data import InMemoryData
 
-        budget = memory_budget_gb(self.config)
         if not isinstance(data, InMemoryData) or self.device.type == "cpu":  # on the CPU the host is the device
             return data.to(self.device)
         placed = data.to(self.device, max_bytes=int(budget * 1e9))
