@@ -19,6 +19,9 @@ class GanzooGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
+WIDE_LIST_COLUMNS = 150  # narrower terminals get `ganzoo list`'s summaries below its table, not in a column
+
+
 def console() -> Any:
     """A rich console on stdout (plain text when stdout is not a terminal)."""
     from rich.console import Console
@@ -56,6 +59,7 @@ def cli() -> None:
 @click.argument("pattern", default="*")
 def list_models(pattern: str) -> None:
     """List registered models whose name matches PATTERN (e.g. '*gan', 'dc*')."""
+    from rich.markup import escape
     from rich.table import Table
 
     from ganzoo.registry import get_registry
@@ -67,13 +71,20 @@ def list_models(pattern: str) -> None:
         report_plugin_failures(out)  # a broken or disabled plugin may be why nothing matches
         advice = "see 'ganzoo plugins' for what is installed" if pattern == "*" else "run 'ganzoo list' to see them all"
         raise GanzooError(f"No model matches {pattern!r}; {advice}.")
+    specs = [registry.models.get(name) for name in names]
+    wide = out.width >= WIDE_LIST_COLUMNS
     table = Table(title="ganzoo models")
-    for column in ("model", "family", "task", "paper", "default data", "summary"):
-        table.add_column(column, overflow="fold")
-    for name in names:
-        spec = registry.models.get(name)
-        paper = spec.paper.cite() if spec.paper else ""
-        table.add_row(spec.name, spec.family, spec.task, paper, spec.default_dataset, spec.summary)
+    for column in ("model", "family", "task", "paper", "default data"):
+        table.add_column(column, no_wrap=True)
+    if wide:
+        table.add_column("summary", overflow="fold", ratio=1)
+    for spec in specs:
+        paper = (spec.paper.cite() if wide else f"{spec.paper.authors} {spec.paper.year}") if spec.paper else ""
+        table.add_row(spec.name, spec.family, spec.task, paper, spec.default_dataset, *([spec.summary] if wide else []))
+    out.print(table)
+    if not wide:  # a summary squeezed into what is left of a narrow terminal wraps a word per line
+        for spec in specs:
+            out.print(f"[bold]{spec.name}[/bold]: {escape(spec.summary)}")
     out.print(table)
     report_plugin_failures(out)
 

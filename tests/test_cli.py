@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -31,6 +32,16 @@ def test_console_script_lists_models():
 def test_list_pattern(cli):
     out = cli("list", "dc*").output
     assert "dcgan" in out and "│ gan " not in out
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_list_keeps_each_summary_readable_at_any_terminal_width(columns):
+    env = {**os.environ, "COLUMNS": str(columns)}
+    out = subprocess.run(["ganzoo", "list"], capture_output=True, text=True, check=True, env=env).stdout
+    assert max(len(line) for line in out.splitlines()) <= columns
+    # a summary column squeezed into a narrow terminal folds a word or two per line; there it goes below
+    assert "strided convolutions, batch norm, ReLU in G" in out
+    assert "Radford et al. 2015" in out and ("arXiv:1511.06434" in out) == (columns == 200)
 
 
 def test_info_shows_paper_and_every_hyperparameter(cli):
