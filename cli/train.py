@@ -27,7 +27,7 @@ import click
 @click.option("--resume", "resume", type=click.Path(file_okay=False, path_type=Path),
               help="continue the run in this folder from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out instead of refusing")
-@click.option("--no-progress", is_flag=True, help="no progress bar (logs still go to OUT/metrics.jsonl)")
+@click.option("--no-progress", is_flag=True, help="no progress bar or progress lines (logs still go to OUT/metrics.jsonl)")
 @click.option("--strict-data", is_flag=True, help="stop at an unreadable image file instead of skipping it with a warning")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="autocast precision [default: fp32]")
 @click.option("--channels-last", is_flag=True, default=None, help="channels-last memory layout for networks and batches")
@@ -98,13 +98,18 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     if not is_main():  # under torchrun only process 0 reports
         return
     epochs = f"{result.epochs} epoch{'s' if result.epochs != 1 else ''}"
-    out_console.print(f"[green]done[/green]: {epochs}, {result.steps} steps; files in {result.out}/")
-    out_console.print(f"  generator: {result.generator_path}")
-    out_console.print(f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png")
+    from rich.markup import escape
+
+    # soft_wrap: a path or command cut at the terminal's width would no longer paste whole
+    out_console.print(f"[green]done[/green]: {epochs}, {result.steps} steps; files in {escape(str(result.out))}/",
+                      soft_wrap=True)
+    lines = [f"  generator: {result.generator_path}", f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png"]
     if spec.task == "image-to-image":
-        out_console.print(f"  translate: ganzoo translate {spec.name} --weights {result.generator_path} --input IMAGES --out DIR")
+        lines.append(f"  translate: ganzoo translate {spec.name} --weights {result.generator_path} --input IMAGES --out DIR")
     else:
-        out_console.print(f"  sample:    ganzoo sample {spec.name} --weights {result.generator_path} --num 64 --out grid.png")
+        lines.append(f"  sample:    ganzoo sample {spec.name} --weights {result.generator_path} --num 64 --out grid.png")
+    for line in lines:
+        out_console.print(line, soft_wrap=True, markup=False)
 
 
 def _relaunch(devices: int) -> None:

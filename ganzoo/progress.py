@@ -1,10 +1,13 @@
-"""The rich progress bar of a training run: epoch, step, losses, D(x), D(G(z)), images/s and ETA."""
+"""How a training run shows its progress: a rich bar on a terminal (epoch, step, losses, D(x),
+D(G(z)), images/s and ETA), plain lines when the output goes to a file or a pipe."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 SHOWN_LIMIT = 6
+PLAIN_EVERY_SECONDS = 60.0  # within a long epoch, one plain line at most this often
 
 
 def format_stats(stats: dict[str, float]) -> str:
@@ -16,15 +19,29 @@ def format_stats(stats: dict[str, float]) -> str:
     return "  ".join(parts)
 
 
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
 class TrainingProgress:
-    """A context manager around :class:`rich.progress.Progress` with one bar for the whole run."""
+    """A context manager with one bar for the whole run (:class:`rich.progress.Progress`) on a terminal.
+
+    Elsewhere (a log file, a pipe, a batch job) a live bar leaves only its last frame, cut to 80
+    columns, so there it prints a line at the end of each epoch and at most every
+    :data:`PLAIN_EVERY_SECONDS` within one.
+    """
 
     def __init__(self, console: Any, epochs: int, steps_per_epoch: int, enabled: bool = True, first_epoch: int = 0) -> None:
         self.epochs, self.steps_per_epoch, self.enabled = epochs, steps_per_epoch, enabled
         self.console, self.first_epoch = console, first_epoch
+        self.plain = enabled and console is not None and not console.is_terminal
         self.progress: Any = None
+        self.start = self.last_line = time.monotonic()
 
     def __enter__(self) -> "TrainingProgress":
+        if self.plain:
+            return self
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.progress = Progress(
@@ -42,8 +59,20 @@ class TrainingProgress:
 
     def update(self, epoch: int, step_in_epoch: int, stats: dict[str, float]) -> None:
         """Move the bar to ``step_in_epoch`` of (0-based) ``epoch`` and show ``stats``."""
+        if self.plain:
+            self._print_line(epoch, step_in_epoch, stats)
+            return
         self.progress.update(self.task, completed=epoch * self.steps_per_epoch + step_in_epoch,
                              epoch=epoch + 1, stats=format_stats(stats))
 
+    def _print_line(self, epoch: int, step_in_epoch: int, stats: dict[str, float]) -> None:
+        now = time.monotonic()
+        if step_in_epoch < self.steps_per_epoch and now - self.last_line < PLAIN_EVERY_SECONDS:
+            return
+        self.last_line = now
+        self.console.print(f"epoch {epoch + 1}/{self.epochs}  step {step_in_epoch}/{self.steps_per_epoch}  "
+                           f"{_clock(now - self.start)}  {format_stats(stats)}", markup=False, soft_wrap=True)
+
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        if self.progress is not None:
+            self.progress.__exit__(*exc)

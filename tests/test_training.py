@@ -31,6 +31,18 @@ def test_gan_learns_ring8(cli, tmp_path):
         assert (run / name).is_file()
 
 
+def test_progress_into_a_file_is_a_plain_line_per_epoch_and_the_summary_pastes_whole(cli, tmp_path):
+    run = tmp_path / ("a-run-folder-whose-path-is-long-enough-to-pass-eighty-columns" * 2)
+    out = cli("train", "gan", "--data", "gaussian-1d", "--epochs", "2", "--out", run).output  # not a terminal
+    lines = out.splitlines()
+    epoch_lines = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split("  ")[:2] for line in epoch_lines] == [["epoch 1/2", "step 200/200"], ["epoch 2/2", "step 200/200"]]
+    assert all("d_real" in line and "img/s" in line for line in epoch_lines)
+    assert "…" not in out  # a live bar written to a file leaves its last frame cut at 80 columns
+    command = f"  sample:    ganzoo sample gan --weights {run / 'generator.safetensors'} --num 64 --out grid.png"
+    assert command in lines  # one line, as long as it is, so that it pastes as one command
+
+
 def test_metrics_log_losses_and_discriminator_outputs(cli, tmp_path):
     run = tmp_path / "m"
     cli("train", "gan", "--data", "gaussian-1d", "--epochs", "1", "--out", run, "--no-progress", "--set", "log_every=20")
