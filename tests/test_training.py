@@ -43,6 +43,25 @@ def test_progress_into_a_file_is_a_plain_line_per_epoch_and_the_summary_pastes_w
     assert command in lines  # one line, as long as it is, so that it pastes as one command
 
 
+def test_plain_progress_prints_within_an_epoch_only_once_its_interval_has_passed(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from ganzoo import progress
+
+    def lines_printed(every_seconds: float) -> list[str]:
+        monkeypatch.setattr(progress, "PLAIN_EVERY_SECONDS", every_seconds)
+        console = Console(file=io.StringIO(), width=80)  # not a terminal
+        with progress.TrainingProgress(console, epochs=1, steps_per_epoch=30) as bar:
+            for step in (10, 20, 30):
+                bar.update(0, step, {"d_real": 0.5, "images_per_s": 1000.0})
+        return console.file.getvalue().splitlines()
+
+    assert [line.split("  ")[1] for line in lines_printed(0.0)] == ["step 10/30", "step 20/30", "step 30/30"]
+    assert [line.split("  ")[1] for line in lines_printed(3600.0)] == ["step 30/30"]  # the epoch's end always
+
+
 def test_metrics_log_losses_and_discriminator_outputs(cli, tmp_path):
     run = tmp_path / "m"
     cli("train", "gan", "--data", "gaussian-1d", "--epochs", "1", "--out", run, "--no-progress", "--set", "log_every=20")
