@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import traceback
 from typing import Any
 
 import click
@@ -17,6 +19,28 @@ class GanzooGroup(click.Group):
             return super().invoke(ctx)
         except GanzooError as exc:
             raise click.ClickException(str(exc)) from None
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command; a torchrun worker that joined a process group then ends without interpreter
+        teardown (:func:`ganzoo.distributed.end_worker`), with the status it would have exited with."""
+        from ganzoo import distributed
+
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as exit_:
+            if not distributed.joined():
+                raise
+            code = exit_.code
+            if not isinstance(code, int):  # as sys.exit does: a message is printed, status 1
+                if code is not None:
+                    print(code, file=sys.stderr)
+                code = 0 if code is None else 1
+            distributed.end_worker(code)
+        except BaseException:
+            if not distributed.joined():
+                raise
+            traceback.print_exc()
+            distributed.end_worker(1)
 
 
 WIDE_LIST_COLUMNS = 150  # narrower terminals get `ganzoo list`'s summaries below its table, not in a column

@@ -36,7 +36,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, NoReturn
 
 from ganzoo.errors import GanzooError
 
@@ -51,9 +51,17 @@ MAX_STATE_DIMS = 8
 _DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
 
 
+_joined = False  # whether this process joined a process group (then it ends through end_worker)
+
+
 def launched() -> bool:
     """True inside a process that torchrun started for a run of more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def joined() -> bool:
+    """True once this process has joined torchrun's process group through :func:`start`."""
+    return _joined
 
 
 def is_main() -> bool:
@@ -288,6 +296,8 @@ def start(device_name: str | None = None) -> World | None:
     else:
         device = torch.device("cpu")
         dist.init_process_group("gloo")
+    global _joined
+    _joined = True
     return World(rank, size, local_rank, device)
 
 
@@ -302,7 +312,26 @@ def stop(world: World | None, together: bool = False) -> None:
     if dist.is_initialized():
         if together:
             dist.barrier()
+        if world._patient_group is not None:  # held by the world, its gloo threads would outlive the group
+            dist.destroy_process_group(world._patient_group)
+            world._patient_group = None
         dist.destroy_process_group()
+
+
+def end_worker(code: int) -> NoReturn:
+    """End a torchrun worker that joined a process group with exit status ``code``, skipping interpreter teardown.
+
+    gloo's threads can outlive ``destroy_process_group`` (pytorch/pytorch#190489, #179291); if they
+    are still running when the interpreter tears down, the process may die of SIGABRT ("terminate
+    called without an active exception") after a run that succeeded, and torchrun then stops the
+    other processes. Every file ganzoo writes is closed by then; only stdout and stderr need flushing.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more to say
+            pass
+    os._exit(code)
 
 
 def batch_noise(state: dict[str, Any], rows: int, dim: int, device: "torch.device") -> "torch.Tensor":

@@ -114,6 +114,16 @@ def test_two_nodes_train_what_one_node_with_as_many_processes_does(cli, tmp_path
     _check_processes_identical(nodes, 1)
 
 
+def test_a_worker_that_fails_after_joining_exits_with_its_status_and_its_one_sentence(tmp_path):
+    """Workers end through distributed.end_worker (no interpreter teardown): the status and message must survive."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "ganzoo",
+               "train", *RUN, "--batch-size", "2047", "--epochs", "1", "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.count("Error: --batch-size 2047 does not split evenly over 2 processes") == 2
+    assert "exitcode  : 1 " in done.stderr and "exitcode  : -6" not in done.stderr  # not SIGABRT on the way out
+
+
 def test_state_each_process_keeps_for_itself_resumes_exactly(cli, tmp_path):
     """CycleGAN's image pools hold each process's own fakes: every process gets its own pools back on resume."""
     import torch
