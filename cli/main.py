@@ -109,7 +109,6 @@ def list_models(pattern: str) -> None:
     if not wide:  # a summary squeezed into what is left of a narrow terminal wraps a word per line
         for spec in specs:
             out.print(f"[bold]{spec.name}[/bold]: {escape(spec.summary)}")
-    out.print(table)
     report_plugin_failures(out)
 
 

@@ -39,6 +39,7 @@ def test_list_keeps_each_summary_readable_at_any_terminal_width(columns):
     env = {**os.environ, "COLUMNS": str(columns)}
     out = subprocess.run(["ganzoo", "list"], capture_output=True, text=True, check=True, env=env).stdout
     assert max(len(line) for line in out.splitlines()) <= columns
+    assert out.count("ganzoo models") == 1 and sum(line.startswith("│ dcgan ") for line in out.splitlines()) == 1
     # a summary column squeezed into a narrow terminal folds a word or two per line; there it goes below
     assert "strided convolutions, batch norm, ReLU in G" in out
     assert "Radford et al. 2015" in out and ("arXiv:1511.06434" in out) == (columns == 200)
