@@ -107,11 +107,12 @@ def scaler_from_flat(stage: str, flat: dict[str, Any], tensors: dict[str, Any]) 
 def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, Any], networks: dict[str, Any],
                     optimizers: dict[str, Any], state: dict[str, Any], counters: dict[str, int],
                     rng: dict[str, Any], scalers: dict[str, Any] | None = None,
-                    process_state: dict[str, Any] | None = None) -> None:
+                    process_state: dict[str, Any] | None = None, data_root: str | None = None) -> None:
     """Write the whole training state atomically to ``path``.
 
     ``scalers``: fp16 GradScalers by stage; ``process_state``: other processes' own copies of state
-    tensors (``rankR.KEY``, see :meth:`ganzoo.distributed.World.process_states`).
+    tensors (``rankR.KEY``, see :meth:`ganzoo.distributed.World.process_states`); ``data_root``: the
+    ``--data-root`` the run was started with (absolute), so ``--resume`` finds the data without it.
     """
     tensors: dict[str, Any] = {}
     for net_name, module in networks.items():
@@ -126,6 +127,8 @@ def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, A
         tensors[f"{PROCESS_STATE}{key}"] = value
     meta = {"model": model, "dataset": dataset, "config": config, "counters": counters,
             "optimizers": optim_json, "state": state_json, "scalers": scalers_json}
+    if data_root is not None:
+        meta["data_root"] = data_root
     save_tensors(path, tensors, {"format": STATE_FORMAT, "json": json.dumps(meta)}, with_digest=True)
 
 

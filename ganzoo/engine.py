@@ -59,8 +59,10 @@ class TrainRequest:
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the run after saving its position in ``checkpoint``."""
 
-    def __init__(self, checkpoint: Path, epoch: int, step: int) -> None:
-        super().__init__(f"interrupted at epoch {epoch + 1}, step {step}; state saved in {checkpoint}")
+    def __init__(self, checkpoint: Path, epoch: int, step: int, batch: int = 0) -> None:
+        """``epoch``: epochs done; ``batch``: batches done of the next one (the checkpoint's name counts the same)."""
+        done = f"{epoch} epoch{'s' if epoch != 1 else ''}" + (f" and {batch} batches of epoch {epoch + 1}" if batch else "")
+        super().__init__(f"interrupted after step {step} ({done} done); state saved in {checkpoint}")
         self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
 
 
@@ -150,6 +152,9 @@ class Trainer:
         if request.model and self.model.name != request.model:
             raise GanzooError(f"{self.out} holds a run of model {self.model.name!r}, not {request.model!r}; resume it with 'ganzoo train {self.model.name} --resume {self.out}'.")
         self.dataset_name = request.data or (resumed[0]["dataset"] if resumed else self.model.default_dataset)
+        # an explicit --data-root is kept (absolute) in checkpoints, so that --resume alone finds the data again
+        explicit_root = request.data_root or (resumed[0].get("data_root") if resumed else None)
+        self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None
         if resumed and request.data and request.data != resumed[0]["dataset"]:
             raise GanzooError(f"{self.out} was trained on {resumed[0]['dataset']!r}, not {request.data!r}; drop --data to resume it.")
         if self.model.task == "image-to-image":  # paired/unpaired folders and the pix2pix names of shared sets
@@ -185,7 +190,7 @@ class Trainer:
         speed.prepare_networks(self.config, self.device, self.generator, self.discriminator)
         data_started = time.perf_counter()
         budget = memory_budget_gb(self.config)  # a bad budget is refused before minutes of decoding
-        self.data = self._place(self._load_data_in_turn(dataset, data_root(request.data_root)), budget)
+        self.data = self._place(self._load_data_in_turn(dataset, data_root(self.data_root)), budget)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         optimizers_started = time.perf_counter()
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
@@ -408,6 +413,9 @@ class Trainer:
         if self.request.resume:
             self._append_metrics({"event": "resume", "epoch": self.epoch, "batch": self.batch_in_epoch,
                                   "step": self.step, "from": str(self.resumed_from)})
+            if self.main and self.console is not None:
+                self.console.print(f"resuming from {self.resumed_from} (step {self.step}) up to epoch {epochs}",
+                                   markup=False, soft_wrap=True, highlight=False)
         last: dict[str, float] = {}
         with _deferred_sigint(enabled=self.world is None) as interrupt, TrainingProgress(
                 self.console, epochs, self.steps_per_epoch, enabled=self.request.progress and self.main,
@@ -440,7 +448,7 @@ class Trainer:
                         sums, count, tick = {}, 0, time.perf_counter()
                     if index + 1 < self.steps_per_epoch:
                         if interrupt.requested:
-                            raise TrainingInterrupted(self._save_checkpoint(), self.epoch, self.step)
+                            raise TrainingInterrupted(self._save_checkpoint(), self.epoch, self.step, self.batch_in_epoch)
                         if every and self.step % every == 0:
                             self._save_checkpoint()
                 self.epoch += 1
@@ -517,7 +525,7 @@ class Trainer:
     def _write_run_info(self) -> None:
         if not self.main:
             return
-        info = {"model": self.model.name, "dataset": self.dataset_name, "config": self.config,
+        info = {"model": self.model.name, "dataset": self.dataset_name, "data_root": self.data_root, "config": self.config,
                 "device": str(self.device), "processes": self.world.size if self.world is not None else 1,
                 "resumed_at_epoch": self.epoch if self.request.resume else None}
         (self.out / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -600,7 +608,7 @@ class Trainer:
             path, model=self.model.name, dataset=self.dataset_name,
             config=self.config, networks={"generator": self.generator, "discriminator": self.discriminator},
             optimizers=self.optimizers, state=self.state, counters=counters, rng=rng, scalers=self.scalers,
-            process_state=process_state,
+            process_state=process_state, data_root=self.data_root,
         )
         ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
         return path

@@ -6,6 +6,7 @@ Both resume to the same weights as a run that was never stopped, including from 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,8 +71,13 @@ def test_ctrl_c_saves_the_position_and_resume_finishes_exactly(cli, tmp_path, st
     assert len(lines) == 1 and f"ganzoo train gan --resume {out}" in lines[0], output
     saved = lines[0].split("state saved in ")[1].split(";")[0]
     assert os.path.isfile(saved) and list_checkpoints(out)[-1] == type(out)(saved)
+    epochs, batches = (int(part) for part in re.fullmatch(r"state-epoch-(\d+)-batch-(\d+)\.safetensors",
+                                                           os.path.basename(saved)).groups())
+    plural = "" if epochs == 1 else "s"  # the message counts what the checkpoint's name counts
+    assert f"({epochs} epoch{plural} and {batches} batches of epoch {epochs + 1} done)" in lines[0], lines[0]
     assert not (out / "checkpoints" / "state-epoch-0002.safetensors").exists()  # it really stopped early
-    cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu")
+    resumed = cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu").output
+    assert f"resuming from {saved} (step " in resumed and ") up to epoch 2" in resumed
     _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
 
 

@@ -121,6 +121,26 @@ def test_resume_is_bit_exact(cli, tmp_path, image_folder, model_args):
         assert np.array_equal(straight[key].numpy(), split[key].numpy()), key
 
 
+def test_resume_finds_the_data_of_the_data_root_the_run_started_with(cli, tmp_path, monkeypatch):
+    import gzip
+    import struct
+
+    raw = tmp_path / "elsewhere" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    digits = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28))
+    for name, array in (("train-images-idx3-ubyte", digits), ("train-labels-idx1-ubyte", np.arange(64) % 10)):
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+        (raw / f"{name}.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+    run = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    cli("train", "gan", "--data", "mnist", "--data-root", "elsewhere", "--epochs", "1", "--batch-size", "32",
+        "--no-progress", "--device", "cpu", "--out", run)
+    assert json.loads((run / "run.json").read_text())["data_root"] == str(tmp_path / "elsewhere")
+    monkeypatch.chdir(tmp_path / "elsewhere")  # from another folder, with GANZOO_DATA on an empty one
+    cli("train", "gan", "--resume", run, "--epochs", "2", "--no-progress", "--device", "cpu")
+    assert (run / "checkpoints" / "state-epoch-0002.safetensors").is_file()
+
+
 def test_decay_epochs_lowers_every_learning_rate_linearly(tmp_path):
     from ganzoo.engine import Trainer, TrainRequest
 
