@@ -125,7 +125,7 @@ def info(model: str) -> None:
     """Show MODEL's paper, task and data, and the hyperparameters, losses and extensions its task accepts."""
     from rich.table import Table
 
-    from ganzoo.config import UNCONDITIONAL_REMEDIES, UNCONDITIONAL_TUNING, all_hyperparameters
+    from ganzoo.config import SHARED_LOSS_SETTINGS, UNCONDITIONAL_REMEDIES, UNCONDITIONAL_TUNING, all_hyperparameters
     from ganzoo.registry import get_model, get_registry
 
     spec = get_model(model)
@@ -140,6 +140,8 @@ def info(model: str) -> None:
     for column in ("name", "default", "meaning"):
         table.add_column(column, overflow="fold")
     hidden = () if spec.task == "unconditional" else (*UNCONDITIONAL_REMEDIES, *UNCONDITIONAL_TUNING)  # refused
+    if spec.task == "image-to-image":
+        hidden = (*hidden, *SHARED_LOSS_SETTINGS)
     for hp in all_hyperparameters(spec):
         if hp.name not in hidden:
             table.add_row(hp.name, repr(spec.defaults().get(hp.name, hp.default)), hp.help)

@@ -68,6 +68,10 @@ UNCONDITIONAL_REMEDIES = ("instance_noise", "d_weight_penalty", "r1_gamma", "reu
 #: minibatch discrimination): other models refuse them when set, and ``ganzoo info`` leaves them out.
 UNCONDITIONAL_TUNING = ("instance_noise_steps", "unroll_steps", "pack", "mbd_kernels", "mbd_kernel_dim")
 
+#: Settings of the shared adversarial losses (:mod:`ganzoo.losses`), which image-to-image models, trained
+#: with their paper's own fixed loss, would ignore: they refuse them when set, and ``ganzoo info`` leaves them out.
+SHARED_LOSS_SETTINGS = ("label_smoothing",)
+
 #: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
 DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
 
@@ -149,6 +153,11 @@ def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], override
         for key in UNCONDITIONAL_TUNING:
             if overrides.get(key) is not None:
                 raise GanzooError(f"{key} {why} and would ignore it, so drop --set {key}.")
+    if model.task == "image-to-image":
+        for key in SHARED_LOSS_SETTINGS:
+            if config.get(key):
+                raise GanzooError(f"{key} has no effect on {model.name!r}, which trains with its paper's own loss, "
+                                  f"so drop --set {key}.")
     extensions = get_registry().extensions.items
     for name in config["with"]:
         tasks = extensions[name].tasks if name in extensions else ()

@@ -64,6 +64,31 @@ def test_info_lists_only_what_the_model_accepts(cli):
         assert not any(name in shown for name in ("r1_gamma", "unroll_steps", "instance_noise", "mbd_kernels",
                                                   "unrolled:", "pacgan:", "minibatch-discrimination:"))
         assert "ema:" in shown  # what these models do accept stays
+    assert "label_smoothing" in " ".join(cli("info", "cgan").output.split())
+    assert "label_smoothing" not in " ".join(cli("info", "pix2pix").output.split())
+
+
+@pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
+def test_label_smoothing_is_refused_by_models_with_their_papers_own_loss(cli, tmp_path, model):
+    from PIL import Image
+
+    from conftest import write_png_images
+
+    if model == "cyclegan":
+        write_png_images(tmp_path / "a", 4, size=32, seed=1)
+        write_png_images(tmp_path / "b", 4, size=32, seed=2)
+        data = ["--data-a", tmp_path / "a", "--data-b", tmp_path / "b"]
+    else:  # pix2pix: A and B side by side in each file
+        (tmp_path / "pairs").mkdir()
+        for index in range(4):
+            Image.new("RGB", (64, 32), (index * 40, 0, 0)).save(tmp_path / "pairs" / f"{index}.png")
+        data = ["--data", tmp_path / "pairs"]
+    small = ["--epochs", "1", "--image-size", "32", "--set", "g_width=4", "--set", "d_width=4"]  # quick if it trains
+    result = cli("train", model, *data, *small, "--set", "label_smoothing=0.1", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1
+    assert (f"label_smoothing has no effect on {model!r}, which trains with its paper's own loss, so drop --set "
+            "label_smoothing.") in " ".join(result.output.split())
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 @pytest.mark.parametrize(
