@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -56,8 +57,6 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     Ctrl-C saves the current position and exits with status 130; --resume OUT continues exactly.
     --devices N runs the same command as N processes under torchrun (or start it with torchrun yourself).
     """
-    if devices is not None and devices > 1:
-        _relaunch(devices)
     from ganzoo.cli.main import console
     from ganzoo.config import parse_overrides
     from ganzoo.distributed import is_main
@@ -85,6 +84,10 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         data = two_folder_data(spec, data, data_a, data_b)
         out = out or Path("runs") / f"{spec.name}-{Path(data_a or '').name}2{Path(data_b or '').name}"
     folder = resume or out or Path("runs") / f"{spec.name}-{Path(data or spec.default_dataset).name}"
+    if devices is not None and devices > 1:
+        if resume is None:
+            _check_before_launch(spec, data or spec.default_dataset, overrides, devices, device)
+        _relaunch(devices)
     out_console = console()
     request = TrainRequest(model=spec.name, out=folder, data=data, overrides=overrides, data_root=data_root,
                            device=device, resume=resume is not None, overwrite=overwrite, progress=not no_progress,
@@ -110,6 +113,32 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         lines.append(f"  sample:    ganzoo sample {spec.name} --weights {result.generator_path} --num 64 --out grid.png")
     for line in lines:
         out_console.print(line, soft_wrap=True, markup=False)
+
+
+def _check_before_launch(spec: Any, data: str, overrides: dict[str, Any], devices: int, device: str | None) -> None:
+    """Refuse settings, data names, batch sizes and --sync-bn off CUDA as the processes would, before
+    torchrun starts them: one sentence here, rather than one per process inside torchrun's failure report."""
+    from ganzoo.config import resolve_config
+    from ganzoo.distributed import SYNC_BN_NEEDS_CUDA, split_batch
+    from ganzoo.errors import GanzooError
+
+    if spec.task == "image-to-image":
+        from ganzoo.data.translation import get_dataset
+
+        dataset = get_dataset(data, spec.data_kinds)
+    else:
+        from ganzoo.registry import get_dataset
+
+        dataset = get_dataset(data)
+    config = resolve_config(spec, dataset.info, overrides)
+    if not config.get("fast"):  # --fast may scale the batch (on CUDA); the processes check it then
+        split_batch(int(config["batch_size"]), devices)
+    if config.get("sync_bn"):
+        import torch
+
+        automatic = device in (None, "", "auto")
+        if not (str(device).startswith("cuda") or (automatic and torch.cuda.is_available())):
+            raise GanzooError(SYNC_BN_NEEDS_CUDA)
 
 
 def _relaunch(devices: int) -> None:

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 WORLD_KEY = "_world"
 #: Most dimensions of a state tensor checkpointed per process (:meth:`World.process_states`).
 MAX_STATE_DIMS = 8
+SYNC_BN_NEEDS_CUDA = ("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only); drop it for a run "
+                      "on the CPU.")
 #: Dtypes a state tensor checkpointed per process may have (their index travels between processes).
 _DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
 
@@ -57,6 +59,14 @@ _joined = False  # whether this process joined a process group (then it ends thr
 def launched() -> bool:
     """True inside a process that torchrun started for a run of more than one process."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def split_batch(batch_size: int, processes: int) -> int:
+    """Rows of a global batch of ``batch_size`` each of ``processes`` takes; refuses a batch that does not split evenly."""
+    if batch_size % processes:
+        raise GanzooError(f"--batch-size {batch_size} does not split evenly over {processes} processes: it is the "
+                          f"global batch; use a multiple of {processes}.")
+    return batch_size // processes
 
 
 def joined() -> bool:
@@ -110,10 +120,7 @@ class World:
 
     def part(self, batch_size: int) -> int:
         """Rows of each global batch this process takes; refuses a batch that does not split evenly."""
-        if batch_size % self.size:
-            raise GanzooError(f"--batch-size {batch_size} does not split evenly over {self.size} processes: it is the "
-                              f"global batch; use a multiple of {self.size}.")
-        return batch_size // self.size
+        return split_batch(batch_size, self.size)
 
     def local(self, batch: dict[str, "torch.Tensor"]) -> dict[str, "torch.Tensor"]:
         """This process's rows of a whole batch (for data sources that cannot slice their own order)."""
@@ -225,8 +232,7 @@ class World:
 
         if config.get("sync_bn"):
             if self.device.type != "cuda":
-                raise GanzooError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only); drop it "
-                                  "for a run on the CPU.")
+                raise GanzooError(SYNC_BN_NEEDS_CUDA)
             networks = tuple(torch.nn.SyncBatchNorm.convert_sync_batchnorm(net) for net in networks)
         for net in networks:
             self.broadcast(net.state_dict().values())

@@ -203,6 +203,19 @@ def test_process_states_carry_each_processs_own_tensors_and_refuse_together(tmp_
     assert all("keep the same state keys on every process" in report["other_keys"] for report in reports)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--data", "rign8"], "Unknown dataset 'rign8'. Did you mean 'ring8'?"),
+    (["--data", "ring8", "--batch-size", "255"], "--batch-size 255 does not split evenly over 2 processes"),
+    (["--data", "ring8", "--set", "r1_gama=1"], "Unknown setting 'r1_gama'. Did you mean 'r1_gamma'"),
+    (["--data", "ring8", "--sync-bn"], "--sync-bn needs CUDA devices"),
+])
+def test_devices_refuses_what_its_processes_would_before_starting_them(cli, tmp_path, args, message):
+    result = cli("train", "gan", *args, "--device", "cpu", "--devices", "2", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {message}") and result.output.count("Error:") == 1, result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_devices_is_refused_under_torchrun(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     result = cli("train", *RUN, "--out", tmp_path / "r", "--devices", "2", ok=False)
