@@ -446,6 +446,8 @@ class Trainer:
                         last = self._log(sums, count, batch_size * count / max(now - tick, 1e-9))
                         progress.update(self.epoch, index + 1, last)
                         sums, count, tick = {}, 0, time.perf_counter()
+                    else:
+                        progress.step(self.epoch, index + 1)
                     if index + 1 < self.steps_per_epoch:
                         if interrupt.requested:
                             raise TrainingInterrupted(self._save_checkpoint(), self.epoch, self.step, self.batch_in_epoch)

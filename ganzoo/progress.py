@@ -44,9 +44,20 @@ class TrainingProgress:
             return self
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.progress = Progress(
+        class BarThenStats(Progress):
+            """The bar on one line and the latest losses on the next, so neither squeezes the other."""
+
+            def get_renderables(self) -> Any:
+                from rich.text import Text
+
+                yield self.make_tasks_table(self.tasks)
+                for task in self.tasks:
+                    if task.fields.get("stats"):
+                        yield Text(task.fields["stats"], no_wrap=True, overflow="ellipsis")
+
+        self.progress = BarThenStats(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
             console=self.console, disable=not self.enabled,
         )
         self.progress.__enter__()
@@ -64,6 +75,11 @@ class TrainingProgress:
             return
         self.progress.update(self.task, completed=epoch * self.steps_per_epoch + step_in_epoch,
                              epoch=epoch + 1, stats=format_stats(stats))
+
+    def step(self, epoch: int, step_in_epoch: int) -> None:
+        """Move the bar to ``step_in_epoch`` of (0-based) ``epoch`` between the updates that bring new losses."""
+        if self.progress is not None:
+            self.progress.update(self.task, completed=epoch * self.steps_per_epoch + step_in_epoch, epoch=epoch + 1)
 
     def _print_line(self, epoch: int, step_in_epoch: int, stats: dict[str, float]) -> None:
         now = time.monotonic()

@@ -62,6 +62,24 @@ def test_plain_progress_prints_within_an_epoch_only_once_its_interval_has_passed
     assert [line.split("  ")[1] for line in lines_printed(3600.0)] == ["step 30/30"]  # the epoch's end always
 
 
+def test_the_bar_on_a_narrow_terminal_keeps_its_epoch_count_and_losses_whole():
+    import io
+    import re
+
+    from rich.console import Console
+
+    from ganzoo.progress import TrainingProgress
+
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    stats = {"d_real": 0.5, "d_fake": 0.25, "D(x)": 0.75, "D(G(z))": 0.125, "g_adv": 2.0, "images_per_s": 27326.0}
+    with TrainingProgress(console, epochs=5, steps_per_epoch=937) as bar:
+        bar.step(0, 10)
+        bar.update(0, 50, stats)
+    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", console.file.getvalue())  # each redraw on lines of its own
+    assert "epoch 1/5" in frames and "50/4685" in frames  # steps of the whole run; before, the losses squeezed the bar to "epo…"
+    assert "d_real 0.500  d_fake 0.250  D(x) 0.750  D(G(z)) 0.125  g_adv 2.000  27,326 img/s" in frames
+
+
 def test_metrics_log_losses_and_discriminator_outputs(cli, tmp_path):
     run = tmp_path / "m"
     cli("train", "gan", "--data", "gaussian-1d", "--epochs", "1", "--out", run, "--no-progress", "--set", "log_every=20")
