@@ -14,7 +14,7 @@ DEFAULT_NUM = 64
 
 @click.command()
 @click.argument("model")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="a generator.safetensors file")
+@click.option("--weights", type=click.Path(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")
 @click.option("--num", type=click.IntRange(min=1), help=f"how many samples [default: {DEFAULT_NUM}]")
 @click.option("--class", "wanted", metavar="CLASS",

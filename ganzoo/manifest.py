@@ -58,7 +58,8 @@ def resolve(spec: PretrainedSpec) -> Path:
 
 
 def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Path:
-    """The generator file a command should load: ``weights`` itself, or pretrained ``NAME`` of ``model``.
+    """The generator file a command should load: ``weights`` itself (a run folder stands for its
+    ``generator.safetensors``), or pretrained ``NAME`` of ``model``.
 
     Exactly one of the two must be given; pretrained weights of another model are refused.
     """
@@ -67,7 +68,13 @@ def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Pa
     if (weights is None) == (pretrained is None):
         raise GanzooError("Give exactly one of --weights FILE or --pretrained NAME.")
     if pretrained is None:
-        return Path(weights)
+        weights = Path(weights)
+        if weights.is_dir():
+            if not (weights / "generator.safetensors").is_file():
+                raise GanzooError(f"{weights} is a folder without generator.safetensors; pass the --out folder of a "
+                                  "'ganzoo train' run or a generator .safetensors file.")
+            return weights / "generator.safetensors"
+        return weights
     entry = get_registry().pretrained.get(pretrained)
     if entry.model != model:
         raise GanzooError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}; "

@@ -137,3 +137,18 @@ def test_a_run_that_fails_before_training_leaves_no_folder(cli, tmp_path):
                  ok=False)
     assert result.exit_code == 1 and "notes.jpg is not a readable image" in " ".join(result.output.split())
     assert not (tmp_path / "runs").exists()
+
+
+def test_sample_takes_a_run_folder_for_its_generator_file(cli, tmp_path):
+    import numpy as np
+
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "line-2d", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu")
+    for weights, out in ((run, tmp_path / "from-folder.npz"), (run / "generator.safetensors", tmp_path / "from-file.npz")):
+        cli("sample", "gan", "--weights", weights, "--num", "16", "--out", out)
+    with np.load(tmp_path / "from-folder.npz") as folder, np.load(tmp_path / "from-file.npz") as file:
+        assert np.array_equal(folder["samples"], file["samples"])
+    (tmp_path / "empty").mkdir()
+    result = cli("sample", "gan", "--weights", tmp_path / "empty", "--out", tmp_path / "x.npz", ok=False)
+    assert f"{tmp_path / 'empty'} is a folder without generator.safetensors; pass the --out folder" in " ".join(
+        result.output.split())
