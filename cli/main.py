@@ -79,7 +79,7 @@ def cli() -> None:
     """
 
 
-@cli.command("list")
+@cli.command("list", short_help="List registered models (a pattern such as 'dc*' narrows them).")
 @click.argument("pattern", default="*")
 def list_models(pattern: str) -> None:
     """List registered models whose name matches PATTERN (e.g. '*gan', 'dc*')."""
@@ -119,7 +119,7 @@ def _described(weights: Any) -> str:
     return f"{weights.dataset}; {scores}" if scores else weights.dataset
 
 
-@cli.command()
+@cli.command(short_help="Show MODEL's paper, data and every setting it accepts.")
 @click.argument("model")
 def info(model: str) -> None:
     """Show MODEL's paper, task and data, and the hyperparameters, losses and extensions its task accepts."""
@@ -171,7 +171,7 @@ def info(model: str) -> None:
         out.print("pretrained (--pretrained): " + ", ".join(f"{p.name} ({_described(p)})" for p in weights))
 
 
-@cli.command()
+@cli.command(short_help="List installed plugins, their distributions and hooks.")
 def plugins() -> None:
     """List installed plugins, the distribution that ships each one, and the hooks it implements."""
     from rich.table import Table
@@ -191,7 +191,7 @@ def plugins() -> None:
     report_plugin_failures(out)
 
 
-@cli.command()
+@cli.command(short_help="List registered datasets (any folder of images works as --data too).")
 def datasets() -> None:
     """List registered datasets (any folder of images works too: --data path/to/images)."""
     from rich.table import Table

@@ -12,7 +12,7 @@ from ganzoo.rejection import BURN_IN, DEFAULT_QUANTILE
 DEFAULT_NUM = 64
 
 
-@click.command()
+@click.command(short_help="Generate samples from MODEL's generator into a PNG grid or an .npz.")
 @click.argument("model")
 @click.option("--weights", type=click.Path(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")

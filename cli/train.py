@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 
-@click.command()
+@click.command(short_help="Train MODEL on a dataset (pictures, weights, checkpoints in --out).")
 @click.argument("model")
 @click.option("--data", "data", help="dataset name (see 'ganzoo datasets') or a folder of images; default: the model's")
 @click.option("--data-a", help="with --data-b: a folder of domain-A images (unpaired models such as cyclegan)")
