@@ -18,7 +18,8 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 @click.option("--samples", "samples_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="score an .npz from 'ganzoo sample' (images uint8 N,C,H,W or samples N,D) instead of a MODEL")
 @click.option("--data", required=True, help="the real dataset: a name from 'ganzoo datasets' or an image folder")
-@click.option("--data-root", help="where datasets live [default: $GANZOO_DATA or the cache]")
+@click.option("--data-root", type=click.Path(file_okay=False),
+              help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
 @click.option("--num", type=click.IntRange(min=2), help="samples to generate [default: 50000 images, 2500 points]")
 @click.option("--metrics", "metric_names", metavar="LIST",
               help="comma-separated among fid,kid,is,pr,digits,toy [default: fid,kid,is,pr for images, toy for points]")
@@ -57,47 +58,62 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained and --num.")
     if json_out is not None:
         check_writable(json_out, "--json", create=False)
+    # Everything that can fail (the generator, the metrics, the feature extractors, the real data) is settled
+    # before any sample is generated or featurised: those take minutes at the default --num.
+    loaded = samples = None
     if samples_file is not None:
         samples = evaluation.read_samples(samples_file)
+        kind, shape = samples.kind, _image_shape(samples.values.shape)
         source = str(samples_file)
     else:
-        samples, source = _generate(model, weights, pretrained, num, seed, device_name)
-    metrics = evaluation.parse_metrics(metric_names) if metric_names else evaluation.default_metrics(samples.kind)
-    _check_kinds(metrics, samples.kind, dataset.info.kind)
+        loaded = _load(model, weights, pretrained, device_name)
+        kind, shape = loaded.config["data_kind"], _configured_shape(loaded.config)
+        source = f"{model} {pretrained or weights} seed {seed}"
+    metrics = evaluation.parse_metrics(metric_names) if metric_names else evaluation.default_metrics(kind)
+    _check_kinds(metrics, kind, dataset.info.kind)
+    real_images = _real_images(dataset, data_root)
+    key = evaluation.dataset_key(data)
+    inception = [m for m in metrics if m in evaluation.INCEPTION_METRICS]
+    inception_extractor = digits_extractor = None
+    if inception:
+        from ganzoo.metrics.inception import load_inception
+
+        inception_extractor = load_inception(inception_weights, device_name)
+    if "digits" in metrics:
+        from ganzoo.metrics.digits import load_digit_features
+
+        digits_extractor = load_digit_features(classifier, device_name)
+    referenced = [digits_extractor] if digits_extractor is not None else []  # extractors compared with real data
+    if inception_extractor is not None and inception != ["is"]:
+        referenced.append(inception_extractor)
+    if shape is not None and not all(evaluation.reference_cached(e.name, key, real_num) for e in referenced):
+        real_images(*shape)  # a dataset that cannot be had fails here, not after generating every sample
+    if loaded is not None:
+        samples = _generate(loaded, num, seed)
     protocol: dict[str, Any] = {"samples": len(samples.values), "source": source, "dataset": data, "split": "train"}
     if samples.kind == "images":
         protocol["resolution"] = list(samples.values.shape[1:])
 
     def load_real() -> Any:
-        from ganzoo.paths import data_root as root
-
-        channels, size = samples.values.shape[1], samples.values.shape[-1]
-        return dataset.load(root(data_root), size, channels).tensors["real"]
+        return real_images(*_image_shape(samples.values.shape))
 
     results: dict[str, Any] = {}
     out = console()
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=out, transient=True) as progress:
-        key = evaluation.dataset_key(data)
-        inception = [m for m in metrics if m in evaluation.INCEPTION_METRICS]
-        if inception:
-            from ganzoo.metrics.inception import load_inception
-
-            extractor = load_inception(inception_weights, device_name)
-            fake = evaluation.extract(extractor, samples.values, batch_size, progress, "Inception features")
+        if inception_extractor is not None:
+            fake = evaluation.extract(inception_extractor, samples.values, batch_size, progress, "Inception features")
             real = None
             if inception != ["is"]:
-                real = evaluation.reference(extractor, key, load_real, batch_size, real_num, progress)
+                real = evaluation.reference(inception_extractor, key, load_real, batch_size, real_num, progress)
                 protocol.update(inception_reference=real.count, inception_reference_cached=real.cached)
-            protocol["inception"] = extractor.name
+            protocol["inception"] = inception_extractor.name
             results.update(evaluation.inception_scores(inception, fake, real))
-        if "digits" in metrics:
-            from ganzoo.metrics.digits import load_digit_features
-
-            extractor = load_digit_features(classifier, device_name)
-            fake = evaluation.extract(extractor, samples.values, batch_size, progress, "digit features")
-            real = evaluation.reference(extractor, key, load_real, batch_size, real_num, progress)
-            protocol.update(digits_classifier=extractor.name, digits_reference=real.count, digits_reference_cached=real.cached)
+        if digits_extractor is not None:
+            fake = evaluation.extract(digits_extractor, samples.values, batch_size, progress, "digit features")
+            real = evaluation.reference(digits_extractor, key, load_real, batch_size, real_num, progress)
+            protocol.update(digits_classifier=digits_extractor.name, digits_reference=real.count,
+                            digits_reference_cached=real.cached)
             results.update(evaluation.digit_scores(fake, real, samples.labels))
         if "toy" in metrics:
             results.update(evaluation.toy_scores(samples.values, data))
@@ -117,11 +133,8 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
         raise cannot_write(path, exc, "--json") from None
 
 
-def _generate(model: str | None, weights: Path | None, pretrained: str | None, num: int | None, seed: int,
-              device: str) -> tuple[Any, str]:
-    """Samples from the generator, as ``ganzoo sample --num N --seed S --out x.npz`` would write them."""
-    from ganzoo import sampling
-    from ganzoo.evaluation import Samples
+def _load(model: str | None, weights: Path | None, pretrained: str | None, device: str) -> Any:
+    """The generator to score, loaded but not yet run (:func:`_generate` runs it once the rest is settled)."""
     from ganzoo.manifest import weights_path
     from ganzoo.registry import get_model
     from ganzoo.weights import load_generator
@@ -129,13 +142,46 @@ def _generate(model: str | None, weights: Path | None, pretrained: str | None, n
     if model is None:
         raise click.UsageError("Give a MODEL with --weights or --pretrained, or --samples FILE.")
     get_model(model)
-    loaded = load_generator(weights_path(model, weights, pretrained), model, device)
+    return load_generator(weights_path(model, weights, pretrained), model, device)
+
+
+def _generate(loaded: Any, num: int | None, seed: int) -> Any:
+    """Samples from the generator, as ``ganzoo sample --num N --seed S --out x.npz`` would write them."""
+    from ganzoo import sampling
+    from ganzoo.evaluation import Samples
+
     kind = loaded.config["data_kind"]
     total = num or DEFAULT_NUM.get(kind, DEFAULT_NUM["vectors"])
     labels = sampling.requested_labels(loaded.model, loaded.config, total)
     values = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, labels=labels)
     values = sampling.to_uint8(values).cpu() if kind == "images" else values.float().cpu()
-    return Samples(kind, values, None if labels is None else labels.numpy()), f"{model} {pretrained or weights} seed {seed}"
+    return Samples(kind, values, None if labels is None else labels.numpy())
+
+
+def _image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """(channels, size) of samples of ``shape`` (N, C, H, W), the resolution the real images are loaded at."""
+    return (int(shape[1]), int(shape[-1])) if len(shape) == 4 else None
+
+
+def _configured_shape(config: dict[str, Any]) -> tuple[int, int] | None:
+    """(channels, size) the generator of ``config`` makes, known before it runs; ``None`` for points."""
+    if config.get("data_kind") != "images" or "channels" not in config or "image_size" not in config:
+        return None
+    return int(config["channels"]), int(config["image_size"])
+
+
+def _real_images(dataset: Any, data_root: str | None) -> Any:
+    """``load(channels, size)``: the dataset's training images at that resolution, loaded once and kept, so the
+    early check that the data can be had (before generating) is also the load the reference uses."""
+    from functools import lru_cache
+
+    from ganzoo.paths import data_root as root
+
+    @lru_cache(maxsize=1)
+    def load(channels: int, size: int) -> Any:
+        return dataset.load(root(data_root), size, channels).tensors["real"]
+
+    return load
 
 
 def _check_kinds(metrics: list[str], samples_kind: str, data_kind: str) -> None:

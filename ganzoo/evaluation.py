@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, unknown_name
 
 METRICS = ("fid", "kid", "is", "pr", "digits", "toy")
 INCEPTION_METRICS = ("fid", "kid", "is", "pr")
@@ -26,6 +26,10 @@ REFERENCE_KEEP = 10_000
 STATS_FORMAT = "ganzoo.eval-stats/1"
 #: The Inception Score is the mean over this many splits of the samples, as in Salimans et al. 2016.
 IS_SPLITS = 10
+
+#: The first bytes of a zip archive, as ``np.load`` tells an .npz from other files: a local file header, or the
+#: end-of-directory record of an archive with no files.
+NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 FeatureExtractor = Callable[[Any], dict[str, Any]]
 
@@ -51,11 +55,14 @@ class Reference:
 
 
 def parse_metrics(text: str) -> list[str]:
-    """``"fid,kid"`` to ``["fid", "kid"]``; unknown names raise one sentence listing the known ones."""
+    """``"fid,kid"`` to ``["fid", "kid"]``; an unknown name raises one sentence suggesting the close known ones,
+    phrased as for unknown models and datasets (:func:`ganzoo.errors.unknown_name`)."""
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in METRICS]
-    if unknown or not names:
-        raise GanzooError(f"Unknown metric {', '.join(unknown) or text!r}; choose among {', '.join(METRICS)} (comma-separated).")
+    if not names:
+        raise GanzooError(f"No metric in {text!r}; choose among {', '.join(METRICS)} (comma-separated).")
+    for name in names:
+        if name not in METRICS:
+            raise unknown_name("metric", name, list(METRICS))
     return list(dict.fromkeys(names))
 
 
@@ -65,13 +72,31 @@ def default_metrics(kind: str) -> list[str]:
 
 
 def read_samples(path: str | os.PathLike[str]) -> Samples:
-    """Samples from an ``.npz`` written by ``ganzoo sample``: ``images`` uint8 (N, C, H, W) or ``samples`` (N, D)."""
+    """Samples from an ``.npz`` written by ``ganzoo sample``: ``images`` uint8 (N, C, H, W) or ``samples`` (N, D).
+
+    Anything else (a .png, a .npy, a damaged archive) is refused in one sentence before numpy sees it: numpy
+    would take a file that is not an archive for a pickle and advise unpickling it, which ganzoo never does.
+    """
+    import zipfile
+
     import torch
 
+    not_npz = (f"Cannot read samples from {path}: it is not an .npz written by 'ganzoo sample'; "
+               f"pass the file that 'ganzoo sample MODEL --out x.npz' writes.")
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise GanzooError(f"Cannot read samples from {path} ({exc.strerror or exc}); pass an .npz written by "
+                          f"'ganzoo sample --out x.npz'.") from None
+    if magic not in NPZ_MAGIC:
+        raise GanzooError(not_npz)
     try:
         with np.load(path, allow_pickle=False) as arrays:
             content = {name: arrays[name] for name in arrays.files}
-    except (OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, EOFError, ValueError):  # a damaged archive, or arrays (objects) ganzoo never writes
+        raise GanzooError(not_npz) from None
+    except OSError as exc:
         raise GanzooError(f"Cannot read samples from {path} ({exc}); pass an .npz written by 'ganzoo sample --out x.npz'.") from None
     labels = content.get("labels")
     if "images" in content:
@@ -118,17 +143,32 @@ def extract(extractor: FeatureExtractor, images: Any, batch_size: int, progress:
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
+def reference_path(extractor_name: str, key: str, real_num: int | None) -> Path:
+    """Where the real features of dataset ``key`` under this extractor and reference size are cached."""
+    from ganzoo.paths import cache_dir
+
+    return cache_dir() / "eval-stats" / f"{key}-train-{extractor_name}-n{real_num or 'all'}.safetensors"
+
+
+def reference_cached(extractor_name: str, key: str, real_num: int | None) -> bool:
+    """Whether :func:`reference` will read these real features from the cache; when not, it needs the dataset,
+    which eval then loads before generating anything, so that a dataset it cannot have fails at once."""
+    from ganzoo.safefile import read_metadata
+
+    path = reference_path(extractor_name, key, real_num)
+    return path.is_file() and read_metadata(path).get("format") == STATS_FORMAT
+
+
 def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size: int, real_num: int | None,
               progress: Any = None) -> Reference:
     """Features of the real images, from the cache when this dataset/extractor/size was seen before."""
     import torch
 
     from ganzoo.metrics.frechet import RunningStats
-    from ganzoo.paths import cache_dir
     from ganzoo.safefile import load_tensors, read_metadata, save_tensors
 
-    path = cache_dir() / "eval-stats" / f"{key}-train-{extractor.name}-n{real_num or 'all'}.safetensors"
-    if path.is_file() and read_metadata(path).get("format") == STATS_FORMAT:
+    path = reference_path(extractor.name, key, real_num)
+    if reference_cached(extractor.name, key, real_num):
         tensors = load_tensors(path)
         return Reference(tensors["mean"].numpy(), tensors["cov"].numpy(), int(read_metadata(path)["count"]),
                          tensors["features"].numpy(), cached=True)

@@ -158,11 +158,90 @@ def test_digit_scores_through_the_command_with_a_random_classifier(cli, tmp_path
 
 def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
     points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
-    assert "choose among" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fidd", ok=False).output
+    assert "choose among" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", ",", ok=False).output
     assert "need images" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fid", ok=False).output
     assert "ring8 and grid25 only" in cli("eval", "--samples", points, "--data", "line-2d", ok=False).output
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     assert "Cannot read samples" in cli("eval", "--samples", tmp_path / "bad.npz", "--data", "ring8", ok=False).output
+
+
+def test_unknown_metric_gets_a_did_you_mean_like_unknown_models(cli, tmp_path):
+    points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
+    result = cli("eval", "--samples", points, "--data", "ring8", "--metrics", "toy,fdi", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        "Error: Unknown metric 'fdi'. Did you mean 'fid'? Known metrics: digits, fid, is, kid, pr, toy.")
+    model = cli("eval", "dcgn", "--weights", tmp_path / "w.safetensors", "--data", "ring8", ok=False)
+    assert model.output.startswith("Error: Unknown model 'dcgn'. Did you mean 'dcgan'")  # the same phrasing
+
+
+def test_a_picture_passed_as_samples_is_refused_without_pickle_advice(cli, tmp_path):
+    picture = write_png_images(tmp_path / "pictures", 1)[0]
+    npy = tmp_path / "points.npy"
+    np.save(npy, np.zeros((10, 2), dtype=np.float32))
+    truncated = tmp_path / "truncated.npz"
+    write_points(tmp_path / "whole.npz", np.zeros((10, 2)))
+    truncated.write_bytes((tmp_path / "whole.npz").read_bytes()[:60])
+    for path in (picture, npy, truncated):
+        result = cli("eval", "--samples", path, "--data", "ring8", ok=False)
+        assert result.exit_code == 1 and " ".join(result.output.split()) == (
+            f"Error: Cannot read samples from {path}: it is not an .npz written by 'ganzoo sample'; "
+            f"pass the file that 'ganzoo sample MODEL --out x.npz' writes."), result.output
+
+
+def write_tiny_mnist(root: Path, count: int = 64) -> None:
+    """``count`` random 28x28 digits and labels as MNIST's gzipped IDX training files under ``root/MNIST/raw``."""
+    import gzip
+    import struct
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    digits = np.random.default_rng(0).integers(0, 256, size=(count, 28, 28))
+    for name, array in (("train-images-idx3-ubyte", digits), ("train-labels-idx1-ubyte", np.arange(count) % 10)):
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+        (raw / f"{name}.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
+def test_missing_dataset_fails_before_generating_and_cached_features_need_none(cli, tmp_path, monkeypatch):
+    """The dataset is looked for before a sample is made; with its features cached it is not needed at all."""
+    import dataclasses
+    import socket
+
+    from ganzoo.data import idx
+
+    empty = tmp_path / "empty-root"
+    with socket.socket() as closed:  # bound but not listening: the download is refused at once, offline or not
+        closed.bind(("127.0.0.1", 0))
+        mirror = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+        monkeypatch.setattr(idx, "MNIST", dataclasses.replace(idx.MNIST, mirrors=(mirror,)))
+        # 10**13 samples cannot be generated (their noise alone is 4 PB): the command must fail before it tries
+        result = cli("eval", "dcgan", "--pretrained", "dcgan-mnist", "--data", "mnist", "--metrics", "digits",
+                     "--num", 10**13, "--data-root", empty, "--device", "cpu", ok=False)
+        message = " ".join(result.output.split())
+        assert result.exit_code == 1 and message.startswith(
+            f"Error: MNIST is not in {empty / 'MNIST' / 'raw'} and could not be downloaded (from {mirror}: ")
+        assert message.endswith("); put train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz there, or point "
+                                "--data-root / GANZOO_DATA at a folder that has MNIST/raw/.")
+        write_tiny_mnist(tmp_path / "root")
+        out = tmp_path / "scores.json"
+        args = ("eval", "dcgan", "--pretrained", "dcgan-mnist", "--data", "mnist", "--metrics", "digits",
+                "--num", 20, "--device", "cpu", "--json", out)
+        cli(*args, "--data-root", tmp_path / "root")
+        first = json.loads(out.read_text())
+        assert first["protocol"]["digits_reference"] == 64 and first["protocol"]["digits_reference_cached"] is False
+        cli(*args, "--data-root", empty)  # the reference features are cached: no dataset needed
+        again = json.loads(out.read_text())
+        assert again["protocol"]["digits_reference_cached"] is True and not empty.exists()
+        assert again["metrics"]["digits_frechet"] == pytest.approx(first["metrics"]["digits_frechet"], rel=1e-6)
+
+
+def test_data_root_help_reads_as_in_train(cli):
+    def data_root_help(command: str) -> str:
+        text = " ".join(cli(command, "--help").output.split())
+        start = text.index("--data-root")
+        return text[start : text.index("]", start) + 1]
+
+    assert data_root_help("eval") == data_root_help("train")
+    assert data_root_help("eval").endswith("[default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
 
 
 def test_missing_inception_weights_offline_say_where_to_put_them(cli, tmp_path, monkeypatch):
