@@ -2,9 +2,10 @@
 
 Metadata keys: ``format``, ``ganzoo_version``, ``model``, ``family``, ``config`` (JSON),
 ``dataset``, ``epoch``, ``step``. Loading checks that the file is a ganzoo file of the network and
-model asked for and that every tensor's name and shape fits before anything is copied. Training
-writes ``generator.safetensors`` for sampling and, beside it, ``discriminator.safetensors`` from
-the same step for what needs the critic afterwards (discriminator rejection sampling).
+model asked for, that every tensor's name and shape fits, and that no floating tensor holds NaN or inf
+(damaged data) before anything is copied. Training writes ``generator.safetensors`` for sampling and,
+beside it, ``discriminator.safetensors`` from the same step for what needs the critic afterwards
+(discriminator rejection sampling).
 """
 
 from __future__ import annotations
@@ -72,9 +73,26 @@ def _read_config(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
         raise WeightsError(f"{path} has no readable config in its metadata; use a file written by ganzoo.") from None
 
 
+def check_finite(path: Path, tensors: dict[str, Any]) -> None:
+    """Raise one clear sentence naming the first floating tensor that holds NaN or infinite values.
+
+    Training never saves such weights (the guard skips non-finite updates, and no network keeps an inf or
+    NaN buffer by design), so they mean the file's data was damaged on disk or in transfer; refusing here
+    stops ``ganzoo sample`` or ``translate`` from writing garbage with a success exit code.
+    One ``isfinite`` pass per floating tensor keeps the check cheap next to reading the file.
+    """
+    import torch
+
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(f"{path} is damaged: tensor {name!r} holds NaN or infinite values; "
+                               "use an intact copy or an earlier checkpoint, or train again.")
+
+
 def _load_into(path: Path, module: Any, device: str) -> Any:
     tensors = load_tensors(path)
     check_state_dict(path, module.state_dict(), tensors)
+    check_finite(path, tensors)
     module.load_state_dict(tensors)
     return module.to(device).eval()
 

@@ -1,9 +1,11 @@
-"""Generator files: bit-exact round trip, metadata checks, refusal of pickles and damaged files, manifests."""
+"""Generator files: bit-exact round trip, metadata checks, refusal of pickles and damaged files (truncated or
+with NaN/inf numbers), manifests."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +82,42 @@ def test_shape_mismatch_names_the_tensor(trained):
     save_file(tensors, str(trained), metadata={**meta, "config": json.dumps(config)})
     with pytest.raises(WeightsError, match="has shape .* in the file but"):
         load_generator(trained, "gan")
+
+
+def damage_first_weight(path: Path, value: bytes) -> str:
+    """Overwrite the first 8 bytes of the data of ``path``'s first float32 tensor with ``value`` twice over
+    (same size, intact header, as a bad disk sector or copy would); return the tensor's name."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    name, entry = min(((n, e) for n, e in header.items() if n != "__metadata__" and e["dtype"] == "F32"),
+                      key=lambda item: item[1]["data_offsets"][0])
+    start = 8 + length + entry["data_offsets"][0]
+    assert entry["data_offsets"][1] - entry["data_offsets"][0] >= 8
+    data[start : start + 8] = value * 2
+    path.write_bytes(bytes(data))
+    return name
+
+
+@pytest.mark.parametrize("network, value", [("generator", b"\xff\xff\xff\xff"),  # NaN
+                                            ("discriminator", b"\x00\x00\x80\x7f")],  # +inf
+                         ids=["nan-in-generator", "inf-in-discriminator"])
+def test_damaged_numbers_are_refused_in_one_sentence(cli, trained, network, value):
+    from safetensors import safe_open
+
+    damaged = trained.with_name(f"{network}.safetensors")
+    name = damage_first_weight(damaged, value)
+    with safe_open(str(damaged), "pt") as handle:  # the file still reads: only its numbers are wrong
+        assert not handle.get_tensor(name).isfinite().all()
+    out = trained.with_name("x.npz")
+    result = cli("sample", "gan", "--weights", trained, *(("--drs",) if network == "discriminator" else ()),
+                 "--out", out, ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert " ".join(result.output.split()) == (f"Error: {damaged} is damaged: tensor {name!r} holds NaN or infinite "
+                                               "values; use an intact copy or an earlier checkpoint, or train again.")
+    assert not out.exists()
 
 
 def test_checkpoint_is_not_a_generator_file(trained):
