@@ -20,7 +20,7 @@ def translate_file(module: Any, source: Path, target: Path, size: int, direction
 
     from ganzoo.data.folder import _to_mode
     from ganzoo.errors import GanzooError
-    from ganzoo.safefile import cannot_write
+    from ganzoo.safefile import atomic_target, cannot_write
 
     with Image.open(source) as image:
         image.load()
@@ -35,11 +35,40 @@ def translate_file(module: Any, source: Path, target: Path, size: int, direction
         raise GanzooError(f"The generator cannot translate {size}x{size} images ({str(exc).splitlines()[0]}); "
                           f"drop --image-size or use its training size.") from None
     out = y[0].add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(out, "RGB").resize((width, height), Image.Resampling.BICUBIC).save(target)
+    picture = Image.fromarray(out, "RGB").resize((width, height), Image.Resampling.BICUBIC)
+    try:  # through a temporary file, so a file replaced with --overwrite is never left half-written
+        with atomic_target(target) as temporary:
+            picture.save(temporary, format=Image.registered_extensions().get(target.suffix.lower()))
     except OSError as exc:
         raise cannot_write(target, exc, "--out", folder=True) from None
+
+
+def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overwrite: bool) -> None:
+    """Refuse, before anything is translated, a run that would overwrite an input image or, without
+    ``overwrite``, a file already in ``out``: a translation written over its source loses the photo for good.
+
+    ``files`` pairs each input with its result path. Paths are compared resolved (and existing files by
+    identity), so ``--out photos/`` for ``--input ./photos``, or a link to the input folder, is caught too.
+    A link where a result goes counts as a file (the write replaces the link); a folder there is left to the
+    write, which reports it in its own sentence.
+    """
+    from ganzoo.errors import GanzooError
+
+    if source.is_dir() and out.resolve() == source.resolve():
+        raise GanzooError(f"--out {out} is the --input folder, so the translations would overwrite the input images; "
+                          "choose another --out folder.")
+    existing = [target for _, target in files if target.is_symlink() or (target.exists() and not target.is_dir())]
+    if existing:
+        inputs = {path.resolve() for path, _ in files}
+        identities = {(status.st_dev, status.st_ino) for status in (path.stat() for path, _ in files)}
+        for target in existing:
+            status = target.stat() if target.exists() else None  # a dangling link is no input
+            if target.resolve() in inputs or (status is not None and (status.st_dev, status.st_ino) in identities):
+                raise GanzooError(f"--out {out} would overwrite the input image {target} with its translation; "
+                                  "choose another --out folder.")
+    if existing and not overwrite:
+        raise GanzooError(f"--out {out} already holds {len(existing)} file(s) the translations would replace "
+                          f"(first: {existing[0]}); pass --overwrite to replace them, or choose another --out folder.")
 
 
 @click.command()
@@ -48,14 +77,20 @@ def translate_file(module: Any, source: Path, target: Path, size: int, direction
               help="a generator.safetensors file of MODEL (for cyclegan it holds both directions)")
 @click.option("--input", "source", type=click.Path(exists=True, path_type=Path), required=True,
               help="an image file, or a folder of images (sub-folders kept)")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="folder for the results")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="folder for the results; not the --input folder, since they take the inputs' file names")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="cyclegan: AtoB (default) or BtoA; pix2pix: only the direction it was trained in")
 @click.option("--image-size", type=click.IntRange(min=4), help="side the generator sees [default: its training size]")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
+@click.option("--overwrite", is_flag=True,
+              help="replace files already in --out instead of refusing (never the input images)")
 def translate(model: str, weights: Path, source: Path, out: Path, direction: str | None, image_size: int | None,
-              device: str | None) -> None:
+              device: str | None, overwrite: bool) -> None:
     """Translate images with MODEL's generator, writing each result under the same file name in --out.
+
+    --out must not be the --input folder, and a file already in --out stops the run before anything
+    is translated unless --overwrite is given.
 
     Any input size works: each image is resized to the generator's size (its training --image-size,
     or --image-size here), translated, and resized back to its own width and height.
@@ -83,6 +118,7 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         files = [(source, out / source.name)]
     if not files or files[0][0].suffix.lower() not in IMAGE_EXTENSIONS:
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
+    check_targets(files, source, out, overwrite)
     check_writable(out, "--out", folder=True, create=False)
     skipped = 0
     for path, target in files:

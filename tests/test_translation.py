@@ -247,8 +247,89 @@ def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tm
     cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image, "--out", tmp_path / "o")
     assert Image.open(tmp_path / "o" / "photo_00.png").size == (72, 36)
     result = cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image,
-                 "--out", tmp_path / "o", "--direction", "AtoB", ok=False)
+                 "--out", tmp_path / "o", "--overwrite", "--direction", "AtoB", ok=False)  # the same result file again
     assert result.exit_code == 1 and "trained BtoA" in result.output
+
+
+@pytest.fixture(scope="module")
+def tiny_cyclegan(tmp_path_factory) -> Path:
+    """The smallest CycleGAN generator file (32 px, width 4, one residual block, one epoch), trained once here."""
+    from click.testing import CliRunner
+
+    from ganzoo.cli.main import cli as group
+
+    root = tmp_path_factory.mktemp("tiny-cyclegan")
+    write_images(root / "data" / "trainA", 3, (40, 36), seed=1)
+    write_images(root / "data" / "trainB", 3, (36, 36), seed=2)
+    args = ["train", "cyclegan", "--data", root / "data", "--image-size", "32", "--epochs", "1", "--set", "blocks=1",
+            *TINY, "--no-progress", "--device", "cpu", "--out", root / "run"]
+    env = {"GANZOO_CACHE": str(root / "cache"), "GANZOO_DATA": str(root / "ganzoo-data")}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = CliRunner().invoke(group, [str(a) for a in args], env=env, catch_exceptions=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    return root / "run" / "generator.safetensors"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", ["same", "dot", "link", "overwrite", "file", "subfolder"])
+def test_translate_refuses_to_write_over_its_input_images(cli, tiny_cyclegan, tmp_path, monkeypatch, case):
+    from conftest import write_png_images
+
+    monkeypatch.chdir(tmp_path)
+    photos = tmp_path / "photos"
+    write_png_images(photos, 2)
+    write_png_images(photos / "sub", 1)  # photos/sub/img_000.png, what photos/img_000.png becomes with --out photos/sub
+    (tmp_path / "link").symlink_to(photos, target_is_directory=True)
+    source, out, extra = {
+        "same": ("photos", "photos", ()), "dot": ("photos", "./photos/sub/..", ()), "link": ("photos", "link", ()),
+        "overwrite": ("photos", "photos", ("--overwrite",)), "file": ("photos/img_001.png", "photos", ("--overwrite",)),
+        "subfolder": ("photos", "photos/sub", ("--overwrite",)),
+    }[case]
+    out = Path(out)  # as the message shows it: './photos/sub/..' reads 'photos/sub/..'
+    before = snapshot(photos)
+    result = cli("translate", "cyclegan", "--weights", tiny_cyclegan, "--input", source, "--out", out,
+                 "--device", "cpu", *extra, ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    if case in ("file", "subfolder"):
+        victim = {"file": "photos/img_001.png", "subfolder": "photos/sub/img_000.png"}[case]
+        expected = (f"Error: --out {out} would overwrite the input image {victim} with its translation; "
+                    "choose another --out folder.")
+    else:
+        expected = (f"Error: --out {out} is the --input folder, so the translations would overwrite the input images; "
+                    "choose another --out folder.")
+    assert result.output.strip() == expected  # one line, one sentence
+    assert snapshot(photos) == before  # every input byte for byte, and nothing new beside them
+
+
+def test_translate_keeps_existing_results_unless_overwrite(cli, tiny_cyclegan, tmp_path):
+    from conftest import write_png_images
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    write_png_images(photos, 3)
+    earlier = write_png_images(out, 2, seed=7)  # img_000.png and img_001.png: results of an earlier run, say
+    inputs, results = snapshot(photos), snapshot(out)
+    args = ("translate", "cyclegan", "--weights", tiny_cyclegan, "--input", photos, "--out", out, "--device", "cpu")
+    result = cli(*args, ok=False)
+    assert result.exit_code == 1 and result.output.strip() == (
+        f"Error: --out {out} already holds 2 file(s) the translations would replace (first: {earlier[0]}); "
+        "pass --overwrite to replace them, or choose another --out folder.")
+    assert snapshot(out) == results and snapshot(photos) == inputs  # refused before translating anything
+
+    assert "translated 3 image(s)" in " ".join(cli(*args, "--overwrite").output.split())
+    assert snapshot(photos) == inputs and sorted(snapshot(out)) == ["img_000.png", "img_001.png", "img_002.png"]
+    for path in earlier:
+        assert path.read_bytes() != results[path.name]
+        with Image.open(path) as image:
+            assert image.size == (16, 16)  # a complete translation of the 16x16 input
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
 
 
 def test_wrong_loss_and_wrong_data_kind_are_refused(cli, paired, unpaired, tmp_path):
