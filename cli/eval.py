@@ -11,7 +11,7 @@ import click
 DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 
 
-@click.command("eval")
+@click.command("eval", short_help="Score samples of MODEL (or an .npz) against a dataset: FID, KID, IS, PR, digits, toy.")
 @click.argument("model", required=False)
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="a generator.safetensors file")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")

@@ -71,7 +71,7 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
                           f"(first: {existing[0]}); pass --overwrite to replace them, or choose another --out folder.")
 
 
-@click.command()
+@click.command(short_help="Translate images with MODEL's generator into --out (cyclegan, pix2pix).")
 @click.argument("model")
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
               help="a generator.safetensors file of MODEL (for cyclegan it holds both directions)")

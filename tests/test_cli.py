@@ -152,3 +152,11 @@ def test_sample_takes_a_run_folder_for_its_generator_file(cli, tmp_path):
     result = cli("sample", "gan", "--weights", tmp_path / "empty", "--out", tmp_path / "x.npz", ok=False)
     assert f"{tmp_path / 'empty'} is a folder without generator.safetensors; pass the --out folder" in " ".join(
         result.output.split())
+
+
+def test_help_lists_every_command_with_a_whole_summary(cli):
+    out = cli("--help").output
+    commands = out.split("Commands:")[1]
+    assert "..." not in commands  # click cuts a long docstring's first sentence with "..."
+    for name in ("datasets", "eval", "info", "list", "plugins", "sample", "train", "translate"):
+        assert f"\n  {name} " in commands
