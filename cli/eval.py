@@ -13,7 +13,7 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 
 @click.command("eval", short_help="Score samples of MODEL (or an .npz) against a dataset: FID, KID, IS, PR, digits, toy.")
 @click.argument("model", required=False)
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), help="a generator.safetensors file")
+@click.option("--weights", type=click.Path(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")
 @click.option("--samples", "samples_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="score an .npz from 'ganzoo sample' (images uint8 N,C,H,W or samples N,D) instead of a MODEL")

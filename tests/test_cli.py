@@ -139,11 +139,12 @@ def test_a_run_that_fails_before_training_leaves_no_folder(cli, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_sample_takes_a_run_folder_for_its_generator_file(cli, tmp_path):
+def test_sample_and_eval_take_a_run_folder_for_its_generator_file(cli, tmp_path):
     import numpy as np
 
     run = tmp_path / "run"
-    cli("train", "gan", "--data", "line-2d", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu")
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu")
+    assert "total_modes" in cli("eval", "gan", "--weights", run, "--data", "ring8", "--num", "100").output
     for weights, out in ((run, tmp_path / "from-folder.npz"), (run / "generator.safetensors", tmp_path / "from-file.npz")):
         cli("sample", "gan", "--weights", weights, "--num", "16", "--out", out)
     with np.load(tmp_path / "from-folder.npz") as folder, np.load(tmp_path / "from-file.npz") as file:
