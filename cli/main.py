@@ -25,6 +25,8 @@ class GanzooGroup(click.Group):
         teardown (:func:`ganzoo.distributed.end_worker`), with the status it would have exited with."""
         from ganzoo import distributed
 
+        if not kwargs.get("standalone_mode", True):  # the caller handles errors and the exit itself
+            return super().main(*args, **kwargs)
         try:
             return super().main(*args, **kwargs)
         except SystemExit as exit_:
@@ -98,13 +100,15 @@ def list_models(pattern: str) -> None:
     specs = [registry.models.get(name) for name in names]
     wide = out.width >= WIDE_LIST_COLUMNS
     table = Table(title="ganzoo models")
-    for column in ("model", "family", "task", "paper", "default data"):
-        table.add_column(column, no_wrap=True)
+    with_paper = out.width >= 80  # narrower still, the paper (in 'ganzoo info') gives way to the names
+    for column in ("model", "family", "task", *(["paper"] if with_paper else []), "default data"):
+        table.add_column(column, overflow="fold", no_wrap=column != "model")
     if wide:
         table.add_column("summary", overflow="fold", ratio=1)
     for spec in specs:
         paper = (spec.paper.cite() if wide else f"{spec.paper.authors} {spec.paper.year}") if spec.paper else ""
-        table.add_row(spec.name, spec.family, spec.task, paper, spec.default_dataset, *([spec.summary] if wide else []))
+        table.add_row(spec.name, spec.family, spec.task, *([paper] if with_paper else []), spec.default_dataset,
+                      *([spec.summary] if wide else []))
     out.print(table)
     if not wide:  # a summary squeezed into what is left of a narrow terminal wraps a word per line
         for spec in specs:

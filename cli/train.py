@@ -131,14 +131,17 @@ def _check_before_launch(spec: Any, data: str, overrides: dict[str, Any], device
 
         dataset = get_dataset(data)
     config = resolve_config(spec, dataset.info, overrides)
-    if not config.get("fast"):  # --fast may scale the batch (on CUDA); the processes check it then
-        split_batch(int(config["batch_size"]), devices)
-    if config.get("sync_bn"):
+
+    def on_cuda() -> bool:
         import torch
 
-        automatic = device in (None, "", "auto")
-        if not (str(device).startswith("cuda") or (automatic and torch.cuda.is_available())):
-            raise GanzooError(SYNC_BN_NEEDS_CUDA)
+        return str(device).startswith("cuda") or (device in (None, "", "auto") and torch.cuda.is_available())
+
+    # --fast on CUDA may scale a batch the user did not set (ganzoo.speed.expand_fast): the processes check that one
+    if not (config.get("fast") and "batch_size" not in overrides and on_cuda()):
+        split_batch(int(config["batch_size"]), devices)
+    if config.get("sync_bn") and not on_cuda():
+        raise GanzooError(SYNC_BN_NEEDS_CUDA)
 
 
 def _relaunch(devices: int) -> None:

@@ -62,8 +62,8 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
         inputs = {path.resolve() for path, _ in files}
         identities = {(status.st_dev, status.st_ino) for status in (path.stat() for path, _ in files)}
         for target in existing:
-            status = target.stat() if target.exists() else None  # a dangling link is no input
-            if target.resolve() in inputs or (status is not None and (status.st_dev, status.st_ino) in identities):
+            status = None if target.is_symlink() else target.stat()  # the write replaces a link, not what it points at
+            if target.parent.resolve() / target.name in inputs or (status is not None and (status.st_dev, status.st_ino) in identities):
                 raise GanzooError(f"--out {out} would overwrite the input image {target} with its translation; "
                                   "choose another --out folder.")
     if existing and not overwrite:

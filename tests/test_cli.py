@@ -34,7 +34,7 @@ def test_list_pattern(cli):
     assert "dcgan" in out and "│ gan " not in out
 
 
-@pytest.mark.parametrize("columns", [80, 200])
+@pytest.mark.parametrize("columns", [60, 80, 200])
 def test_list_keeps_each_summary_readable_at_any_terminal_width(columns):
     env = {**os.environ, "COLUMNS": str(columns)}
     out = subprocess.run(["ganzoo", "list"], capture_output=True, text=True, check=True, env=env).stdout
@@ -42,7 +42,8 @@ def test_list_keeps_each_summary_readable_at_any_terminal_width(columns):
     assert out.count("ganzoo models") == 1 and sum(line.startswith("│ dcgan ") for line in out.splitlines()) == 1
     # a summary column squeezed into a narrow terminal folds a word or two per line; there it goes below
     assert "strided convolutions, batch norm, ReLU in G" in out
-    assert "Radford et al. 2015" in out and ("arXiv:1511.06434" in out) == (columns == 200)
+    assert ("Radford et al. 2015" in out) == (columns >= 80) and ("arXiv:1511.06434" in out) == (columns == 200)
+    assert "│ dcgan    │ dcgan " in out and "…" not in out  # names whole at any width
 
 
 def test_info_shows_paper_and_every_hyperparameter(cli):

@@ -206,6 +206,7 @@ def test_process_states_carry_each_processs_own_tensors_and_refuse_together(tmp_
 @pytest.mark.parametrize(("args", "message"), [
     (["--data", "rign8"], "Unknown dataset 'rign8'. Did you mean 'ring8'?"),
     (["--data", "ring8", "--batch-size", "255"], "--batch-size 255 does not split evenly over 2 processes"),
+    (["--data", "ring8", "--batch-size", "255", "--fast"], "--batch-size 255 does not split evenly over 2 processes"),
     (["--data", "ring8", "--set", "r1_gama=1"], "Unknown setting 'r1_gama'. Did you mean 'r1_gamma'"),
     (["--data", "ring8", "--sync-bn"], "--sync-bn needs CUDA devices"),
 ])

@@ -331,6 +331,13 @@ def test_translate_keeps_existing_results_unless_overwrite(cli, tiny_cyclegan, t
             assert image.size == (16, 16)  # a complete translation of the 16x16 input
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left behind
 
+    linked = tmp_path / "linked"  # a link in --out to an input: --overwrite replaces the link, not the photo
+    linked.mkdir()
+    (linked / "img_000.png").symlink_to(photos / "img_000.png")
+    cli("translate", "cyclegan", "--weights", tiny_cyclegan, "--input", photos, "--out", linked, "--device", "cpu",
+        "--overwrite")
+    assert snapshot(photos) == inputs and not (linked / "img_000.png").is_symlink()
+
 
 def test_wrong_loss_and_wrong_data_kind_are_refused(cli, paired, unpaired, tmp_path):
     result = cli("train", "cyclegan", "--data", unpaired, "--loss", "hinge", "--out", tmp_path / "r", ok=False)
