@@ -25,12 +25,13 @@ class GanzooGroup(click.Group):
         teardown (:func:`ganzoo.distributed.end_worker`), with the status it would have exited with."""
         from ganzoo import distributed
 
-        if not kwargs.get("standalone_mode", True):  # the caller handles errors and the exit itself
-            return super().main(*args, **kwargs)
+        def ends_here() -> bool:  # without standalone mode the caller handles errors and the exit itself
+            return distributed.joined() and kwargs.get("standalone_mode", True)
+
         try:
             return super().main(*args, **kwargs)
         except SystemExit as exit_:
-            if not distributed.joined():
+            if not ends_here():
                 raise
             code = exit_.code
             if not isinstance(code, int):  # as sys.exit does: a message is printed, status 1
@@ -39,7 +40,7 @@ class GanzooGroup(click.Group):
                 code = 0 if code is None else 1
             distributed.end_worker(code)
         except BaseException:
-            if not distributed.joined():
+            if not ends_here():
                 raise
             traceback.print_exc()
             distributed.end_worker(1)

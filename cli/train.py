@@ -119,28 +119,15 @@ def _check_before_launch(spec: Any, data: str, overrides: dict[str, Any], device
     """Refuse settings, data names, batch sizes and --sync-bn off CUDA as the processes would, before
     torchrun starts them: one sentence here, rather than one per process inside torchrun's failure report."""
     from ganzoo.config import resolve_config
-    from ganzoo.distributed import SYNC_BN_NEEDS_CUDA, split_batch
+    from ganzoo.distributed import SYNC_BN_NEEDS_CUDA, split_batch, uses_cuda
+    from ganzoo.engine import dataset_for
     from ganzoo.errors import GanzooError
 
-    if spec.task == "image-to-image":
-        from ganzoo.data.translation import get_dataset
-
-        dataset = get_dataset(data, spec.data_kinds)
-    else:
-        from ganzoo.registry import get_dataset
-
-        dataset = get_dataset(data)
-    config = resolve_config(spec, dataset.info, overrides)
-
-    def on_cuda() -> bool:
-        import torch
-
-        return str(device).startswith("cuda") or (device in (None, "", "auto") and torch.cuda.is_available())
-
+    config = resolve_config(spec, dataset_for(spec, data).info, overrides)
     # --fast on CUDA may scale a batch the user did not set (ganzoo.speed.expand_fast): the processes check that one
-    if not (config.get("fast") and "batch_size" not in overrides and on_cuda()):
+    if not (config.get("fast") and "batch_size" not in overrides and uses_cuda(device)):
         split_batch(int(config["batch_size"]), devices)
-    if config.get("sync_bn") and not on_cuda():
+    if config.get("sync_bn") and not uses_cuda(device):
         raise GanzooError(SYNC_BN_NEEDS_CUDA)
 
 

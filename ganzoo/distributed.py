@@ -61,6 +61,18 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def uses_cuda(device_name: str | None) -> bool:
+    """Whether the processes of a run asked for ``--device device_name`` train on CUDA (else on the CPU)."""
+    import torch
+
+    if device_name in (None, "", "auto"):
+        return torch.cuda.is_available()
+    try:
+        return torch.device(device_name).type == "cuda"
+    except (RuntimeError, ValueError):  # not a device name: start() says so in its own sentence
+        return False
+
+
 def split_batch(batch_size: int, processes: int) -> int:
     """Rows of a global batch of ``batch_size`` each of ``processes`` takes; refuses a batch that does not split evenly."""
     if batch_size % processes:
@@ -291,8 +303,7 @@ def start(device_name: str | None = None) -> World | None:
         raise GanzooError(f"Multi-process training runs on CUDA or the CPU, not {device_name!r}; use --device cuda or cpu.")
     if wanted is not None and wanted.index is not None:
         raise GanzooError(f"Under torchrun each process uses cuda:LOCAL_RANK; pass --device cuda, not {device_name!r}.")
-    use_cuda = wanted.type == "cuda" if wanted is not None else torch.cuda.is_available()
-    if use_cuda:
+    if uses_cuda(device_name):
         if local_rank >= torch.cuda.device_count():
             raise GanzooError(f"Process {rank} wants cuda:{local_rank} but this machine has {torch.cuda.device_count()} "
                               "GPU(s); start at most that many processes per node.")

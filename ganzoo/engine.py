@@ -56,6 +56,18 @@ class TrainRequest:
     strict_data: bool = False
 
 
+def dataset_for(model: ModelSpec, name: str) -> Any:
+    """The dataset ``name`` as ``model`` trains on it: image-to-image models also take paired/unpaired
+    folders and the pix2pix names of shared sets; the others, registered names and image folders."""
+    if model.task == "image-to-image":
+        from ganzoo.data import translation
+
+        return translation.get_dataset(name, model.data_kinds)
+    from ganzoo.registry import get_dataset
+
+    return get_dataset(name)
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the run after saving its position in ``checkpoint``."""
 
@@ -138,7 +150,7 @@ class Trainer:
         from ganzoo.device import pick_device
         from ganzoo.paths import data_root
         from ganzoo.plugin_manager import get_manager
-        from ganzoo.registry import get_dataset, get_model
+        from ganzoo.registry import get_model
 
         started = time.perf_counter()
         self.request, self.console, self.out = request, console, Path(request.out)
@@ -157,12 +169,7 @@ class Trainer:
         self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None
         if resumed and request.data and request.data != resumed[0]["dataset"]:
             raise GanzooError(f"{self.out} was trained on {resumed[0]['dataset']!r}, not {request.data!r}; drop --data to resume it.")
-        if self.model.task == "image-to-image":  # paired/unpaired folders and the pix2pix names of shared sets
-            from ganzoo.data import translation
-
-            dataset = translation.get_dataset(self.dataset_name, self.model.data_kinds)
-        else:
-            dataset = get_dataset(self.dataset_name)
+        dataset = dataset_for(self.model, self.dataset_name)
         anchor = None  # where a decay re-planned for other --epochs on resume starts (see ganzoo.schedule)
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
