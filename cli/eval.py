@@ -135,13 +135,13 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 
 def _load(model: str | None, weights: Path | None, pretrained: str | None, device: str) -> Any:
     """The generator to score, loaded but not yet run (:func:`_generate` runs it once the rest is settled)."""
+    from ganzoo.cli.main import refuse_translator
     from ganzoo.manifest import weights_path
-    from ganzoo.registry import get_model
     from ganzoo.weights import load_generator
 
     if model is None:
         raise click.UsageError("Give a MODEL with --weights or --pretrained, or --samples FILE.")
-    get_model(model)
+    refuse_translator(model, "ganzoo eval")
     return load_generator(weights_path(model, weights, pretrained), model, device)
 
 

@@ -46,6 +46,17 @@ class GanzooGroup(click.Group):
             distributed.end_worker(1)
 
 
+def refuse_translator(model: str, command: str) -> None:
+    """Stop ``command`` (sample or eval, which draw from noise) for an image-to-image ``model``, pointing at
+    ``ganzoo translate``; checked before any file is opened, so the model is named before a missing file."""
+    from ganzoo.registry import get_model
+
+    if get_model(model).task == "image-to-image":
+        raise click.UsageError(f"Model {model!r} translates images rather than sampling noise, so '{command}' has "
+                               f"nothing to draw from it; use 'ganzoo translate {model} --weights FILE --input IMAGES "
+                               f"--out DIR'.")
+
+
 WIDE_LIST_COLUMNS = 150  # narrower terminals get `ganzoo list`'s summaries below its table, not in a column
 
 

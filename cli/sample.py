@@ -45,17 +45,15 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     ganzoo sample gan --weights RUN/generator.safetensors --drs --num 2500 --out kept.npz
     """
     from ganzoo import sampling
-    from ganzoo.cli.main import console
+    from ganzoo.cli.main import console, refuse_translator
     from ganzoo.device import pick_device
     from ganzoo.manifest import weights_path
     from ganzoo.registry import get_model
     from ganzoo.safefile import check_writable
     from ganzoo.weights import DISCRIMINATOR_FILE, load_generator
 
+    refuse_translator(model, "ganzoo sample")
     spec = get_model(model)
-    if spec.task == "image-to-image":
-        raise click.UsageError(f"Model {model!r} translates images rather than sampling noise; use "
-                               f"'ganzoo translate {model} --weights FILE --input IMAGES --out DIR'.")
     if out.suffix.lower() not in sampling.SAMPLE_SUFFIXES:
         raise click.UsageError(f"--out must end in .png or .npz, got {out.name!r}.")
     if (wanted is not None or per_class is not None) and not sampling.is_conditional(spec):

@@ -73,8 +73,9 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
 
 @click.command(short_help="Translate images with MODEL's generator into --out (cyclegan, pix2pix).")
 @click.argument("model")
-@click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
-              help="a generator.safetensors file of MODEL (for cyclegan it holds both directions)")
+@click.option("--weights", type=click.Path(exists=True, path_type=Path), required=True,
+              help="a generator.safetensors file of MODEL, or the run folder holding it (for cyclegan it holds both "
+                   "directions)")
 @click.option("--input", "source", type=click.Path(exists=True, path_type=Path), required=True,
               help="an image file, or a folder of images (sub-folders kept)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -103,6 +104,7 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     from ganzoo.data.folder import IMAGE_EXTENSIONS, list_images
     from ganzoo.device import pick_device
     from ganzoo.errors import GanzooError
+    from ganzoo.manifest import weights_path
     from ganzoo.registry import get_model
     from ganzoo.safefile import check_writable
     from ganzoo.weights import load_generator
@@ -110,7 +112,7 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     if get_model(model).task != "image-to-image":
         raise click.UsageError(f"Model {model!r} does not translate images; use 'ganzoo sample' for it, or pix2pix/cyclegan.")
     target_device = str(pick_device(device))
-    loaded = load_generator(weights, model, target_device)
+    loaded = load_generator(weights_path(model, weights, None), model, target_device)
     size = image_size or int(loaded.config["image_size"])
     if source.is_dir():
         files = [(path, out / path.relative_to(source)) for path in list_images(source)]

@@ -174,6 +174,17 @@ def test_unknown_metric_gets_a_did_you_mean_like_unknown_models(cli, tmp_path):
     assert model.output.startswith("Error: Unknown model 'dcgn'. Did you mean 'dcgan'")  # the same phrasing
 
 
+@pytest.mark.parametrize("command, extra", [("eval", ["--data", "horse2zebra"]), ("sample", ["--out", "x.png"])])
+@pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
+def test_translators_are_pointed_to_translate_before_their_weights_are_opened(cli, tmp_path, command, extra, model):
+    missing = tmp_path / "missing.safetensors"  # named after the model: the model is the first thing wrong
+    result = cli(command, model, "--weights", missing, *extra, ok=False)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert " ".join(result.output.split()).endswith(
+        f"Error: Model '{model}' translates images rather than sampling noise, so 'ganzoo {command}' has nothing to "
+        f"draw from it; use 'ganzoo translate {model} --weights FILE --input IMAGES --out DIR'.")
+
+
 def test_a_picture_passed_as_samples_is_refused_without_pickle_advice(cli, tmp_path):
     picture = write_png_images(tmp_path / "pictures", 1)[0]
     npy = tmp_path / "points.npy"

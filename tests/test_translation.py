@@ -244,7 +244,7 @@ def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tm
     row = [r for r in (run / "metrics.jsonl").read_text().splitlines() if '"log"' in r][-1]
     assert "g_l1" in row and "d_real" in row
     image = paired / "train" / "photo_00.png"
-    cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image, "--out", tmp_path / "o")
+    cli("translate", "pix2pix", "--weights", run, "--input", image, "--out", tmp_path / "o")  # the run folder will do
     assert Image.open(tmp_path / "o" / "photo_00.png").size == (72, 36)
     result = cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image,
                  "--out", tmp_path / "o", "--overwrite", "--direction", "AtoB", ok=False)  # the same result file again
