@@ -85,8 +85,7 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         out = out or Path("runs") / f"{spec.name}-{Path(data_a or '').name}2{Path(data_b or '').name}"
     folder = resume or out or Path("runs") / f"{spec.name}-{Path(data or spec.default_dataset).name}"
     if devices is not None and devices > 1:
-        if resume is None:
-            _check_before_launch(spec, data or spec.default_dataset, overrides, devices, device)
+        _check_before_launch(spec, data, overrides, devices, device, resume)
         _relaunch(devices)
     out_console = console()
     request = TrainRequest(model=spec.name, out=folder, data=data, overrides=overrides, data_root=data_root,
@@ -115,17 +114,25 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         out_console.print(line, soft_wrap=True, markup=False)
 
 
-def _check_before_launch(spec: Any, data: str, overrides: dict[str, Any], devices: int, device: str | None) -> None:
-    """Refuse settings, data names, batch sizes and --sync-bn off CUDA as the processes would, before
-    torchrun starts them: one sentence here, rather than one per process inside torchrun's failure report."""
+def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any], devices: int, device: str | None,
+                         resume: Path | None) -> None:
+    """Refuse settings, data names, batch sizes, --sync-bn off CUDA and a run that cannot resume as the processes
+    would, before torchrun starts them: one sentence here, rather than one per process inside torchrun's failure
+    report."""
     from ganzoo.config import resolve_config
     from ganzoo.distributed import SYNC_BN_NEEDS_CUDA, split_batch, uses_cuda
     from ganzoo.engine import dataset_for
     from ganzoo.errors import GanzooError
+    from ganzoo.resume import read_resume_point
 
-    config = resolve_config(spec, dataset_for(spec, data).info, overrides)
-    # --fast on CUDA may scale a batch the user did not set (ganzoo.speed.expand_fast): the processes check that one
-    if not (config.get("fast") and "batch_size" not in overrides and uses_cuda(device)):
+    if resume is not None:
+        point = read_resume_point(resume, spec.name, data, overrides)
+        config, scaled_later = point.config, False  # the saved batch is the one the run trains with
+    else:
+        config = resolve_config(spec, dataset_for(spec, data or spec.default_dataset).info, overrides)
+        # --fast on CUDA may scale a batch the user did not set (ganzoo.speed.expand_fast): the processes check that one
+        scaled_later = bool(config.get("fast")) and "batch_size" not in overrides and uses_cuda(device)
+    if not scaled_later:
         split_batch(int(config["batch_size"]), devices)
     if config.get("sync_bn") and not uses_cuda(device):
         raise GanzooError(SYNC_BN_NEEDS_CUDA)

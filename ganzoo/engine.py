@@ -30,12 +30,10 @@ from ganzoo import distributed, schedule, speed
 from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
+from ganzoo.resume import read_resume_point
 from ganzoo.safefile import cannot_write, check_writable, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
 
-#: Settings that may differ when a run is resumed; any other difference is refused.
-RESUMABLE_CHANGES = ("epochs", "log_every", "keep_checkpoints", "checkpoint_every", "max_bad_steps",
-                     "stream", "max_memory_gb", "data_workers")
 VECTOR_PLOT_POINTS = 2000
 GRID_SAMPLES = 64
 
@@ -157,18 +155,14 @@ class Trainer:
         self.hook = get_manager().hook
         self.world, self.main = world, world is None or world.main
         self.device = world.device if world is not None else pick_device(request.device)
-        resumed = self._read_resume_point() if request.resume else None
+        resumed = read_resume_point(self.out, request.model, request.data, request.overrides) if request.resume else None
         if resumed is None and self.main:  # only process 0 writes, and it writes before the others may look
             self._refuse_overwrite()
-        self.model: ModelSpec = get_model(request.model if resumed is None else resumed[0]["model"])
-        if request.model and self.model.name != request.model:
-            raise GanzooError(f"{self.out} holds a run of model {self.model.name!r}, not {request.model!r}; resume it with 'ganzoo train {self.model.name} --resume {self.out}'.")
-        self.dataset_name = request.data or (resumed[0]["dataset"] if resumed else self.model.default_dataset)
+        self.model: ModelSpec = get_model(request.model) if resumed is None else resumed.model
+        self.dataset_name = request.data or (resumed.dataset if resumed else self.model.default_dataset)
         # an explicit --data-root is kept (absolute) in checkpoints, so that --resume alone finds the data again
-        explicit_root = request.data_root or (resumed[0].get("data_root") if resumed else None)
+        explicit_root = request.data_root or (resumed.meta.get("data_root") if resumed else None)
         self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None
-        if resumed and request.data and request.data != resumed[0]["dataset"]:
-            raise GanzooError(f"{self.out} was trained on {resumed[0]['dataset']!r}, not {request.data!r}; drop --data to resume it.")
         dataset = dataset_for(self.model, self.dataset_name)
         anchor = None  # where a decay re-planned for other --epochs on resume starts (see ganzoo.schedule)
         if resumed is None:
@@ -176,11 +170,9 @@ class Trainer:
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
                               world.size if world is not None else 1, task=self.model.task)
         else:
-            self.config = self._resumed_config(resumed[0]["config"], request.overrides)
-            self._refuse_finished(int(resumed[0]["counters"]["epoch"]))
-            anchor, note = schedule.anchor_on_resume(resumed[0]["config"], self.config,
-                                                     int(resumed[0]["counters"]["epoch"]),
-                                                     resumed[0]["state"].get(schedule.ANCHOR_KEY))
+            self.resumed_from, self.config = resumed.path, resumed.config
+            anchor, note = schedule.anchor_on_resume(resumed.meta["config"], self.config, resumed.epochs_done,
+                                                     resumed.meta["state"].get(schedule.ANCHOR_KEY))
             if note and self.main:
                 self._say(note)
         if self.main:
@@ -213,7 +205,7 @@ class Trainer:
             self.state[distributed.WORLD_KEY] = world
             world.split_random_streams(int(self.config["seed"]))
         if resumed is not None:
-            self._restore(*resumed)
+            self._restore(resumed.meta, resumed.tensors)
             if anchor is not None:
                 self.state[schedule.ANCHOR_KEY] = anchor
         for optimizer in self.optimizers.values():
@@ -309,14 +301,6 @@ class Trainer:
                 "or choose another --out folder."
             )
 
-    def _refuse_finished(self, done: int) -> None:
-        """Stop a resume that would train nothing: ``done`` epochs already reach the ``epochs`` asked for."""
-        epochs = int(self.config["epochs"])
-        if epochs <= done:
-            reached = "all it was asked for" if epochs == done else f"more than --epochs {epochs}"
-            raise GanzooError(f"{self.out} has already trained {done} epoch{'s' if done != 1 else ''}, {reached}; "
-                              f"pass --epochs with a number above {done} to train further.")
-
     def _remove_old_run(self) -> None:
         """Delete the files an earlier run left in ``--out`` (``--overwrite``, or logs of a run that died early)."""
         for path in run_files(self.out):
@@ -324,29 +308,6 @@ class Trainer:
                 path.unlink(missing_ok=True)
             except OSError as exc:
                 raise cannot_write(path, exc, "--out", folder=True) from None
-
-    def _read_resume_point(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        self.resumed_from, meta, tensors = ckpt.load_latest_checkpoint(self.out)
-        return meta, tensors
-
-    def _resumed_config(self, saved: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-        from ganzoo.config import TRAINING_HYPERPARAMETERS, validate_numbers
-
-        config = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS if hp.name in RESUMABLE_CHANGES}
-        config.update(saved)  # runs saved before a resumable setting existed get its default
-        for key, value in overrides.items():
-            if value is None or config.get(key) == value:
-                continue
-            if key not in RESUMABLE_CHANGES:
-                raise GanzooError(
-                    f"Cannot resume {self.out} with {key}={value!r}: it was trained with {key}={config.get(key)!r}; "
-                    f"only {', '.join(RESUMABLE_CHANGES)} may change on resume."
-                )
-            config[key] = value
-        # decay_epochs cannot change on resume and was checked against the epochs the run started with; other
-        # epochs re-plan the decay from where it is (ganzoo.schedule), which copes with fewer epochs than it
-        validate_numbers(config if config["epochs"] == saved.get("epochs") else {**config, "decay_epochs": None})
-        return config
 
     def _restore(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
         import torch

@@ -217,6 +217,23 @@ def test_devices_refuses_what_its_processes_would_before_starting_them(cli, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def test_devices_refuses_a_run_that_cannot_resume_before_starting_processes(cli, tmp_path):
+    run = tmp_path / "run"
+    cli("train", *RUN, "--epochs", "1", "--out", run)
+    (tmp_path / "empty").mkdir()
+    cases = [(["--resume", run], f"{run} has already trained 1 epoch, all it was asked for"),
+             (["--resume", run, "--epochs", "2", "--lr", "0.1"], f"Cannot resume {run} with lr=0.1"),
+             (["--resume", run, "--epochs", "2", "--data", "grid25"], f"{run} was trained on 'ring8', not 'grid25'"),
+             (["--resume", run, "--epochs", "2", "--batch-size", "2047"], f"Cannot resume {run} with batch_size=2047"),
+             (["--resume", tmp_path / "empty"], "No usable checkpoint in")]
+    before = sorted(p.name for p in run.rglob("*"))
+    for args, message in cases:
+        result = cli("train", "gan", *args, "--device", "cpu", "--devices", "2", ok=False)
+        assert result.exit_code == 1
+        assert result.output.startswith(f"Error: {message}") and result.output.count("Error:") == 1, result.output
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing was trained or written
+
+
 def test_devices_is_refused_under_torchrun(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     result = cli("train", *RUN, "--out", tmp_path / "r", "--devices", "2", ok=False)

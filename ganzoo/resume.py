@@ -1,0 +1,83 @@
+"""What a ``--resume`` run continues from, and every reason to refuse it.
+
+The trainer reads its resume point here, and ``ganzoo train --resume RUN --devices N`` reads it once
+before torchrun starts, so a run that cannot resume is named in one sentence rather than once per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ganzoo import checkpoint as ckpt
+from ganzoo.errors import GanzooError
+from ganzoo.specs import ModelSpec
+
+#: Settings that may differ when a run is resumed; any other difference is refused.
+RESUMABLE_CHANGES = ("epochs", "log_every", "keep_checkpoints", "checkpoint_every", "max_bad_steps",
+                     "stream", "max_memory_gb", "data_workers")
+
+
+@dataclass
+class ResumePoint:
+    """The newest whole checkpoint of a run folder, and what the resumed run trains with."""
+
+    path: Path
+    meta: dict[str, Any]
+    tensors: dict[str, Any]
+    model: ModelSpec
+    dataset: str
+    config: dict[str, Any]
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.meta["counters"]["epoch"])
+
+
+def read_resume_point(out: Path, model: str | None, data: str | None, overrides: dict[str, Any]) -> ResumePoint:
+    """The checkpoint ``out`` resumes from, for a request naming ``model`` and ``data`` (``None``: the run's own)
+    with ``overrides``; refuses another model, another dataset, a setting outside :data:`RESUMABLE_CHANGES` and
+    ``--epochs`` that leave nothing to train."""
+    from ganzoo.registry import get_model
+
+    path, meta, tensors = ckpt.load_latest_checkpoint(out)
+    spec = get_model(meta["model"])
+    if model and spec.name != model:
+        raise GanzooError(f"{out} holds a run of model {spec.name!r}, not {model!r}; resume it with "
+                          f"'ganzoo train {spec.name} --resume {out}'.")
+    if data and data != meta["dataset"]:
+        raise GanzooError(f"{out} was trained on {meta['dataset']!r}, not {data!r}; drop --data to resume it.")
+    config = resumed_config(out, meta["config"], overrides)
+    point = ResumePoint(path, meta, tensors, spec, meta["dataset"], config)
+    _refuse_finished(out, int(config["epochs"]), point.epochs_done)
+    return point
+
+
+def resumed_config(out: Path, saved: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The saved config with ``overrides`` applied; only :data:`RESUMABLE_CHANGES` may differ."""
+    from ganzoo.config import TRAINING_HYPERPARAMETERS, validate_numbers
+
+    config = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS if hp.name in RESUMABLE_CHANGES}
+    config.update(saved)  # runs saved before a resumable setting existed get its default
+    for key, value in overrides.items():
+        if value is None or config.get(key) == value:
+            continue
+        if key not in RESUMABLE_CHANGES:
+            raise GanzooError(
+                f"Cannot resume {out} with {key}={value!r}: it was trained with {key}={config.get(key)!r}; "
+                f"only {', '.join(RESUMABLE_CHANGES)} may change on resume."
+            )
+        config[key] = value
+    # decay_epochs cannot change on resume and was checked against the epochs the run started with; other
+    # epochs re-plan the decay from where it is (ganzoo.schedule), which copes with fewer epochs than it
+    validate_numbers(config if config["epochs"] == saved.get("epochs") else {**config, "decay_epochs": None})
+    return config
+
+
+def _refuse_finished(out: Path, epochs: int, done: int) -> None:
+    """Stop a resume that would train nothing: ``done`` epochs already reach the ``epochs`` asked for."""
+    if epochs <= done:
+        reached = "all it was asked for" if epochs == done else f"more than --epochs {epochs}"
+        raise GanzooError(f"{out} has already trained {done} epoch{'s' if done != 1 else ''}, {reached}; "
+                          f"pass --epochs with a number above {done} to train further.")
