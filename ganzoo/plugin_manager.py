@@ -13,13 +13,15 @@ import importlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 import pluggy
 
 from ganzoo import hookspecs
 
 ENTRY_POINT_GROUP = "ganzoo"
+#: The distribution of the built-in plugins: loaded first, and its names win every clash.
+BUILT_IN = "ganzoo"
 DISABLE_ENV = "GANZOO_DISABLE_PLUGINS"
 
 
@@ -91,7 +93,18 @@ def _register(loaded: LoadedPlugins, name: str, dist: str, version: str, module:
     except pluggy.PluginValidationError as exc:
         loaded.fail(name, dist, f"implements an unknown hook ({_short(exc)})")
         return
-    loaded.records.append(PluginRecord(name, dist, version, _hooks_of(manager, module)))
+    hooks = _hooks_of(manager, module)
+    if not hooks:
+        loaded.fail(name, dist, "implements no ganzoo hook; mark its hook functions with ganzoo.hookspecs.hookimpl")
+        return
+    loaded.records.append(PluginRecord(name, dist, version, hooks))
+
+
+def _load_order(ep: EntryPoint) -> tuple[bool, str, str]:
+    """ganzoo's own plugins first, then the others by distribution and entry-point name: on any clash of
+    names the built-in plugin wins, and between two third-party ones the outcome does not depend on sys.path."""
+    dist = ep.dist.name if ep.dist is not None else ""
+    return dist != BUILT_IN, dist.lower(), ep.name
 
 
 def load_plugins() -> LoadedPlugins:
@@ -102,14 +115,18 @@ def load_plugins() -> LoadedPlugins:
     manager.register(importlib.import_module("ganzoo.defaults"), name="ganzoo.defaults")
     manager.register(importlib.import_module("ganzoo.schedule"), name="ganzoo.schedule")
     blocked = disabled_names()
-    seen: set[str] = set()
+    owners: dict[str, tuple[str, str]] = {}  # entry-point name -> (distribution, object reference)
     matched: set[str] = set()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=_load_order):
         dist = ep.dist.name if ep.dist is not None else "?"
         version = ep.dist.version if ep.dist is not None else "?"
-        if ep.name in seen:  # the same distribution found twice on sys.path
+        if ep.name in owners:
+            if owners[ep.name] != (dist, ep.value):  # not the same distribution found twice on sys.path
+                loaded.failures.append(PluginFailure(ep.name, dist, (
+                    f"its entry-point name {ep.name!r} is already taken by the plugin of {owners[ep.name][0]}; "
+                    "rename the entry point in its distribution")))
             continue
-        seen.add(ep.name)
+        owners[ep.name] = (dist, ep.value)
         matched |= {ep.name, dist} & blocked
         if ep.name in blocked or dist in blocked:
             loaded.disabled.append(ep.name)

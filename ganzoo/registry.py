@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Generic, TypeVar, get_args
 
 from ganzoo.errors import GanzooError, unknown_name
-from ganzoo.plugin_manager import LoadedPlugins, get_plugins
+from ganzoo.plugin_manager import BUILT_IN, LoadedPlugins, get_plugins
 from ganzoo.specs import DatasetSpec, ExtensionSpec, LossSpec, ModelSpec, PretrainedSpec, Task
 
 T = TypeVar("T")
@@ -65,16 +65,16 @@ _HOOK_TABLES = {
 }
 
 
-#: The distribution of the built-in plugins; on a name clash its entries are kept and the other plugin is skipped.
-BUILT_IN = "ganzoo"
 
 
-def _registration_problem(table: "Table[Any]", spec: Any) -> str:
-    """Why ``spec`` cannot join ``table`` (a name another plugin has, a task no code handles), or ""."""
+def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str]) -> str:
+    """Why ``spec`` cannot join ``table`` (a name another plugin or it already has, a task no code handles), or ""."""
     holder = table.items.get(spec.name)
-    if holder is not None and holder.plugin != spec.plugin:
-        return (f"registers {table.kind} {spec.name!r}, which plugin {holder.plugin!r} already registers; "
-                "give it another name")
+    if holder is not None and holder.plugin == spec.plugin:
+        return f"registers {table.kind} {spec.name!r} twice; register each name once"
+    if holder is not None:
+        return (f"registers {table.kind} {spec.name!r}, which plugin {holder.plugin!r} of "
+                f"{dist_of.get(holder.plugin, '?')} already registers; give it another name")
     tasks = get_args(Task)
     if isinstance(spec, ModelSpec) and spec.task not in tasks:
         return f"model {spec.name!r} has task {spec.task!r}; use one of {', '.join(tasks)}"
@@ -109,12 +109,16 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
                 loaded.fail(plugin_name, dist_of.get(plugin_name, "?"), f"{hook_name} raised {type(exc).__name__}: {exc}")
                 continue
             declared.extend((tables[table_name], spec) for spec in pending)
-    declared.sort(key=lambda item: dist_of.get(item[1].plugin) != BUILT_IN)  # stable: ganzoo's own names win
-    failed = {f.name for f in loaded.failures}
+    # ganzoo's own names win a clash; between other plugins, the distribution whose name sorts first (stable sort:
+    # each plugin's own order is kept)
+    declared.sort(key=lambda item: (dist_of.get(item[1].plugin) != BUILT_IN, dist_of.get(item[1].plugin, "").lower(),
+                                    item[1].plugin))
+    # a loaded plugin that failed here; not one of the same entry-point name that was never loaded
+    failed = {f.name for f in loaded.failures if dist_of.get(f.name) == f.distribution}
     for table, spec in declared:
         if spec.plugin in failed:  # a skipped plugin's names must not block another plugin's
             continue
-        problem = _registration_problem(table, spec)
+        problem = _registration_problem(table, spec, dist_of)
         if problem:
             loaded.fail(spec.plugin, dist_of.get(spec.plugin, "?"), problem)
             failed.add(spec.plugin)

@@ -47,6 +47,10 @@ BROKEN = {
                      "from ganzoo import hookimpl\n@hookimpl\ndef build_genrator(model, config):\n    return None\n"),
     "name-clash": ("ganzoo-clash", "clash_plugin", _MODEL_PLUGIN.format(name="gan", task="unconditional")),
     "bad-task": ("ganzoo-bad-task", "bad_task_plugin", _MODEL_PLUGIN.format(name="toygan", task="toy")),
+    "no-hooks": ("ganzoo-no-hooks", "no_hooks_plugin", "def register_models(register):\n    pass\n"),
+    "twice": ("ganzoo-twice", "twice_plugin", _MODEL_PLUGIN.format(name="twicegan", task="unconditional")
+              + "    register(ModelSpec(name='twicegan', family='other', task='unconditional', summary='t', paper=None, "
+                "default_dataset='ring8', hyperparameters=(), data_kinds=('vectors',)))\n"),
     "bad-checksum": ("ganzoo-bad-sha", "bad_sha_plugin",
                      "from ganzoo import hookimpl\nfrom ganzoo.specs import PretrainedSpec\n@hookimpl\n"
                      "def register_pretrained(register):\n"
@@ -54,9 +58,11 @@ BROKEN = {
 }
 EXPECTED = {"import": "import failed", "signature": "Argument(s) {'surprise'} are declared in the hookimpl",
             "raises": "boom", "unknown-hook": "unknown hook",
-            "name-clash": "registers model 'gan', which plugin 'gan' already registers; give it another name",
+            "name-clash": "registers model 'gan', which plugin 'gan' of ganzoo already registers; give it another name",
             "bad-task": "model 'toygan' has task 'toy'; use one of unconditional, conditional, image-to-image",
-            "bad-checksum": "pretrained weights 'gan-x' have sha256 'abc', not 64 hexadecimal digits"}
+            "bad-checksum": "pretrained weights 'gan-x' have sha256 'abc', not 64 hexadecimal digits",
+            "no-hooks": "implements no ganzoo hook; mark its hook functions with ganzoo.hookspecs.hookimpl",
+            "twice": "registers model 'twicegan' twice; register each name once"}
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
@@ -74,6 +80,32 @@ def test_broken_plugin_is_reported_and_others_still_work(kind, cli, tmp_path, mo
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "run", "--no-progress",
         "--set", "log_every=100")
     sys.modules.pop(module, None)
+
+
+def test_entry_point_names_taken_twice_keep_ganzoos_own_and_name_both_distributions(cli, tmp_path, monkeypatch):
+    from ganzoo.plugin_manager import reset
+    from ganzoo.registry import get_registry
+
+    # "aaa-..." sorts before "ganzoo" and comes first on sys.path, yet the built-in 'datasets' plugin stays
+    dataset_plugin = ("from ganzoo import hookimpl\nfrom ganzoo.specs import DatasetInfo, DatasetSpec\n@hookimpl\n"
+                      "def register_datasets(register):\n"
+                      "    register(DatasetSpec('{name}', 's', DatasetInfo('vectors', dim=2), load=None))\n")
+    make_distribution(tmp_path / "one", "aaa-ganzoo-lines", "lines_one", dataset_plugin.format(name="line3"), "datasets")
+    make_distribution(tmp_path / "two", "zzz-ganzoo-more", "more_two", dataset_plugin.format(name="line4"), "extra")
+    make_distribution(tmp_path / "three", "yyy-ganzoo-most", "most_three", dataset_plugin.format(name="line5"), "extra")
+    for site in ("one", "two", "three"):
+        monkeypatch.syspath_prepend(str(tmp_path / site))
+    reset()
+    datasets = get_registry().datasets.items
+    assert "ring8" in datasets and "mnist" in datasets and "line3" not in datasets
+    assert "line5" in datasets and "line4" not in datasets  # yyy sorts before zzz, wherever each is on sys.path
+    listing = " ".join(cli("plugins").output.split())
+    assert ("plugin 'datasets' from aaa-ganzoo-lines skipped: its entry-point name 'datasets' is already taken by the "
+            "plugin of ganzoo; rename the entry point in its distribution") in listing
+    assert "plugin 'extra' from zzz-ganzoo-more skipped: its entry-point name 'extra' is already taken by the plugin of yyy-ganzoo-most" in listing
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "run", "--no-progress")
+    for module in ("lines_one", "more_two", "most_three"):
+        sys.modules.pop(module, None)
 
 
 def test_a_build_hook_that_returns_no_network_is_one_sentence(cli, tmp_path, monkeypatch):
