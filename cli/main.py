@@ -141,8 +141,8 @@ def info(model: str) -> None:
     """Show MODEL's paper, task and data, and the hyperparameters, losses and extensions its task accepts."""
     from rich.table import Table
 
-    from ganzoo.config import SHARED_LOSS_SETTINGS, UNCONDITIONAL_REMEDIES, UNCONDITIONAL_TUNING, all_hyperparameters
-    from ganzoo.registry import get_model, get_registry
+    from ganzoo.config import SHARED_LOSS_SETTINGS, all_hyperparameters, refused_settings
+    from ganzoo.registry import computes_own_losses, get_model, get_registry
 
     spec = get_model(model)
     registry = get_registry()
@@ -155,7 +155,7 @@ def info(model: str) -> None:
     table = Table(title="hyperparameters (set with --set NAME=VALUE or the named options)")
     for column in ("name", "default", "meaning"):
         table.add_column(column, overflow="fold")
-    hidden = () if spec.task == "unconditional" else (*UNCONDITIONAL_REMEDIES, *UNCONDITIONAL_TUNING)  # refused
+    hidden = tuple(name for names in refused_settings(spec) for name in names)  # refused when set
     if spec.task == "image-to-image":
         hidden = (*hidden, *SHARED_LOSS_SETTINGS)
     for hp in all_hyperparameters(spec):
@@ -177,8 +177,10 @@ def info(model: str) -> None:
             settings = ", ".join(f"{k}={v!r}" for k, v in loss.defaults.items())
             losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)
         out.print(losses)
-    tasks = {name: registry.extensions.get(name).tasks for name in registry.extensions.names()}
-    extensions = [name for name, accepted in tasks.items() if not accepted or spec.task in accepted]
+    own_losses = computes_own_losses(spec)
+    specs = [registry.extensions.get(name) for name in registry.extensions.names()]
+    extensions = [ext.name for ext in specs
+                  if (not ext.tasks or spec.task in ext.tasks) and not (own_losses and ext.standard_step)]
     out.print("extensions (--with NAME):" if extensions else "extensions (--with): none for this model")
     for name in extensions:
         out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ganzoo.errors import GanzooError
 from ganzoo.safefile import DIGEST_KEY, WeightsError, load_tensors, read_metadata, save_tensors, tensor_digest
 
 STATE_FORMAT = "ganzoo.state/1"
@@ -51,6 +52,22 @@ def load_latest_checkpoint(out: Path) -> tuple[Path, dict[str, Any], dict[str, A
         except WeightsError:
             continue
     raise WeightsError(f"No usable checkpoint in {out / CHECKPOINT_DIR}; start a new run without --resume, or pass the run's --out folder.")
+
+
+def check_state(state: dict[str, Any]) -> None:
+    """Refuse a training ``state`` entry a checkpoint cannot keep (a plugin's set or object), naming its key,
+    so a run fails at its first step rather than losing an epoch when its first checkpoint is written."""
+    import torch
+
+    for key, value in state.items():
+        if key.startswith("_") or isinstance(value, torch.Tensor):
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise GanzooError(f"Training state[{key!r}] holds a {type(value).__name__}, which a checkpoint cannot "
+                              f"keep; the plugin that sets it must store a tensor or JSON values (numbers, strings, "
+                              f"lists, dicts), or name it {'_' + key!r} to keep it out of checkpoints.") from None
 
 
 def _split_state(prefix: str, values: dict[str, Any], tensors: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +131,7 @@ def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, A
     tensors (``rankR.KEY``, see :meth:`ganzoo.distributed.World.process_states`); ``data_root``: the
     ``--data-root`` the run was started with (absolute), so ``--resume`` finds the data without it.
     """
+    check_state(state)
     tensors: dict[str, Any] = {}
     for net_name, module in networks.items():
         for key, value in module.state_dict().items():

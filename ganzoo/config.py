@@ -67,6 +67,9 @@ UNCONDITIONAL_REMEDIES = ("instance_noise", "d_weight_penalty", "r1_gamma", "reu
 #: Settings that only tune those remedies or the unconditional-only extensions (unrolled, pacgan,
 #: minibatch discrimination): other models refuse them when set, and ``ganzoo info`` leaves them out.
 UNCONDITIONAL_TUNING = ("instance_noise_steps", "unroll_steps", "pack", "mbd_kernels", "mbd_kernel_dim")
+#: Those of them that tune the standard step itself (not a D wrapper such as PacGAN's): an unconditional model
+#: whose plugin computes its own losses refuses these, and keeps the D wrappers' ones.
+STANDARD_STEP_TUNING = ("instance_noise_steps", "unroll_steps")
 
 #: Settings of the shared adversarial losses (:mod:`ganzoo.losses`), which image-to-image models, trained
 #: with their paper's own fixed loss, would ignore: they refuse them when set, and ``ganzoo info`` leaves them out.
@@ -143,16 +146,18 @@ def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], override
     sentence now beats a useless run or a traceback. Settings that only tune those remedies are
     refused when the user sets them (their defaults are always there).
     """
-    from ganzoo.registry import get_registry
+    from ganzoo.registry import computes_own_losses, get_registry
 
-    if model.task != "unconditional":
-        why = f"works only in the standard step of unconditional models; {model.name!r} ({model.task}) computes its own losses"
-        for key in UNCONDITIONAL_REMEDIES:
-            if config.get(key):
-                raise GanzooError(f"{key} {why} and would ignore it, so drop it.")
-        for key in UNCONDITIONAL_TUNING:
-            if overrides.get(key) is not None:
-                raise GanzooError(f"{key} {why} and would ignore it, so drop --set {key}.")
+    own_losses = computes_own_losses(model)
+    owner = f"{model.name!r} ({model.task})" if model.task != "unconditional" else f"{model.name!r} (plugin {model.plugin!r})"
+    why = f"works only in the standard step of unconditional models; {owner} computes its own losses"
+    remedies, tuning = refused_settings(model)
+    for key in remedies:
+        if config.get(key):
+            raise GanzooError(f"{key} {why} and would ignore it, so drop it.")
+    for key in tuning:
+        if overrides.get(key) is not None:
+            raise GanzooError(f"{key} {why} and would ignore it, so drop --set {key}.")
     if model.task == "image-to-image":
         for key in SHARED_LOSS_SETTINGS:
             if config.get(key):
@@ -164,6 +169,19 @@ def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], override
         if tasks and model.task not in tasks:
             raise GanzooError(f"--with {name} works only with {' or '.join(tasks)} models; {model.name!r} is "
                               f"{model.task} and cannot use it, so drop --with {name}.")
+        if own_losses and name in extensions and extensions[name].standard_step:
+            raise GanzooError(f"--with {name} {why}, so drop --with {name}.")
+
+
+def refused_settings(model: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(remedies, tuning settings) ``model`` refuses because its losses would never read them, and ``ganzoo info``
+    leaves out: none in the standard unconditional step, all for conditional and image-to-image models, and those
+    of the step itself for an unconditional model whose plugin computes its own losses."""
+    from ganzoo.registry import computes_own_losses
+
+    if not computes_own_losses(model):
+        return (), ()
+    return UNCONDITIONAL_REMEDIES, UNCONDITIONAL_TUNING if model.task != "unconditional" else STANDARD_STEP_TUNING
 
 
 def loss_defaults(name: str) -> dict[str, Any]:

@@ -148,7 +148,7 @@ class Trainer:
         from ganzoo.device import pick_device
         from ganzoo.paths import data_root
         from ganzoo.plugin_manager import get_manager
-        from ganzoo.registry import get_model
+        from ganzoo.registry import computes_own_losses, get_model
 
         started = time.perf_counter()
         self.request, self.console, self.out = request, console, Path(request.out)
@@ -168,7 +168,8 @@ class Trainer:
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
-                              world.size if world is not None else 1, task=self.model.task)
+                              world.size if world is not None else 1,
+                              standard_step=not computes_own_losses(self.model))
         else:
             self.resumed_from, self.config = resumed.path, resumed.config
             anchor, note = schedule.anchor_on_resume(resumed.meta["config"], self.config, resumed.epochs_done,
@@ -408,6 +409,8 @@ class Trainer:
                         self._set_requires_grad(self.discriminator, True)
                     self.step += 1
                     self.batch_in_epoch = index + 1
+                    if self.step == d_steps:  # after the first G step: state a checkpoint cannot keep fails now
+                        ckpt.check_state(self.state)
                     count += 1
                     if count == log_every or index + 1 == self.steps_per_epoch:
                         now = time.perf_counter()

@@ -158,3 +158,13 @@ def get_dataset(name: str) -> DatasetSpec:
     if os.sep in name or name.startswith("."):
         raise GanzooError(f"Data folder {name!r} does not exist; pass an existing folder of images or a dataset name from 'ganzoo datasets'.")
     return registry.datasets.get(name)
+
+
+def computes_own_losses(model: ModelSpec) -> bool:
+    """Whether ``model`` trains with its plugin's own ``compute_losses`` rather than the core's standard
+    unconditional step: every conditional and image-to-image model, and an unconditional one whose plugin
+    implements ``compute_losses``. The standard step's remedies (instance noise, R1, unrolling...) and
+    rejection sampling are refused for these models, since their losses never read them."""
+    if model.task != "unconditional":
+        return True
+    return any(impl.plugin_name == model.plugin for impl in get_plugins().manager.hook.compute_losses.get_hookimpls())

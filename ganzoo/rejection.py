@@ -49,10 +49,14 @@ class RejectionResult:
 def refusal_reason(model: ModelSpec, config: dict[str, Any]) -> str | None:
     """Why DRS cannot use ``model`` trained with ``config``, as one sentence saying what to do, or ``None`` when it can."""
     from ganzoo.adversarial import make_loss
+    from ganzoo.registry import computes_own_losses
 
     if model.task != "unconditional":
         return (f"Rejection sampling (--drs) needs an unconditional model; {model.name!r} is {model.task}, "
                 "so sample it without --drs.")
+    if computes_own_losses(model):
+        return (f"Rejection sampling (--drs) reads D through ganzoo's standard losses, but {model.name!r} (plugin "
+                f"{model.plugin!r}) computes its own, so sample it without --drs.")
     if not encodes_density_ratio(make_loss(config)):
         return (f"Rejection sampling (--drs) reads D as a density ratio, which a {config['loss']} critic is not; "
                 f"sample without --drs, or train with one of the losses {', '.join(ratio_losses(config))}.")

@@ -116,6 +116,8 @@ class ExtensionSpec:
     plugin: str = ""
     #: the model tasks it works with (``"unconditional"``...); empty: every task. Others refuse it in one sentence.
     tasks: tuple[str, ...] = ()
+    #: it acts inside the core's standard unconditional step, so models that compute their own losses refuse it too
+    standard_step: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,14 @@ def validate(config: dict[str, Any]) -> None:
 
 
 def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: str, family: str,
-                processes: int = 1, *, task: str) -> None:
+                processes: int = 1, *, standard_step: bool) -> None:
     """Fill in the ``fast`` preset (in place) where the user set nothing explicitly.
 
     bf16, fused Adam, TF32 and torch.compile (only on CUDA: on the CPU it costs minutes of
     compiling for little). Not channels-last: on an H100 it slowed DCGAN at 64 px, and with
     bf16 and compile torch 2.11 fails in DCGAN's transposed-convolution backward. CUDA graphs
     where the run supports them (:func:`ganzoo.cuda_graphs.unsupported_reason`). On the CPU,
-    ``reuse_fake`` for unconditional models with one D step per G step: one generator forward
+    ``reuse_fake`` for models of the standard unconditional step (``standard_step``) with one D step per G step: one generator forward
     fewer per step (measured on the CPU only; on CUDA it cannot join the graphs). And on CUDA a
     batch of at least ``FAST_MIN_BATCH`` made ``FAST_BATCH_FACTOR`` times larger with the learning
     rates scaled by its square root, the usual rule for Adam. Models trained at small batches on
@@ -55,7 +55,7 @@ def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: 
 
         config["cuda_graphs"] = unsupported_reason(family, config, device_type, processes) is None
     if "reuse_fake" not in overrides and device_type == "cpu":
-        config["reuse_fake"] = task == "unconditional" and int(config["d_steps"]) == 1
+        config["reuse_fake"] = standard_step and int(config["d_steps"]) == 1
     if device_type != "cuda" or "batch_size" in overrides or int(config["batch_size"]) < FAST_MIN_BATCH:
         return
     config["batch_size"] = int(config["batch_size"]) * FAST_BATCH_FACTOR

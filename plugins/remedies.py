@@ -21,7 +21,8 @@ def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
     """Declare the four options; the first three change the standard unconditional step or its D's input/last layer."""
     unconditional = ("unconditional",)
     register(ExtensionSpec(UNROLLED, "unrolled GAN (Metz et al. 2016, arXiv:1611.02163): G's loss against D advanced "
-                                     "unroll_steps differentiable steps (default 5)", tasks=unconditional))
+                                     "unroll_steps differentiable steps (default 5)", tasks=unconditional,
+                           standard_step=True))
     register(ExtensionSpec(PACGAN, "PacGAN (Lin et al. 2018, arXiv:1712.04086): D judges `pack` samples at once "
                                    "(stacked along channels/features; default 2)", tasks=unconditional))
     register(ExtensionSpec(MBD, "minibatch discrimination (Salimans et al. 2016, arXiv:1606.03498): D's last layer sees "

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import make_distribution
+from conftest import PLUGIN_TEMPLATE, make_distribution
 
 
 def test_builtin_families_are_entry_point_plugins(cli):
@@ -106,6 +106,68 @@ def test_entry_point_names_taken_twice_keep_ganzoos_own_and_name_both_distributi
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "run", "--no-progress")
     for module in ("lines_one", "more_two", "most_three"):
         sys.modules.pop(module, None)
+
+
+OWN_LOSSES_PLUGIN = PLUGIN_TEMPLATE.replace('name="tinygan"', 'name="owngan"') + """
+@hookimpl
+def compute_losses(model, config, generator, discriminator, batch, stage, state):
+    if model.name != "owngan":
+        return None
+    import torch
+    from ganzoo.specs import Losses
+    real = batch["real"]
+    fake = generator(torch.randn(real.shape[0], config["latent_dim"], device=real.device))
+    if stage == "d":
+        return Losses({"d": ((discriminator(real) - 1) ** 2).mean() + (discriminator(fake.detach()) ** 2).mean()})
+    return Losses({"g": ((discriminator(fake) - 1) ** 2).mean()})
+"""
+
+
+def test_an_unconditional_model_with_its_own_losses_refuses_the_standard_steps_remedies(cli, tmp_path, monkeypatch):
+    from ganzoo.plugin_manager import reset
+
+    make_distribution(tmp_path / "site", "ganzoo-ownlosses", "own_losses_plugin", OWN_LOSSES_PLUGIN, "own")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    why = "works only in the standard step of unconditional models; 'owngan' (plugin 'own') computes its own losses"
+    run = ("train", "owngan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    for args, message in [(["--set", "r1_gamma=1"], f"r1_gamma {why} and would ignore it, so drop it."),
+                          (["--set", "unroll_steps=3"], f"unroll_steps {why} and would ignore it, so drop --set unroll_steps."),
+                          (["--with", "unrolled"], f"--with unrolled {why}, so drop --with unrolled.")]:
+        result = cli(*run, *args, ok=False)
+        assert result.exit_code == 1 and " ".join(result.output.split()) == f"Error: {message}"
+    info = cli("info", "owngan").output
+    assert "r1_gamma" not in info and "unrolled" not in info and "pack" in info and "pacgan" in info
+    cli(*run, "--with", "pacgan", "--set", "pack=2", "--fast")  # D wrappers still apply; --fast leaves reuse_fake off
+    assert '"reuse_fake": false' in (tmp_path / "run" / "run.json").read_text()
+    drs = cli("sample", "owngan", "--weights", tmp_path / "run", "--drs", "--out", tmp_path / "s.npz", ok=False)
+    assert " ".join(drs.output.split()) == ("Error: Rejection sampling (--drs) reads D through ganzoo's standard "
+                                           "losses, but 'owngan' (plugin 'own') computes its own, so sample it without --drs.")
+    sys.modules.pop("own_losses_plugin", None)
+
+
+@pytest.mark.parametrize("key", ["seen", "_seen"])
+def test_state_a_checkpoint_cannot_keep_is_refused_at_the_first_step(cli, tmp_path, monkeypatch, key):
+    from ganzoo.plugin_manager import reset
+
+    source = OWN_LOSSES_PLUGIN.replace("    real = batch", f"    state[{key!r}] = {{stage}}\n    real = batch")
+    module = f"set_state_plugin{key}"
+    make_distribution(tmp_path / "site", "ganzoo-setstate", module, source, "own")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    run = tmp_path / "run"
+    result = cli("train", "owngan", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu",
+                 "--set", "log_every=1", ok=key.startswith("_"))  # "_" keys stay out of checkpoints
+    if key == "seen":
+        assert result.exit_code == 1 and " ".join(result.output.split()).endswith(
+            "Error: Training state['seen'] holds a set, which a checkpoint cannot keep; the plugin that sets it must "
+            "store a tensor or JSON values (numbers, strings, lists, dicts), or name it '_seen' to keep it out of "
+            "checkpoints.")
+        rows = [row for row in (run / "metrics.jsonl").read_text().splitlines() if '"log"' in row]
+        assert rows == []  # stopped at the first step (log_every=1), not when the epoch's checkpoint was written
+    else:
+        assert (run / "checkpoints").is_dir()
+    sys.modules.pop(module, None)
 
 
 def test_a_build_hook_that_returns_no_network_is_one_sentence(cli, tmp_path, monkeypatch):

@@ -179,7 +179,7 @@ def test_fast_preset_on_cuda_compiles_captures_and_scales_batch_and_lr():
 
     overrides = {"fast": True}
     config = resolve_config(get_model("dcgan"), DatasetInfo("images", channels=1, image_size=28), overrides)
-    expand_fast(config, overrides, "cuda", "dcgan", task="unconditional")
+    expand_fast(config, overrides, "cuda", "dcgan", standard_step=True)
     assert {k: config[k] for k in ("precision", "compile", "cuda_graphs", "reuse_fake", "batch_size")} == {
         "precision": "bf16", "compile": True, "cuda_graphs": True, "reuse_fake": False, "batch_size": 4 * 64}
     assert config["lr"] == pytest.approx(2 * 2e-4)
