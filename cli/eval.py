@@ -57,6 +57,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     if samples_file is not None and (model or weights or pretrained or num):
         raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained and --num.")
     if json_out is not None:
+        _refuse_json_over_inputs(json_out, [samples_file, weights, inception_weights, classifier])
         check_writable(json_out, "--json", create=False)
     # Everything that can fail (the generator, the metrics, the feature extractors, the real data) is settled
     # before any sample is generated or featurised: those take minutes at the default --num.
@@ -121,6 +122,14 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     if json_out is not None:
         _write_json(json_out, {"metrics": results, "protocol": protocol})
         out.print(f"wrote {json_out}")
+
+
+def _refuse_json_over_inputs(json_out: Path, inputs: list[Path | None]) -> None:
+    """Stop before anything is scored if --json would replace a file eval reads (the samples, the generator)."""
+    files = [path / "generator.safetensors" if path.is_dir() else path for path in inputs if path is not None]
+    if json_out.exists() and any(path.exists() and json_out.samefile(path) for path in files):
+        raise click.UsageError(f"--json {json_out} is a file this evaluation reads, and the results would replace it; "
+                               "choose another --json file.")
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:

@@ -22,5 +22,11 @@ def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
     if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
+        root = Path(os.environ[DATA_ENV]).expanduser()
+        if root.exists() and not root.is_dir():
+            from ganzoo.errors import GanzooError
+
+            raise GanzooError(f"{DATA_ENV} is {root}, which is a file; point it at the folder that holds the datasets, "
+                              "or unset it.")
+        return root
     return cache_dir() / "data"

@@ -100,7 +100,7 @@ def _load_into(path: Path, module: Any, device: str) -> Any:
 def load_generator(path: str | os.PathLike[str], model_name: str | None = None, device: str = "cpu") -> LoadedGenerator:
     """Rebuild the generator saved in ``path``; ``model_name`` must match the model it was trained as."""
     from ganzoo.build import build_generator
-    from ganzoo.registry import get_model
+    from ganzoo.registry import get_model, get_registry
 
     path = Path(path)
     metadata = read_metadata(path)
@@ -108,9 +108,11 @@ def load_generator(path: str | os.PathLike[str], model_name: str | None = None, 
         kind = metadata.get("format", "no ganzoo metadata")
         raise WeightsError(f"{path} is not a ganzoo generator file ({kind}); pass OUT/generator.safetensors from 'ganzoo train'.")
     if model_name is not None and metadata.get("model") != model_name:
+        saved = get_registry().models.items.get(metadata.get("model"))
+        command = "translate" if saved is not None and saved.task == "image-to-image" else "sample"
         raise WeightsError(
             f"{path} holds weights of model {metadata.get('model')!r}, not {model_name!r}; "
-            f"use 'ganzoo sample {metadata.get('model')} --weights {path}' or pass a {model_name} file."
+            f"use 'ganzoo {command} {metadata.get('model')} --weights {path}' or pass a {model_name} file."
         )
     config = _read_config(path, metadata)
     model = get_model(metadata["model"])

@@ -313,3 +313,13 @@ def test_ema_trains_translation_models_and_translates_with_the_average(cli, tmp_
     source = family_data[model] / ("trainA" if model == "cyclegan" else "train")
     cli("translate", model, "--weights", run / "generator.safetensors", "--input", source, "--out", out)
     assert len(list(out.iterdir())) == 2
+
+
+def test_ganzoo_data_naming_a_file_is_one_sentence(cli, tmp_path, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("GANZOO_DATA", str(afile))
+    result = cli("train", "dcgan", "--data", "mnist", "--out", tmp_path / "run", "--no-progress", ok=False)
+    assert result.exit_code == 1 and _one_line(result) == (
+        f"Error: GANZOO_DATA is {afile}, which is a file; point it at the folder that holds the datasets, or unset it.")
+    assert afile.read_text() == "not a folder"

@@ -165,6 +165,23 @@ def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
     assert "Cannot read samples" in cli("eval", "--samples", tmp_path / "bad.npz", "--data", "ring8", ok=False).output
 
 
+def test_json_never_replaces_a_file_the_evaluation_reads(cli, tmp_path):
+    points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"a generator")
+    for args, target in ((["--samples", points], points), (["gan", "--weights", weights], weights),
+                         (["gan", "--weights", tmp_path], None)):  # a folder stands for its generator.safetensors
+        target = target or tmp_path / "generator.safetensors"
+        if not target.exists():
+            target.write_bytes(b"a generator")
+        before = target.read_bytes()
+        result = cli("eval", *args, "--data", "ring8", "--json", target, ok=False)
+        assert result.exit_code == 2 and " ".join(result.output.split()).endswith(
+            f"Error: --json {target} is a file this evaluation reads, and the results would replace it; choose "
+            "another --json file.")
+        assert target.read_bytes() == before
+
+
 def test_unknown_metric_gets_a_did_you_mean_like_unknown_models(cli, tmp_path):
     points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
     result = cli("eval", "--samples", points, "--data", "ring8", "--metrics", "toy,fdi", ok=False)

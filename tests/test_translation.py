@@ -235,6 +235,9 @@ def test_cyclegan_trains_and_translate_keeps_file_names(cli, unpaired, tmp_path)
     assert result.exit_code != 0 and "does not translate" in result.output
     sampled = cli("sample", "cyclegan", "--weights", run / "generator.safetensors", "--out", tmp_path / "x.png", ok=False)
     assert sampled.exit_code != 0 and "ganzoo translate cyclegan" in " ".join(sampled.output.split())
+    other = cli("translate", "pix2pix", "--weights", run, "--input", unpaired / "trainA", "--out", tmp_path / "p", ok=False)
+    assert other.exit_code == 1 and f"use 'ganzoo translate cyclegan --weights {run / 'generator.safetensors'}'" in (
+        " ".join(other.output.split()))  # the command that takes these weights, not 'ganzoo sample'
 
 
 def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tmp_path):
