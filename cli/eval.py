@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from ganzoo.config import SEED_MAX, SEED_MIN
+
 DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 
 
@@ -28,7 +30,7 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
               help="pt_inception-2015-12-05 weights (.pth or .safetensors) [default: $GANZOO_INCEPTION_WEIGHTS, the cache, or a download]")
 @click.option("--classifier", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="digit classifier for --metrics digits [default: the shipped MNIST one]")
-@click.option("--seed", type=int, default=0, show_default=True, help="noise seed (same samples as 'ganzoo sample --seed')")
+@click.option("--seed", type=click.IntRange(SEED_MIN, SEED_MAX), default=0, show_default=True, help="noise seed (same samples as 'ganzoo sample --seed')")
 @click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True, help="images per forward pass")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="also write the results here")

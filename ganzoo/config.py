@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
@@ -74,6 +75,9 @@ STANDARD_STEP_TUNING = ("instance_noise_steps", "unroll_steps")
 #: Settings of the shared adversarial losses (:mod:`ganzoo.losses`), which image-to-image models, trained
 #: with their paper's own fixed loss, would ignore: they refuse them when set, and ``ganzoo info`` leaves them out.
 SHARED_LOSS_SETTINGS = ("label_smoothing",)
+
+#: The seeds torch.manual_seed takes (a signed 64-bit integer).
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
 #: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
 DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
@@ -203,8 +207,11 @@ def validate_numbers(config: dict[str, Any]) -> None:
         raise GanzooError(f"checkpoint_every must be a whole number of steps (0 = only at epoch ends), got {every!r}.")
     for key in ("lr", "lr_d", "lr_g"):
         value = config.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or value <= 0):
-            raise GanzooError(f"{key} must be a positive number, got {value!r}.")
+        if value is not None and (not isinstance(value, (int, float)) or not 0 < value < math.inf):
+            raise GanzooError(f"{key} must be a positive finite number, got {value!r}.")
+    seed = config.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not SEED_MIN <= seed <= SEED_MAX):
+        raise GanzooError(f"seed must be a whole number from {SEED_MIN} to {SEED_MAX}, got {seed!r}.")
     from ganzoo.speed import validate as validate_speed
 
     validate_speed(config)

@@ -205,7 +205,10 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
 @pytest.mark.parametrize("args, message", [
     (("gan", "--data", "line-2d", "--epochs", "-1"), "epochs must be a whole number of at least 1"),
     (("gan", "--data", "line-2d", "--batch-size", "0"), "batch_size must be a whole number of at least 1"),
-    (("gan", "--data", "line-2d", "--lr", "-0.1"), "lr must be a positive number"),
+    (("gan", "--data", "line-2d", "--lr", "-0.1"), "lr must be a positive finite number"),
+    (("gan", "--data", "line-2d", "--lr", "nan"), "lr must be a positive finite number, got nan"),
+    (("gan", "--data", "line-2d", "--set", "lr_d=1e999"), "lr_d must be a positive finite number, got inf"),
+    (("gan", "--data", "line-2d", "--seed", str(2**64)), f"seed must be a whole number from {-2**63} to {2**63 - 1}"),
     (("gan", "--data", "line-2d", "--set", "checkpoint_every=-5"), "checkpoint_every must be a whole number"),
     (("gan", "--data", "line-2d", "--set", "max_bad_steps=0"), "max_bad_steps must be a whole number of at least 1"),
     (("gan", "--data", "line-2d", "--set", "r1_gamma=-1"), "r1_gamma must be a number of at least 0"),
