@@ -121,6 +121,8 @@ class TrainResult:
     last_metrics: dict[str, float]
 
 
+#: Where ``--overwrite`` keeps the earlier run's files until the new run's first checkpoint.
+REPLACED_RUN = ".replaced-run"
 RUN_RESULTS = ("generator.safetensors", "discriminator.safetensors")
 RUN_LOGS = ("metrics.jsonl", "losses.png", "run.json")
 
@@ -154,6 +156,7 @@ class Trainer:
         self.request, self.console, self.out = request, console, Path(request.out)
         self.hook = get_manager().hook
         self.world, self.main = world, world is None or world.main
+        self.old_run: Path | None = None  # the earlier run's files, set aside by --overwrite (see run())
         self.device = world.device if world is not None else pick_device(request.device)
         resumed = read_resume_point(self.out, request.model, request.data, request.overrides) if request.resume else None
         if resumed is None and self.main:  # only process 0 writes, and it writes before the others may look
@@ -302,13 +305,45 @@ class Trainer:
                 "or choose another --out folder."
             )
 
-    def _remove_old_run(self) -> None:
-        """Delete the files an earlier run left in ``--out`` (``--overwrite``, or logs of a run that died early)."""
+    def _set_old_run_aside(self) -> None:
+        """Move the files an earlier run left in ``--out`` (``--overwrite``, or logs of a run that died early) into
+        :data:`REPLACED_RUN`, where they stay until this run writes its first checkpoint: a run that fails before
+        that puts them back (:meth:`_put_old_run_back`), so a bad setting never costs the run it was to replace."""
+        import shutil
+
+        aside = self.out / REPLACED_RUN
+        try:
+            if aside.exists():  # left by a killed earlier --overwrite: that run was already being replaced
+                shutil.rmtree(aside)
+            for path in run_files(self.out):
+                target = aside / path.relative_to(self.out)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(target)
+        except OSError as exc:
+            raise cannot_write(self.out, exc, "--out", folder=True) from None
+        self.old_run = aside
+
+    def _put_old_run_back(self) -> None:
+        """After a failure before this run's first checkpoint: its files go, the earlier run's come back."""
+        import shutil
+
         for path in run_files(self.out):
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as exc:
-                raise cannot_write(path, exc, "--out", folder=True) from None
+            path.unlink(missing_ok=True)
+        for path in sorted(p for p in self.old_run.rglob("*") if p.is_file()):
+            target = self.out / path.relative_to(self.old_run)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
+        shutil.rmtree(self.old_run, ignore_errors=True)
+        self.old_run = None
+        self._say(f"the run stopped before its first checkpoint, so the files of the run it was to replace are back in {self.out}")
+
+    def _drop_old_run(self) -> None:
+        """This run has a checkpoint of its own: the earlier run's files set aside are no longer needed."""
+        import shutil
+
+        if self.old_run is not None:
+            shutil.rmtree(self.old_run, ignore_errors=True)
+            self.old_run = None
 
     def _restore(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
         import torch
@@ -366,7 +401,16 @@ class Trainer:
 
         A resumed run that stopped inside an epoch replays that epoch's data order from its saved
         start and skips the batches already done, so the result is the same as an uninterrupted run.
+        A run that replaces an earlier one and fails before its first checkpoint gives the earlier one back.
         """
+        try:
+            return self._train()
+        except BaseException:
+            if self.old_run is not None:
+                self._put_old_run_back()
+            raise
+
+    def _train(self) -> TrainResult:
         from ganzoo.progress import TrainingProgress
 
         epochs, d_steps = int(self.config["epochs"]), int(self.config["d_steps"])
@@ -375,7 +419,7 @@ class Trainer:
         if self.main:
             check_writable(self.out, "--out", folder=True)
         if self.main and not self.request.resume:  # an old run's files go only once the new run can start
-            self._remove_old_run()
+            self._set_old_run_aside()
         self._write_run_info()
         self._append_metrics({"event": "setup", **{f"{part}_seconds": round(seconds, 3)
                                                    for part, seconds in self.setup_seconds.items()}})
@@ -584,6 +628,7 @@ class Trainer:
             process_state=process_state, data_root=self.data_root,
         )
         ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
+        self._drop_old_run()
         return path
 
     def _finish(self) -> None:

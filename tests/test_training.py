@@ -251,10 +251,25 @@ def test_overwrite_replaces_the_old_run_but_not_other_files(cli, tmp_path):
     assert [p.name for p in (run / "samples").iterdir()] == ["epoch_001.png"]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if r["event"] == "epoch"] == [1]
-    assert (run / "notes.txt").read_text() == "mine"
+    assert (run / "notes.txt").read_text() == "mine" and not (run / ".replaced-run").exists()
     cli("train", "gan", "--resume", run, "--epochs", "2", "--no-progress")  # goes on from the new run, not the old
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert next(r for r in rows if r["event"] == "resume")["epoch"] == 1
+
+
+def test_an_overwrite_that_fails_before_its_first_checkpoint_gives_the_old_run_back(cli, tmp_path):
+    run = tmp_path / "r"
+    cli("train", "gan", "--data", "ring8", "--epochs", "2", "--out", run, "--no-progress")
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+    before = files()
+    with pytest.raises(RuntimeError):  # 3-D points through a network built for ring8's 2-D ones: fails at step 1
+        cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--overwrite",
+            "--set", "dim=3")
+    assert files() == before and not (run / ".replaced-run").exists()
+    cli("train", "gan", "--resume", run, "--epochs", "3", "--no-progress")  # the old run goes on
 
 
 def test_a_folder_holding_only_a_generator_is_not_overwritten(cli, tmp_path):
