@@ -311,11 +311,13 @@ class Trainer:
         that puts them back (:meth:`_put_old_run_back`), so a bad setting never costs the run it was to replace."""
         import shutil
 
-        aside = self.out / REPLACED_RUN
+        aside, old = self.out / REPLACED_RUN, run_files(self.out)
         try:
             if aside.exists():  # left by a killed earlier --overwrite: that run was already being replaced
                 shutil.rmtree(aside)
-            for path in run_files(self.out):
+            if not old:
+                return
+            for path in old:
                 target = aside / path.relative_to(self.out)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 path.replace(target)
