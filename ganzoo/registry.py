@@ -65,8 +65,6 @@ _HOOK_TABLES = {
 }
 
 
-
-
 def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str]) -> str:
     """Why ``spec`` cannot join ``table`` (a name another plugin or it already has, a task no code handles), or ""."""
     holder = table.items.get(spec.name)
