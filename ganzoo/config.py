@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
+from ganzoo.setting_checks import DATASET_ONLY, check_ranges, check_types, refuse_dataset_keys
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
 
 #: Settings every model has, shown by ``ganzoo info`` after the model's own.
@@ -79,10 +80,6 @@ SHARED_LOSS_SETTINGS = ("label_smoothing",)
 #: The seeds torch.manual_seed takes (a signed 64-bit integer).
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
-#: Keys filled from the dataset, not set by the user directly (image_size may be overridden).
-DATA_KEYS = ("channels", "image_size", "dim", "num_classes", "data_kind")
-
-
 def parse_value(text: str) -> Any:
     """Parse a ``--set key=value`` value: Python literals (numbers, lists, True) or a plain string."""
     try:
@@ -123,6 +120,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         )
     config: dict[str, Any] = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}
     config.update(model.defaults(info.kind))
+    check_types(config, overrides)  # before the loss's defaults are looked up by its name
     config.update(loss_defaults(overrides.get("loss") or config["loss"]))
     config.update(
         channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
@@ -131,10 +129,11 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         config["class_names"] = list(info.class_names)
     if config.get("image_size") is None:
         config["image_size"] = info.image_size
+    refuse_dataset_keys(overrides, model.name)
     known = set(config)
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise unknown_name("setting", unknown[0], sorted(known - set(DATA_KEYS)), see=f"'ganzoo info {model.name}'")
+        raise unknown_name("setting", unknown[0], sorted(known - set(DATASET_ONLY)), see=f"'ganzoo info {model.name}'")
     config.update({k: v for k, v in overrides.items() if v is not None})
     config["with"] = list(config.get("with") or [])
     refuse_unconditional_only(model, config, overrides)
@@ -225,8 +224,6 @@ def validate_numbers(config: dict[str, Any]) -> None:
         raise GanzooError(f"label_smoothing must be below 1 (0.1 is usual), got {config['label_smoothing']!r}.")
     if not 0 <= float(config.get("ema_decay", 0.999)) < 1:
         raise GanzooError(f"ema_decay must lie in [0, 1) (0.999 is usual), got {config['ema_decay']!r}.")
-    if not isinstance(config.get("reuse_fake", False), bool):
-        raise GanzooError(f"reuse_fake must be True or False, got {config.get('reuse_fake')!r}.")
     if config.get("reuse_fake") and config["d_steps"] != 1:
         raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but d_steps is {config['d_steps']}; "
                           "set d_steps=1 or drop reuse_fake.")
@@ -237,3 +234,4 @@ def validate_numbers(config: dict[str, Any]) -> None:
         value = config.get(key, low)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise GanzooError(f"{key} must be a whole number of at least {low}, got {value!r}.")
+    check_ranges(config)

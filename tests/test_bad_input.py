@@ -215,8 +215,20 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("gan", "--data", "line-2d", "--epochs", "3", "--set", "decay_epochs=5"), "decay_epochs must be a whole number from 0 to epochs (3)"),
     (("gan", "--data", "line-2d", "--loss", "wgan", "--set", "reuse_fake=True"),
      "reuse_fake needs one discriminator step per generator step, but d_steps is 5"),
-    (("gan", "--data", "line-2d", "--set", "reuse_fake=1"), "reuse_fake must be True or False, got 1"),
+    (("gan", "--data", "line-2d", "--set", "reuse_fake=1"), "reuse_fake must be True or False like its default False, got 1"),
     (("dcgan", "--data", "IMAGES", "--image-size", "36"), "DCGAN cannot make 36x36 images"),
+    # the models' own settings: the type of their default, and the range of the shared ones
+    (("gan", "--data", "line-2d", "--set", "dim=3"), "dim comes from the dataset and cannot be set; drop --set dim"),
+    (("cgan", "--data", "mnist", "--set", "num_classes=5"), "num_classes comes from the dataset and cannot be set"),
+    (("gan", "--data", "line-2d", "--set", "latent_dim=0"), "latent_dim must be a whole number of at least 1, got 0"),
+    (("gan", "--data", "line-2d", "--set", "dropout=2"), "dropout must be a number from 0 up to (not including) 1"),
+    (("gan", "--data", "line-2d", "--set", "beta1=2"), "beta1 must be a number from 0 up to (not including) 1, got 2"),
+    (("gan", "--data", "line-2d", "--set", "hidden_dims=[8,0]"), "hidden_dims must be a non-empty list of whole numbers"),
+    (("gan", "--data", "line-2d", "--set", "hidden_dims=8"), "hidden_dims must be a list like its default [128,128,128]"),
+    (("dcgan", "--data", "IMAGES", "--set", "g_width=8.5"),
+     "g_width must be a whole number like its default 64, got 8.5; set it as in --set g_width=64."),
+    (("gan", "--data", "line-2d", "--set", "loss=1"), "loss must be text like its default ns, got 1; set it as in --set loss=ns."),
+    (("cyclegan", "--set", "pool_size=-1"), "pool_size must be a whole number of at least 0, got -1"),
 ])
 def test_invalid_numbers(cli, tmp_path, image_folder, args, message):
     args = tuple(str(image_folder) if a == "IMAGES" else a for a in args)

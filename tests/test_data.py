@@ -223,7 +223,8 @@ def test_on_cuda_images_over_the_budget_are_copied_batch_by_batch_through_pinned
 
 def test_a_memory_budget_that_is_not_a_positive_number_is_one_sentence(cli, tmp_path):
     write_png_images(tmp_path / "few", 8)
-    for bad in ("0", "-2", "lots", "1e999"):
+    for bad, message in (("0", "a positive number of gigabytes"), ("-2", "a positive number of gigabytes"),
+                         ("lots", "a number like its default 4.0, got 'lots'"), ("1e999", "a positive number of gigabytes")):
         refused = cli("train", "dcgan", "--data", tmp_path / "few", "--set", f"max_memory_gb={bad}", "--epochs", "1",
                       "--out", tmp_path / "run", "--device", "cpu", ok=False)
-        assert refused.exit_code == 1 and "max_memory_gb must be a positive number of gigabytes" in refused.output
+        assert refused.exit_code == 1 and f"max_memory_gb must be {message}" in " ".join(refused.output.split())

@@ -265,9 +265,9 @@ def test_an_overwrite_that_fails_before_its_first_checkpoint_gives_the_old_run_b
         return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
     before = files()
-    with pytest.raises(RuntimeError):  # 3-D points through a network built for ring8's 2-D ones: fails at step 1
-        cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--overwrite",
-            "--set", "dim=3")
+    diverged = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--overwrite",
+                   "--lr", "1e30", "--set", "max_bad_steps=1", ok=False)  # stopped long before its first checkpoint
+    assert diverged.exit_code == 1 and "no checkpoint had been written yet" in " ".join(diverged.output.split())
     assert files() == before and not (run / ".replaced-run").exists()
     cli("train", "gan", "--resume", run, "--epochs", "3", "--no-progress")  # the old run goes on
 

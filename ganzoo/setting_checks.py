@@ -1,0 +1,107 @@
+"""Checks of the settings a user sets with ``--set`` that only a network would otherwise notice.
+
+The common training settings are checked in :func:`ganzoo.config.validate_numbers`. The models' own
+settings are checked here in two ways: every value must have the type of its default (a width of
+``64.5`` or a list where a number belongs is refused for any plugin's model), and the setting names the
+built-in families share (``latent_dim``, ``hidden_dims``, ``dropout``...) must lie in their range, so that
+``latent_dim=0`` or ``dropout=2`` is one sentence rather than a torch error or a run that learns nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ganzoo.errors import GanzooError
+
+#: Keys only the dataset sets (``image_size``, also filled from the data, may be set); ``--set`` refuses them.
+DATASET_ONLY = ("channels", "dim", "num_classes", "data_kind", "class_names")
+
+#: Settings that must be whole numbers of at least 1, wherever a model declares them.
+WHOLE_AT_LEAST_ONE = ("latent_dim", "g_width", "d_width", "embedding_dim", "blocks")
+#: Settings that must be whole numbers of at least 0.
+WHOLE_AT_LEAST_ZERO = ("pool_size",)
+#: Settings that must be numbers of at least 0 (loss weights).
+AT_LEAST_ZERO = ("lambda_cycle", "lambda_identity", "lambda_l1", "lambda_k", "validity_weight", "class_weight")
+#: Settings that must lie in [0, 1): Adam's betas and dropout rates.
+FRACTIONS = ("beta1", "beta2", "dropout")
+
+
+def refuse_dataset_keys(overrides: dict[str, Any], model_name: str) -> None:
+    """Refuse ``--set`` of a key the dataset decides, which would crash the networks or be overwritten."""
+    for key in DATASET_ONLY:
+        if key in overrides:
+            raise GanzooError(f"{key} comes from the dataset and cannot be set; drop --set {key} and pick a dataset "
+                              f"that has the {key} you want with --data (see 'ganzoo datasets' and "
+                              f"'ganzoo info {model_name}').")
+
+
+def check_types(defaults: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Refuse a set value whose type differs from its default's (bool, whole number, number, text or list)."""
+    for key, default in defaults.items():
+        value = overrides.get(key)
+        if value is None or default is None or _same_kind(default, value):
+            continue
+        raise GanzooError(f"{key} must be {_kind_name(default)} like its default {_as_typed(default)}, "
+                          f"got {value!r}; set it as in --set {key}={_as_typed(default)}.")
+
+
+def check_ranges(config: dict[str, Any]) -> None:
+    """Refuse shared model settings outside the range any network could train with."""
+    for key in WHOLE_AT_LEAST_ONE + WHOLE_AT_LEAST_ZERO:
+        low = 1 if key in WHOLE_AT_LEAST_ONE else 0
+        value = config.get(key)
+        if value is not None and (not _is_whole(value) or value < low):
+            raise GanzooError(f"{key} must be a whole number of at least {low}, got {value!r}.")
+    for key in AT_LEAST_ZERO:
+        value = config.get(key)
+        if value is not None and (not _is_number(value) or not 0 <= value < float("inf")):
+            raise GanzooError(f"{key} must be a finite number of at least 0, got {value!r}.")
+    for key in FRACTIONS:
+        value = config.get(key)
+        if value is not None and (not _is_number(value) or not 0 <= value < 1):
+            raise GanzooError(f"{key} must be a number from 0 up to (not including) 1, got {value!r}.")
+    hidden = config.get("hidden_dims")
+    if hidden is not None and (not isinstance(hidden, (list, tuple)) or not hidden
+                               or not all(_is_whole(width) and width >= 1 for width in hidden)):
+        raise GanzooError(f"hidden_dims must be a non-empty list of whole numbers of at least 1, such as "
+                          f"[256, 512], got {hidden!r}.")
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """Whether ``value`` may stand where ``default`` stands: a float setting takes whole numbers too."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return _is_whole(value)
+    if isinstance(default, float):
+        return _is_number(value)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def _as_typed(default: Any) -> str:
+    """``default`` as it is typed after ``--set KEY=``: text bare, a list without spaces for the shell."""
+    return default if isinstance(default, str) else repr(default).replace(" ", "")
+
+
+def _kind_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "True or False"
+    if isinstance(default, int):
+        return "a whole number"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, (list, tuple)):
+        return "a list"
+    if isinstance(default, str):
+        return "text"
+    return f"a {type(default).__name__}"
