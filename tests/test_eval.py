@@ -342,6 +342,24 @@ def test_inception_pth_is_read_without_unpickling_objects(tmp_path):
         read_state_dict(hostile)
 
 
+def test_inception_pth_is_refused_on_a_torch_whose_tensor_only_loader_is_unsafe(tmp_path, monkeypatch):
+    """pip install --no-deps can leave a torch below pyproject's 2.6 floor: its weights_only loader is never reached."""
+    import torch
+    from torch.torch_version import TorchVersion
+
+    from ganzoo.errors import GanzooError
+    from ganzoo.metrics.inception import read_state_dict
+
+    weights = tmp_path / "w.pth"
+    torch.save({"fc.weight": torch.ones(2, 2)}, weights)
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: loads.append(args))
+    monkeypatch.setattr(torch, "__version__", TorchVersion("2.5.1"))
+    with pytest.raises(GanzooError, match=r"needs torch 2\.6 or newer .* this is torch 2\.5\.1; upgrade torch, or pass"):
+        read_state_dict(weights)
+    assert loads == []
+
+
 def test_digit_classifier_judges_larger_digits_as_their_28px_originals():
     import torch
 

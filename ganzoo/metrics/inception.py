@@ -5,7 +5,7 @@ weights and TensorFlow's bilinear resize to 299x299, which torch-fidelity reprod
 extra ``pip install ganzoo[eval]``). torch-fidelity's own loader calls ``torch.load(...,
 weights_only=False)``; ganzoo never lets it unpickle a file: the weights are read here (a
 ``.safetensors`` file as is, the original ``.pth`` with ``torch.load(weights_only=True)``, the
-restricted tensor-only unpickler) and handed over while ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` is set.
+restricted tensor-only unpickler, only on torch 2.6 or newer) and handed over while ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` is set.
 
 Where the weights come from, first found wins: ``--inception-weights PATH``, the environment
 variable ``GANZOO_INCEPTION_WEIGHTS``, ``cache_dir()/inception/`` (a ``.safetensors`` or the
@@ -77,6 +77,8 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     import torch
     from safetensors.torch import load_file
 
+    if path.suffix != ".safetensors":
+        refuse_unsafe_torch_load(path)
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
@@ -87,6 +89,21 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise GanzooError(f"{path} does not hold a state dict of tensors; pass {PTH_NAME}.")
     return state
+
+
+#: The first torch whose ``weights_only=True`` loader is not open to code execution (CVE-2025-32434).
+SAFE_TORCH_LOAD = (2, 6)
+
+
+def refuse_unsafe_torch_load(path: Path) -> None:
+    """Stop before a ``.pth`` reaches the tensor-only unpickler of a torch older than :data:`SAFE_TORCH_LOAD`, whose
+    restrictions a crafted file can escape; pyproject asks for that torch, but ``pip install --no-deps`` can skip it."""
+    import torch
+
+    if torch.__version__ < SAFE_TORCH_LOAD:
+        raise GanzooError(f"Reading {path} needs torch 2.6 or newer (older torch can run code hidden in a .pth "
+                          f"file, CVE-2025-32434), and this is torch {torch.__version__}; upgrade torch, or pass "
+                          f"the weights as a .safetensors file.")
 
 
 @contextlib.contextmanager
