@@ -101,6 +101,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         return real_images(*_image_shape(samples.values.shape))
 
     results: dict[str, Any] = {}
+    references: list[evaluation.Reference] = []  # their notes are shown with the scores
     out = console()
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=out, transient=True) as progress:
@@ -109,17 +110,21 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
             real = None
             if inception != ["is"]:
                 real = evaluation.reference(inception_extractor, key, load_real, batch_size, real_num, progress)
+                references.append(real)
                 protocol.update(inception_reference=real.count, inception_reference_cached=real.cached)
             protocol["inception"] = inception_extractor.name
             results.update(evaluation.inception_scores(inception, fake, real))
         if digits_extractor is not None:
             fake = evaluation.extract(digits_extractor, samples.values, batch_size, progress, "digit features")
             real = evaluation.reference(digits_extractor, key, load_real, batch_size, real_num, progress)
+            references.append(real)
             protocol.update(digits_classifier=digits_extractor.name, digits_reference=real.count,
                             digits_reference_cached=real.cached)
             results.update(evaluation.digit_scores(fake, real, samples.labels))
         if "toy" in metrics:
             results.update(evaluation.toy_scores(samples.values, data))
+    for note in dict.fromkeys(real.note for real in references if real.note):
+        out.print(f"[yellow]note: {note}[/yellow]")
     _print(out, results, protocol)
     if json_out is not None:
         _write_json(json_out, {"metrics": results, "protocol": protocol})

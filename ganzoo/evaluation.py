@@ -52,6 +52,8 @@ class Reference:
     count: int
     features: np.ndarray
     cached: bool = False
+    #: Why the features could not be cached, for the user; empty when they were.
+    note: str = ""
 
 
 def parse_metrics(text: str) -> list[str]:
@@ -153,25 +155,26 @@ def reference_path(extractor_name: str, key: str, real_num: int | None) -> Path:
 def reference_cached(extractor_name: str, key: str, real_num: int | None) -> bool:
     """Whether :func:`reference` will read these real features from the cache; when not, it needs the dataset,
     which eval then loads before generating anything, so that a dataset it cannot have fails at once."""
-    from ganzoo.safefile import read_metadata
-
-    path = reference_path(extractor_name, key, real_num)
-    return path.is_file() and read_metadata(path).get("format") == STATS_FORMAT
+    return _read_reference(reference_path(extractor_name, key, real_num)) is not None
 
 
 def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size: int, real_num: int | None,
               progress: Any = None) -> Reference:
-    """Features of the real images, from the cache when this dataset/extractor/size was seen before."""
+    """Features of the real images, from the cache when this dataset/extractor/size was seen before.
+
+    A cache file that is damaged (truncated, non-finite, shapes that do not fit) is computed again and
+    replaced; one that cannot be written costs only the next run's time, so the scores still come out.
+    """
     import torch
 
     from ganzoo.metrics.frechet import RunningStats
-    from ganzoo.safefile import load_tensors, read_metadata, save_tensors
+    from ganzoo.paths import CACHE_ENV
+    from ganzoo.safefile import save_tensors
 
     path = reference_path(extractor.name, key, real_num)
-    if reference_cached(extractor.name, key, real_num):
-        tensors = load_tensors(path)
-        return Reference(tensors["mean"].numpy(), tensors["cov"].numpy(), int(read_metadata(path)["count"]),
-                         tensors["features"].numpy(), cached=True)
+    cached = _read_reference(path)
+    if cached is not None:
+        return cached
     images = load_real()
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     images = images[order[: real_num or len(images)]]
@@ -182,9 +185,39 @@ def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size
             kept.append(outputs["features"])
     stats = running.stats()
     features = np.concatenate(kept)[:REFERENCE_KEEP]
-    save_tensors(path, {"mean": torch.from_numpy(stats.mean), "cov": torch.from_numpy(stats.cov),
-                        "features": torch.from_numpy(features)}, {"format": STATS_FORMAT, "count": str(stats.count)})
-    return Reference(stats.mean, stats.cov, stats.count, features)
+    note = ""
+    try:
+        save_tensors(path, {"mean": torch.from_numpy(stats.mean), "cov": torch.from_numpy(stats.cov),
+                            "features": torch.from_numpy(features)}, {"format": STATS_FORMAT, "count": str(stats.count)})
+    except GanzooError as exc:
+        reason = exc.__cause__.strerror if isinstance(exc.__cause__, OSError) else exc
+        note = (f"the real features could not be cached in {path.parent} ({reason}); the next eval computes them "
+                f"again unless {CACHE_ENV} points at a writable folder")
+    return Reference(stats.mean, stats.cov, stats.count, features, note=note)
+
+
+def _read_reference(path: Path) -> Reference | None:
+    """The cached real features at ``path``, or ``None`` when there are none or the file is damaged."""
+    from ganzoo.safefile import WeightsError, load_tensors, read_metadata
+
+    if not path.is_file():
+        return None
+    try:
+        metadata = read_metadata(path)
+        if metadata.get("format") != STATS_FORMAT or not metadata.get("count", "").isdigit():
+            return None
+        tensors = load_tensors(path)
+    except WeightsError:
+        return None
+    if set(tensors) != {"mean", "cov", "features"}:
+        return None
+    mean, cov, features = (tensors[name].numpy() for name in ("mean", "cov", "features"))
+    dim = mean.shape[0] if mean.ndim == 1 else -1
+    if cov.shape != (dim, dim) or features.ndim != 2 or features.shape[1] != dim or len(features) < 2:
+        return None
+    if not all(np.isfinite(array).all() for array in (mean, cov, features)):
+        return None
+    return Reference(mean, cov, int(metadata["count"]), features, cached=True)
 
 
 def inception_scores(metrics: list[str], fake: dict[str, np.ndarray], real: Reference | None) -> dict[str, Any]:

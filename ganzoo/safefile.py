@@ -209,4 +209,5 @@ def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Any], metadata
     try:
         atomic_write_bytes(path, save(cpu, metadata=metadata))
     except OSError as exc:
-        raise WeightsError(f"Could not write {path} ({exc.strerror or exc}); free disk space or choose a writable --out folder.") from None
+        raise WeightsError(f"Could not write {path} ({exc.strerror or exc}); free disk space or choose a writable --out "
+                           "folder.") from exc  # the cause tells callers with other advice the system's reason

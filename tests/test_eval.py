@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,55 @@ def test_digit_scores_through_the_command_with_a_random_classifier(cli, tmp_path
     again = json.loads(out.read_text())
     assert again["protocol"]["digits_reference_cached"] is True
     assert again["metrics"]["digits_frechet"] == pytest.approx(metrics["digits_frechet"], rel=1e-6)
+
+
+def test_a_damaged_feature_cache_is_rebuilt_and_an_unwritable_one_costs_only_time(cli, tmp_path, monkeypatch):
+    """Truncated or NaN cached features are computed again (not a LinAlgError); a cache that cannot be written
+    is a note beside the scores, not a failure, and its advice names the cache, not an --out eval lacks."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from ganzoo.metrics.classifier import DigitClassifier, save_classifier
+
+    torch.manual_seed(0)
+    classifier = tmp_path / "random-classifier.safetensors"
+    save_classifier(classifier, DigitClassifier().eval(), test_accuracy=0.1)
+    write_png_images(tmp_path / "digits", 24, size=28, mode="L")
+    np.savez(tmp_path / "fake.npz", images=digit_images(20, seed=5))
+    out = tmp_path / "scores.json"
+    args = ("eval", "--samples", tmp_path / "fake.npz", "--data", tmp_path / "digits", "--metrics", "digits",
+            "--classifier", classifier, "--json", out)
+
+    def score() -> tuple[float, bool]:
+        cli(*args)
+        report = json.loads(out.read_text())
+        return report["metrics"]["digits_frechet"], report["protocol"]["digits_reference_cached"]
+
+    def cached_numbers() -> dict[str, torch.Tensor]:
+        # copies, not views of a mapped file the test then truncates; and not bytes: the metadata has no fixed order
+        return {name: tensor.clone() for name, tensor in load_file(str(cache)).items()}
+
+    first, cached = score()
+    [cache] = (Path(os.environ["GANZOO_CACHE"]) / "eval-stats").iterdir()
+    assert not cached and score() == (pytest.approx(first, rel=1e-6), True)
+    intact = cached_numbers()
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    assert score() == (pytest.approx(first, rel=1e-6), False)
+    assert all(torch.allclose(cached_numbers()[name], intact[name], rtol=1e-5, atol=1e-6) for name in intact)
+    damaged = {name: tensor.clone() for name, tensor in intact.items()}
+    damaged["cov"][0, 0] = float("nan")
+    save_file(damaged, str(cache), metadata={"format": "ganzoo.eval-stats/1", "count": "24"})
+    assert score() == (pytest.approx(first, rel=1e-6), False)
+    assert all(torch.allclose(cached_numbers()[name], intact[name], rtol=1e-5, atol=1e-6) for name in intact)
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("GANZOO_CACHE", str(blocker))
+    result = cli(*args)
+    message = "".join(result.output.split())  # rich wraps long paths anywhere
+    assert "".join(f"note: the real features could not be cached in {blocker / 'eval-stats'} (Not a directory); the "
+                   "next eval computes them again unless GANZOO_CACHE points at a writable folder".split()) in message
+    assert "--out" not in message and json.loads(out.read_text())["metrics"]["digits_frechet"] == pytest.approx(first)
 
 
 def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
