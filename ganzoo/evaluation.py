@@ -98,18 +98,35 @@ def read_samples(path: str | os.PathLike[str]) -> Samples:
             content = {name: arrays[name] for name in arrays.files}
     except (zipfile.BadZipFile, EOFError, ValueError):  # a damaged archive, or arrays (objects) ganzoo never writes
         raise GanzooError(not_npz) from None
+    except MemoryError:  # a damaged header claiming an array far larger than the file
+        raise GanzooError(f"Cannot read samples from {path}: its arrays claim more memory than this machine has, so "
+                          f"it is damaged or was not written by 'ganzoo sample'; write it again.") from None
     except OSError as exc:
         raise GanzooError(f"Cannot read samples from {path} ({exc}); pass an .npz written by 'ganzoo sample --out x.npz'.") from None
-    labels = content.get("labels")
     if "images" in content:
         images = content["images"]
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
             raise GanzooError(f"{path}: 'images' must be uint8 (N, C, H, W) with C = 1 or 3, got {images.dtype} {images.shape}.")
-        return Samples("images", torch.from_numpy(images), labels)
-    if "samples" in content and content["samples"].ndim == 2:
-        return Samples("vectors", torch.from_numpy(content["samples"].astype(np.float32)), labels)
-    raise GanzooError(f"{path} holds neither 'images' (uint8 N,C,H,W) nor 'samples' (float N,D); "
-                      f"write it with 'ganzoo sample --out x.npz'.")
+        samples = Samples("images", torch.from_numpy(images))
+    elif "samples" in content and content["samples"].ndim == 2 and content["samples"].dtype.kind in "fiu":
+        samples = Samples("vectors", torch.from_numpy(content["samples"].astype(np.float32)))
+    else:
+        raise GanzooError(f"{path} holds neither 'images' (uint8 N,C,H,W) nor 'samples' (float N,D); "
+                          f"write it with 'ganzoo sample --out x.npz'.")
+    count = len(samples.values)
+    if count < 2:
+        raise GanzooError(f"{path} holds {count} sample{'s' if count != 1 else ''}; scores need at least 2 (thousands "
+                          f"for stable ones), so write more with 'ganzoo sample --num N --out x.npz'.")
+    samples.labels = _labels(path, content.get("labels"), count)
+    return samples
+
+
+def _labels(path: str | os.PathLike[str], labels: np.ndarray | None, count: int) -> np.ndarray | None:
+    """The class of each sample, checked: one whole number per sample, as 'ganzoo sample --class' writes them."""
+    if labels is not None and (labels.ndim != 1 or len(labels) != count or labels.dtype.kind not in "iu"):
+        raise GanzooError(f"{path}: 'labels' must hold one whole number per sample ({count}), got {labels.dtype} "
+                          f"{labels.shape}; write the file again with 'ganzoo sample --class ... --out x.npz'.")
+    return labels
 
 
 def dataset_key(name: str) -> str:

@@ -215,6 +215,30 @@ def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
     assert "Cannot read samples" in cli("eval", "--samples", tmp_path / "bad.npz", "--data", "ring8", ok=False).output
 
 
+def test_sample_files_that_cannot_be_scored_get_one_clear_sentence(cli, tmp_path):
+    import io
+    import zipfile
+
+    header = io.BytesIO()  # an .npy header claiming 10**7 64x64 RGB images (about 114 GiB) over 100 bytes of data
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (10**7, 3, 64, 64)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as archive:
+        archive.writestr("images.npy", header.getvalue() + bytes(100))
+    np.savez(tmp_path / "labels.npz", images=digit_images(10, seed=1), labels=np.arange(3))
+    np.savez(tmp_path / "one.npz", samples=np.zeros((1, 2), np.float32))
+    for name, data, message in (
+        ("huge", "mnist", "Cannot read samples from {}: its arrays claim more memory than this machine has, so it is "
+                          "damaged or was not written by 'ganzoo sample'; write it again."),
+        ("labels", "mnist", "{}: 'labels' must hold one whole number per sample (10), got int64 (3,); write the file "
+                            "again with 'ganzoo sample --class ... --out x.npz'."),
+        ("one", "ring8", "{} holds 1 sample; scores need at least 2 (thousands for stable ones), so write more with "
+                         "'ganzoo sample --num N --out x.npz'."),
+    ):
+        path = tmp_path / f"{name}.npz"
+        result = cli("eval", "--samples", path, "--data", data, "--metrics", "toy" if data == "ring8" else "digits",
+                     ok=False)
+        assert result.exit_code == 1 and " ".join(result.output.split()) == "Error: " + message.format(path)
+
+
 def test_json_never_replaces_a_file_the_evaluation_reads(cli, tmp_path):
     points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
     weights = tmp_path / "w.safetensors"
