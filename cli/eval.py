@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.options import GivenPath
 from ganzoo.config import SEED_MAX, SEED_MIN
 
 DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
@@ -15,25 +16,25 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 
 @click.command("eval", short_help="Score samples of MODEL (or an .npz) against a dataset: FID, KID, IS, PR, digits, toy.")
 @click.argument("model", required=False)
-@click.option("--weights", type=click.Path(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
+@click.option("--weights", type=GivenPath(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")
-@click.option("--samples", "samples_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--samples", "samples_file", type=GivenPath(dir_okay=False, exists=True, path_type=Path),
               help="score an .npz from 'ganzoo sample' (images uint8 N,C,H,W or samples N,D) instead of a MODEL")
 @click.option("--data", required=True, help="the real dataset: a name from 'ganzoo datasets' or an image folder")
-@click.option("--data-root", type=click.Path(file_okay=False),
+@click.option("--data-root", type=GivenPath(file_okay=False),
               help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
 @click.option("--num", type=click.IntRange(min=2), help="samples to generate [default: 50000 images, 2500 points]")
 @click.option("--metrics", "metric_names", metavar="LIST",
               help="comma-separated among fid,kid,is,pr,digits,toy [default: fid,kid,is,pr for images, toy for points]")
 @click.option("--real-num", type=click.IntRange(min=2), help="real images in the reference [default: the whole training split]")
-@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--inception-weights", type=GivenPath(dir_okay=False, path_type=Path),
               help="pt_inception-2015-12-05 weights (.pth or .safetensors) [default: $GANZOO_INCEPTION_WEIGHTS, the cache, or a download]")
-@click.option("--classifier", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--classifier", type=GivenPath(dir_okay=False, exists=True, path_type=Path),
               help="digit classifier for --metrics digits [default: the shipped MNIST one]")
 @click.option("--seed", type=click.IntRange(SEED_MIN, SEED_MAX), default=0, show_default=True, help="noise seed (same samples as 'ganzoo sample --seed')")
 @click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True, help="images per forward pass")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="also write the results here")
+@click.option("--json", "json_out", type=GivenPath(dir_okay=False, path_type=Path), help="also write the results here")
 def eval_command(model: str | None, weights: Path | None, pretrained: str | None, samples_file: Path | None, data: str,
                  data_root: str | None, num: int | None, metric_names: str | None, real_num: int | None,
                  inception_weights: Path | None, classifier: Path | None, seed: int, batch_size: int,

@@ -19,6 +19,9 @@ class GanzooGroup(click.Group):
             return super().invoke(ctx)
         except GanzooError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:  # a Ctrl-C that no command handled: the shell's status 130, not click's 1
+            click.echo("Interrupted.", err=True)
+            raise click.exceptions.Exit(130) from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command; a torchrun worker that joined a process group then ends without interpreter

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.options import GivenPath
 from ganzoo.config import SEED_MAX, SEED_MIN
 from ganzoo.rejection import BURN_IN, DEFAULT_QUANTILE
 
@@ -15,7 +16,7 @@ DEFAULT_NUM = 64
 
 @click.command(short_help="Generate samples from MODEL's generator into a PNG grid or an .npz.")
 @click.argument("model")
-@click.option("--weights", type=click.Path(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
+@click.option("--weights", type=GivenPath(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")
 @click.option("--num", type=click.IntRange(min=1), help=f"how many samples [default: {DEFAULT_NUM}]")
 @click.option("--class", "wanted", metavar="CLASS",
@@ -30,9 +31,9 @@ DEFAULT_NUM = 64
 @click.option("--drs-quantile", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULT_QUANTILE,
               show_default=True, help=f"with --drs: gamma is this quantile of the acceptance logits over {BURN_IN:,} candidates; "
                    "higher keeps fewer, more typical samples")
-@click.option("--discriminator", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--discriminator", type=GivenPath(dir_okay=False, path_type=Path),
               help="with --drs: the discriminator file [default: discriminator.safetensors beside --weights]")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", type=GivenPath(dir_okay=False, path_type=Path), required=True,
               help=".png for a picture, .npz for arrays (images uint8 N,C,H,W or samples float N,D; "
                    "labels int64 N for conditional models)")
 def sample(model: str, weights: Path | None, pretrained: str | None, num: int | None, wanted: str | None,

@@ -7,14 +7,16 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.options import GivenPath
+
 
 @click.command(short_help="Train MODEL on a dataset (pictures, weights, checkpoints in --out).")
 @click.argument("model")
 @click.option("--data", "data", help="dataset name (see 'ganzoo datasets') or a folder of images; default: the model's")
 @click.option("--data-a", help="with --data-b: a folder of domain-A images (unpaired models such as cyclegan)")
 @click.option("--data-b", help="with --data-a: a folder of domain-B images")
-@click.option("--data-root", type=click.Path(file_okay=False), help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="run folder [default: runs/MODEL-DATA]")
+@click.option("--data-root", type=GivenPath(file_okay=False), help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
+@click.option("--out", type=GivenPath(file_okay=False, path_type=Path), help="run folder [default: runs/MODEL-DATA]")
 @click.option("--epochs", type=int, help="passes over the data")
 @click.option("--batch-size", type=int, help="samples per step")
 @click.option("--lr", type=float, help="learning rate of both networks")
@@ -25,7 +27,7 @@ import click
 @click.option("--seed", type=int, help="random seed (same seed, same result on CPU)")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="any hyperparameter from 'ganzoo info MODEL'")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
-@click.option("--resume", "resume", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--resume", "resume", type=GivenPath(file_okay=False, path_type=Path),
               help="continue the run in this folder from its last checkpoint")
 @click.option("--overwrite", is_flag=True, help="replace an existing run in --out instead of refusing")
 @click.option("--no-progress", is_flag=True, help="no progress bar or progress lines (logs still go to OUT/metrics.jsonl)")

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.options import GivenPath
+
 
 def translate_file(module: Any, source: Path, target: Path, size: int, direction: str | None, device: str) -> None:
     """Translate one image file: RGB, resized to ``size`` x ``size``, translated, resized back to its own size.
@@ -73,12 +75,12 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
 
 @click.command(short_help="Translate images with MODEL's generator into --out (cyclegan, pix2pix).")
 @click.argument("model")
-@click.option("--weights", type=click.Path(exists=True, path_type=Path), required=True,
+@click.option("--weights", type=GivenPath(exists=True, path_type=Path), required=True,
               help="a generator.safetensors file of MODEL, or the run folder holding it (for cyclegan it holds both "
                    "directions)")
-@click.option("--input", "source", type=click.Path(exists=True, path_type=Path), required=True,
+@click.option("--input", "source", type=GivenPath(exists=True, path_type=Path), required=True,
               help="an image file, or a folder of images (sub-folders kept)")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=GivenPath(file_okay=False, path_type=Path), required=True,
               help="folder for the results; not the --input folder, since they take the inputs' file names")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="cyclegan: AtoB (default) or BtoA; pix2pix: only the direction it was trained in")

@@ -112,3 +112,29 @@ def test_resume_from_inside_an_epoch_is_bit_exact(cli, tmp_path):
     events = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert {"event": "resume", "epoch": 1, "batch": 25, "step": 225}.items() <= next(
         e for e in events if e["event"] == "resume").items()
+
+
+INTERRUPTING_PLUGIN = '''
+import os, signal
+from ganzoo import hookimpl
+from ganzoo.specs import DatasetInfo, DatasetSpec
+
+@hookimpl
+def register_datasets(register):
+    def load(root=None, image_size=None, channels=None):
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, while the data loads
+        raise AssertionError("SIGINT did not stop the run")
+    register(DatasetSpec("slow-points", "points that take long to load", DatasetInfo("vectors", dim=2), load))
+'''
+
+
+def test_ctrl_c_during_setup_exits_130_and_writes_nothing(tmp_path):
+    from conftest import make_distribution
+
+    site = make_distribution(tmp_path / "site", "ganzoo-slowdata", "ganzoo_slowdata", INTERRUPTING_PLUGIN)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.run([sys.executable, "-m", "ganzoo", "train", "gan", "--data", "slow-points", "--out", str(out),
+                            "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert child.returncode == 130, child.stderr
+    assert child.stderr.strip() == "Interrupted." and not out.exists()  # not click's "Aborted!" and status 1
