@@ -21,6 +21,8 @@ from ganzoo.errors import GanzooError
 from ganzoo.safefile import DIGEST_KEY, WeightsError, load_tensors, read_metadata, save_tensors, tensor_digest
 
 STATE_FORMAT = "ganzoo.state/1"
+#: Metadata key of the SHA-256 of the JSON part, which the tensors' digest does not cover.
+JSON_DIGEST_KEY = "json_sha256"
 #: What every checkpoint's JSON holds (``scalers`` came later and may be missing from old ones).
 REQUIRED_META = {"model", "dataset", "config", "counters", "optimizers", "state"}
 CHECKPOINT_DIR = "checkpoints"
@@ -44,13 +46,15 @@ def list_checkpoints(out: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def load_latest_checkpoint(out: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """``(path, meta, tensors)`` of the newest checkpoint that loads whole; damaged newer ones are skipped, not used."""
+def load_latest_checkpoint(out: Path) -> tuple[Path, dict[str, Any], dict[str, Any], list[Path]]:
+    """``(path, meta, tensors, skipped)`` of the newest checkpoint that loads whole; the damaged newer ones are
+    ``skipped`` (newest first), not used, and named so the user knows how far back the run goes."""
+    skipped = []
     for path in reversed(list_checkpoints(out)):
         try:
-            return (path, *load_checkpoint(path))
+            return (path, *load_checkpoint(path), skipped)
         except WeightsError:
-            continue
+            skipped.append(path)
     raise WeightsError(f"No usable checkpoint in {out / CHECKPOINT_DIR}; start a new run without --resume, or pass the run's --out folder.")
 
 
@@ -147,7 +151,14 @@ def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, A
             "optimizers": optim_json, "state": state_json, "scalers": scalers_json}
     if data_root is not None:
         meta["data_root"] = data_root
-    save_tensors(path, tensors, {"format": STATE_FORMAT, "json": json.dumps(meta)}, with_digest=True)
+    text = json.dumps(meta)
+    save_tensors(path, tensors, {"format": STATE_FORMAT, "json": text, JSON_DIGEST_KEY: _sha256(text)}, with_digest=True)
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -155,16 +166,36 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     metadata = read_metadata(path)
     if metadata.get("format") != STATE_FORMAT:
         raise WeightsError(f"{path} is not a ganzoo training checkpoint; --resume takes the --out folder of a ganzoo run.")
+    text = metadata.get("json", "")
     try:
-        meta = json.loads(metadata.get("json", ""))
+        meta = json.loads(text)
     except ValueError:
         meta = None
-    if not isinstance(meta, dict) or not REQUIRED_META <= meta.keys():
+    sealed = JSON_DIGEST_KEY not in metadata or metadata[JSON_DIGEST_KEY] == _sha256(text)  # older ones have none
+    if not sealed or not _well_formed(meta):
         raise WeightsError(f"{path} holds a damaged training state; resume from an older checkpoint.")
     tensors = load_tensors(path)
     if DIGEST_KEY in metadata and tensor_digest(tensors) != metadata[DIGEST_KEY]:  # older checkpoints have none
         raise WeightsError(f"{path} holds tensors that do not match their checksum; resume from an older checkpoint.")
     return meta, tensors
+
+
+def _well_formed(meta: Any) -> bool:
+    """Whether checkpoint JSON has every part, of the type the trainer reads, so a resume never dies on it."""
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(meta, dict) or not REQUIRED_META <= meta.keys():
+        return False
+    counters, optimizers = meta["counters"], meta["optimizers"]
+    return (isinstance(meta["model"], str) and isinstance(meta["dataset"], str)
+            and all(isinstance(meta.get(key, {}), dict) for key in ("config", "counters", "state", "scalers"))
+            and isinstance(meta.get("data_root", ""), str)
+            and whole(counters.get("epoch")) and whole(counters.get("step"))
+            and all(whole(counters.get(key, 0)) for key in ("batch", "bad_steps", "processes"))
+            and isinstance(optimizers, dict)
+            and all(isinstance(flat, dict) and isinstance(flat.get("param_groups"), list)
+                    and isinstance(flat.get("state"), dict) for flat in optimizers.values()))
 
 
 def prune_checkpoints(out: Path, keep: int) -> None:

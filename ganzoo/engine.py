@@ -30,8 +30,8 @@ from ganzoo import distributed, schedule, speed
 from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
-from ganzoo.resume import read_resume_point
-from ganzoo.safefile import cannot_write, check_writable, tensor_digest
+from ganzoo.resume import read_resume_point, recorded_data_name
+from ganzoo.safefile import cannot_write, check_writable, drop_unfinished_writes, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
 
 VECTOR_PLOT_POINTS = 2000
@@ -162,7 +162,8 @@ class Trainer:
         if resumed is None and self.main:  # only process 0 writes, and it writes before the others may look
             self._refuse_overwrite()
         self.model: ModelSpec = get_model(request.model) if resumed is None else resumed.model
-        self.dataset_name = request.data or (resumed.dataset if resumed else self.model.default_dataset)
+        named = request.data or (resumed.dataset if resumed else self.model.default_dataset)
+        self.dataset_name = recorded_data_name(named)
         # an explicit --data-root is kept (absolute) in checkpoints, so that --resume alone finds the data again
         explicit_root = request.data_root or (resumed.meta.get("data_root") if resumed else None)
         self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None
@@ -175,6 +176,10 @@ class Trainer:
                               standard_step=not computes_own_losses(self.model))
         else:
             self.resumed_from, self.config = resumed.path, resumed.config
+            if resumed.skipped and self.main:
+                self._say(f"note: {len(resumed.skipped)} newer checkpoint(s) could not be read whole and were "
+                          f"skipped ({', '.join(path.name for path in resumed.skipped)}); the run goes on from "
+                          f"{resumed.path.name}")
             anchor, note = schedule.anchor_on_resume(resumed.meta["config"], self.config, resumed.epochs_done,
                                                      resumed.meta["state"].get(schedule.ANCHOR_KEY))
             if note and self.main:
@@ -404,13 +409,22 @@ class Trainer:
         A resumed run that stopped inside an epoch replays that epoch's data order from its saved
         start and skips the batches already done, so the result is the same as an uninterrupted run.
         A run that replaces an earlier one and fails before its first checkpoint gives the earlier one back.
+        Only one run at a time writes to a folder (:mod:`ganzoo.run_lock`).
         """
-        try:
+        from ganzoo.run_lock import hold_run_lock
+
+        if not self.main:  # only process 0 writes
             return self._train()
-        except BaseException:
-            if self.old_run is not None:
-                self._put_old_run_back()
-            raise
+        check_writable(self.out, "--out", folder=True)
+        with hold_run_lock(self.out):
+            for folder in (self.out, self.out / ckpt.CHECKPOINT_DIR, self.out / "samples"):
+                drop_unfinished_writes(folder)  # a killed run's half-written files; no other run writes here now
+            try:
+                return self._train()
+            except BaseException:
+                if self.old_run is not None:
+                    self._put_old_run_back()
+                raise
 
     def _train(self) -> TrainResult:
         from ganzoo.progress import TrainingProgress
@@ -418,8 +432,6 @@ class Trainer:
         epochs, d_steps = int(self.config["epochs"]), int(self.config["d_steps"])
         log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
         every = int(self.config["checkpoint_every"])
-        if self.main:
-            check_writable(self.out, "--out", folder=True)
         if self.main and not self.request.resume:  # an old run's files go only once the new run can start
             self._set_old_run_aside()
         self._write_run_info()

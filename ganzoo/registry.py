@@ -153,6 +153,9 @@ def get_dataset(name: str) -> DatasetSpec:
         from ganzoo.data.folder import folder_dataset
 
         return folder_dataset(path)
+    if os.path.isfile(path):
+        raise GanzooError(f"--data {name!r} is a file; pass the folder that holds the images, or a dataset name from "
+                          f"'ganzoo datasets'.")
     if os.sep in name or name.startswith("."):
         raise GanzooError(f"Data folder {name!r} does not exist; pass an existing folder of images or a dataset name from 'ganzoo datasets'.")
     return registry.datasets.get(name)

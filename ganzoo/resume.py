@@ -29,6 +29,8 @@ class ResumePoint:
     model: ModelSpec
     dataset: str
     config: dict[str, Any]
+    #: Newer checkpoints that were damaged and passed over, newest first.
+    skipped: list[Path]
 
     @property
     def epochs_done(self) -> int:
@@ -41,17 +43,35 @@ def read_resume_point(out: Path, model: str | None, data: str | None, overrides:
     ``--epochs`` that leave nothing to train."""
     from ganzoo.registry import get_model
 
-    path, meta, tensors = ckpt.load_latest_checkpoint(out)
+    path, meta, tensors, skipped = ckpt.load_latest_checkpoint(out)
     spec = get_model(meta["model"])
     if model and spec.name != model:
         raise GanzooError(f"{out} holds a run of model {spec.name!r}, not {model!r}; resume it with "
                           f"'ganzoo train {spec.name} --resume {out}'.")
-    if data and data != meta["dataset"]:
+    if data and recorded_data_name(data) != meta["dataset"]:
         raise GanzooError(f"{out} was trained on {meta['dataset']!r}, not {data!r}; drop --data to resume it.")
     config = resumed_config(out, meta["config"], overrides)
-    point = ResumePoint(path, meta, tensors, spec, meta["dataset"], config)
+    point = ResumePoint(path, meta, tensors, spec, meta["dataset"], config, skipped)
     _refuse_finished(out, int(config["epochs"]), point.epochs_done)
     return point
+
+
+def recorded_data_name(name: str) -> str:
+    """``--data`` as a run records it: a registered dataset's name as is, a folder (or ``A | B`` pair of folders)
+    made absolute, so that ``--resume`` from another working folder trains on the same images and never on
+    another folder that happens to have the same relative name there."""
+    import os
+
+    from ganzoo.data.translation import FOLDER_PAIR
+    from ganzoo.registry import get_registry
+
+    known = get_registry().datasets
+    if name in known or f"pix2pix-{name}" in known:
+        return name
+    parts = name.split(FOLDER_PAIR)
+    if not all(os.path.isdir(os.path.expanduser(part)) for part in parts):
+        return name  # not there: the dataset lookup says so in one sentence
+    return FOLDER_PAIR.join(str(Path(part).expanduser().resolve()) for part in parts)
 
 
 def resumed_config(out: Path, saved: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

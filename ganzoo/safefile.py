@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import struct
 import tempfile
 from contextlib import contextmanager
@@ -166,6 +167,20 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: The names :func:`atomic_target` gives its temporary files: ``.NAME.`` + mkstemp's 8 random characters + ``.tmp``.
+_UNFINISHED = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def drop_unfinished_writes(folder: Path) -> None:
+    """Delete the temporary files :func:`atomic_target` left in ``folder`` when its process was killed mid-write
+    (``kill -9``, power loss): nothing else cleans them, and a checkpoint's can be hundreds of megabytes.
+    Call it only while no other process writes to ``folder``."""
+    if folder.is_dir():
+        for leftover in folder.iterdir():
+            if _UNFINISHED.match(leftover.name) and leftover.is_file():
+                leftover.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -34,6 +34,14 @@ def test_missing_data_folder(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_file_passed_as_data_folder(cli, tmp_path):
+    picture = write_png_images(tmp_path, 1)[0]
+    result = cli("train", *TINY_DCGAN, "--data", picture, "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and _one_line(result) == (
+        f"Error: --data '{picture}' is a file; pass the folder that holds the images, or a dataset name from "
+        "'ganzoo datasets'.")
+
+
 def test_empty_data_folder(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli("train", *TINY_DCGAN, "--data", tmp_path / "empty", "--out", tmp_path / "run", ok=False)
@@ -131,6 +139,45 @@ def test_newest_checkpoint_with_a_damaged_training_state_is_skipped_on_resume(cl
     assert '"epoch": 1' in events[0]  # it went back to the intact epoch-1 checkpoint
 
 
+def _rewrite_json(checkpoint, change) -> None:
+    """Rewrite ``checkpoint`` with ``change`` applied to its JSON, as an older ganzoo wrote it (no JSON checksum)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(checkpoint), "pt") as handle:
+        metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    meta = json.loads(metadata.pop("json"))
+    change(meta)
+    metadata.pop("json_sha256")
+    save_file(tensors, str(checkpoint), metadata={**metadata, "json": json.dumps(meta)})
+
+
+@pytest.mark.parametrize("damage", ["a sealed number changed", "state a list", "negative epoch", "no optimizer state"])
+def test_newest_checkpoint_whose_json_is_wrong_is_skipped_and_named_on_resume(cli, tmp_path, damage):
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "line-2d", "--epochs", "2", "--out", run, "--no-progress")
+    newest = list_checkpoints(run)[-1]
+    if damage == "a sealed number changed":  # same size, still JSON of the right types: only the checksum tells
+        data = newest.read_bytes()
+        marker = b'\\"counters\\": {\\"epoch\\": 2'
+        assert data.count(marker) == 1
+        newest.write_bytes(data.replace(marker, marker[:-1] + b"3"))
+    elif damage == "state a list":
+        _rewrite_json(newest, lambda meta: meta.update(state=[]))
+    elif damage == "negative epoch":
+        _rewrite_json(newest, lambda meta: meta["counters"].update(epoch=-5))
+    else:
+        _rewrite_json(newest, lambda meta: meta["optimizers"]["generator"].pop("state"))
+    result = cli("train", "gan", "--resume", run, "--epochs", "3", "--no-progress")
+    assert "done: 3 epochs" in result.output and "Traceback" not in result.output
+    assert ("note: 1 newer checkpoint(s) could not be read whole and were skipped (state-epoch-0002.safetensors); "
+            "the run goes on from state-epoch-0001.safetensors") in _one_line(result)
+    events = [line for line in (run / "metrics.jsonl").read_text().splitlines() if '"resume"' in line]
+    assert '"epoch": 1' in events[0]
+
+
 def test_newest_checkpoint_with_damaged_numbers_is_skipped_on_resume(cli, tmp_path):
     from safetensors import safe_open
 
@@ -150,6 +197,22 @@ def test_newest_checkpoint_with_damaged_numbers_is_skipped_on_resume(cli, tmp_pa
         assert all(handle.get_tensor(name).isfinite().all() for name in handle.keys())
 
 
+def test_an_image_folder_run_resumes_from_another_working_folder(cli, tmp_path, monkeypatch):
+    import json
+
+    write_png_images(tmp_path / "here" / "faces", 16)
+    write_png_images(tmp_path / "elsewhere" / "faces", 3)  # the same relative name there: other, fewer images
+    run = tmp_path / "run"
+    monkeypatch.chdir(tmp_path / "here")
+    cli("train", *TINY_DCGAN, "--data", "faces", "--out", run)
+    assert json.loads((run / "run.json").read_text())["dataset"] == str(tmp_path / "here" / "faces")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert "done: 2 epochs" in cli("train", "dcgan", "--resume", run, "--epochs", "2", "--no-progress").output
+    monkeypatch.chdir(tmp_path / "here")  # --data naming the run's folder relatively names the same data
+    assert "done: 3 epochs" in cli("train", "dcgan", "--resume", run, "--data", "faces", "--epochs", "3",
+                                   "--no-progress").output
+
+
 def test_empty_safetensors_file(cli, tmp_path):
     path = tmp_path / "empty.safetensors"
     path.write_bytes(b"")
@@ -158,6 +221,36 @@ def test_empty_safetensors_file(cli, tmp_path):
 
 
 # -- where the run writes -----------------------------------------------------------------
+
+def test_a_second_run_into_a_folder_being_trained_is_refused_and_a_killed_run_leaves_no_lock_or_temporaries(cli, tmp_path):
+    import time
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-c", "from ganzoo.cli.main import cli; cli()", "train", "gan", "--data", "ring8",
+               "--epochs", "10000", "--out", str(run), "--no-progress"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (run / "run.json").exists():  # written once the first run holds the folder
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        result = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--overwrite",
+                     ok=False)
+        assert result.exit_code == 1 and _one_line(result) == (
+            f"Error: Another 'ganzoo train' (process {first.pid}) is writing to {run}; wait for it to end, or choose "
+            "another --out folder.")
+        assert not (run / ".replaced-run").exists()  # the first run's files were not touched
+    finally:
+        first.kill()  # SIGKILL: no clean-up runs, and the kernel still drops the lock
+        first.wait(timeout=60)
+    (run / "checkpoints").mkdir(exist_ok=True)  # what a kill -9 inside a checkpoint write leaves, and a user's file
+    leftovers = [run / "checkpoints" / ".state-epoch-0001.safetensors.k1ll3d_x.tmp", run / ".run.json.a2b4c6d8.tmp"]
+    for path in [*leftovers, run / "notes.tmp"]:
+        path.write_bytes(b"half")
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--overwrite")
+    assert (run / "generator.safetensors").is_file() and (run / "notes.tmp").is_file()
+    assert not any(path.exists() for path in leftovers)
+
 
 def test_output_folder_under_a_file(cli, tmp_path):
     blocker = tmp_path / "a-file"

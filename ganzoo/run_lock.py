@@ -1,0 +1,43 @@
+"""One training run per output folder at a time.
+
+Two ``ganzoo train`` runs into one ``--out`` would interleave their checkpoints, weights and logs, and a
+resume would then mix two runs. The run that writes holds an advisory lock on ``OUT/.ganzoo-train.lock``
+(``flock``) from the moment it creates the folder until it ends; the kernel drops the lock with the
+process, so a run killed with ``kill -9`` leaves no stale lock behind. The file itself stays (removing a
+lock file races with the next run taking it) and holds the process id of the last run, for the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+from ganzoo.errors import GanzooError
+
+LOCK_NAME = ".ganzoo-train.lock"
+
+
+@contextlib.contextmanager
+def hold_run_lock(out: Path) -> Iterator[None]:
+    """Hold the training lock of run folder ``out`` (which must exist) for the block; refuse in one sentence when
+    another process holds it. Without ``fcntl`` (Windows) runs are not locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(out / LOCK_NAME, "a+", encoding="ascii") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            raise GanzooError(f"Another 'ganzoo train' (process {holder or 'unknown'}) is writing to {out}; wait for "
+                              f"it to end, or choose another --out folder.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
