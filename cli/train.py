@@ -80,6 +80,9 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     overrides.update({k: v for k, v in named.items() if v is not None})
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise click.UsageError("--resume names the run folder to continue; drop --out or give the same folder.")
+    if resume is not None and overwrite:
+        raise click.UsageError("--resume continues the run in its folder and --overwrite replaces it with a new one; "
+                               "pass only one of them.")
     if data_a is not None or data_b is not None:  # two folders: recorded as the dataset "A | B" (absolute paths)
         from ganzoo.data.translation import two_folder_data
 

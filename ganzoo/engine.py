@@ -66,6 +66,17 @@ def dataset_for(model: ModelSpec, name: str) -> Any:
     return get_dataset(name)
 
 
+def refuse_out_inside_data(out: Path, dataset_name: str) -> None:
+    """Stop a run whose ``--out`` lies inside its image folder(s): its pictures and files would join the
+    training images of the next run on that folder, without a word."""
+    from ganzoo.data.translation import FOLDER_PAIR
+
+    for folder in dataset_name.split(FOLDER_PAIR):
+        if Path(folder).is_absolute() and out.resolve().is_relative_to(folder):
+            raise GanzooError(f"--out {out} lies inside the data folder {folder}, so the run's pictures would become "
+                              f"training images of the next run on it; choose an --out folder outside it.")
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped the run after saving its position in ``checkpoint``."""
 
@@ -164,6 +175,7 @@ class Trainer:
         self.model: ModelSpec = get_model(request.model) if resumed is None else resumed.model
         named = request.data or (resumed.dataset if resumed else self.model.default_dataset)
         self.dataset_name = recorded_data_name(named)
+        refuse_out_inside_data(self.out, self.dataset_name)
         # an explicit --data-root is kept (absolute) in checkpoints, so that --resume alone finds the data again
         explicit_root = request.data_root or (resumed.meta.get("data_root") if resumed else None)
         self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None

@@ -42,6 +42,22 @@ def test_a_file_passed_as_data_folder(cli, tmp_path):
         "'ganzoo datasets'.")
 
 
+def test_an_output_folder_inside_the_data_folder_is_refused(cli, tmp_path, image_folder):
+    for out in (image_folder / "run", image_folder):
+        result = cli("train", *TINY_DCGAN, "--data", image_folder, "--out", out, ok=False)
+        assert result.exit_code == 1 and _one_line(result) == (
+            f"Error: --out {out} lies inside the data folder {image_folder}, so the run's pictures would become "
+            "training images of the next run on it; choose an --out folder outside it.")
+    assert sorted(p.name for p in image_folder.iterdir()) == [f"img_{i:03d}.png" for i in range(64)]
+
+
+def test_resume_and_overwrite_together_are_refused(cli, tmp_path):
+    result = cli("train", "gan", "--resume", tmp_path / "run", "--overwrite", ok=False)
+    assert result.exit_code == 2 and result.output.strip().endswith(
+        "Error: --resume continues the run in its folder and --overwrite replaces it with a new one; pass only one "
+        "of them.")
+
+
 def test_empty_data_folder(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli("train", *TINY_DCGAN, "--data", tmp_path / "empty", "--out", tmp_path / "run", ok=False)
