@@ -68,9 +68,24 @@ def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any]
 
 def _read_config(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
     try:
-        return json.loads(metadata["config"])
+        config = json.loads(metadata["config"])
     except (KeyError, json.JSONDecodeError):
-        raise WeightsError(f"{path} has no readable config in its metadata; use a file written by ganzoo.") from None
+        config = None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path} has no readable config in its metadata; use a file written by ganzoo.")
+    return config
+
+
+def _build(path: Path, build: Any, model: Any, config: dict[str, Any]) -> Any:
+    """``build(model, config)``, with a config that lacks a setting the network needs (a file edited or written by
+    hand) named in one sentence instead of a KeyError."""
+    try:
+        return build(model, config)
+    except KeyError as exc:
+        if not exc.args or exc.args[0] in config:  # not a missing setting: a bug to show as it is
+            raise
+        raise WeightsError(f"{path} lacks the setting {exc.args[0]!r} that the {model.name} network needs in the "
+                           f"config of its metadata; use a file written by 'ganzoo train'.") from None
 
 
 def check_finite(path: Path, tensors: dict[str, Any]) -> None:
@@ -115,8 +130,8 @@ def load_generator(path: str | os.PathLike[str], model_name: str | None = None, 
             f"use 'ganzoo {command} {metadata.get('model')} --weights {path}' or pass a {model_name} file."
         )
     config = _read_config(path, metadata)
-    model = get_model(metadata["model"])
-    return LoadedGenerator(model, config, _load_into(path, build_generator(model, config), device), metadata)
+    model = get_model(str(metadata.get("model")))
+    return LoadedGenerator(model, config, _load_into(path, _build(path, build_generator, model, config), device), metadata)
 
 
 def load_discriminator(path: str | os.PathLike[str], generator: LoadedGenerator, device: str = "cpu") -> Any:
@@ -136,4 +151,4 @@ def load_discriminator(path: str | os.PathLike[str], generator: LoadedGenerator,
     if mine != theirs:
         raise WeightsError(f"{path} is the discriminator of model {mine[0]!r} at step {mine[1]}, but the generator is "
                            f"{theirs[0]!r} at step {theirs[1]}; pass the {DISCRIMINATOR_FILE} written with that generator.")
-    return _load_into(path, build_discriminator(generator.model, generator.config), device)
+    return _load_into(path, _build(path, build_discriminator, generator.model, generator.config), device)

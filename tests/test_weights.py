@@ -84,6 +84,23 @@ def test_shape_mismatch_names_the_tensor(trained):
         load_generator(trained, "gan")
 
 
+@pytest.mark.parametrize("config", [{"hidden_dims": [8]}, ["not", "a", "table"]], ids=["a-setting-missing", "a-list"])
+def test_a_config_that_cannot_build_the_network_is_one_sentence(cli, trained, config):
+    from safetensors.torch import load_file, save_file
+
+    from ganzoo.safefile import read_metadata
+
+    full = json.loads(read_metadata(trained)["config"])
+    if isinstance(config, dict):
+        config = {key: value for key, value in full.items() if key != "latent_dim"}
+    save_file(load_file(str(trained)), str(trained), metadata={**read_metadata(trained), "config": json.dumps(config)})
+    result = cli("sample", "gan", "--weights", trained, "--out", trained.with_name("x.png"), ok=False)
+    expected = (f"{trained} lacks the setting 'latent_dim' that the gan network needs in the config of its metadata; "
+                f"use a file written by 'ganzoo train'." if isinstance(config, dict) else
+                f"{trained} has no readable config in its metadata; use a file written by ganzoo.")
+    assert result.exit_code == 1 and " ".join(result.output.split()) == f"Error: {expected}"
+
+
 def damage_first_weight(path: Path, value: bytes) -> str:
     """Overwrite the first 8 bytes of the data of ``path``'s first float32 tensor with ``value`` twice over
     (same size, intact header, as a bad disk sector or copy would); return the tensor's name."""
