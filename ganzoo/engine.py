@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
-from ganzoo import distributed, schedule, speed
+from ganzoo import distributed, plugin_checks, schedule, speed
 from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
@@ -675,5 +675,10 @@ def train(request: TrainRequest, console: Any = None) -> TrainResult:
         result = Trainer(request, console if world is None or world.main else None, world).run()
         finished = True
         return result
+    except Exception as exc:  # a third-party plugin's hook that raised: one sentence naming it
+        failure = plugin_checks.hook_failure(exc, request.model)
+        if failure is None:
+            raise
+        raise failure from exc
     finally:
         distributed.stop(world, together=finished)

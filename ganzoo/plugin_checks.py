@@ -1,0 +1,75 @@
+"""Plugins' mistakes at training time, each turned into one sentence naming the plugin.
+
+A third-party plugin is written and tested apart from ganzoo, so its mistakes reach users who did
+not write it: an exception inside one of its hooks. It becomes a :class:`ganzoo.errors.GanzooError`
+naming the plugin. An exception is traced to the hook that raised it only after training stopped
+(:func:`hook_failure`), so the training loop pays nothing for it.
+
+An exception raised in the code of ganzoo's own plugins (distribution ``ganzoo``) or of its core
+keeps its traceback: that is our bug, and the traceback is what we need to fix it. A plugin's
+:class:`GanzooError` (its own refusal) passes unchanged, and so do ``KeyboardInterrupt`` and
+``SystemExit``. ``GANZOO_DEBUG=1`` shows a third-party plugin's exception with its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ganzoo.errors import GanzooError
+from ganzoo.plugin_manager import BUILT_IN, get_plugins
+
+#: Set to 1 to see a third-party plugin's exception with its traceback instead of one sentence.
+DEBUG_ENV = "GANZOO_DEBUG"
+
+
+def _debugging() -> bool:
+    """Whether ``GANZOO_DEBUG`` asks for plugins' exceptions as they are."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _distribution(plugin: str) -> str | None:
+    """The distribution that ships ``plugin``; None for ganzoo's core (registered without one) and unknown names."""
+    return next((r.distribution for r in get_plugins().records if r.name == plugin), None)
+
+
+def _third_party(plugin: str) -> bool:
+    """Whether ``plugin`` comes from another distribution than ganzoo's."""
+    return _distribution(plugin) not in (None, BUILT_IN)
+
+
+def _exception_text(exc: BaseException) -> str:
+    """``KeyError: 'width'``: the type and first line of ``exc``."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _blamed(exc: Exception, plugin: str | None, where: str) -> GanzooError | None:
+    """The sentence for ``exc``, raised by third-party ``plugin`` ``where`` (``in compute_losses for model 'x'``);
+    None when it must propagate as it is."""
+    if isinstance(exc, GanzooError) or plugin is None or not _third_party(plugin) or _debugging():
+        return None
+    return GanzooError(f"Plugin {plugin!r} from {_distribution(plugin)} raised {_exception_text(exc)} {where}; fix "
+                       f"the plugin or report it to its authors ({DEBUG_ENV}=1 shows the traceback).")
+
+
+def _hook_of(exc: BaseException) -> tuple[str, str] | None:
+    """(plugin, hook) of the hook implementation that raised ``exc``: the innermost one on its traceback (a
+    wrapper such as spectral-norm sees the exception of the implementation it wraps pass through it); None if
+    none did."""
+    implementations = {getattr(impl.function, "__code__", None): (impl.plugin_name, caller.name)
+                       for caller in vars(get_plugins().manager.hook).values() for impl in caller.get_hookimpls()}
+    found, frame = None, exc.__traceback__
+    while frame is not None:
+        found = implementations.get(frame.tb_frame.f_code, found)
+        frame = frame.tb_next
+    return found
+
+
+def hook_failure(exc: Exception, model: str) -> GanzooError | None:
+    """One sentence for ``exc`` if a third-party plugin's hook raised it while training ``model``, else None (raise
+    ``exc`` itself). Read off the traceback once training stopped, so hook calls in the loop cost nothing extra."""
+    raised_in = _hook_of(exc)
+    if raised_in is None:
+        return None
+    plugin, hook = raised_in
+    return _blamed(exc, plugin, f"in {hook} for model {model!r}")

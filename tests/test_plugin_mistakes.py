@@ -1,0 +1,99 @@
+"""A third-party plugin's mistake at training time is one sentence naming the plugin, not a traceback.
+
+Each test installs a real plugin distribution (the tiny MLP family of ``conftest.PLUGIN_TEMPLATE``
+with one mistake in it) and trains it through the CLI for one epoch of 8 steps on the CPU.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import PLUGIN_TEMPLATE, make_distribution
+
+DIST, MODULE, ENTRY = "ganzoo-mistakes", "ganzoo_mistakes", "mistakes"
+TINY_G = 'return _mlp(config["latent_dim"], config["width"], config["dim"])'
+@pytest.fixture
+def install(tmp_path, monkeypatch):
+    """``install(source)``: the plugin distribution ganzoo-mistakes (entry point 'mistakes') on sys.path."""
+    from ganzoo.plugin_manager import reset
+
+    def installed(source: str) -> None:
+        make_distribution(tmp_path / "site", DIST, MODULE, source, ENTRY)
+        monkeypatch.syspath_prepend(str(tmp_path / "site"))
+        reset()
+
+    yield installed
+    sys.modules.pop(MODULE, None)
+
+
+def _train(cli, tmp_path, *args):
+    """Train for one epoch on the CPU; the failed run's output as one line."""
+    result = cli("train", *args, "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu",
+                 ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    return " ".join(result.output.split())
+
+
+RAISING = {
+    "build_generator": PLUGIN_TEMPLATE.replace(TINY_G, "raise RuntimeError('no generator today')"),
+    "build_discriminator": PLUGIN_TEMPLATE.replace("from torch import nn\n        return nn.Sequential(",
+                                                   "raise RuntimeError('no discriminator today')\n        return ("),
+    "compute_losses": PLUGIN_TEMPLATE + (
+        "\n@hookimpl\ndef compute_losses(model, config, generator, discriminator, batch, stage, state):\n"
+        "    if model.family == 'tiny':\n        return {}['no losses today']\n"),
+    "after_step": PLUGIN_TEMPLATE + (
+        "\n@hookimpl\ndef after_step(model, stage):\n    raise RuntimeError('no step after today')\n"),
+    "on_epoch_start": PLUGIN_TEMPLATE + (
+        "\n@hookimpl\ndef on_epoch_start(model):\n    raise ValueError('no epoch today')\n"),
+}
+RAISED = {"build_generator": "RuntimeError: no generator today", "build_discriminator": "RuntimeError: no discriminator today",
+          "compute_losses": "KeyError: 'no losses today'", "after_step": "RuntimeError: no step after today",
+          "on_epoch_start": "ValueError: no epoch today"}
+
+
+@pytest.mark.parametrize("hook", sorted(RAISING))
+def test_a_hook_that_raises_is_one_sentence_naming_the_hook_model_and_plugin(hook, cli, install, tmp_path):
+    install(RAISING[hook])
+    assert _train(cli, tmp_path, "tinygan") == (
+        f"Error: Plugin 'mistakes' from ganzoo-mistakes raised {RAISED[hook]} in {hook} for model 'tinygan'; fix the "
+        "plugin or report it to its authors (GANZOO_DEBUG=1 shows the traceback).")
+
+
+def test_a_hook_of_another_plugin_is_blamed_not_the_models(cli, install, tmp_path):
+    install(RAISING["after_step"])  # runs for every model, ganzoo's own 'gan' too
+    assert _train(cli, tmp_path, "gan", "--data", "ring8") == (
+        "Error: Plugin 'mistakes' from ganzoo-mistakes raised RuntimeError: no step after today in after_step for "
+        "model 'gan'; fix the plugin or report it to its authors (GANZOO_DEBUG=1 shows the traceback).")
+
+
+def test_ganzoo_debug_shows_the_plugins_own_exception(cli, install, tmp_path, monkeypatch):
+    install(RAISING["compute_losses"])
+    monkeypatch.setenv("GANZOO_DEBUG", "1")
+    with pytest.raises(KeyError, match="no losses today"):
+        cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+
+
+def test_a_plugins_own_refusal_passes_unchanged(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace(TINY_G, "from ganzoo.errors import GanzooError\n"
+                                            "        raise GanzooError('tinygan needs two dimensions; use tiny-blobs.')"))
+    assert _train(cli, tmp_path, "tinygan") == "Error: tinygan needs two dimensions; use tiny-blobs."
+
+
+def test_an_exception_in_ganzoos_own_plugins_and_core_keeps_its_traceback():
+    from ganzoo.plugin_checks import hook_failure
+    from ganzoo.plugin_manager import get_manager
+    from ganzoo.registry import get_model
+
+    hooks, gan = get_manager().hook, get_model("gan")
+    with pytest.raises(KeyError) as raised:  # the built-in 'gan' plugin, given a config without its settings
+        hooks.build_generator(model=gan, config={})
+    assert hook_failure(raised.value, "gan") is None
+
+    def broken(noise):
+        raise ValueError("a bug of ours")
+
+    with pytest.raises(ValueError) as raised:  # ganzoo's core answers generate with generator(noise)
+        hooks.generate(model=gan, config={}, generator=broken, num=1, noise=None, labels=None)
+    assert hook_failure(raised.value, "gan") is None
