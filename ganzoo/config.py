@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
+from ganzoo.plugin_checks import require_latent_dim
 from ganzoo.setting_checks import DATASET_ONLY, check_ranges, check_types, refuse_dataset_keys
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
 
@@ -136,6 +137,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         raise unknown_name("setting", unknown[0], sorted(known - set(DATASET_ONLY)), see=f"'ganzoo info {model.name}'")
     config.update({k: v for k, v in overrides.items() if v is not None})
     config["with"] = list(config.get("with") or [])
+    require_latent_dim(model, config)
     refuse_unconditional_only(model, config, overrides)
     validate_numbers(config)
     return config

@@ -1,9 +1,10 @@
 """Plugins' mistakes at training time, each turned into one sentence naming the plugin.
 
 A third-party plugin is written and tested apart from ganzoo, so its mistakes reach users who did
-not write it: an exception inside one of its hooks. It becomes a :class:`ganzoo.errors.GanzooError`
-naming the plugin. An exception is traced to the hook that raised it only after training stopped
-(:func:`hook_failure`), so the training loop pays nothing for it.
+not write it: an exception inside one of its hooks, a model without ``latent_dim``. Each becomes a
+:class:`ganzoo.errors.GanzooError` naming the plugin. An exception is traced to the hook that
+raised it only after training stopped (:func:`hook_failure`), so the training loop pays nothing for
+it.
 
 An exception raised in the code of ganzoo's own plugins (distribution ``ganzoo``) or of its core
 keeps its traceback: that is our bug, and the traceback is what we need to fix it. A plugin's
@@ -14,9 +15,11 @@ keeps its traceback: that is our bug, and the traceback is what we need to fix i
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ganzoo.errors import GanzooError
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
+from ganzoo.specs import ModelSpec
 
 #: Set to 1 to see a third-party plugin's exception with its traceback instead of one sentence.
 DEBUG_ENV = "GANZOO_DEBUG"
@@ -35,6 +38,11 @@ def _distribution(plugin: str) -> str | None:
 def _third_party(plugin: str) -> bool:
     """Whether ``plugin`` comes from another distribution than ganzoo's."""
     return _distribution(plugin) not in (None, BUILT_IN)
+
+
+def _named(plugin: str) -> str:
+    """``plugin 'tiny' from ganzoo-tiny``, as ``ganzoo plugins`` names it."""
+    return f"plugin {plugin!r} from {_distribution(plugin) or '?'}"
 
 
 def _exception_text(exc: BaseException) -> str:
@@ -73,3 +81,13 @@ def hook_failure(exc: Exception, model: str) -> GanzooError | None:
         return None
     plugin, hook = raised_in
     return _blamed(exc, plugin, f"in {hook} for model {model!r}")
+
+
+def require_latent_dim(model: ModelSpec, config: dict[str, Any]) -> None:
+    """Refuse a model drawn from noise whose settings have no ``latent_dim``, which the standard step and
+    sampling read for the size of the noise, before anything is built (else a KeyError deep in training)."""
+    if model.task == "image-to-image" or "latent_dim" in config:
+        return
+    raise GanzooError(f"Model {model.name!r} of {_named(model.plugin)} draws its samples from noise but declares no "
+                      "latent_dim, the size of that noise; the plugin must add Hyperparameter('latent_dim', SIZE, "
+                      "'noise size') to its ModelSpec's hyperparameters.")

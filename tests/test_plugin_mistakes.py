@@ -14,6 +14,9 @@ from conftest import PLUGIN_TEMPLATE, make_distribution
 
 DIST, MODULE, ENTRY = "ganzoo-mistakes", "ganzoo_mistakes", "mistakes"
 TINY_G = 'return _mlp(config["latent_dim"], config["width"], config["dim"])'
+TINY_HYPERPARAMETERS = 'hyperparameters=(Hyperparameter("latent_dim", 4, "noise size"),'
+
+
 @pytest.fixture
 def install(tmp_path, monkeypatch):
     """``install(source)``: the plugin distribution ganzoo-mistakes (entry point 'mistakes') on sys.path."""
@@ -79,6 +82,16 @@ def test_a_plugins_own_refusal_passes_unchanged(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace(TINY_G, "from ganzoo.errors import GanzooError\n"
                                             "        raise GanzooError('tinygan needs two dimensions; use tiny-blobs.')"))
     assert _train(cli, tmp_path, "tinygan") == "Error: tinygan needs two dimensions; use tiny-blobs."
+
+
+def test_a_model_without_latent_dim_is_refused_before_building(cli, install, tmp_path):
+    source = PLUGIN_TEMPLATE.replace(TINY_HYPERPARAMETERS, "hyperparameters=(").replace(
+        TINY_G, 'return _mlp(4, config["width"], config["dim"])')
+    install(source)
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: Model 'tinygan' of plugin 'mistakes' from ganzoo-mistakes draws its samples from noise but declares "
+        "no latent_dim, the size of that noise; the plugin must add Hyperparameter('latent_dim', SIZE, 'noise size') "
+        "to its ModelSpec's hyperparameters.")
 
 
 def test_an_exception_in_ganzoos_own_plugins_and_core_keeps_its_traceback():

@@ -33,9 +33,11 @@ def test_external_plugin_is_listed_trained_and_sampled(cli, tiny_plugin, tmp_pat
 
 
 _MODEL_PLUGIN = (
-    "from ganzoo import hookimpl\nfrom ganzoo.specs import ModelSpec\n@hookimpl\ndef register_models(register):\n"
+    "from ganzoo import hookimpl\nfrom ganzoo.specs import Hyperparameter, ModelSpec\n@hookimpl\n"
+    "def register_models(register):\n"
     "    register(ModelSpec(name='{name}', family='other', task='{task}', summary='s', paper=None, "
-    "default_dataset='ring8', hyperparameters=(), data_kinds=('vectors',)))\n")
+    "default_dataset='ring8', hyperparameters=(Hyperparameter('latent_dim', 2, 'noise size'),), "
+    "data_kinds=('vectors',)))\n")
 
 BROKEN = {
     "import": ("ganzoo-broken-import", "broken_import", "raise ImportError('needs libfoo')\n"),
