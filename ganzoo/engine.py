@@ -203,6 +203,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         networks_started = time.perf_counter()
         self.generator = build.build_generator(self.model, self.config).to(self.device)
+        plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape
         self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
         if world is not None:  # SyncBatchNorm if asked, process 0's weights everywhere, a batch that splits evenly
             self.generator, self.discriminator = world.setup_networks(self.config, self.generator, self.discriminator)

@@ -1,10 +1,11 @@
 """Plugins' mistakes at training time, each turned into one sentence naming the plugin.
 
 A third-party plugin is written and tested apart from ganzoo, so its mistakes reach users who did
-not write it: an exception inside one of its hooks, a model without ``latent_dim``. Each becomes a
-:class:`ganzoo.errors.GanzooError` naming the plugin. An exception is traced to the hook that
-raised it only after training stopped (:func:`hook_failure`), so the training loop pays nothing for
-it.
+not write it: an exception inside one of its hooks, a generator whose samples do not have the
+data's shape, a model without ``latent_dim``. Each becomes a :class:`ganzoo.errors.GanzooError`
+naming the plugin. The checks of what plugins return run once (after building), and an exception is
+traced to the hook that raised it only after training stopped (:func:`hook_failure`), so the
+training loop pays nothing for them.
 
 An exception raised in the code of ganzoo's own plugins (distribution ``ganzoo``) or of its core
 keeps its traceback: that is our bug, and the traceback is what we need to fix it. A plugin's
@@ -91,3 +92,47 @@ def require_latent_dim(model: ModelSpec, config: dict[str, Any]) -> None:
     raise GanzooError(f"Model {model.name!r} of {_named(model.plugin)} draws its samples from noise but declares no "
                       "latent_dim, the size of that noise; the plugin must add Hyperparameter('latent_dim', SIZE, "
                       "'noise size') to its ModelSpec's hyperparameters.")
+
+
+def _shape(shape: Any) -> str:
+    """``3x28x28``."""
+    return "x".join(str(size) for size in shape)
+
+
+def sample_shape(config: dict[str, Any]) -> tuple[int, ...]:
+    """The shape of one sample of the data ``config`` was resolved for: (dim,) or (channels, size, size)."""
+    if config["data_kind"] == "vectors":
+        return (int(config["dim"]),)
+    size = int(config["image_size"])
+    return int(config["channels"]), size, size
+
+
+def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) -> None:
+    """Draw two samples from a new ``generator`` and refuse it when their shape is not the data's.
+
+    Once, right after building: a wrong shape would otherwise train into garbage or fail deep in
+    torch. In eval mode, on noise from its own seed, so neither the weights, the batch-norm
+    statistics nor the run's random streams change. Image-to-image generators take no noise and
+    are not checked.
+    """
+    if model.task == "image-to-image":
+        return
+    from ganzoo import sampling
+
+    wanted, was_training = sample_shape(config), generator.training
+    generator.eval()
+    try:
+        samples = sampling.generate(model, config, generator, 2)
+    except Exception as exc:
+        # a hook that raised names its plugin; else the model's plugin built the network that failed
+        where = f"in the generator of model {model.name!r} given noise of latent_dim {config['latent_dim']}"
+        error = hook_failure(exc, model.name) or _blamed(exc, model.plugin, where)
+        if error is None:
+            raise
+        raise error from exc
+    finally:
+        generator.train(was_training)
+    if tuple(samples.shape[1:]) != wanted:
+        raise GanzooError(f"The generator of model {model.name!r} ({_named(model.plugin)}) makes samples of shape "
+                          f"{_shape(samples.shape[1:])}, but the data's samples are {_shape(wanted)}; its "
+                          "build_generator must follow config's dim, or channels and image_size.")

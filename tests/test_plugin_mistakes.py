@@ -84,6 +84,33 @@ def test_a_plugins_own_refusal_passes_unchanged(cli, install, tmp_path):
     assert _train(cli, tmp_path, "tinygan") == "Error: tinygan needs two dimensions; use tiny-blobs."
 
 
+def test_a_generator_of_another_shape_than_the_data_is_refused_before_training(cli, install, tmp_path, image_folder):
+    images = PLUGIN_TEMPLATE.replace('data_kinds=("vectors",)', 'data_kinds=("images",)').replace(TINY_G, (
+        "from torch import nn\n"
+        "        return nn.Sequential(nn.Linear(config['latent_dim'], 16 * 16), nn.Unflatten(1, (1, 16, 16)))"))
+    install(images.replace('_mlp(config["dim"], config["width"], 1)', "nn.Flatten(), nn.Linear(3 * 16 * 16, 1)"))
+    assert _train(cli, tmp_path, "tinygan", "--data", image_folder) == (
+        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) makes samples of shape "
+        "1x16x16, but the data's samples are 3x16x16; its build_generator must follow config's dim, or channels and "
+        "image_size.")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused while building, before any step
+
+
+def test_a_generator_of_another_vector_size_is_refused(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace(TINY_G, 'return _mlp(config["latent_dim"], config["width"], 3)'))
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) makes samples of shape 3, "
+        "but the data's samples are 2; its build_generator must follow config's dim, or channels and image_size.")
+
+
+def test_a_generator_that_fails_on_noise_is_one_sentence(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace(TINY_G, 'return _mlp(8, config["width"], config["dim"])'))  # not latent_dim=4
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: Plugin 'mistakes' from ganzoo-mistakes raised RuntimeError: mat1 and mat2 shapes cannot be multiplied "
+        "(2x4 and 8x32) in the generator of model 'tinygan' given noise of latent_dim 4; fix the plugin or report it "
+        "to its authors (GANZOO_DEBUG=1 shows the traceback).")
+
+
 def test_a_model_without_latent_dim_is_refused_before_building(cli, install, tmp_path):
     source = PLUGIN_TEMPLATE.replace(TINY_HYPERPARAMETERS, "hyperparameters=(").replace(
         TINY_G, 'return _mlp(4, config["width"], config["dim"])')
