@@ -223,6 +223,7 @@ class Trainer:
         self.epoch = self.step = self.batch_in_epoch = self.bad_steps = 0
         self.epoch_order = self.data_order.get_state()
         self.guard = StepGuard()
+        self.checked_stages: set[str] = set()  # stages whose first losses passed plugin_checks.check_losses
         if world is not None:
             self.state[distributed.WORLD_KEY] = world
             world.split_random_streams(int(self.config["seed"]))
@@ -410,6 +411,9 @@ class Trainer:
             )
         if losses is None:
             raise GanzooError(f"No plugin computes the losses of model {self.model.name!r}; check 'ganzoo plugins'.")
+        if stage not in self.checked_stages:  # once per stage: the steps after pay nothing
+            plugin_checks.check_losses(self.model, self.config, stage, losses)
+            self.checked_stages.add(stage)
         self.guard.step(optimizer, losses.terms, self.step + 1, stage, self.scalers.get(stage),
                         self.world.average if self.world is not None else None)
         self.hook.after_step(model=self.model, config=self.config, stage=stage, generator=self.generator,

@@ -2,10 +2,10 @@
 
 A third-party plugin is written and tested apart from ganzoo, so its mistakes reach users who did
 not write it: an exception inside one of its hooks, a generator whose samples do not have the
-data's shape, a model without ``latent_dim``. Each becomes a :class:`ganzoo.errors.GanzooError`
-naming the plugin. The checks of what plugins return run once (after building), and an exception is
-traced to the hook that raised it only after training stopped (:func:`hook_failure`), so the
-training loop pays nothing for them.
+data's shape, losses that are not scalar tensors, a model without ``latent_dim``. Each becomes a
+:class:`ganzoo.errors.GanzooError` naming the plugin. The checks of what plugins return run once
+(after building, at each stage's first step), and an exception is traced to the hook that raised it
+only after training stopped (:func:`hook_failure`), so the training loop pays nothing for them.
 
 An exception raised in the code of ganzoo's own plugins (distribution ``ganzoo``) or of its core
 keeps its traceback: that is our bug, and the traceback is what we need to fix it. A plugin's
@@ -20,7 +20,7 @@ from typing import Any
 
 from ganzoo.errors import GanzooError
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
-from ganzoo.specs import ModelSpec
+from ganzoo.specs import Losses, ModelSpec
 
 #: Set to 1 to see a third-party plugin's exception with its traceback instead of one sentence.
 DEBUG_ENV = "GANZOO_DEBUG"
@@ -136,3 +136,45 @@ def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) ->
         raise GanzooError(f"The generator of model {model.name!r} ({_named(model.plugin)}) makes samples of shape "
                           f"{_shape(samples.shape[1:])}, but the data's samples are {_shape(wanted)}; its "
                           "build_generator must follow config's dim, or channels and image_size.")
+
+
+def _losses_source(model: ModelSpec, config: dict[str, Any]) -> str:
+    """Who made the losses: the model's plugin, or for the standard step the ``--loss``'s plugin."""
+    from ganzoo.registry import computes_own_losses, get_registry
+
+    if computes_own_losses(model):
+        return f"compute_losses for model {model.name!r} ({_named(model.plugin)})"
+    loss = get_registry().losses.get(config["loss"])
+    return f"--loss {loss.name} ({_named(loss.plugin)}), training model {model.name!r},"
+
+
+def _value_problem(value: Any) -> str:
+    """Why ``value`` cannot be a loss term or metric, or "": the engine needs a tensor holding one number."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return f"a {type(value).__name__}, not a torch tensor"
+    if value.dim() != 0:
+        return f"a tensor of shape {_shape(value.shape)}, not a scalar (reduce it with .mean() or .sum())"
+    return ""
+
+
+def check_losses(model: ModelSpec, config: dict[str, Any], stage: str, losses: Any) -> None:
+    """Refuse what ``compute_losses`` returned for ``stage`` unless the engine can backpropagate and log it:
+    a :class:`Losses` of scalar tensors, at least one term with a gradient. Called at each stage's first step only."""
+    if not isinstance(losses, Losses):
+        raise GanzooError(f"{_losses_source(model, config)} returned a {type(losses).__name__} for the {stage} stage, "
+                          "not a ganzoo.specs.Losses; return Losses(terms, metrics) with scalar tensors.")
+    for kind, values in (("term", losses.terms), ("metric", losses.metrics)):
+        for name, value in values.items():
+            problem = _value_problem(value)
+            if problem:
+                raise GanzooError(f"{_losses_source(model, config)} gave the {stage} {kind} {name!r} as {problem}; "
+                                  "every term and metric must be a scalar torch tensor.")
+    if not losses.terms:
+        raise GanzooError(f"{_losses_source(model, config)} gave no terms for the {stage} stage; return at least one "
+                          "loss tensor to backpropagate.")
+    if not any(term.requires_grad for term in losses.terms.values()):
+        raise GanzooError(f"{_losses_source(model, config)} gave {stage} terms that do not depend on the networks' "
+                          "weights, so there is nothing to backpropagate; compute them without .detach(), .item() or "
+                          "torch.no_grad().")

@@ -111,6 +111,54 @@ def test_a_generator_that_fails_on_noise_is_one_sentence(cli, install, tmp_path)
         "to its authors (GANZOO_DEBUG=1 shows the traceback).")
 
 
+OWN_LOSSES = PLUGIN_TEMPLATE + """
+@hookimpl
+def compute_losses(model, config, generator, discriminator, batch, stage, state):
+    if model.family != "tiny":
+        return None
+    import torch
+    from ganzoo.specs import Losses
+    real = batch["real"]
+    fake = generator(torch.randn(real.shape[0], config["latent_dim"], device=real.device))
+    if stage == "discriminator":
+        d = torch.nn.functional.softplus(-discriminator(real)) + torch.nn.functional.softplus(discriminator(fake.detach()))
+        return Losses({"d": d.mean()}, {"d_real": discriminator(real).mean().detach()})
+    g = torch.nn.functional.softplus(-discriminator(fake))
+    return Losses({"g": g.mean()})
+"""
+BAD_LOSSES = {
+    "a float term": (OWN_LOSSES.replace('{"d": d.mean()}', '{"d": d.mean().item()}'),
+                     "gave the discriminator term 'd' as a float, not a torch tensor; every term and metric must be a "
+                     "scalar torch tensor."),
+    "a per-sample term": (OWN_LOSSES.replace('{"g": g.mean()}', '{"g": g}'),
+                          "gave the generator term 'g' as a tensor of shape 32, not a scalar (reduce it with .mean() or "
+                          ".sum()); every term and metric must be a scalar torch tensor."),
+    "a float metric": (OWN_LOSSES.replace(".mean().detach()}", ".mean().item()}"),
+                       "gave the discriminator metric 'd_real' as a float, not a torch tensor; every term and metric "
+                       "must be a scalar torch tensor."),
+    "a dict": (OWN_LOSSES.replace('return Losses({"d": d.mean()}, ', 'return dict(d=d.mean(), metrics='),
+               "returned a dict for the discriminator stage, not a ganzoo.specs.Losses; return Losses(terms, metrics) "
+               "with scalar tensors."),
+    "a detached term": (OWN_LOSSES.replace('{"g": g.mean()}', '{"g": g.mean().detach()}'),
+                        "gave generator terms that do not depend on the networks' weights, so there is nothing to "
+                        "backpropagate; compute them without .detach(), .item() or torch.no_grad()."),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(BAD_LOSSES))
+def test_losses_the_engine_cannot_backpropagate_are_one_sentence(mistake, cli, install, tmp_path):
+    source, why = BAD_LOSSES[mistake]
+    install(source)
+    assert _train(cli, tmp_path, "tinygan") == (
+        f"Error: compute_losses for model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) {why}")
+
+
+def test_the_right_losses_train(cli, install, tmp_path):  # the plugin the mistakes above are made in
+    install(OWN_LOSSES)
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    assert (tmp_path / "run" / "generator.safetensors").is_file()
+
+
 def test_a_model_without_latent_dim_is_refused_before_building(cli, install, tmp_path):
     source = PLUGIN_TEMPLATE.replace(TINY_HYPERPARAMETERS, "hyperparameters=(").replace(
         TINY_G, 'return _mlp(4, config["width"], config["dim"])')
