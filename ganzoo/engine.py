@@ -288,6 +288,7 @@ class Trainer:
                 self._say(f"warning: {warning.message}")
             else:
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        plugin_checks.check_loaded_data(dataset, data)
         for note in getattr(data, "notes", ()):  # e.g. "streaming N images from disk (would need X GB in memory)"
             self._say(note)
         return data

@@ -2,7 +2,8 @@
 
 A third-party plugin is written and tested apart from ganzoo, so its mistakes reach users who did
 not write it: an exception inside one of its hooks, a generator whose samples do not have the
-data's shape, losses that are not scalar tensors, a model without ``latent_dim``. Each becomes a
+data's shape, losses that are not scalar tensors, a model without ``latent_dim``, a dataset whose
+``load`` returns something else than ganzoo's data. Each becomes a
 :class:`ganzoo.errors.GanzooError` naming the plugin. The checks of what plugins return run once
 (after building, at each stage's first step), and an exception is traced to the hook that raised it
 only after training stopped (:func:`hook_failure`), so the training loop pays nothing for them.
@@ -20,7 +21,7 @@ from typing import Any
 
 from ganzoo.errors import GanzooError
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
-from ganzoo.specs import Losses, ModelSpec
+from ganzoo.specs import DatasetSpec, Losses, ModelSpec
 
 #: Set to 1 to see a third-party plugin's exception with its traceback instead of one sentence.
 DEBUG_ENV = "GANZOO_DEBUG"
@@ -178,3 +179,20 @@ def check_losses(model: ModelSpec, config: dict[str, Any], stage: str, losses: A
         raise GanzooError(f"{_losses_source(model, config)} gave {stage} terms that do not depend on the networks' "
                           "weights, so there is nothing to backpropagate; compute them without .detach(), .item() or "
                           "torch.no_grad().")
+
+
+def check_loaded_data(dataset: DatasetSpec, data: Any) -> None:
+    """Refuse what a dataset's ``load`` returned unless the engine can train on it: a
+    :class:`ganzoo.data.InMemoryData`, or for paired/unpaired sets a translation set."""
+    from ganzoo.data import InMemoryData
+
+    if dataset.info.kind in ("paired", "unpaired"):
+        from ganzoo.data.translation import TranslationSet
+
+        wanted, name = TranslationSet, "ganzoo.data.translation.TranslationSet"
+    else:
+        wanted, name = InMemoryData, "ganzoo.data.InMemoryData"
+    if not isinstance(data, wanted):
+        source = f" of {_named(dataset.plugin)}" if dataset.plugin else ""
+        raise GanzooError(f"The load function of dataset {dataset.name!r}{source} returned a {type(data).__name__}, "
+                          f"not a {name}; it must return {name.rsplit('.', 1)[1]}(name, info, {{'real': tensor}}).")

@@ -169,6 +169,14 @@ def test_a_model_without_latent_dim_is_refused_before_building(cli, install, tmp
         "to its ModelSpec's hyperparameters.")
 
 
+def test_a_dataset_whose_load_returns_something_else_is_one_sentence(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace('return InMemoryData("tiny-blobs", DatasetInfo("vectors", dim=2), {"real": points})',
+                                    'return {"real": points}'))
+    assert _train(cli, tmp_path, "gan", "--data", "tiny-blobs") == (
+        "Error: The load function of dataset 'tiny-blobs' of plugin 'mistakes' from ganzoo-mistakes returned a dict, "
+        "not a ganzoo.data.InMemoryData; it must return InMemoryData(name, info, {'real': tensor}).")
+
+
 def test_an_exception_in_ganzoos_own_plugins_and_core_keeps_its_traceback():
     from ganzoo.plugin_checks import hook_failure
     from ganzoo.plugin_manager import get_manager
