@@ -192,7 +192,7 @@ def _well_formed(meta: Any) -> bool:
             and all(isinstance(meta.get(key, {}), dict) for key in ("config", "counters", "state", "scalers"))
             and isinstance(meta.get("data_root", ""), str)
             and whole(counters.get("epoch")) and whole(counters.get("step"))
-            and all(whole(counters.get(key, 0)) for key in ("batch", "bad_steps", "processes"))
+            and all(whole(counters.get(key, 0)) for key in ("batch", "bad_steps", "processes", "samples"))
             and isinstance(optimizers, dict)
             and all(isinstance(flat, dict) and isinstance(flat.get("param_groups"), list)
                     and isinstance(flat.get("state"), dict) for flat in optimizers.values()))

@@ -122,7 +122,11 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     config: dict[str, Any] = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}
     config.update(model.defaults(info.kind))
     check_types(config, overrides)  # before the loss's defaults are looked up by its name
-    config.update(loss_defaults(overrides.get("loss") or config["loss"]))
+    loss = overrides.get("loss") or config["loss"]
+    if not isinstance(loss, str):
+        raise GanzooError(f"loss must be the name of a loss, such as ns or wgan-gp, got {loss!r}; "
+                          f"'ganzoo info {model.name}' lists them.")
+    config.update(loss_defaults(loss))
     config.update(
         channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
     )

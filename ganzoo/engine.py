@@ -390,10 +390,25 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         if self.world is not None:
             self.world.restore_random_states(tensors, int(self.config["seed"]), self.step)
+        self._follow_changed_data(counters.get("samples"))
         saved_by, processes = counters.get("processes", 1), self.world.size if self.world is not None else 1
         if saved_by != processes:
             self._say(f"note: {self.out} was saved by {saved_by} process(es) and resumes on {processes}: it goes on "
                       "from the same weights and optimizer state, but not bit-exactly as it would have.")
+
+    def _follow_changed_data(self, saved_samples: int | None) -> None:
+        """Go on with data whose size changed since the checkpoint (images added to or removed from a folder),
+        saying so; a run stopped inside an epoch starts that epoch over, since its order cannot be replayed on
+        other data (its saved order state then draws the new data's order). Checkpoints from before the size
+        was kept have none to compare."""
+        samples = len(self.data)
+        if saved_samples is None or saved_samples == samples:
+            return
+        restart = f"; epoch {self.epoch + 1} starts over on it" if self.batch_in_epoch else ""
+        self.batch_in_epoch = 0
+        if self.main:
+            self._say(f"note: the data changed since the checkpoint ({saved_samples} samples then, {samples} now); "
+                      f"the run goes on with it{restart}, not exactly as it would have")
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -650,7 +665,7 @@ class Trainer:
                  if not key.startswith("_") and isinstance(value, torch.Tensor)})
         path = ckpt.checkpoint_path(self.out, self.epoch, self.batch_in_epoch)
         counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps,
-                    "processes": self.world.size if self.world is not None else 1}
+                    "processes": self.world.size if self.world is not None else 1, "samples": len(self.data)}
         if not self.main:
             return path
         ckpt.save_checkpoint(

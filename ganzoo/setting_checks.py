@@ -85,6 +85,8 @@ def _same_kind(default: Any, value: Any) -> bool:
         return _is_number(value)
     if isinstance(default, (list, tuple)):
         return isinstance(value, (list, tuple))
+    if isinstance(default, str):  # a choice; some also take True/False (stream: auto, True or False)
+        return isinstance(value, (str, bool))
     return isinstance(value, type(default))
 
 

@@ -229,6 +229,27 @@ def test_an_image_folder_run_resumes_from_another_working_folder(cli, tmp_path, 
                                    "--no-progress").output
 
 
+def test_resume_on_a_folder_whose_images_changed_goes_on_with_them_and_says_so(cli, tmp_path):
+    import json
+
+    folder, run = tmp_path / "faces", tmp_path / "run"
+    paths = write_png_images(folder, 32)
+    cli("train", *TINY_DCGAN, "--data", folder, "--out", run, "--set", "checkpoint_every=1")  # 2 steps: mid, end
+    [mid, end] = list_checkpoints(run)
+    end.unlink()  # as if the run had been killed inside its only epoch
+    for path in paths[16:]:
+        path.unlink()
+    result = cli("train", "dcgan", "--resume", run, "--no-progress")
+    assert ("note: the data changed since the checkpoint (32 samples then, 16 now); the run goes on with it; epoch 1 "
+            "starts over on it, not exactly as it would have") in _one_line(result)
+    assert "done: 1 epoch, 2 steps" in _one_line(result)  # 1 step before, the new data's one step after
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(row["images_per_s"] > 0 for row in rows if row.get("event") == "epoch")
+    write_png_images(folder, 24, seed=1)  # at an epoch end: the next epoch simply uses the new images
+    result = cli("train", "dcgan", "--resume", run, "--epochs", "2", "--no-progress")
+    assert "(16 samples then, 24 now); the run goes on with it, not exactly" in _one_line(result)
+
+
 def test_empty_safetensors_file(cli, tmp_path):
     path = tmp_path / "empty.safetensors"
     path.write_bytes(b"")
@@ -337,6 +358,7 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("dcgan", "--data", "IMAGES", "--set", "g_width=8.5"),
      "g_width must be a whole number like its default 64, got 8.5; set it as in --set g_width=64."),
     (("gan", "--data", "line-2d", "--set", "loss=1"), "loss must be text like its default ns, got 1; set it as in --set loss=ns."),
+    (("gan", "--data", "line-2d", "--set", "loss=True"), "loss must be the name of a loss, such as ns or wgan-gp, got True"),
     (("cyclegan", "--set", "pool_size=-1"), "pool_size must be a whole number of at least 0, got -1"),
 ])
 def test_invalid_numbers(cli, tmp_path, image_folder, args, message):

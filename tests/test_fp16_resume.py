@@ -50,7 +50,7 @@ def test_scaler_state_round_trips_through_a_checkpoint(tmp_path):
         scaler.update()
     path = tmp_path / "state.safetensors"
     ckpt.save_checkpoint(path, model="m", dataset="d", config={}, networks={"n": net}, optimizers={"s": optimizer},
-                         state={}, counters={}, rng={}, scalers={"s": scaler})
+                         state={}, counters={"epoch": 0, "step": 3}, rng={}, scalers={"s": scaler})
     meta, tensors = ckpt.load_checkpoint(path)
     fresh = torch.amp.GradScaler("cpu")
     fresh.load_state_dict(ckpt.scaler_from_flat("s", meta["scalers"]["s"], tensors))
