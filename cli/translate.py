@@ -59,6 +59,9 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
     if source.is_dir() and out.resolve() == source.resolve():
         raise GanzooError(f"--out {out} is the --input folder, so the translations would overwrite the input images; "
                           "choose another --out folder.")
+    if source.is_dir() and out.resolve().is_relative_to(source.resolve()):
+        raise GanzooError(f"--out {out} lies inside the --input folder, so translating that folder again would "
+                          "translate the translations too; choose an --out folder outside it.")
     existing = [target for _, target in files if target.is_symlink() or (target.exists() and not target.is_dir())]
     if existing:
         inputs = {path.resolve() for path, _ in files}

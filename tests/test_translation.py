@@ -122,6 +122,29 @@ def test_paired_data_loads_at_286_over_256_and_crops_at_random(tmp_path):
     assert len(crops) > 1  # the crops move
 
 
+def test_plain_photos_are_not_taken_for_pairs(cli, tmp_path):
+    from conftest import write_png_images
+
+    rng = np.random.default_rng(0)
+    photos = write_png_images(tmp_path / "photos", 3, size=32)  # square: no A|B pair
+    result = cli("train", "pix2pix", "--data", tmp_path / "photos", "--image-size", "32", "--out", tmp_path / "run",
+                 ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        f"Error: {photos[0]} is 32x32, not an A|B pair (two pictures side by side, twice as wide as high), which "
+        "paired training needs; for unpaired photos in two folders use cyclegan.")
+    mixed = tmp_path / "mixed"  # pairs with one stray photo: the photo is skipped with a warning, the pairs load
+    mixed.mkdir()
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 256, (36, 72, 3), dtype=np.uint8)).save(mixed / f"{index}.png")
+    Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(mixed / "stray.png")
+    from ganzoo.data.decoding import BadImageWarning
+    from ganzoo.data.translation import load_translation
+
+    with pytest.warns(BadImageWarning, match=r"36x36 is not an A\|B pair"):
+        data = load_translation(mixed, "paired", "pairs", 32)
+    assert len(data.tensors["a"]) == 3
+
+
 def test_paired_sides_share_the_crop(tmp_path):
     from ganzoo.data.translation import load_translation
 
@@ -282,7 +305,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("case", ["same", "dot", "link", "overwrite", "file", "subfolder"])
+@pytest.mark.parametrize("case", ["same", "dot", "link", "overwrite", "file", "subfolder", "new-subfolder"])
 def test_translate_refuses_to_write_over_its_input_images(cli, tiny_cyclegan, tmp_path, monkeypatch, case):
     from conftest import write_png_images
 
@@ -294,17 +317,19 @@ def test_translate_refuses_to_write_over_its_input_images(cli, tiny_cyclegan, tm
     source, out, extra = {
         "same": ("photos", "photos", ()), "dot": ("photos", "./photos/sub/..", ()), "link": ("photos", "link", ()),
         "overwrite": ("photos", "photos", ("--overwrite",)), "file": ("photos/img_001.png", "photos", ("--overwrite",)),
-        "subfolder": ("photos", "photos/sub", ("--overwrite",)),
+        "subfolder": ("photos", "photos/sub", ("--overwrite",)), "new-subfolder": ("photos", "photos/zebras", ()),
     }[case]
     out = Path(out)  # as the message shows it: './photos/sub/..' reads 'photos/sub/..'
     before = snapshot(photos)
     result = cli("translate", "cyclegan", "--weights", tiny_cyclegan, "--input", source, "--out", out,
                  "--device", "cpu", *extra, ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    if case in ("file", "subfolder"):
-        victim = {"file": "photos/img_001.png", "subfolder": "photos/sub/img_000.png"}[case]
-        expected = (f"Error: --out {out} would overwrite the input image {victim} with its translation; "
+    if case == "file":
+        expected = (f"Error: --out {out} would overwrite the input image photos/img_001.png with its translation; "
                     "choose another --out folder.")
+    elif case in ("subfolder", "new-subfolder"):
+        expected = (f"Error: --out {out} lies inside the --input folder, so translating that folder again would "
+                    "translate the translations too; choose an --out folder outside it.")
     else:
         expected = (f"Error: --out {out} is the --input folder, so the translations would overwrite the input images; "
                     "choose another --out folder.")

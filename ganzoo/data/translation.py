@@ -216,8 +216,31 @@ def read_parts(path: Path, size: int, halves: bool) -> Any:
         image.load()
         image = _to_mode(image, 3)
     width, height = image.size
+    if halves and not is_pair_shaped(width, height):
+        raise ValueError(f"{width}x{height} is not an A|B pair, which is about twice as wide as high")
     parts = [image.crop((0, 0, width // 2, height)), image.crop((width // 2, 0, width, height))] if halves else [image]
     return np.stack([np.asarray(p.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8) for p in parts]).transpose(0, 3, 1, 2)
+
+
+def is_pair_shaped(width: int, height: int) -> bool:
+    """Whether a ``width`` x ``height`` image can hold two square-ish pictures side by side (pix2pix's sets are
+    exactly twice as wide as high); a plain photo's halves would be two slivers of one scene, not a pair."""
+    return 1.5 * height <= width <= 3 * height
+
+
+def refuse_unpaired_file(path: Path) -> None:
+    """Stop at once when the first file of a paired set is no A|B pair (read from its header, no decoding):
+    a folder of plain photos would otherwise train pix2pix to map each photo's left half to its right half."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # an unreadable file is skipped, with a warning, when the set is decoded
+        return
+    if not is_pair_shaped(width, height):
+        raise GanzooError(f"{path} is {width}x{height}, not an A|B pair (two pictures side by side, twice as wide as "
+                          f"high), which paired training needs; for unpaired photos in two folders use cyclegan.")
 
 
 def read_image(path: Path, size: int, halves: bool) -> Any | None:
@@ -294,7 +317,9 @@ def list_files(root: Path | tuple[Path, Path], kind: str) -> TranslationFiles:
     """The files of a paired set in ``root``, or of an unpaired one in ``root`` or the folders ``(A, B)``."""
     if kind == "paired":
         assert isinstance(root, Path)
-        return TranslationFiles(kind, _images(paired_folder(root), "files with A and B side by side"))
+        files = _images(paired_folder(root), "files with A and B side by side")
+        refuse_unpaired_file(files[0])
+        return TranslationFiles(kind, files)
     folder_a, folder_b = unpaired_folders(root) if isinstance(root, Path) else root
     return TranslationFiles(kind, _images(folder_a, "the domain's image files"), _images(folder_b, "the domain's image files"))
 
