@@ -38,6 +38,14 @@ def cli():
     return invoke
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` of a child the test interrupts: SIGINT back to its default, so that Python in the child raises
+    KeyboardInterrupt even when the tests run as a shell's background job, which starts with SIGINT ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def write_png_images(folder: Path, count: int, size: int = 16, mode: str = "RGB", seed: int = 0) -> list[Path]:
     """Write ``count`` simple images (a bright square on a dark background, random position) to ``folder``."""
     from PIL import Image

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import write_png_images
+from conftest import default_sigint, write_png_images
 from ganzoo.data.decoding import BadImageWarning
 
 
@@ -245,7 +245,8 @@ def test_ctrl_c_twice_during_decoding_stops_the_workers_at_once(tmp_path):
 
     script = tmp_path / "decode_and_wait.py"
     script.write_text(CTRL_C_CHILD)
-    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=default_sigint)
     assert child.stdout.readline().strip() == "decoding"
     time.sleep(1.0)  # the pool is up and each worker is inside a one-second chunk
     for _ in range(2):  # a terminal's Ctrl-C reaches the whole process group

@@ -129,12 +129,13 @@ def register_datasets(register):
 
 
 def test_ctrl_c_during_setup_exits_130_and_writes_nothing(tmp_path):
-    from conftest import make_distribution
+    from conftest import default_sigint, make_distribution
 
     site = make_distribution(tmp_path / "site", "ganzoo-slowdata", "ganzoo_slowdata", INTERRUPTING_PLUGIN)
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     child = subprocess.run([sys.executable, "-m", "ganzoo", "train", "gan", "--data", "slow-points", "--out", str(out),
-                            "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+                            "--no-progress"], capture_output=True, text=True, env=env, timeout=300,
+                           preexec_fn=default_sigint)
     assert child.returncode == 130, child.stderr
     assert child.stderr.strip() == "Interrupted." and not out.exists()  # not click's "Aborted!" and status 1
