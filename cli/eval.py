@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ganzoo.cli.options import GivenPath
+from ganzoo.cli.options import GivenPath, given_text
 from ganzoo.config import SEED_MAX, SEED_MIN
 
 DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
@@ -20,7 +20,7 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")
 @click.option("--samples", "samples_file", type=GivenPath(dir_okay=False, exists=True, path_type=Path),
               help="score an .npz from 'ganzoo sample' (images uint8 N,C,H,W or samples N,D) instead of a MODEL")
-@click.option("--data", required=True, help="the real dataset: a name from 'ganzoo datasets' or an image folder")
+@click.option("--data", required=True, callback=given_text, help="the real dataset: a name from 'ganzoo datasets' or an image folder")
 @click.option("--data-root", type=GivenPath(file_okay=False),
               help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
 @click.option("--num", type=click.IntRange(min=2), help="samples to generate [default: 50000 images, 2500 points]")
@@ -125,7 +125,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         if "toy" in metrics:
             results.update(evaluation.toy_scores(samples.values, data))
     for note in dict.fromkeys(real.note for real in references if real.note):
-        out.print(f"[yellow]note: {note}[/yellow]")
+        out.print(f"note: {note}", style="yellow", markup=False)
     _print(out, results, protocol)
     if json_out is not None:
         _write_json(json_out, {"metrics": results, "protocol": protocol})

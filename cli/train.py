@@ -7,14 +7,14 @@ from typing import Any
 
 import click
 
-from ganzoo.cli.options import GivenPath
+from ganzoo.cli.options import GivenPath, given_text
 
 
 @click.command(short_help="Train MODEL on a dataset (pictures, weights, checkpoints in --out).")
 @click.argument("model")
-@click.option("--data", "data", help="dataset name (see 'ganzoo datasets') or a folder of images; default: the model's")
-@click.option("--data-a", help="with --data-b: a folder of domain-A images (unpaired models such as cyclegan)")
-@click.option("--data-b", help="with --data-a: a folder of domain-B images")
+@click.option("--data", "data", callback=given_text, help="dataset name (see 'ganzoo datasets') or a folder of images; default: the model's")
+@click.option("--data-a", callback=given_text, help="with --data-b: a folder of domain-A images (unpaired models such as cyclegan)")
+@click.option("--data-b", callback=given_text, help="with --data-a: a folder of domain-B images")
 @click.option("--data-root", type=GivenPath(file_okay=False), help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
 @click.option("--out", type=GivenPath(file_okay=False, path_type=Path), help="run folder [default: runs/MODEL-DATA]")
 @click.option("--epochs", type=int, help="passes over the data")
@@ -90,7 +90,7 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         out = out or Path("runs") / f"{spec.name}-{Path(data_a or '').name}2{Path(data_b or '').name}"
     folder = resume or out or Path("runs") / f"{spec.name}-{Path(data or spec.default_dataset).name}"
     if devices is not None and devices > 1:
-        _check_before_launch(spec, data, overrides, devices, device, resume)
+        _check_before_launch(spec, data, overrides, devices, device, resume, folder)
         _relaunch(devices)
     out_console = console()
     request = TrainRequest(model=spec.name, out=folder, data=data, overrides=overrides, data_root=data_root,
@@ -120,21 +120,22 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
 
 
 def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any], devices: int, device: str | None,
-                         resume: Path | None) -> None:
-    """Refuse settings, data names, batch sizes, --sync-bn off CUDA and a run that cannot resume as the processes
-    would, before torchrun starts them: one sentence here, rather than one per process inside torchrun's failure
-    report."""
+                         resume: Path | None, out: Path) -> None:
+    """Refuse settings, data names, batch sizes, --sync-bn off CUDA, an --out inside the data and a run that cannot
+    resume as the processes would, before torchrun starts them: one sentence here, rather than one per process
+    inside torchrun's failure report."""
     from ganzoo.config import resolve_config
     from ganzoo.distributed import SYNC_BN_NEEDS_CUDA, split_batch, uses_cuda
-    from ganzoo.engine import dataset_for
+    from ganzoo.engine import dataset_for, refuse_out_inside_data
     from ganzoo.errors import GanzooError
-    from ganzoo.resume import read_resume_point
+    from ganzoo.resume import read_resume_point, recorded_data_name
 
     if resume is not None:
         point = read_resume_point(resume, spec.name, data, overrides)
         config, scaled_later = point.config, False  # the saved batch is the one the run trains with
     else:
         config = resolve_config(spec, dataset_for(spec, data or spec.default_dataset).info, overrides)
+        refuse_out_inside_data(out, recorded_data_name(data or spec.default_dataset))
         # --fast on CUDA may scale a batch the user did not set (ganzoo.speed.expand_fast): the processes check that one
         scaled_later = bool(config.get("fast")) and "batch_size" not in overrides and uses_cuda(device)
     if not scaled_later:

@@ -127,6 +127,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         raise GanzooError(f"loss must be the name of a loss, such as ns or wgan-gp, got {loss!r}; "
                           f"'ganzoo info {model.name}' lists them.")
     config.update(loss_defaults(loss))
+    check_types(loss_defaults(loss), overrides)  # the loss's own settings (gp_weight, clip_value...)
     config.update(
         channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
     )

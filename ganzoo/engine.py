@@ -31,6 +31,7 @@ from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.resume import read_resume_point, recorded_data_name
+from ganzoo.run_lock import hold_run_lock, refuse_if_locked
 from ganzoo.safefile import cannot_write, check_writable, drop_unfinished_writes, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
 
@@ -169,13 +170,17 @@ class Trainer:
         self.world, self.main = world, world is None or world.main
         self.old_run: Path | None = None  # the earlier run's files, set aside by --overwrite (see run())
         self.device = world.device if world is not None else pick_device(request.device)
+        if self.main:
+            refuse_if_locked(self.out)  # at once, not after the setup; checked again under the lock in run()
+            self.found_checkpoints = ckpt.list_checkpoints(self.out)
         resumed = read_resume_point(self.out, request.model, request.data, request.overrides) if request.resume else None
         if resumed is None and self.main:  # only process 0 writes, and it writes before the others may look
             self._refuse_overwrite()
         self.model: ModelSpec = get_model(request.model) if resumed is None else resumed.model
         named = request.data or (resumed.dataset if resumed else self.model.default_dataset)
         self.dataset_name = recorded_data_name(named)
-        refuse_out_inside_data(self.out, self.dataset_name)
+        if resumed is None:  # a run that began so (before this check) may still go on
+            refuse_out_inside_data(self.out, self.dataset_name)
         # an explicit --data-root is kept (absolute) in checkpoints, so that --resume alone finds the data again
         explicit_root = request.data_root or (resumed.meta.get("data_root") if resumed else None)
         self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None
@@ -325,6 +330,16 @@ class Trainer:
                 "or choose another --out folder."
             )
 
+    def _recheck_under_lock(self) -> None:
+        """Refuse what another run wrote to ``--out`` while this one set up, unlocked: a run that appeared is
+        protected as in :meth:`_refuse_overwrite`, and a resume must not go on from a checkpoint that is no
+        longer the newest."""
+        if not self.request.resume:
+            self._refuse_overwrite()
+        elif ckpt.list_checkpoints(self.out) != self.found_checkpoints:
+            raise GanzooError(f"Another run wrote checkpoints to {self.out} while this one was setting up; resume "
+                              "again to go on from the newest.")
+
     def _set_old_run_aside(self) -> None:
         """Move the files an earlier run left in ``--out`` (``--overwrite``, or logs of a run that died early) into
         :data:`REPLACED_RUN`, where they stay until this run writes its first checkpoint: a run that fails before
@@ -444,12 +459,11 @@ class Trainer:
         A run that replaces an earlier one and fails before its first checkpoint gives the earlier one back.
         Only one run at a time writes to a folder (:mod:`ganzoo.run_lock`).
         """
-        from ganzoo.run_lock import hold_run_lock
-
         if not self.main:  # only process 0 writes
             return self._train()
         check_writable(self.out, "--out", folder=True)
         with hold_run_lock(self.out):
+            self._recheck_under_lock()
             for folder in (self.out, self.out / ckpt.CHECKPOINT_DIR, self.out / "samples"):
                 drop_unfinished_writes(folder)  # a killed run's half-written files; no other run writes here now
             try:

@@ -207,7 +207,8 @@ def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size
         save_tensors(path, {"mean": torch.from_numpy(stats.mean), "cov": torch.from_numpy(stats.cov),
                             "features": torch.from_numpy(features)}, {"format": STATS_FORMAT, "count": str(stats.count)})
     except GanzooError as exc:
-        reason = exc.__cause__.strerror if isinstance(exc.__cause__, OSError) else exc
+        cause = exc.__cause__
+        reason = (cause.strerror or cause) if isinstance(cause, OSError) else exc
         note = (f"the real features could not be cached in {path.parent} ({reason}); the next eval computes them "
                 f"again unless {CACHE_ENV} points at a writable folder")
     return Reference(stats.mean, stats.cov, stats.count, features, note=note)

@@ -58,6 +58,8 @@ def _blamed(exc: Exception, plugin: str | None, where: str) -> GanzooError | Non
     None when it must propagate as it is."""
     if isinstance(exc, GanzooError) or plugin is None or not _third_party(plugin) or _debugging():
         return None
+    if isinstance(exc, (MemoryError, OSError)) or type(exc).__name__ == "OutOfMemoryError":
+        return None  # the machine's limits (memory, disk), not the plugin's mistake: shown as they are
     return GanzooError(f"Plugin {plugin!r} from {_distribution(plugin)} raised {_exception_text(exc)} {where}; fix "
                        f"the plugin or report it to its authors ({DEBUG_ENV}=1 shows the traceback).")
 
@@ -118,12 +120,17 @@ def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) ->
     """
     if model.task == "image-to-image":
         return
+    import torch
+
     from ganzoo import sampling
 
     wanted, was_training = sample_shape(config), generator.training
+    device = next(generator.parameters()).device
     generator.eval()
-    try:
-        samples = sampling.generate(model, config, generator, 2)
+    try:  # no_grad, not inference mode: a lazy layer made here must still train; a forward's own draws (noise
+        # inputs) must not move the run's random streams
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), torch.no_grad():
+            samples = sampling.generate(model, config, generator, 2, inference=False)
     except Exception as exc:
         # a hook that raised names its plugin; else the model's plugin built the network that failed
         where = f"in the generator of model {model.name!r} given noise of latent_dim {config['latent_dim']}"

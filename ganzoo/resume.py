@@ -48,7 +48,7 @@ def read_resume_point(out: Path, model: str | None, data: str | None, overrides:
     if model and spec.name != model:
         raise GanzooError(f"{out} holds a run of model {spec.name!r}, not {model!r}; resume it with "
                           f"'ganzoo train {spec.name} --resume {out}'.")
-    if data and recorded_data_name(data) != meta["dataset"]:
+    if data and recorded_data_name(data) != recorded_data_name(meta["dataset"]):  # older runs kept folders relative
         raise GanzooError(f"{out} was trained on {meta['dataset']!r}, not {data!r}; drop --data to resume it.")
     config = resumed_config(out, meta["config"], overrides)
     point = ResumePoint(path, meta, tensors, spec, meta["dataset"], config, skipped)

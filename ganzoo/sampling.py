@@ -82,11 +82,13 @@ def noise(num: int, latent_dim: int, seed: int) -> "torch.Tensor":  # noqa: F821
 
 
 def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int, seed: int = 0,
-             batch_size: int = 1000, labels: Any = None, z: Any = None) -> "torch.Tensor":  # noqa: F821
+             batch_size: int = 1000, labels: Any = None, z: Any = None,
+             inference: bool = True) -> "torch.Tensor":  # noqa: F821
     """``num`` samples on the generator's device in batches; returns them on that device.
 
     Conditional models get ``labels`` (a long tensor of ``num`` classes); without them the classes take turns.
-    The noise is drawn from ``seed`` unless ``z`` (``num`` rows on the CPU) is given.
+    The noise is drawn from ``seed`` unless ``z`` (``num`` rows on the CPU) is given. ``inference=False``
+    leaves torch's inference mode off, for a caller whose generator still has to train afterwards.
     """
     import torch
 
@@ -98,7 +100,7 @@ def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int,
     if z is None:
         z = noise(num, int(config["latent_dim"]), seed)
     parts = []
-    with torch.inference_mode():
+    with torch.inference_mode(inference):
         for start in range(0, num, batch_size):
             part_labels = None if labels is None else labels[start : start + batch_size].to(device)
             parts.append(get_manager().hook.generate(

@@ -41,6 +41,8 @@ def check_types(defaults: dict[str, Any], overrides: dict[str, Any]) -> None:
         value = overrides.get(key)
         if value is None or default is None or _same_kind(default, value):
             continue
+        if key == "with":
+            raise GanzooError(f"with must be a list of extension names, got {value!r}; switch one on with --with NAME.")
         raise GanzooError(f"{key} must be {_kind_name(default)} like its default {_as_typed(default)}, "
                           f"got {value!r}; set it as in --set {key}={_as_typed(default)}.")
 

@@ -79,10 +79,14 @@ def _read_config(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
 def _build(path: Path, build: Any, model: Any, config: dict[str, Any]) -> Any:
     """``build(model, config)``, with a config that lacks a setting the network needs (a file edited or written by
     hand) named in one sentence instead of a KeyError."""
+    from ganzoo.config import all_hyperparameters
+    from ganzoo.setting_checks import DATASET_ONLY
+
+    settings = {hp.name for hp in all_hyperparameters(model)} | set(DATASET_ONLY) | {"image_size", "latent_dim"}
     try:
         return build(model, config)
     except KeyError as exc:
-        if not exc.args or exc.args[0] in config:  # not a missing setting: a bug to show as it is
+        if not exc.args or exc.args[0] not in settings or exc.args[0] in config:  # not a missing setting: a bug
             raise
         raise WeightsError(f"{path} lacks the setting {exc.args[0]!r} that the {model.name} network needs in the "
                            f"config of its metadata; use a file written by 'ganzoo train'.") from None

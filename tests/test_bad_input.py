@@ -250,6 +250,16 @@ def test_resume_on_a_folder_whose_images_changed_goes_on_with_them_and_says_so(c
     assert "(16 samples then, 24 now); the run goes on with it, not exactly" in _one_line(result)
 
 
+def test_a_run_that_recorded_its_folder_relative_resumes_with_that_data(cli, tmp_path, monkeypatch):
+    write_png_images(tmp_path / "faces", 16)
+    run = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    cli("train", *TINY_DCGAN, "--data", "faces", "--out", run)
+    _rewrite_json(list_checkpoints(run)[-1], lambda meta: meta.update(dataset="faces"))  # as older versions kept it
+    result = cli("train", "dcgan", "--resume", run, "--data", "faces", "--epochs", "2", "--no-progress")
+    assert "done: 2 epochs" in result.output
+
+
 def test_empty_safetensors_file(cli, tmp_path):
     path = tmp_path / "empty.safetensors"
     path.write_bytes(b"")
@@ -287,6 +297,29 @@ def test_a_second_run_into_a_folder_being_trained_is_refused_and_a_killed_run_le
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--overwrite")
     assert (run / "generator.safetensors").is_file() and (run / "notes.tmp").is_file()
     assert not any(path.exists() for path in leftovers)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_written_while_another_set_up_unlocked_is_not_lost(cli, tmp_path, resume):
+    """The lock is taken when a run starts writing; what another run wrote during this one's setup is checked
+    again under it: a finished run is not set aside without --overwrite, and a resume never goes on from a
+    checkpoint that is no longer the newest."""
+    from ganzoo.engine import Trainer, TrainRequest
+    from ganzoo.errors import GanzooError
+
+    run = tmp_path / "run"
+    quick = ("--data", "ring8", "--out", run, "--no-progress")
+    if resume:
+        cli("train", "gan", *quick, "--epochs", "1")
+    setting_up = Trainer(TrainRequest("gan", run, None if resume else "ring8", {"epochs": 2}, resume=resume,
+                                      progress=False))
+    cli("train", "gan", *quick, "--epochs", "2", *(("--resume", run) if resume else ()))  # finishes meanwhile
+    before = {path: path.read_bytes() for path in sorted(run.rglob("*")) if path.is_file()}
+    expected = ("Another run wrote checkpoints to .* while this one was setting up; resume again" if resume else
+                "already holds a training run; continue it with --resume")
+    with pytest.raises(GanzooError, match=expected):
+        setting_up.run()
+    assert {path: path.read_bytes() for path in sorted(run.rglob("*")) if path.is_file()} == before
 
 
 def test_output_folder_under_a_file(cli, tmp_path):
@@ -358,6 +391,9 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("dcgan", "--data", "IMAGES", "--set", "g_width=8.5"),
      "g_width must be a whole number like its default 64, got 8.5; set it as in --set g_width=64."),
     (("gan", "--data", "line-2d", "--set", "loss=1"), "loss must be text like its default ns, got 1; set it as in --set loss=ns."),
+    (("gan", "--data", "line-2d", "--loss", "wgan-gp", "--set", "gp_weight=[1]"),
+     "gp_weight must be a number like its default 10.0, got [1]"),
+    (("gan", "--data", "line-2d", "--set", "with=3"), "with must be a list of extension names, got 3; switch one on with --with NAME."),
     (("gan", "--data", "line-2d", "--set", "loss=True"), "loss must be the name of a loss, such as ns or wgan-gp, got True"),
     (("cyclegan", "--set", "pool_size=-1"), "pool_size must be a whole number of at least 0, got -1"),
 ])

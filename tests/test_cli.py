@@ -118,14 +118,16 @@ def test_bad_input_is_one_clear_sentence(cli, args, message):
 @pytest.mark.parametrize("args", [["train", "gan", "--data", "ring8", "--out", ""],
                                   ["sample", "gan", "--pretrained", "gan-ring8", "--out", " "],
                                   ["translate", "cyclegan", "--weights", ".", "--input", ".", "--out", ""],
-                                  ["eval", "--samples", "x.npz", "--data", "ring8", "--json", ""]])
+                                  ["eval", "--samples", "x.npz", "--data", "ring8", "--json", ""],
+                                  ["train", "gan", "--data", ""], ["train", "cyclegan", "--data-a", "", "--data-b", "b"]])
 def test_an_empty_path_is_refused_not_read_as_the_current_folder(cli, args, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # where an empty --out would otherwise have written
     (tmp_path / "x.npz").write_bytes(b"")
     result = cli(*args, ok=False)
     option = args[args.index("") - 1] if "" in args else "--out"
+    what = "a dataset name or a folder" if option.startswith("--data") else "a path (. for the current folder)"
     assert result.exit_code == 2 and result.output.strip().endswith(
-        f"Error: Invalid value for '{option}': is empty; give a path (. for the current folder)")
+        f"Error: Invalid value for '{option}': is empty; give {what}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
 
 

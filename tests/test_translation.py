@@ -130,13 +130,14 @@ def test_plain_photos_are_not_taken_for_pairs(cli, tmp_path):
     result = cli("train", "pix2pix", "--data", tmp_path / "photos", "--image-size", "32", "--out", tmp_path / "run",
                  ok=False)
     assert result.exit_code == 1 and " ".join(result.output.split()) == (
-        f"Error: {photos[0]} is 32x32, not an A|B pair (two pictures side by side, twice as wide as high), which "
-        "paired training needs; for unpaired photos in two folders use cyclegan.")
+        f"Error: None of the first 3 images in {photos[0].parent} is an A|B pair (two pictures side by side, twice as "
+        f"wide as high; {photos[0].name} is 32x32), which paired training needs; for unpaired photos in two folders "
+        "use cyclegan.")
     mixed = tmp_path / "mixed"  # pairs with one stray photo: the photo is skipped with a warning, the pairs load
     mixed.mkdir()
     for index in range(3):
         Image.fromarray(rng.integers(0, 256, (36, 72, 3), dtype=np.uint8)).save(mixed / f"{index}.png")
-    Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(mixed / "stray.png")
+    Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(mixed / "0-cover.png")  # sorts first
     from ganzoo.data.decoding import BadImageWarning
     from ganzoo.data.translation import load_translation
 

@@ -228,19 +228,30 @@ def is_pair_shaped(width: int, height: int) -> bool:
     return 1.5 * height <= width <= 3 * height
 
 
-def refuse_unpaired_file(path: Path) -> None:
-    """Stop at once when the first file of a paired set is no A|B pair (read from its header, no decoding):
-    a folder of plain photos would otherwise train pix2pix to map each photo's left half to its right half."""
+#: How many files of a paired set are looked at for one A|B pair before the set is refused.
+PAIR_PROBE = 20
+
+
+def refuse_unpaired_files(files: tuple[Path, ...]) -> None:
+    """Stop at once when none of the first :data:`PAIR_PROBE` files of a paired set is an A|B pair (read from their
+    headers, no decoding): a folder of plain photos would otherwise train pix2pix to map each photo's left half to
+    its right half. A stray photo among pairs is skipped with a warning when the set is decoded."""
     from PIL import Image
 
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except Exception:  # an unreadable file is skipped, with a warning, when the set is decoded
-        return
-    if not is_pair_shaped(width, height):
-        raise GanzooError(f"{path} is {width}x{height}, not an A|B pair (two pictures side by side, twice as wide as "
-                          f"high), which paired training needs; for unpaired photos in two folders use cyclegan.")
+    sizes = []
+    for path in files[:PAIR_PROBE]:
+        try:
+            with Image.open(path) as image:
+                sizes.append(image.size)
+        except Exception:  # an unreadable file is skipped, with a warning, when the set is decoded
+            continue
+        if is_pair_shaped(*sizes[-1]):
+            return
+    if sizes:
+        (width, height), looked = sizes[0], min(len(files), PAIR_PROBE)
+        raise GanzooError(f"None of the first {looked} images in {files[0].parent} is an A|B pair (two pictures side "
+                          f"by side, twice as wide as high; {files[0].name} is {width}x{height}), which paired "
+                          f"training needs; for unpaired photos in two folders use cyclegan.")
 
 
 def read_image(path: Path, size: int, halves: bool) -> Any | None:
@@ -318,7 +329,7 @@ def list_files(root: Path | tuple[Path, Path], kind: str) -> TranslationFiles:
     if kind == "paired":
         assert isinstance(root, Path)
         files = _images(paired_folder(root), "files with A and B side by side")
-        refuse_unpaired_file(files[0])
+        refuse_unpaired_files(files)
         return TranslationFiles(kind, files)
     folder_a, folder_b = unpaired_folders(root) if isinstance(root, Path) else root
     return TranslationFiles(kind, _images(folder_a, "the domain's image files"), _images(folder_b, "the domain's image files"))
