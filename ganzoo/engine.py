@@ -67,6 +67,13 @@ def dataset_for(model: ModelSpec, name: str) -> Any:
     return get_dataset(name)
 
 
+def sample_count(data: Any) -> int:
+    """How many samples ``data`` holds, kept in checkpoints to notice data that changed: both domains' images of
+    an unpaired set (its epoch length follows only the larger one), else its length."""
+    sizes = getattr(data, "sizes", None)
+    return sum(sizes()) if sizes is not None and not data.paired else len(data)
+
+
 def refuse_out_inside_data(out: Path, dataset_name: str) -> None:
     """Stop a run whose ``--out`` lies inside its image folder(s): its pictures and files would join the
     training images of the next run on that folder, without a word."""
@@ -416,7 +423,7 @@ class Trainer:
         saying so; a run stopped inside an epoch starts that epoch over, since its order cannot be replayed on
         other data (its saved order state then draws the new data's order). Checkpoints from before the size
         was kept have none to compare."""
-        samples = len(self.data)
+        samples = sample_count(self.data)
         if saved_samples is None or saved_samples == samples:
             return
         restart = f"; epoch {self.epoch + 1} starts over on it" if self.batch_in_epoch else ""
@@ -679,7 +686,7 @@ class Trainer:
                  if not key.startswith("_") and isinstance(value, torch.Tensor)})
         path = ckpt.checkpoint_path(self.out, self.epoch, self.batch_in_epoch)
         counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps,
-                    "processes": self.world.size if self.world is not None else 1, "samples": len(self.data)}
+                    "processes": self.world.size if self.world is not None else 1, "samples": sample_count(self.data)}
         if not self.main:
             return path
         ckpt.save_checkpoint(
