@@ -182,8 +182,10 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _well_formed(meta: Any) -> bool:
     """Whether checkpoint JSON has every part, of the type the trainer reads, so a resume never dies on it."""
+    from ganzoo.setting_checks import is_whole
+
     def whole(value: Any) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return is_whole(value) and value >= 0
 
     if not isinstance(meta, dict) or not REQUIRED_META <= meta.keys():
         return False

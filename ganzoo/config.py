@@ -8,7 +8,7 @@ from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
 from ganzoo.plugin_checks import require_latent_dim
-from ganzoo.setting_checks import DATASET_ONLY, check_ranges, check_types, refuse_dataset_keys
+from ganzoo.setting_checks import DATASET_ONLY, check_ranges, check_types, is_number, is_whole, refuse_dataset_keys
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
 
 #: Settings every model has, shown by ``ganzoo info`` after the model's own.
@@ -206,17 +206,17 @@ def validate_numbers(config: dict[str, Any]) -> None:
     positive_ints = ("epochs", "batch_size", "d_steps", "log_every", "keep_checkpoints", "max_bad_steps")
     for key in positive_ints:
         value = config.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not is_whole(value) or value < 1:
             raise GanzooError(f"{key} must be a whole number of at least 1, got {value!r}.")
     every = config.get("checkpoint_every")
-    if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+    if not is_whole(every) or every < 0:
         raise GanzooError(f"checkpoint_every must be a whole number of steps (0 = only at epoch ends), got {every!r}.")
     for key in ("lr", "lr_d", "lr_g"):
         value = config.get(key)
-        if value is not None and (not isinstance(value, (int, float)) or not 0 < value < math.inf):
+        if value is not None and (not is_number(value) or not 0 < value < math.inf):
             raise GanzooError(f"{key} must be a positive finite number, got {value!r}.")
     seed = config.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not SEED_MIN <= seed <= SEED_MAX):
+    if seed is not None and (not is_whole(seed) or not SEED_MIN <= seed <= SEED_MAX):
         raise GanzooError(f"seed must be a whole number from {SEED_MIN} to {SEED_MAX}, got {seed!r}.")
     from ganzoo.speed import validate as validate_speed
 
@@ -225,7 +225,7 @@ def validate_numbers(config: dict[str, Any]) -> None:
         raise GanzooError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {config.get('optimizer')!r}.")
     for key in ("instance_noise", "label_smoothing", "d_weight_penalty", "r1_gamma"):
         value = config.get(key, 0.0)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        if not is_number(value) or value < 0:
             raise GanzooError(f"{key} must be a number of at least 0, got {value!r}.")
     if not 0 <= float(config.get("label_smoothing", 0.0)) < 1:
         raise GanzooError(f"label_smoothing must be below 1 (0.1 is usual), got {config['label_smoothing']!r}.")
@@ -235,10 +235,10 @@ def validate_numbers(config: dict[str, Any]) -> None:
         raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but d_steps is {config['d_steps']}; "
                           "set d_steps=1 or drop reuse_fake.")
     decay = config.get("decay_epochs")
-    if decay is not None and (not isinstance(decay, int) or isinstance(decay, bool) or not 0 <= decay <= config["epochs"]):
+    if decay is not None and (not is_whole(decay) or not 0 <= decay <= config["epochs"]):
         raise GanzooError(f"decay_epochs must be a whole number from 0 to epochs ({config['epochs']}), got {decay!r}.")
     for key, low in (("unroll_steps", 0), ("pack", 1), ("mbd_kernels", 1), ("mbd_kernel_dim", 1), ("instance_noise_steps", 1)):
         value = config.get(key, low)
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        if not is_whole(value) or value < low:
             raise GanzooError(f"{key} must be a whole number of at least {low}, got {value!r}.")
     check_ranges(config)

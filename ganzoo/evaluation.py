@@ -9,6 +9,7 @@ reference features plus the features of ``REFERENCE_KEEP`` of them (KID and prec
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -215,7 +216,20 @@ def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size
 
 
 def _read_reference(path: Path) -> Reference | None:
-    """The cached real features at ``path``, or ``None`` when there are none or the file is damaged."""
+    """The cached real features at ``path``, or ``None`` when there are none or the file is damaged.
+
+    Read once per version of the file: eval asks before generating (:func:`reference_cached`) and again when
+    scoring (:func:`reference`), and the file holds tens of megabytes of features."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return _read_reference_version(path, status.st_mtime_ns, status.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_reference_version(path: Path, mtime_ns: int, size: int) -> Reference | None:
+    """:func:`_read_reference` of the file's version ``(mtime_ns, size)``, which keys the cache of this function."""
     from ganzoo.safefile import WeightsError, load_tensors, read_metadata
 
     if not path.is_file():
@@ -229,7 +243,8 @@ def _read_reference(path: Path) -> Reference | None:
         return None
     if set(tensors) != {"mean", "cov", "features"}:
         return None
-    mean, cov, features = (tensors[name].numpy() for name in ("mean", "cov", "features"))
+    # copies: a kept result must not be a view of a mapped file that may later be rewritten in place
+    mean, cov, features = (tensors[name].numpy().copy() for name in ("mean", "cov", "features"))
     dim = mean.shape[0] if mean.ndim == 1 else -1
     if cov.shape != (dim, dim) or features.ndim != 2 or features.shape[1] != dim or len(features) < 2:
         return None

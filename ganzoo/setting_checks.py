@@ -52,28 +52,30 @@ def check_ranges(config: dict[str, Any]) -> None:
     for key in WHOLE_AT_LEAST_ONE + WHOLE_AT_LEAST_ZERO:
         low = 1 if key in WHOLE_AT_LEAST_ONE else 0
         value = config.get(key)
-        if value is not None and (not _is_whole(value) or value < low):
+        if value is not None and (not is_whole(value) or value < low):
             raise GanzooError(f"{key} must be a whole number of at least {low}, got {value!r}.")
     for key in AT_LEAST_ZERO:
         value = config.get(key)
-        if value is not None and (not _is_number(value) or not 0 <= value < float("inf")):
+        if value is not None and (not is_number(value) or not 0 <= value < float("inf")):
             raise GanzooError(f"{key} must be a finite number of at least 0, got {value!r}.")
     for key in FRACTIONS:
         value = config.get(key)
-        if value is not None and (not _is_number(value) or not 0 <= value < 1):
+        if value is not None and (not is_number(value) or not 0 <= value < 1):
             raise GanzooError(f"{key} must be a number from 0 up to (not including) 1, got {value!r}.")
     hidden = config.get("hidden_dims")
     if hidden is not None and (not isinstance(hidden, (list, tuple)) or not hidden
-                               or not all(_is_whole(width) and width >= 1 for width in hidden)):
+                               or not all(is_whole(width) and width >= 1 for width in hidden)):
         raise GanzooError(f"hidden_dims must be a non-empty list of whole numbers of at least 1, such as "
                           f"[256, 512], got {hidden!r}.")
 
 
-def _is_whole(value: Any) -> bool:
+def is_whole(value: Any) -> bool:
+    """Whether ``value`` is a whole number (an int, not a bool, which Python counts as one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a number (an int or a float, not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -82,9 +84,9 @@ def _same_kind(default: Any, value: Any) -> bool:
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
-        return _is_whole(value)
+        return is_whole(value)
     if isinstance(default, float):
-        return _is_number(value)
+        return is_number(value)
     if isinstance(default, (list, tuple)):
         return isinstance(value, (list, tuple))
     if isinstance(default, str):  # a choice; some also take True/False (stream: auto, True or False)
