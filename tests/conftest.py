@@ -123,6 +123,25 @@ def build_discriminator(model, config):
 '''
 
 
+#: A ``compute_losses`` hook for the tiny family of :data:`PLUGIN_TEMPLATE` (the non-saturating loss, and D(x) as a
+#: metric), appended to it by the tests of models whose plugin computes its own losses.
+OWN_LOSSES_HOOK = '''
+@hookimpl
+def compute_losses(model, config, generator, discriminator, batch, stage, state):
+    if model.family != "tiny":
+        return None
+    import torch
+    from ganzoo.specs import Losses
+    real = batch["real"]
+    fake = generator(torch.randn(real.shape[0], config["latent_dim"], device=real.device))
+    if stage == "discriminator":
+        d = torch.nn.functional.softplus(-discriminator(real)) + torch.nn.functional.softplus(discriminator(fake.detach()))
+        return Losses({"d": d.mean()}, {"d_real": discriminator(real).mean().detach()})
+    g = torch.nn.functional.softplus(-discriminator(fake))
+    return Losses({"g": g.mean()})
+'''
+
+
 def make_distribution(site: Path, dist: str, module: str, source: str, entry_name: str | None = None) -> Path:
     """Install a real plugin distribution by hand: a module plus a ``.dist-info`` with ``entry_points.txt``."""
     site.mkdir(parents=True, exist_ok=True)

@@ -217,6 +217,14 @@ def test_devices_refuses_what_its_processes_would_before_starting_them(cli, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def test_devices_refuses_an_out_inside_the_data_before_starting_processes(cli, image_folder):
+    out = image_folder / "run"
+    result = cli("train", "dcgan", "--data", image_folder, "--device", "cpu", "--devices", "2", "--out", out, ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        f"Error: --out {out} lies inside the data folder {image_folder}, so the run's pictures would become training "
+        "images of the next run on it; choose an --out folder outside it.")
+
+
 def test_devices_refuses_a_run_that_cannot_resume_before_starting_processes(cli, tmp_path):
     run = tmp_path / "run"
     cli("train", *RUN, "--epochs", "1", "--out", run)

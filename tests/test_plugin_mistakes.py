@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import PLUGIN_TEMPLATE, make_distribution
+from conftest import OWN_LOSSES_HOOK, PLUGIN_TEMPLATE, make_distribution
 
 DIST, MODULE, ENTRY = "ganzoo-mistakes", "ganzoo_mistakes", "mistakes"
 TINY_G = 'return _mlp(config["latent_dim"], config["width"], config["dim"])'
@@ -78,6 +78,14 @@ def test_ganzoo_debug_shows_the_plugins_own_exception(cli, install, tmp_path, mo
         cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
 
 
+def test_the_machines_limits_inside_a_hook_are_not_blamed_on_the_plugin(cli, install, tmp_path):
+    """A full disk or exhausted memory is no mistake of the plugin: shown as it is, not as 'fix the plugin'."""
+    install(PLUGIN_TEMPLATE + ("\n@hookimpl\ndef after_step(model, stage):\n"
+                               "    raise OSError(28, 'No space left on device')\n"))
+    with pytest.raises(OSError, match="No space left on device"):
+        cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+
+
 def test_a_plugins_own_refusal_passes_unchanged(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace(TINY_G, "from ganzoo.errors import GanzooError\n"
                                             "        raise GanzooError('tinygan needs two dimensions; use tiny-blobs.')"))
@@ -111,21 +119,7 @@ def test_a_generator_that_fails_on_noise_is_one_sentence(cli, install, tmp_path)
         "to its authors (GANZOO_DEBUG=1 shows the traceback).")
 
 
-OWN_LOSSES = PLUGIN_TEMPLATE + """
-@hookimpl
-def compute_losses(model, config, generator, discriminator, batch, stage, state):
-    if model.family != "tiny":
-        return None
-    import torch
-    from ganzoo.specs import Losses
-    real = batch["real"]
-    fake = generator(torch.randn(real.shape[0], config["latent_dim"], device=real.device))
-    if stage == "discriminator":
-        d = torch.nn.functional.softplus(-discriminator(real)) + torch.nn.functional.softplus(discriminator(fake.detach()))
-        return Losses({"d": d.mean()}, {"d_real": discriminator(real).mean().detach()})
-    g = torch.nn.functional.softplus(-discriminator(fake))
-    return Losses({"g": g.mean()})
-"""
+OWN_LOSSES = PLUGIN_TEMPLATE + OWN_LOSSES_HOOK
 BAD_LOSSES = {
     "a float term": (OWN_LOSSES.replace('{"d": d.mean()}', '{"d": d.mean().item()}'),
                      "gave the discriminator term 'd' as a float, not a torch tensor; every term and metric must be a "

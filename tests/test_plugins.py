@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import PLUGIN_TEMPLATE, make_distribution
+from conftest import OWN_LOSSES_HOOK, PLUGIN_TEMPLATE, make_distribution
 
 
 def test_builtin_families_are_entry_point_plugins(cli):
@@ -110,19 +110,7 @@ def test_entry_point_names_taken_twice_keep_ganzoos_own_and_name_both_distributi
         sys.modules.pop(module, None)
 
 
-OWN_LOSSES_PLUGIN = PLUGIN_TEMPLATE.replace('name="tinygan"', 'name="owngan"') + """
-@hookimpl
-def compute_losses(model, config, generator, discriminator, batch, stage, state):
-    if model.name != "owngan":
-        return None
-    import torch
-    from ganzoo.specs import Losses
-    real = batch["real"]
-    fake = generator(torch.randn(real.shape[0], config["latent_dim"], device=real.device))
-    if stage == "d":
-        return Losses({"d": ((discriminator(real) - 1) ** 2).mean() + (discriminator(fake.detach()) ** 2).mean()})
-    return Losses({"g": ((discriminator(fake) - 1) ** 2).mean()})
-"""
+OWN_LOSSES_PLUGIN = PLUGIN_TEMPLATE.replace('name="tinygan"', 'name="owngan"') + OWN_LOSSES_HOOK
 
 
 def test_an_unconditional_model_with_its_own_losses_refuses_the_standard_steps_remedies(cli, tmp_path, monkeypatch):
