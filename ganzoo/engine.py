@@ -293,7 +293,7 @@ class Trainer:
                 settings = {"config": self.config} if self.model.task == "image-to-image" else {}  # stream or not
                 data = dataset.load(root, self.config.get("image_size"), self.config.get("channels"), **settings)
             except BadImageWarning as exc:
-                raise GanzooError(f"{exc.path} is not a readable image ({exc.reason}); fix or remove it, "
+                raise GanzooError(f"{exc.path}: {exc.reason}; fix or remove it, "
                                   "or drop --strict-data to skip such files.") from None
         for warning in caught:
             if issubclass(warning.category, BadImageWarning):

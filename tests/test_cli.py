@@ -152,7 +152,7 @@ def test_a_run_that_fails_before_training_leaves_no_folder(cli, tmp_path):
     (tmp_path / "images" / "notes.jpg").write_text("not an image")
     result = cli("train", "dcgan", "--data", tmp_path / "images", "--strict-data", "--out", tmp_path / "runs" / "x",
                  ok=False)
-    assert result.exit_code == 1 and "notes.jpg is not a readable image" in " ".join(result.output.split())
+    assert result.exit_code == 1 and "notes.jpg: not a readable image" in " ".join(result.output.split())
     assert not (tmp_path / "runs").exists()
 
 

@@ -1,5 +1,5 @@
 """The cache of decoded image folders: a second load reads it instead of decoding, a changed file
-or a damaged entry means decoding again, unreadable files are named again from it, small folders
+(even one whose modification time was set back) or a damaged entry means decoding again, unreadable files are named again from it, small folders
 and ``GANZOO_DECODE_CACHE=0`` bypass it, and a training run says where the images came from."""
 
 from __future__ import annotations
@@ -65,6 +65,20 @@ def test_a_changed_file_means_decoding_again_and_replacing_the_entry(big_folder)
     (big_folder / "b" / "img_000.png").unlink()
     assert len(load_folder(big_folder, 16, 3)[0]) == MIN_CACHED_FILES - 1
     assert len(cache_entries()) == 1
+
+
+def test_bytes_replaced_under_a_restored_modification_time_mean_decoding_again(big_folder):
+    from ganzoo.data.folder import load_folder
+
+    first = big_folder / "a" / "img_000.png"
+    Image.new("RGB", (16, 16), (255, 0, 0)).save(first, compress_level=0)  # stored: the size depends on nothing else
+    load_folder(big_folder, 16, 3)
+    before = first.stat()
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(first, compress_level=0)  # as `cp -p` or `touch -r` would leave it
+    os.utime(first, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (first.stat().st_size, first.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    images, _, notes = load_folder(big_folder, 16, 3)
+    assert notes[0].startswith("cached the decoded images in") and images[0, :, 5, 5].tolist() == [0, 0, 255]
 
 
 def test_a_damaged_entry_is_decoded_again_and_replaced(big_folder):

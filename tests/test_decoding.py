@@ -165,7 +165,7 @@ def test_training_on_a_large_folder_decodes_it_in_workers_and_names_a_bad_file(c
     strict = cli("train", "dcgan", "--data", str(folder), "--epochs", "1", "--out", str(tmp_path / "strict"),
                  "--no-progress", "--device", "cpu", "--strict-data", ok=False)
     assert strict.exit_code != 0
-    assert f"{bad} is not a readable image" in strict.output and "drop --strict-data" in strict.output
+    assert f"{bad}: not a readable image" in strict.output and "drop --strict-data" in strict.output
     assert multiprocessing.active_children() == []
 
 

@@ -141,9 +141,11 @@ def test_plain_photos_are_not_taken_for_pairs(cli, tmp_path):
     from ganzoo.data.decoding import BadImageWarning
     from ganzoo.data.translation import load_translation
 
-    with pytest.warns(BadImageWarning, match=r"36x36 is not an A\|B pair"):
+    with pytest.warns(BadImageWarning, match=r"36x36 is not an A\|B pair") as caught:
         data = load_translation(mixed, "paired", "pairs", 32)
     assert len(data.tensors["a"]) == 3
+    assert [str(w.message) for w in caught if issubclass(w.category, BadImageWarning)] == [
+        f"Skipped {mixed / '0-cover.png'}: 36x36 is not an A|B pair, which is about twice as wide as high."]
 
 
 def test_paired_sides_share_the_crop(tmp_path):

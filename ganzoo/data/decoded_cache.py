@@ -6,7 +6,8 @@ pay it again. A folder of at least :data:`MIN_CACHED_FILES` images is therefore 
 into a file in ``cache_dir()/decoded/`` (so it is never held in memory as well, and a folder larger
 than memory decodes), one safetensors file per folder, image size and channel count: the uint8
 images, their labels, the files that could not be decoded, and in its metadata a fingerprint of
-the folder (every file's relative path, size and modification time). A later load
+the folder (every file's relative path, size, modification time and inode change time: a file whose bytes were
+replaced and its modification time set back, as ``cp -p`` or ``touch -r`` do, still counts as changed). A later load
 whose fingerprint matches reads that file instead of decoding (and names the unreadable files
 again, in order); any added, removed or changed file means decoding again and replacing the entry.
 A damaged entry (see :func:`read`) is decoded again too. Writing is atomic, done by one process
@@ -36,7 +37,7 @@ CACHE_SWITCH_ENV = "GANZOO_DECODE_CACHE"
 #: A temporary file of a write older than this (seconds) was left by a killed process.
 STALE_SECONDS = 3600
 #: Bumped whenever decoding or the entry's layout changes, so older entries are not reused.
-FORMAT = "2"
+FORMAT = "3"
 #: Bytes kept for an entry's header, written after the images are decoded into the file behind it.
 HEADER_SPACE = 16384
 #: Where an entry's data starts: its 8-byte header length, then the header.
@@ -66,7 +67,11 @@ def entry_path(folder: Path, image_size: int, channels: int) -> Path:
 
 
 def fingerprint(folder: Path, files: Sequence[Path]) -> str | None:
-    """SHA-256 over every file's path relative to ``folder``, size and modification time, in order.
+    """SHA-256 over every file's path relative to ``folder``, size, modification and inode change times, in order.
+
+    The change time (``st_ctime_ns``) moves whenever a file is written, renamed or has its times set, and no user
+    tool can set it back, so replaced bytes are noticed even under a restored modification time. It also moves on
+    ``chmod``: that costs one needless decoding, never a stale image.
 
     None when a file cannot be looked at (removed since the folder was listed): the load then
     decodes without the cache, and the decoding names the file.
@@ -77,7 +82,7 @@ def fingerprint(folder: Path, files: Sequence[Path]) -> str | None:
             stat = path.stat()
         except OSError:
             return None
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\n".encode())
     return digest.hexdigest()
 
 

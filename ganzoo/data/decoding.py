@@ -41,16 +41,23 @@ _SETTINGS: ContextVar[tuple[Any, "int | None", bool]] = ContextVar("ganzoo_decod
 
 
 class BadImageWarning(UserWarning):
-    """An image file in a data folder that could not be decoded and was skipped."""
+    """An image file in a data folder that could not be used and was skipped; ``reason`` says why."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"Skipped {path}: not a readable image ({reason}).")
+        super().__init__(f"Skipped {path}: {reason}.")
         self.path, self.reason = path, reason
 
 
+class UnusableImage(ValueError):
+    """Raised by a reader for a file that decodes but is not what the set needs (a pix2pix file that is no A|B pair)."""
+
+
 def unreadable_reason(exc: Exception) -> str:
-    """What a :class:`BadImageWarning` says about a file whose reading raised ``exc``."""
-    return str(exc) or type(exc).__name__
+    """Why a file whose reading raised ``exc`` was skipped, as :class:`BadImageWarning` says it: the reader's own words
+    for an :class:`UnusableImage`, else "not a readable image (what the decoder said)"."""
+    if isinstance(exc, UnusableImage):
+        return str(exc)
+    return f"not a readable image ({str(exc) or type(exc).__name__})"
 
 
 def default_workers(alone: bool = False) -> int:

@@ -210,6 +210,7 @@ def read_parts(path: Path, size: int, halves: bool) -> Any:
     import numpy as np
     from PIL import Image
 
+    from ganzoo.data.decoding import UnusableImage
     from ganzoo.data.folder import _to_mode
 
     with Image.open(path) as image:
@@ -217,7 +218,7 @@ def read_parts(path: Path, size: int, halves: bool) -> Any:
         image = _to_mode(image, 3)
     width, height = image.size
     if halves and not is_pair_shaped(width, height):
-        raise ValueError(f"{width}x{height} is not an A|B pair, which is about twice as wide as high")
+        raise UnusableImage(f"{width}x{height} is not an A|B pair, which is about twice as wide as high")
     parts = [image.crop((0, 0, width // 2, height)), image.crop((width // 2, 0, width, height))] if halves else [image]
     return np.stack([np.asarray(p.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8) for p in parts]).transpose(0, 3, 1, 2)
 
