@@ -193,10 +193,11 @@ def _real_images(dataset: Any, data_root: str | None) -> Any:
     from functools import lru_cache
 
     from ganzoo.paths import data_root as root
+    from ganzoo.plugin_checks import loaded
 
     @lru_cache(maxsize=1)
     def load(channels: int, size: int) -> Any:
-        return dataset.load(root(data_root), size, channels).tensors["real"]
+        return loaded(dataset, root(data_root), size, channels).tensors["real"]
 
     return load
 

@@ -12,13 +12,20 @@ from ganzoo.errors import GanzooError
 
 
 class GanzooGroup(click.Group):
-    """A click group that turns :class:`GanzooError` into one red line and exit status 1."""
+    """A click group that turns :class:`GanzooError`, and running out of memory, into one red line and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ganzoo.out_of_memory import out_of_memory_sentence
+
         try:
             return super().invoke(ctx)
         except GanzooError as exc:
             raise click.ClickException(str(exc)) from None
+        except (MemoryError, RuntimeError) as exc:  # torch's OutOfMemoryError is a RuntimeError
+            sentence = out_of_memory_sentence(exc)
+            if sentence is None:
+                raise
+            raise click.ClickException(sentence) from None
         except KeyboardInterrupt:  # a Ctrl-C that no command handled: the shell's status 130, not click's 1
             click.echo("Interrupted.", err=True)
             raise click.exceptions.Exit(130) from None

@@ -291,7 +291,8 @@ class Trainer:
             warnings.simplefilter("error" if self.request.strict_data else "always", BadImageWarning)
             try:
                 settings = {"config": self.config} if self.model.task == "image-to-image" else {}  # stream or not
-                data = dataset.load(root, self.config.get("image_size"), self.config.get("channels"), **settings)
+                data = plugin_checks.loaded(dataset, root, self.config.get("image_size"), self.config.get("channels"),
+                                            **settings)
             except BadImageWarning as exc:
                 raise GanzooError(f"{exc.path}: {exc.reason}; fix or remove it, "
                                   "or drop --strict-data to skip such files.") from None
@@ -300,7 +301,6 @@ class Trainer:
                 self._say(f"warning: {warning.message}")
             else:
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-        plugin_checks.check_loaded_data(dataset, data)
         for note in getattr(data, "notes", ()):  # e.g. "streaming N images from disk (would need X GB in memory)"
             self._say(note)
         return data

@@ -1,5 +1,16 @@
 """The one exception type users see: a sentence that says what was wrong and what to do."""
 
+import os
+
+#: Set to 1 to see the traceback of what the CLI would otherwise say in one sentence (a plugin's exception,
+#: running out of memory).
+DEBUG_ENV = "GANZOO_DEBUG"
+
+
+def debugging() -> bool:
+    """Whether ``GANZOO_DEBUG`` asks for exceptions as they are, with their tracebacks."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
 
 class GanzooError(Exception):
     """A problem caused by input (a name, a file, a number) that the user can fix.

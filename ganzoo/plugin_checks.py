@@ -3,7 +3,7 @@
 A third-party plugin is written and tested apart from ganzoo, so its mistakes reach users who did
 not write it: an exception inside one of its hooks, a generator whose samples do not have the
 data's shape, losses that are not scalar tensors, a model without ``latent_dim``, a dataset whose
-``load`` returns something else than ganzoo's data. Each becomes a
+``load`` raises or returns something else than ganzoo's data. Each becomes a
 :class:`ganzoo.errors.GanzooError` naming the plugin. The checks of what plugins return run once
 (after building, at each stage's first step), and an exception is traced to the hook that raised it
 only after training stopped (:func:`hook_failure`), so the training loop pays nothing for them.
@@ -16,20 +16,11 @@ keeps its traceback: that is our bug, and the traceback is what we need to fix i
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import DEBUG_ENV, GanzooError, debugging
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
 from ganzoo.specs import DatasetSpec, Losses, ModelSpec
-
-#: Set to 1 to see a third-party plugin's exception with its traceback instead of one sentence.
-DEBUG_ENV = "GANZOO_DEBUG"
-
-
-def _debugging() -> bool:
-    """Whether ``GANZOO_DEBUG`` asks for plugins' exceptions as they are."""
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def _distribution(plugin: str) -> str | None:
@@ -56,8 +47,8 @@ def _exception_text(exc: BaseException) -> str:
 def _blamed(exc: Exception, plugin: str | None, where: str) -> GanzooError | None:
     """The sentence for ``exc``, raised by third-party ``plugin`` ``where`` (``in compute_losses for model 'x'``);
     None when it must propagate as it is."""
-    if isinstance(exc, GanzooError) or plugin is None or not _third_party(plugin) or _debugging():
-        return None
+    if isinstance(exc, (GanzooError, Warning)) or plugin is None or not _third_party(plugin) or debugging():
+        return None  # its own refusal, or a warning the user's filter made an error (--strict-data's bad image)
     if isinstance(exc, (MemoryError, OSError)) or type(exc).__name__ == "OutOfMemoryError":
         return None  # the machine's limits (memory, disk), not the plugin's mistake: shown as they are
     return GanzooError(f"Plugin {plugin!r} from {_distribution(plugin)} raised {_exception_text(exc)} {where}; fix "
@@ -186,6 +177,21 @@ def check_losses(model: ModelSpec, config: dict[str, Any], stage: str, losses: A
         raise GanzooError(f"{_losses_source(model, config)} gave {stage} terms that do not depend on the networks' "
                           "weights, so there is nothing to backpropagate; compute them without .detach(), .item() or "
                           "torch.no_grad().")
+
+
+def loaded(dataset: DatasetSpec, *args: Any, **kwargs: Any) -> Any:
+    """``dataset.load(*args, **kwargs)``, checked: an exception a third-party dataset raises from its ``load`` (not
+    a hook, so not found by :func:`hook_failure`), or an answer the engine cannot train on, is one sentence naming
+    its plugin."""
+    try:
+        data = dataset.load(*args, **kwargs)
+    except Exception as exc:
+        failure = _blamed(exc, dataset.plugin or None, f"in the load function of dataset {dataset.name!r}")
+        if failure is None:
+            raise
+        raise failure from exc
+    check_loaded_data(dataset, data)
+    return data
 
 
 def check_loaded_data(dataset: DatasetSpec, data: Any) -> None:

@@ -58,6 +58,20 @@ def test_resume_and_overwrite_together_are_refused(cli, tmp_path):
         "of them.")
 
 
+def test_running_out_of_memory_is_one_sentence_and_leaves_no_run_folder(cli, tmp_path, monkeypatch):
+    huge = ("train", "gan", "--data", "ring8", "--epochs", "1", "--set", "hidden_dims=[20000000, 20000000]",
+            "--device", "cpu", "--no-progress", "--out")  # a 2e7 x 2e7 layer: 1.42 PiB, refused by the allocator at once
+    result = cli(*huge, tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert " ".join(result.output.split()) == (
+        "Error: Ran out of memory (tried to allocate 1.42 PiB on the CPU); lower what sets the size (--batch-size, "
+        "--num, --image-size, or the networks' widths with --set) or use a device with more memory.")
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setenv("GANZOO_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="DefaultCPUAllocator"):
+        cli(*huge, tmp_path / "debug")
+
+
 def test_empty_data_folder(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli("train", *TINY_DCGAN, "--data", tmp_path / "empty", "--out", tmp_path / "run", ok=False)

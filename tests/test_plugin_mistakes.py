@@ -171,6 +171,16 @@ def test_a_dataset_whose_load_returns_something_else_is_one_sentence(cli, instal
         "not a ganzoo.data.InMemoryData; it must return InMemoryData(name, info, {'real': tensor}).")
 
 
+def test_a_dataset_whose_load_raises_is_one_sentence(cli, install, tmp_path, monkeypatch):
+    install(PLUGIN_TEMPLATE.replace("gen = torch.Generator().manual_seed(0)", "raise ValueError('no blobs today')"))
+    assert _train(cli, tmp_path, "gan", "--data", "tiny-blobs") == (
+        "Error: Plugin 'mistakes' from ganzoo-mistakes raised ValueError: no blobs today in the load function of "
+        "dataset 'tiny-blobs'; fix the plugin or report it to its authors (GANZOO_DEBUG=1 shows the traceback).")
+    monkeypatch.setenv("GANZOO_DEBUG", "1")
+    with pytest.raises(ValueError, match="no blobs today"):
+        cli("train", "gan", "--data", "tiny-blobs", "--epochs", "1", "--out", tmp_path / "debug", "--device", "cpu")
+
+
 def test_an_exception_in_ganzoos_own_plugins_and_core_keeps_its_traceback():
     from ganzoo.plugin_checks import hook_failure
     from ganzoo.plugin_manager import get_manager
