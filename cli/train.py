@@ -56,7 +56,7 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
           devices: int | None, sync_bn: bool | None) -> None:
     """Train MODEL; pictures, metrics, weights and checkpoints go to --out after every epoch.
 
-    Ctrl-C saves the current position and exits with status 130; --resume OUT continues exactly.
+    Ctrl-C (or SIGTERM) saves the current position and exits with status 130; --resume OUT continues exactly.
     --devices N runs the same command as N processes under torchrun (or start it with torchrun yourself).
     """
     from ganzoo.cli.main import console
@@ -64,6 +64,7 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     from ganzoo.distributed import is_main
     from ganzoo.engine import TrainingInterrupted, TrainRequest
     from ganzoo.engine import train as run_training
+    from ganzoo.launcher import INTERRUPTED, launched_here
     from ganzoo.registry import get_model, get_registry
 
     spec = get_model(model)
@@ -99,9 +100,10 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     try:
         result = run_training(request, out_console)
     except TrainingInterrupted as stop:
-        out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {folder}", style="yellow",
-                          soft_wrap=True, markup=False)
-        raise click.exceptions.Exit(130) from None
+        if is_main():  # under torchrun every process stops at the same step; process 0 says where
+            out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {folder}", style="yellow",
+                              soft_wrap=True, markup=False)
+        raise click.exceptions.Exit(0 if launched_here() else INTERRUPTED) from None  # the launcher says 130
     if not is_main():  # under torchrun only process 0 reports
         return
     epochs = f"{result.epochs} epoch{'s' if result.epochs != 1 else ''}"
@@ -146,7 +148,8 @@ def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any],
 
 def _relaunch(devices: int) -> None:
     """Run this same ``ganzoo train`` command, without --devices, as ``devices`` torchrun processes; exit with its status."""
-    from ganzoo.distributed import launch, launched
+    from ganzoo.distributed import launched
+    from ganzoo.launcher import launch
 
     if launched():
         raise click.UsageError("--devices starts torchrun itself; drop it when the command already runs under torchrun.")

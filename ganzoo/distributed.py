@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, NoReturn
@@ -91,17 +90,6 @@ def is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def launch_command(devices: int, args: list[str]) -> list[str]:
-    """The torchrun command that runs ``ganzoo ARGS`` as ``devices`` processes on this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
-            "-m", "ganzoo", *args]
-
-
-def launch(devices: int, args: list[str]) -> int:
-    """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status."""
-    return subprocess.call(launch_command(devices, args))
-
-
 def _seed(seed: int, rank: int, step: int) -> int:
     """A 64-bit seed for process ``rank``'s own stream, apart from the user's seeds and the shared stream."""
     digest = hashlib.sha256(f"ganzoo/{seed}/{rank}/{step}".encode()).digest()
@@ -153,6 +141,15 @@ class World:
             flat.div_(self.size)
             for tensor, part in zip(group, flat.split([t.numel() for t in group])):
                 tensor.copy_(part.view_as(tensor))
+
+    def any_of(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any process (every process must call this at the same point)."""
+        import torch
+        import torch.distributed as dist
+
+        found = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(found, op=dist.ReduceOp.MAX)
+        return bool(found.item())
 
     def broadcast(self, tensors: Iterable["torch.Tensor"]) -> None:
         """Overwrite each tensor, in place, with process 0's values."""

@@ -6,7 +6,7 @@ engine backpropagates their sum and steps that stage's optimizer. Losses stay on
 and are read back only every ``log_every`` steps, so the loop never waits on the GPU per step.
 At each epoch's end it writes a sample picture, ``generator.safetensors`` (with
 ``discriminator.safetensors`` from the same step beside it) and a full checkpoint;
-``checkpoint_every`` adds checkpoints inside epochs and Ctrl-C saves one before stopping. Each
+``checkpoint_every`` adds checkpoints inside epochs and Ctrl-C or SIGTERM saves one before stopping. Each
 update goes through :class:`ganzoo.guard.StepGuard`, which undoes non-finite steps on the device;
 their records are read at log time and the run stops after ``max_bad_steps`` of them.
 Under torchrun each process trains on its share of every batch (:mod:`ganzoo.distributed`);
@@ -86,7 +86,7 @@ def refuse_out_inside_data(out: Path, dataset_name: str) -> None:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run after saving its position in ``checkpoint``."""
+    """Ctrl-C (or SIGTERM) stopped the run after saving its position in ``checkpoint``."""
 
     def __init__(self, checkpoint: Path, epoch: int, step: int, batch: int = 0) -> None:
         """``epoch``: epochs done; ``batch``: batches done of the next one (the checkpoint's name counts the same)."""
@@ -103,30 +103,39 @@ class _Interrupt:
     requested = False
 
 
-@contextmanager
-def _deferred_sigint(enabled: bool = True) -> Iterator[_Interrupt]:
-    """While training, the first Ctrl-C only sets a flag the loop checks after the current step; a second one stops at once.
+#: The signals that stop a run after saving its position: Ctrl-C, and ``kill``'s default (a scheduler's preemption).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    Not ``enabled`` in multi-process runs: processes would stop at different steps, so Ctrl-C
-    stops at once there and ``--resume`` continues from the last checkpoint.
+
+@contextmanager
+def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
+    """While training, the first Ctrl-C (SIGINT) or SIGTERM only sets a flag the loop checks after the current step.
+
+    Alone, a second signal stops at once. ``together`` (one of torchrun's processes): the processes agree on
+    one step to stop at (see :meth:`Trainer.run`) and save there, so later signals are ignored: torchrun
+    passes the terminal's Ctrl-C on to its processes a second time, and kills them itself if they take
+    longer than its timeout (30 s).
     """
     flag = _Interrupt()
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None:  # installed outside Python: fall back to Python's own
-        previous = signal.default_int_handler
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
 
     def handler(signum: int, frame: Any) -> None:
         flag.requested = True
-        signal.signal(signal.SIGINT, previous)
+        if not together:
+            for number, before in previous.items():
+                # installed outside Python (None): fall back to Python's own
+                signal.signal(number, signal.default_int_handler if before is None else before)
 
-    signal.signal(signal.SIGINT, handler)
+    for number in STOP_SIGNALS:
+        signal.signal(number, handler)
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, before in previous.items():
+            signal.signal(number, signal.default_int_handler if before is None else before)
 
 
 @dataclass
@@ -498,7 +507,8 @@ class Trainer:
                 self.console.print(f"resuming from {self.resumed_from} (step {self.step}) up to epoch {epochs}",
                                    markup=False, soft_wrap=True, highlight=False)
         last: dict[str, float] = {}
-        with _deferred_sigint(enabled=self.world is None) as interrupt, TrainingProgress(
+        stopping = False  # under torchrun: every process saw the stop agreed at the last log point
+        with _deferred_stop(together=self.world is not None) as interrupt, TrainingProgress(
                 self.console, epochs, self.steps_per_epoch, enabled=self.request.progress and self.main,
                 first_epoch=self.epoch) as progress:
             while self.epoch < epochs:
@@ -529,17 +539,21 @@ class Trainer:
                         last = self._log(sums, count, batch_size * count / max(now - tick, 1e-9))
                         progress.update(self.epoch, index + 1, last)
                         sums, count, tick = {}, 0, time.perf_counter()
+                        if self.world is not None:  # all processes log at the same steps: they stop at the same one
+                            stopping = self.world.any_of(interrupt.requested)
                     else:
                         progress.step(self.epoch, index + 1)
+                    if self.world is None:
+                        stopping = interrupt.requested
                     if index + 1 < self.steps_per_epoch:
-                        if interrupt.requested:
+                        if stopping:
                             raise TrainingInterrupted(self._save_checkpoint(), self.epoch, self.step, self.batch_in_epoch)
                         if every and self.step % every == 0:
                             self._save_checkpoint()
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 self._end_epoch(time.perf_counter() - epoch_start, self.steps_per_epoch - first)
-                if interrupt.requested and self.epoch < epochs:
+                if stopping and self.epoch < epochs:
                     raise TrainingInterrupted(ckpt.checkpoint_path(self.out, self.epoch), self.epoch, self.step)
         self._finish()
         return TrainResult(self.out, self.out / "generator.safetensors", self.epoch, self.step, last)
@@ -717,6 +731,9 @@ def train(request: TrainRequest, console: Any = None) -> TrainResult:
         result = Trainer(request, console if world is None or world.main else None, world).run()
         finished = True
         return result
+    except TrainingInterrupted:  # an agreed stop: no process leaves before process 0 has written the checkpoint
+        finished = True
+        raise
     except Exception as exc:  # a third-party plugin's hook that raised: one sentence naming it
         failure = plugin_checks.hook_failure(exc, request.model)
         if failure is None:

@@ -124,6 +124,38 @@ def test_a_worker_that_fails_after_joining_exits_with_its_status_and_its_one_sen
     assert "exitcode  : 1 " in done.stderr and "exitcode  : -6" not in done.stderr  # not SIGABRT on the way out
 
 
+def test_ctrl_c_under_devices_stops_every_process_at_one_step_with_a_checkpoint_and_resume_goes_on(tmp_path):
+    """The launcher alone gets the terminal's Ctrl-C (torchrun runs in a session of its own) and passes it on once;
+    the processes agree on a step at the next log point, save there, and the launcher ends with 130, quietly."""
+    import re
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    ganzoo = [sys.executable, "-m", "ganzoo", "train"]
+    launcher = subprocess.Popen([*ganzoo, *RUN, "--epochs", "40", "--set", "log_every=5", "--devices", "2",
+                                 "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # a terminal of its own: the test's Ctrl-C reaches no one else
+    deadline = time.monotonic() + 120
+    while not (run / "metrics.jsonl").is_file() or len(_events(run, "log")) < 3:
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[0]
+        time.sleep(0.05)
+    os.killpg(launcher.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    output = launcher.communicate(timeout=120)[0]
+    assert launcher.returncode == 130 and "Traceback" not in output and "SignalException" not in output, output
+    (line,) = [line for line in output.splitlines() if "--resume" in line]
+    step = int(re.search(r"interrupted after step (\d+) ", line).group(1))
+    saved = line.split("state saved in ")[1].split(";")[0]
+    assert os.path.isfile(saved) and step % 5 == 0 and step < 40 * 25  # at a log point, long before the end
+    assert f"continue with: ganzoo train gan --resume {run}" in line
+
+    epochs = step // 25 + 1  # up to the end of the epoch it stopped in
+    subprocess.run([*ganzoo, "gan", "--resume", str(run), "--epochs", str(epochs), "--devices", "2", "--device", "cpu",
+                    "--no-progress"], check=True, timeout=300)
+    assert _events(run, "resume")[0]["step"] == step
+    _check_processes_identical(run, epochs)
+
+
 def test_state_each_process_keeps_for_itself_resumes_exactly(cli, tmp_path):
     """CycleGAN's image pools hold each process's own fakes: every process gets its own pools back on resume."""
     import torch

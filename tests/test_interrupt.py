@@ -1,4 +1,4 @@
-"""Stopping a run: Ctrl-C saves its position, SIGKILL loses only what came after the last checkpoint.
+"""Stopping a run: Ctrl-C or SIGTERM saves its position, SIGKILL loses only what came after the last checkpoint.
 
 Both resume to the same weights as a run that was never stopped, including from inside an epoch.
 """
@@ -61,10 +61,11 @@ def _start(out):
     return process
 
 
-def test_ctrl_c_saves_the_position_and_resume_finishes_exactly(cli, tmp_path, straight):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_the_position_and_resume_finishes_exactly(stop, cli, tmp_path, straight):
     out = tmp_path / "run"
     process = _start(out)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
     lines = [line for line in output.splitlines() if "--resume" in line]
