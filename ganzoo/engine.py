@@ -198,7 +198,7 @@ class Trainer:
         if resumed is None:  # a run that began so (before this check) may still go on
             refuse_out_inside_data(self.out, self.dataset_name)
         # an explicit --data-root is kept (absolute) in checkpoints, so that --resume alone finds the data again
-        explicit_root = request.data_root or (resumed.meta.get("data_root") if resumed else None)
+        explicit_root = request.data_root or self._saved_data_root(resumed)
         self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None
         dataset = dataset_for(self.model, self.dataset_name)
         anchor = None  # where a decay re-planned for other --epochs on resume starts (see ganzoo.schedule)
@@ -327,6 +327,19 @@ class Trainer:
             self._say(f"keeping the {data.nbytes() / 1e9:.1f} GB of decoded images on the host (over "
                       f"max_memory_gb={budget:g}); each batch is copied to {self.device.type}")
         return placed
+
+    def _saved_data_root(self, resumed: Any) -> str | None:
+        """The --data-root the resumed run was started with, while that folder is still there; once it is gone
+        (the data moved), $GANZOO_DATA or the default root is used instead, with a note."""
+        from ganzoo.paths import DATA_ENV, data_root
+
+        saved = resumed.meta.get("data_root") if resumed is not None else None
+        if not saved or Path(saved).is_dir():
+            return saved
+        if self.main:
+            self._say(f"note: the run's --data-root {saved} is gone; the data is looked for in {data_root()} "
+                      f"(--data-root or {DATA_ENV} names another)")
+        return None
 
     def _say(self, text: str) -> None:
         """One warning line for the user (plain text: file names may hold brackets), unwrapped."""

@@ -66,6 +66,19 @@ def write_png_images(folder: Path, count: int, size: int = 16, mode: str = "RGB"
     return paths
 
 
+def write_tiny_mnist(root: Path, count: int = 64) -> None:
+    """``count`` random 28x28 digits and labels as MNIST's gzipped IDX training files under ``root/MNIST/raw``."""
+    import gzip
+    import struct
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    digits = np.random.default_rng(0).integers(0, 256, size=(count, 28, 28))
+    for name, array in (("train-images-idx3-ubyte", digits), ("train-labels-idx1-ubyte", np.arange(count) % 10)):
+        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+        (raw / f"{name}.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     """64 RGB 16x16 images in one folder."""

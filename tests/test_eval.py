@@ -290,19 +290,6 @@ def test_a_picture_passed_as_samples_is_refused_without_pickle_advice(cli, tmp_p
             f"pass the file that 'ganzoo sample MODEL --out x.npz' writes."), result.output
 
 
-def write_tiny_mnist(root: Path, count: int = 64) -> None:
-    """``count`` random 28x28 digits and labels as MNIST's gzipped IDX training files under ``root/MNIST/raw``."""
-    import gzip
-    import struct
-
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    digits = np.random.default_rng(0).integers(0, 256, size=(count, 28, 28))
-    for name, array in (("train-images-idx3-ubyte", digits), ("train-labels-idx1-ubyte", np.arange(count) % 10)):
-        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
-        (raw / f"{name}.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
-
-
 def test_missing_dataset_fails_before_generating_and_cached_features_need_none(cli, tmp_path, monkeypatch):
     """The dataset is looked for before a sample is made; with its features cached it is not needed at all."""
     import dataclasses
@@ -323,6 +310,8 @@ def test_missing_dataset_fails_before_generating_and_cached_features_need_none(c
             f"Error: MNIST is not in {empty / 'MNIST' / 'raw'} and could not be downloaded (from {mirror}: ")
         assert message.endswith("); put train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz there, or point "
                                 "--data-root / GANZOO_DATA at a folder that has MNIST/raw/.")
+        from conftest import write_tiny_mnist
+
         write_tiny_mnist(tmp_path / "root")
         out = tmp_path / "scores.json"
         args = ("eval", "dcgan", "--pretrained", "dcgan-mnist", "--data", "mnist", "--metrics", "digits",

@@ -139,16 +139,11 @@ def test_resume_is_bit_exact(cli, tmp_path, image_folder, model_args):
         assert np.array_equal(straight[key].numpy(), split[key].numpy()), key
 
 
-def test_resume_finds_the_data_of_the_data_root_the_run_started_with(cli, tmp_path, monkeypatch):
-    import gzip
-    import struct
+def test_resume_finds_the_data_of_the_data_root_the_run_started_with_or_ganzoo_data_once_it_moved(cli, tmp_path,
+                                                                                                    monkeypatch):
+    from conftest import write_tiny_mnist
 
-    raw = tmp_path / "elsewhere" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    digits = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28))
-    for name, array in (("train-images-idx3-ubyte", digits), ("train-labels-idx1-ubyte", np.arange(64) % 10)):
-        header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
-        (raw / f"{name}.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
+    write_tiny_mnist(tmp_path / "elsewhere")
     run = tmp_path / "run"
     monkeypatch.chdir(tmp_path)
     cli("train", "gan", "--data", "mnist", "--data-root", "elsewhere", "--epochs", "1", "--batch-size", "32",
@@ -157,6 +152,14 @@ def test_resume_finds_the_data_of_the_data_root_the_run_started_with(cli, tmp_pa
     monkeypatch.chdir(tmp_path / "elsewhere")  # from another folder, with GANZOO_DATA on an empty one
     cli("train", "gan", "--resume", run, "--epochs", "2", "--no-progress", "--device", "cpu")
     assert (run / "checkpoints" / "state-epoch-0002.safetensors").is_file()
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").rename(tmp_path / "moved")  # the data moved: GANZOO_DATA says where to now
+    monkeypatch.setenv("GANZOO_DATA", str(tmp_path / "moved"))
+    output = cli("train", "gan", "--resume", run, "--epochs", "3", "--no-progress", "--device", "cpu").output
+    assert (f"note: the run's --data-root {tmp_path / 'elsewhere'} is gone; the data is looked for in "
+            f"{tmp_path / 'moved'} (--data-root or GANZOO_DATA names another)") in output
+    assert (run / "checkpoints" / "state-epoch-0003.safetensors").is_file()
 
 
 def test_decay_epochs_lowers_every_learning_rate_linearly(tmp_path):
