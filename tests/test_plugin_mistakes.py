@@ -197,3 +197,34 @@ def test_an_exception_in_ganzoos_own_plugins_and_core_keeps_its_traceback():
     with pytest.raises(ValueError) as raised:  # ganzoo's core answers generate with generator(noise)
         hooks.generate(model=gan, config={}, generator=broken, num=1, noise=None, labels=None)
     assert hook_failure(raised.value, "gan") is None
+
+
+def test_the_shape_check_keeps_the_random_streams_and_leaves_lazy_layers_trainable():
+    """A generator that draws its own noise in ``forward`` and has a lazy layer: the check runs its forward once
+    without moving the run's random stream, and the layer it materialises is an ordinary trainable parameter."""
+    import torch
+    from torch import nn
+
+    from ganzoo.config import resolve_config
+    from ganzoo.plugin_checks import check_generator
+    from ganzoo.registry import get_dataset, get_model
+
+    class NoisyLazy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.LazyLinear(2)
+
+        def forward(self, noise: torch.Tensor) -> torch.Tensor:
+            return self.net(noise + torch.randn_like(noise))
+
+    gan = get_model("gan")
+    config = resolve_config(gan, get_dataset("ring8").info, {})
+    generator = NoisyLazy()
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    check_generator(gan, config, generator)
+    assert torch.equal(torch.get_rng_state(), before) and generator.training
+    weight = generator.net.weight
+    assert weight.shape == (2, config["latent_dim"]) and not weight.is_inference() and weight.requires_grad
+    generator(torch.randn(4, config["latent_dim"])).sum().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
