@@ -190,8 +190,6 @@ class Trainer:
             refuse_if_locked(self.out)  # at once, not after the setup; checked again under the lock in run()
             self.found_checkpoints = ckpt.list_checkpoints(self.out)
         resumed = read_resume_point(self.out, request.model, request.data, request.overrides) if request.resume else None
-        if resumed is None and self.main:  # only process 0 writes, and it writes before the others may look
-            self._refuse_overwrite()
         self.model: ModelSpec = get_model(request.model) if resumed is None else resumed.model
         named = request.data or (resumed.dataset if resumed else self.model.default_dataset)
         self.dataset_name = recorded_data_name(named)
@@ -207,6 +205,8 @@ class Trainer:
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
                               world.size if world is not None else 1,
                               standard_step=not computes_own_losses(self.model))
+            if self.main:  # after the settings' checks, so a mistyped setting is named first; before any real work
+                self._refuse_overwrite()
         else:
             self.resumed_from, self.config = resumed.path, resumed.config
             if resumed.skipped and self.main:

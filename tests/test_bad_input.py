@@ -58,6 +58,14 @@ def test_resume_and_overwrite_together_are_refused(cli, tmp_path):
         "of them.")
 
 
+def test_a_mistyped_setting_is_named_before_the_run_already_in_the_folder(cli, tmp_path):
+    run = ("train", "gan", "--data", "ring8", "--epochs", "1", "--no-progress", "--device", "cpu", "--out", tmp_path)
+    cli(*run)
+    assert " ".join(cli(*run, "--set", "lr=abc", ok=False).output.split()) == (
+        "Error: lr must be a number like its default 0.001, got 'abc'; set it as in --set lr=0.001.")
+    assert "already holds a training run" in cli(*run, ok=False).output
+
+
 def test_running_out_of_memory_is_one_sentence_and_leaves_no_run_folder(cli, tmp_path, monkeypatch):
     huge = ("train", "gan", "--data", "ring8", "--epochs", "1", "--set", "hidden_dims=[20000000, 20000000]",
             "--device", "cpu", "--no-progress", "--out")  # a 2e7 x 2e7 layer: 1.42 PiB, refused by the allocator at once
