@@ -22,6 +22,7 @@ def translate_file(module: Any, source: Path, target: Path, size: int, direction
 
     from ganzoo.data.folder import _to_mode
     from ganzoo.errors import GanzooError
+    from ganzoo.out_of_memory import is_out_of_memory
     from ganzoo.safefile import atomic_target, cannot_write
 
     with Image.open(source) as image:
@@ -34,6 +35,8 @@ def translate_file(module: Any, source: Path, target: Path, size: int, direction
         with torch.inference_mode():
             y = module.translate(x, direction)
     except RuntimeError as exc:  # a side the network's down/up-sampling cannot take back to itself
+        if is_out_of_memory(exc):  # too large for the device: the CLI says so in its own sentence
+            raise
         raise GanzooError(f"The generator cannot translate {size}x{size} images ({str(exc).splitlines()[0]}); "
                           f"drop --image-size or use its training size.") from None
     out = y[0].add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()

@@ -104,6 +104,7 @@ class StageGraphs:
         import torch
 
         from ganzoo.errors import GanzooError
+        from ganzoo.out_of_memory import is_out_of_memory
 
         inputs = {key: value.clone() for key, value in batch.items()}
         torch.cuda.synchronize()
@@ -112,6 +113,8 @@ class StageGraphs:
             with torch.cuda.graph(graph):
                 losses = eager(inputs)
         except RuntimeError as error:
+            if is_out_of_memory(error):  # the capture's memory pool did not fit: the CLI says so in its own sentence
+                raise
             raise GanzooError(f"Capturing the {stage} step as a CUDA graph failed ({str(error).splitlines()[0]}); "
                               "something in it waits for the GPU, such as a plugin hook reading a value: "
                               "drop --cuda-graphs.") from None

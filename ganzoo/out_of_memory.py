@@ -42,6 +42,12 @@ def _asked_for(exc: BaseException) -> str | None:
     return None
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` reports memory running out, so that no other reading of it (a plugin's mistake, an image
+    size the network cannot take) hides that from the user."""
+    return _asked_for(exc) is not None
+
+
 def out_of_memory_sentence(exc: BaseException) -> str | None:
     """The sentence the CLI prints for ``exc`` when it reports memory running out; None for any other exception
     (or when ``GANZOO_DEBUG`` asks for tracebacks)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganzoo.errors import DEBUG_ENV, GanzooError, debugging
+from ganzoo.out_of_memory import is_out_of_memory
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
 from ganzoo.specs import DatasetSpec, Losses, ModelSpec
 
@@ -49,8 +50,8 @@ def _blamed(exc: Exception, plugin: str | None, where: str) -> GanzooError | Non
     None when it must propagate as it is."""
     if isinstance(exc, (GanzooError, Warning)) or plugin is None or not _third_party(plugin) or debugging():
         return None  # its own refusal, or a warning the user's filter made an error (--strict-data's bad image)
-    if isinstance(exc, (MemoryError, OSError)) or type(exc).__name__ == "OutOfMemoryError":
-        return None  # the machine's limits (memory, disk), not the plugin's mistake: shown as they are
+    if isinstance(exc, OSError) or is_out_of_memory(exc):
+        return None  # the machine's limits (disk, memory), not the plugin's mistake: the CLI says so
     return GanzooError(f"Plugin {plugin!r} from {_distribution(plugin)} raised {_exception_text(exc)} {where}; fix "
                        f"the plugin or report it to its authors ({DEBUG_ENV}=1 shows the traceback).")
 
