@@ -64,7 +64,7 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     from ganzoo.distributed import is_main
     from ganzoo.engine import TrainingInterrupted, TrainRequest
     from ganzoo.engine import train as run_training
-    from ganzoo.launcher import INTERRUPTED, launched_here
+    from ganzoo.launcher import interrupted_status
     from ganzoo.registry import get_model, get_registry
 
     spec = get_model(model)
@@ -103,7 +103,7 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         if is_main():  # under torchrun every process stops at the same step; process 0 says where
             out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {folder}", style="yellow",
                               soft_wrap=True, markup=False)
-        raise click.exceptions.Exit(0 if launched_here() else INTERRUPTED) from None  # the launcher says 130
+        raise click.exceptions.Exit(interrupted_status()) from None  # 130, or 0 and the --devices launcher says 130
     if not is_main():  # under torchrun only process 0 reports
         return
     epochs = f"{result.epochs} epoch{'s' if result.epochs != 1 else ''}"

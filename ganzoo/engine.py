@@ -112,9 +112,9 @@ def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
     """While training, the first Ctrl-C (SIGINT) or SIGTERM only sets a flag the loop checks after the current step.
 
     Alone, a second signal stops at once. ``together`` (one of torchrun's processes): the processes agree on
-    one step to stop at (see :meth:`Trainer.run`) and save there, so later signals are ignored: torchrun
-    passes the terminal's Ctrl-C on to its processes a second time, and kills them itself if they take
-    longer than its timeout (30 s).
+    one step to stop at (see :meth:`Trainer.run`) and save there, and later signals are ignored, since a
+    process that stopped at once would leave the others waiting for it in their next all-reduce; torchrun
+    (or the ``--devices`` launcher, on a second Ctrl-C) kills the processes when they must stop now.
     """
     flag = _Interrupt()
     if threading.current_thread() is not threading.main_thread():
@@ -122,20 +122,23 @@ def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
         return
     previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
 
+    def restore() -> None:
+        for number, before in previous.items():
+            if before is None:  # installed outside Python: Python's own for Ctrl-C, the system's for the others
+                before = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+            signal.signal(number, before)
+
     def handler(signum: int, frame: Any) -> None:
         flag.requested = True
         if not together:
-            for number, before in previous.items():
-                # installed outside Python (None): fall back to Python's own
-                signal.signal(number, signal.default_int_handler if before is None else before)
+            restore()
 
     for number in STOP_SIGNALS:
         signal.signal(number, handler)
     try:
         yield flag
     finally:
-        for number, before in previous.items():
-            signal.signal(number, signal.default_int_handler if before is None else before)
+        restore()
 
 
 @dataclass
@@ -566,6 +569,8 @@ class Trainer:
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 self._end_epoch(time.perf_counter() - epoch_start, self.steps_per_epoch - first)
+                if self.world is None:  # a signal during the epoch's end (pictures, checkpoint) stops here too
+                    stopping = interrupt.requested
                 if stopping and self.epoch < epochs:
                     raise TrainingInterrupted(ckpt.checkpoint_path(self.out, self.epoch), self.epoch, self.step)
         self._finish()

@@ -1,11 +1,14 @@
 """``ganzoo train --devices N``: the same command run as N processes under torchrun, stopped together.
 
-A Ctrl-C in a terminal reaches every process of the foreground process group. torchrun answers it
-with a traceback of its own (``SignalException``) and signals its processes a second time. So
-torchrun runs in a session of its own: the launcher alone gets the Ctrl-C (or a SIGTERM, or a
-hang-up) and passes it on once to torchrun's processes. They agree on a step to stop at, save a
-checkpoint there and end with status 0 (:data:`LAUNCHED_ENV` tells them), so torchrun ends quietly,
-and the launcher reports 130. A second Ctrl-C kills them all at once, as it stops a single process.
+torchrun answers a signal of its own with a traceback (``SignalException``) and a failed status, and
+it reports a process that ends with a non-zero status as a failed run. So torchrun runs in a session
+of its own, where the terminal's Ctrl-C does not reach it, and the launcher passes a Ctrl-C, a
+SIGTERM or a hang-up on once to torchrun's processes (each leads a session of its own too). They
+agree on a step to stop at, save a checkpoint there, note in the file named by :data:`LAUNCHED_ENV`
+that they were interrupted, and end with status 0, so torchrun ends quietly; the launcher then
+reports 130. A second Ctrl-C kills them all at once, as it stops a single process. A signal the
+launcher was started to ignore (``nohup``'s hang-up) stays ignored. On Linux torchrun gets SIGTERM
+if the launcher dies, so the processes never outlive it unseen.
 """
 
 from __future__ import annotations
@@ -14,20 +17,31 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-#: Set in the processes this launcher starts: an interrupted run then ends with status 0, and the launcher says 130.
+#: Set in the processes :func:`launch` starts to the file where an interrupted run says so.
 LAUNCHED_ENV = "GANZOO_DEVICES_LAUNCH"
 #: The exit status of a run stopped by a signal after saving its position, as a shell reports Ctrl-C.
 INTERRUPTED = 130
 #: What the launcher passes on: Ctrl-C and a hang-up as SIGINT, SIGTERM as itself.
 _PASSED_ON = {signal.SIGINT: signal.SIGINT, signal.SIGHUP: signal.SIGINT, signal.SIGTERM: signal.SIGTERM}
+#: The words an interrupted process writes to the launcher's file.
+_STOPPED = "interrupted"
 
 
-def launched_here() -> bool:
-    """True in a process started by :func:`launch`."""
-    return os.environ.get(LAUNCHED_ENV) == "1"
+def interrupted_status() -> int:
+    """The exit status of a process whose run a signal stopped: 130, or 0 under :func:`launch` once the launcher's
+    file says so (torchrun would report any other status as a failed run; the launcher reports 130)."""
+    report = os.environ.get(LAUNCHED_ENV)
+    if not report:
+        return INTERRUPTED
+    try:
+        Path(report).write_text(_STOPPED)
+    except OSError:  # the launcher cannot be told: fall back to the status itself
+        return INTERRUPTED
+    return 0
 
 
 def launch_command(devices: int, args: list[str]) -> list[str]:
@@ -49,31 +63,74 @@ def children(parent: int) -> list[int]:
     return found
 
 
-def launch(devices: int, args: list[str]) -> int:
-    """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status (130 once interrupted)."""
-    with subprocess.Popen(launch_command(devices, args), env={**os.environ, LAUNCHED_ENV: "1"},
-                          start_new_session=True) as torchrun:
-        signals = 0
-
-        def pass_on(number: int, frame: Any) -> None:
-            nonlocal signals
-            signals += 1
-            if signals > 1:  # asked twice: stop now
-                os.killpg(torchrun.pid, signal.SIGKILL)
-                return
-            workers = children(torchrun.pid)
-            for worker in workers:
-                try:
-                    os.kill(worker, _PASSED_ON[signal.Signals(number)])
-                except ProcessLookupError:  # it ended meanwhile
-                    pass
-            if not workers:  # no /proc to find them by: torchrun passes it on (with its own report)
-                torchrun.send_signal(number)
-
-        previous = {number: signal.signal(number, pass_on) for number in _PASSED_ON}
+def _signal_group(leader: int, number: int) -> None:
+    """Send ``number`` to the process group ``leader`` leads, or to ``leader`` alone if it leads none."""
+    try:
+        os.killpg(leader, number)
+    except ProcessLookupError:
         try:
-            status = torchrun.wait()
+            os.kill(leader, number)
+        except ProcessLookupError:  # it ended meanwhile
+            pass
+
+
+def _end_with_parent(unblock: set[signal.Signals]) -> Callable[[], None]:
+    """What torchrun's process runs before torchrun starts: take the signals the launcher held back while starting
+    it, and (on Linux) ask for SIGTERM when the launcher dies."""
+    prctl = None
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, unblock)
+        if prctl is not None:
+            prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+    return setup
+
+
+def launch(devices: int, args: list[str]) -> int:
+    """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status (130 once interrupted, 128 + N
+    when torchrun died of signal N)."""
+    handled = {number for number in _PASSED_ON if signal.getsignal(number) is not signal.SIG_IGN}
+    descriptor, report = tempfile.mkstemp(prefix="ganzoo-devices-", suffix=".txt")
+    os.close(descriptor)
+    torchrun: subprocess.Popen[bytes] | None = None
+    signals = 0
+
+    def pass_on(number: int, frame: Any) -> None:
+        nonlocal signals
+        signals += 1
+        if torchrun is None or torchrun.poll() is not None:
+            return
+        workers = children(torchrun.pid)
+        if signals > 1:  # asked twice: stop everything now
+            for worker in workers:
+                _signal_group(worker, signal.SIGKILL)
+            _signal_group(torchrun.pid, signal.SIGKILL)
+        elif workers:
+            for worker in workers:
+                _signal_group(worker, _PASSED_ON[signal.Signals(number)])
+        else:  # no /proc to find them by: torchrun passes it on (with its own report)
+            torchrun.send_signal(number)
+
+    # held back while torchrun starts, so that no Ctrl-C falls between its start and the handlers
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+    previous = {number: signal.signal(number, pass_on) for number in handled}
+    try:
+        try:
+            torchrun = subprocess.Popen(launch_command(devices, args), env={**os.environ, LAUNCHED_ENV: report},
+                                        start_new_session=True, preexec_fn=_end_with_parent(handled))
         finally:
-            for number, before in previous.items():
-                signal.signal(number, signal.SIG_DFL if before is None else before)  # None: set outside Python
-    return INTERRUPTED if signals and status == 0 else status
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        status = torchrun.wait()
+    finally:
+        for number, before in previous.items():
+            signal.signal(number, signal.SIG_DFL if before is None else before)  # None: set outside Python
+        stopped = Path(report).read_text() == _STOPPED
+        Path(report).unlink()
+    if status < 0:
+        return 128 - status
+    return INTERRUPTED if stopped and status == 0 else status

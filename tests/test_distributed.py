@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,36 +125,82 @@ def test_a_worker_that_fails_after_joining_exits_with_its_status_and_its_one_sen
     assert "exitcode  : 1 " in done.stderr and "exitcode  : -6" not in done.stderr  # not SIGABRT on the way out
 
 
-def test_ctrl_c_under_devices_stops_every_process_at_one_step_with_a_checkpoint_and_resume_goes_on(tmp_path):
-    """The launcher alone gets the terminal's Ctrl-C (torchrun runs in a session of its own) and passes it on once;
-    the processes agree on a step at the next log point, save there, and the launcher ends with 130, quietly."""
-    import re
-    import signal
+def _launch(run, *settings, until="log"):
+    """``ganzoo train ... --devices 2`` in a terminal of its own (the test's signals reach no one else), once its
+    metrics hold an ``until`` row; returns (launcher, torchrun's processes)."""
     import time
 
-    run = tmp_path / "run"
-    ganzoo = [sys.executable, "-m", "ganzoo", "train"]
-    launcher = subprocess.Popen([*ganzoo, *RUN, "--epochs", "40", "--set", "log_every=5", "--devices", "2",
-                                 "--out", str(run)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)  # a terminal of its own: the test's Ctrl-C reaches no one else
+    from ganzoo.launcher import children
+
+    launcher = subprocess.Popen([sys.executable, "-m", "ganzoo", "train", *RUN, "--epochs", "40", *settings,
+                                 "--devices", "2", "--out", str(run)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not (run / "metrics.jsonl").is_file() or len(_events(run, "log")) < 3:
+    while not (run / "metrics.jsonl").is_file() or not _events(run, until):
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()[0]
         time.sleep(0.05)
-    os.killpg(launcher.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    (torchrun,) = children(launcher.pid)
+    return launcher, children(torchrun)
+
+
+def _interrupted_step(run, launcher):
+    """The step the stopped run names in its one line (with its checkpoint and the --resume command)."""
+    import re
+
     output = launcher.communicate(timeout=120)[0]
     assert launcher.returncode == 130 and "Traceback" not in output and "SignalException" not in output, output
     (line,) = [line for line in output.splitlines() if "--resume" in line]
-    step = int(re.search(r"interrupted after step (\d+) ", line).group(1))
-    saved = line.split("state saved in ")[1].split(";")[0]
-    assert os.path.isfile(saved) and step % 5 == 0 and step < 40 * 25  # at a log point, long before the end
     assert f"continue with: ganzoo train gan --resume {run}" in line
+    assert os.path.isfile(line.split("state saved in ")[1].split(";")[0])
+    return int(re.search(r"interrupted after step (\d+) ", line).group(1))
+
+
+def test_ctrl_c_under_devices_stops_every_process_at_one_step_with_a_checkpoint_and_resume_goes_on(tmp_path):
+    """The launcher alone gets the terminal's Ctrl-C (torchrun runs in a session of its own) and passes it on once;
+    the processes agree on a step at the next log point, save there, and the launcher ends with 130, quietly."""
+    import signal
+
+    run = tmp_path / "run"
+    launcher, _ = _launch(run, "--set", "log_every=5")
+    os.killpg(launcher.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    step = _interrupted_step(run, launcher)
+    assert step % 5 == 0 and step < 40 * 25  # at a log point, long before the end
 
     epochs = step // 25 + 1  # up to the end of the epoch it stopped in
-    subprocess.run([*ganzoo, "gan", "--resume", str(run), "--epochs", str(epochs), "--devices", "2", "--device", "cpu",
-                    "--no-progress"], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "ganzoo", "train", "gan", "--resume", str(run), "--epochs", str(epochs),
+                    "--devices", "2", "--device", "cpu", "--no-progress"], check=True, timeout=300)
     assert _events(run, "resume")[0]["step"] == step
     _check_processes_identical(run, epochs)
+
+
+def test_sigterm_to_one_process_stops_all_and_a_second_ctrl_c_kills_them_at_once(tmp_path):
+    import signal
+    import time
+
+    launcher, workers = _launch(tmp_path / "one", "--set", "log_every=5")
+    os.kill(workers[-1], signal.SIGTERM)  # a scheduler that signals one process: the launcher still says 130
+    assert _interrupted_step(tmp_path / "one", launcher) % 5 == 0
+
+    # no log point before the epoch's end (25 steps): the processes are still training when the second Ctrl-C comes
+    launcher, workers = _launch(tmp_path / "two", "--set", "log_every=1000", "--batch-size", "64", until="setup")
+    time.sleep(1)  # into the first epoch of 800 steps
+    os.killpg(launcher.pid, signal.SIGINT)
+    time.sleep(0.2)
+    os.killpg(launcher.pid, signal.SIGINT)
+    launcher.communicate(timeout=60)
+    assert launcher.returncode == 128 + signal.SIGKILL  # torchrun killed, and with it its processes
+
+    def running(pid):
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(running, workers))
+    assert not list((tmp_path / "two" / "checkpoints").glob("*batch*"))  # killed, not stopped at a step
 
 
 def test_state_each_process_keeps_for_itself_resumes_exactly(cli, tmp_path):
