@@ -58,11 +58,13 @@ def test_resume_and_overwrite_together_are_refused(cli, tmp_path):
         "of them.")
 
 
-def test_a_mistyped_setting_is_named_before_the_run_already_in_the_folder(cli, tmp_path):
+def test_a_mistyped_setting_or_dataset_is_named_before_the_run_already_in_the_folder(cli, tmp_path):
     run = ("train", "gan", "--data", "ring8", "--epochs", "1", "--no-progress", "--device", "cpu", "--out", tmp_path)
     cli(*run)
     assert " ".join(cli(*run, "--set", "lr=abc", ok=False).output.split()) == (
         "Error: lr must be a number like its default 0.001, got 'abc'; set it as in --set lr=0.001.")
+    mistyped_data = cli("train", "gan", "--data", "rign8", "--out", tmp_path, ok=False).output
+    assert " ".join(mistyped_data.split()).startswith("Error: Unknown dataset 'rign8'. Did you mean 'ring8'?")
     assert "already holds a training run" in cli(*run, ok=False).output
 
 
