@@ -27,10 +27,8 @@ class GanzooGroup(click.Group):
                 raise
             raise click.ClickException(sentence) from None
         except KeyboardInterrupt:  # a Ctrl-C that no command handled: the shell's status 130, not click's 1
-            from ganzoo.launcher import interrupted_status
-
             click.echo("Interrupted.", err=True)
-            raise click.exceptions.Exit(interrupted_status()) from None
+            raise click.exceptions.Exit(130) from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command; a torchrun worker that joined a process group then ends without interpreter

@@ -2,13 +2,15 @@
 
 torchrun answers a signal of its own with a traceback (``SignalException``) and a failed status, and
 it reports a process that ends with a non-zero status as a failed run. So torchrun runs in a session
-of its own, where the terminal's Ctrl-C does not reach it, and the launcher passes a Ctrl-C, a
-SIGTERM or a hang-up on once to torchrun's processes (each leads a session of its own too). They
-agree on a step to stop at, save a checkpoint there, note in the file named by :data:`LAUNCHED_ENV`
-that they were interrupted, and end with status 0, so torchrun ends quietly; the launcher then
-reports 130. A second Ctrl-C kills them all at once, as it stops a single process. A signal the
-launcher was started to ignore (``nohup``'s hang-up) stays ignored. On Linux torchrun gets SIGTERM
-if the launcher dies, so the processes never outlive it unseen.
+of its own, where the terminal's Ctrl-C does not reach it, and the launcher passes a Ctrl-C or a
+SIGTERM on once to torchrun's processes (found through ``/proc``; each leads a session of its own).
+They agree on a step to stop at, save a checkpoint there, note in the file named by
+:data:`LAUNCHED_ENV` that they stopped, and end with status 0, so torchrun ends quietly; the
+launcher then reports 130. A signal in the run's last log interval lets it finish (status 0). A
+second Ctrl-C kills them all at once (status 130), as it stops a single process. A signal the
+launcher was started to ignore (a background job's Ctrl-C) stays ignored. On Linux torchrun gets
+SIGTERM if the launcher dies, and passes it on. Without ``/proc`` (macOS) torchrun gets the signals
+itself and answers them its own way.
 """
 
 from __future__ import annotations
@@ -19,21 +21,24 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-#: Set in the processes :func:`launch` starts to the file where an interrupted run says so.
+#: Set in the processes :func:`launch` starts to the file where a run stopped by a signal says so.
 LAUNCHED_ENV = "GANZOO_DEVICES_LAUNCH"
 #: The exit status of a run stopped by a signal after saving its position, as a shell reports Ctrl-C.
 INTERRUPTED = 130
-#: What the launcher passes on: Ctrl-C and a hang-up as SIGINT, SIGTERM as itself.
-_PASSED_ON = {signal.SIGINT: signal.SIGINT, signal.SIGHUP: signal.SIGINT, signal.SIGTERM: signal.SIGTERM}
-#: The words an interrupted process writes to the launcher's file.
+#: The signals the launcher passes on to torchrun's processes.
+_PASSED_ON = (signal.SIGINT, signal.SIGTERM)
+#: The words a process that stopped at the agreed step writes to the launcher's file.
 _STOPPED = "interrupted"
+#: Seconds between looks at torchrun (has it ended, have its processes started for a signal that waits for them).
+_POLL_SECONDS = 0.2
 
 
 def interrupted_status() -> int:
-    """The exit status of a process whose run a signal stopped: 130, or 0 under :func:`launch` once the launcher's
-    file says so (torchrun would report any other status as a failed run; the launcher reports 130)."""
+    """The exit status of a process whose run stopped at the step all processes agreed on: 130, or 0 under
+    :func:`launch` once the launcher's file says so (torchrun would report any other status as a failed run;
+    the launcher reports 130)."""
     report = os.environ.get(LAUNCHED_ENV)
     if not report:
         return INTERRUPTED
@@ -63,74 +68,117 @@ def children(parent: int) -> list[int]:
     return found
 
 
-def _signal_group(leader: int, number: int) -> None:
-    """Send ``number`` to the process group ``leader`` leads, or to ``leader`` alone if it leads none."""
+def _send(pid: int, number: int, group: bool = False) -> None:
+    """Send signal ``number`` to ``pid`` (or the process group it leads, falling back to it alone), if it still runs."""
     try:
-        os.killpg(leader, number)
-    except ProcessLookupError:
-        try:
-            os.kill(leader, number)
-        except ProcessLookupError:  # it ended meanwhile
-            pass
+        if group:
+            try:
+                os.killpg(pid, number)
+                return
+            except ProcessLookupError:  # it leads no group
+                pass
+        os.kill(pid, number)
+    except ProcessLookupError:  # it ended meanwhile
+        pass
 
 
-def _end_with_parent(unblock: set[signal.Signals]) -> Callable[[], None]:
-    """What torchrun's process runs before torchrun starts: take the signals the launcher held back while starting
-    it, and (on Linux) ask for SIGTERM when the launcher dies."""
+def _child_setup(mask: set[signal.Signals]) -> Callable[[], None]:
+    """What torchrun's process runs before torchrun starts: the launcher's own signal mask back, and (on Linux)
+    SIGTERM when the launcher dies (and at once if it died already)."""
     prctl = None
     if sys.platform.startswith("linux"):
         import ctypes
 
         prctl = ctypes.CDLL(None, use_errno=True).prctl
+    launcher = os.getpid()
 
     def setup() -> None:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, unblock)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if prctl is not None:
             prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+            if os.getppid() != launcher:  # died before the request was made
+                os.kill(os.getpid(), signal.SIGTERM)
 
     return setup
 
 
-def launch(devices: int, args: list[str]) -> int:
-    """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status (130 once interrupted, 128 + N
-    when torchrun died of signal N)."""
-    handled = {number for number in _PASSED_ON if signal.getsignal(number) is not signal.SIG_IGN}
-    descriptor, report = tempfile.mkstemp(prefix="ganzoo-devices-", suffix=".txt")
-    os.close(descriptor)
-    torchrun: subprocess.Popen[bytes] | None = None
-    signals = 0
+class _Relay:
+    """The launcher's signal handler: passes the first Ctrl-C or SIGTERM on to torchrun's processes, once they
+    exist; a later Ctrl-C kills them all."""
 
-    def pass_on(number: int, frame: Any) -> None:
-        nonlocal signals
-        signals += 1
+    def __init__(self) -> None:
+        self.torchrun: subprocess.Popen[bytes] | None = None
+        self.pending: int | None = None  # a signal that came before torchrun's processes did
+        self.passed = self.killed = False
+
+    def __call__(self, number: int, frame: object) -> None:
+        if self.passed or self.pending is not None:
+            if number == signal.SIGINT:  # asked twice: stop everything now
+                self.kill()
+            return
+        self.pending = number
+        self.deliver()
+
+    def deliver(self) -> None:
+        """Pass the pending signal on, if torchrun's processes can be found yet."""
+        torchrun = self.torchrun
+        if self.pending is None or torchrun is None or torchrun.poll() is not None:
+            return
+        if not Path("/proc").is_dir():  # no way to find its processes: torchrun passes it on, its own way
+            torchrun.send_signal(self.pending)
+        else:
+            workers = children(torchrun.pid)
+            if not workers:
+                return
+            for worker in workers:  # not their groups: their data-loading processes must not get it
+                _send(worker, self.pending)
+        self.pending, self.passed = None, True
+
+    def kill(self) -> None:
+        torchrun = self.torchrun
         if torchrun is None or torchrun.poll() is not None:
             return
-        workers = children(torchrun.pid)
-        if signals > 1:  # asked twice: stop everything now
-            for worker in workers:
-                _signal_group(worker, signal.SIGKILL)
-            _signal_group(torchrun.pid, signal.SIGKILL)
-        elif workers:
-            for worker in workers:
-                _signal_group(worker, _PASSED_ON[signal.Signals(number)])
-        else:  # no /proc to find them by: torchrun passes it on (with its own report)
-            torchrun.send_signal(number)
+        self.killed = True
+        if not Path("/proc").is_dir():
+            torchrun.send_signal(signal.SIGINT)
+            return
+        for worker in children(torchrun.pid):
+            _send(worker, signal.SIGKILL, group=True)
+        _send(torchrun.pid, signal.SIGKILL, group=True)
 
-    # held back while torchrun starts, so that no Ctrl-C falls between its start and the handlers
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
-    previous = {number: signal.signal(number, pass_on) for number in handled}
+
+def launch(devices: int, args: list[str]) -> int:
+    """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status (130 once stopped by a
+    signal, 128 + N when torchrun died of signal N otherwise)."""
+    relay, previous, report = _Relay(), {}, None
+    handled = {number for number in _PASSED_ON if signal.getsignal(number) is not signal.SIG_IGN}
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, handled)  # no signal between torchrun's start and the relay
     try:
-        try:
-            torchrun = subprocess.Popen(launch_command(devices, args), env={**os.environ, LAUNCHED_ENV: report},
-                                        start_new_session=True, preexec_fn=_end_with_parent(handled))
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        status = torchrun.wait()
+        descriptor, report = tempfile.mkstemp(prefix="ganzoo-devices-", suffix=".txt")
+        os.close(descriptor)
+        previous = {number: signal.signal(number, relay) for number in handled}
+        relay.torchrun = subprocess.Popen(launch_command(devices, args), env={**os.environ, LAUNCHED_ENV: report},
+                                          start_new_session=True, preexec_fn=_child_setup(held))
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        while True:  # with a timeout: a signal that came before torchrun's processes is passed on once they start
+            try:
+                status = relay.torchrun.wait(timeout=_POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                relay.deliver()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         for number, before in previous.items():
             signal.signal(number, signal.SIG_DFL if before is None else before)  # None: set outside Python
-        stopped = Path(report).read_text() == _STOPPED
-        Path(report).unlink()
+        stopped = False
+        if report is not None:
+            try:
+                stopped = Path(report).read_text() == _STOPPED
+            except OSError:  # removed meanwhile (a /tmp cleaner): no process said it stopped
+                pass
+            Path(report).unlink(missing_ok=True)
+    if relay.killed:
+        return INTERRUPTED
     if status < 0:
         return 128 - status
     return INTERRUPTED if stopped and status == 0 else status
