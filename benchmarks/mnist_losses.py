@@ -2,6 +2,7 @@
 
     python benchmarks/mnist_losses.py --data-root /work/shared/datasets                # every loss, 1 epoch
     python benchmarks/mnist_losses.py --data-root DATA --only ns,wgan-gp --epochs 2
+    python benchmarks/mnist_losses.py --data-root DATA --only wgan-gp --set d_norm=batch   # one setting changed
     python benchmarks/mnist_losses.py --from-json runs/a/mnist_losses.json runs/b/mnist_losses.json  # join, redraw
 
 For each loss, ``dcgan`` (``began`` for the BEGAN loss, which needs its autoencoder discriminator)
@@ -36,22 +37,31 @@ def train_and_score(loss: str, args: argparse.Namespace) -> dict[str, Any]:
     from ganzoo.cli.main import cli
     from ganzoo.engine import DivergedError, TrainRequest, train
 
+    from ganzoo.config import parse_overrides
+
     model, overrides = model_for(loss)
-    overrides.update({"epochs": args.epochs, "seed": args.seed})
+    overrides.update({**parse_overrides(args.set), "epochs": args.epochs, "seed": args.seed})
     out = args.out / loss
+    label = " ".join([loss, *args.set])  # the row's name: the loss, and the settings changed for it
     start = time.perf_counter()
     try:
         result = train(TrainRequest(model=model, out=out, data="mnist", overrides=overrides, data_root=args.data_root,
                                     device=args.device, overwrite=True, progress=False))
     except DivergedError as error:
-        return {"loss": loss, "model": model, "diverged": str(error), "seconds": time.perf_counter() - start}
+        return {"loss": loss, "label": label, "model": model, "diverged": str(error), "seconds": time.perf_counter() - start}
     seconds = time.perf_counter() - start
     scores_path = out / "digits.json"
     cli.main(["eval", model, "--weights", str(result.generator_path), "--data", "mnist", "--metrics", "digits",
               "--num", str(args.num), "--json", str(scores_path), "--device", args.device or "auto",
               *(["--data-root", args.data_root] if args.data_root else [])], standalone_mode=False)
     scores = json.loads(scores_path.read_text())
-    return {"loss": loss, "model": model, "seconds": seconds, "weights": str(result.generator_path), "scores": scores}
+    return {"loss": loss, "label": label, "model": model, "seconds": seconds, "weights": str(result.generator_path),
+            "scores": scores}
+
+
+def _label(row: dict[str, Any]) -> str:
+    """The row's name: its loss, and any setting changed with --set (rows saved before labels existed: the loss)."""
+    return str(row.get("label", row["loss"]))
 
 
 def _score(row: dict[str, Any], name: str) -> float:
@@ -66,9 +76,9 @@ def print_table(rows: list[dict[str, Any]], epochs: int) -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for row in rows:
         if "diverged" in row:
-            print(f"| {row['loss']} | {row['model']} | diverged | - | - | {row['seconds']:.0f} |")
+            print(f"| {_label(row)} | {row['model']} | diverged | - | - | {row['seconds']:.0f} |")
             continue
-        print(f"| {row['loss']} | {row['model']} | {_score(row, 'digits_frechet'):.1f} "
+        print(f"| {_label(row)} | {row['model']} | {_score(row, 'digits_frechet'):.1f} "
               f"| {_score(row, 'digits_kl_to_uniform'):.3f} | {_score(row, 'digits_confidence'):.3f} "
               f"| {row['seconds']:.0f} |")
 
@@ -92,7 +102,7 @@ def save_figure(rows: list[dict[str, Any]], path: Path, seed: int) -> None:
         strip = torchvision.utils.make_grid(images.cpu(), nrow=ROW_SAMPLES, normalize=True, value_range=(-1, 1), padding=1)
         axis.imshow(strip.permute(1, 2, 0).numpy())
         axis.set_xticks([]), axis.set_yticks([])
-        axis.set_ylabel(row["loss"], rotation=0, ha="right", va="center", fontsize=9)
+        axis.set_ylabel(_label(row), rotation=0, ha="right", va="center", fontsize=9)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -109,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="cpu, cuda or auto")
     parser.add_argument("--out", type=Path, default=Path("runs/mnist-losses"))
     parser.add_argument("--figure", type=Path, default=Path("docs/mnist-losses.png"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for every loss's run, as in ganzoo train --set; named in the row")
     parser.add_argument("--from-json", type=Path, nargs="+",
                         help="print the table and redraw the figure from earlier runs' mnist_losses.json (rows joined)")
     args = parser.parse_args(argv)

@@ -182,9 +182,11 @@ def info(model: str) -> None:
         losses = Table(title="losses (--loss NAME; the paper's settings apply unless you set them)")
         for column in ("loss", "paper", "objective", "settings"):
             losses.add_column(column, overflow="fold")
+        model_settings = {hp.name for hp in all_hyperparameters(spec)}
         for name in registry.losses.names():
             loss = registry.losses.get(name)
-            settings = ", ".join(f"{k}={v!r}" for k, v in loss.defaults.items())
+            networks = {k: v for k, v in loss.network_defaults.items() if k in model_settings}
+            settings = ", ".join(f"{k}={v!r}" for k, v in {**loss.defaults, **networks}.items())
             losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)
         out.print(losses)
     own_losses = computes_own_losses(spec)

@@ -110,8 +110,8 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     """The full configuration for training ``model`` on data described by ``info``.
 
     Precedence, lowest first: common training defaults, the model's defaults, the model's
-    defaults for this data kind, the chosen loss's paper settings (``LossSpec.defaults``), the
-    data's shape, the user's ``overrides``. Unknown keys are refused so a typo never silently
+    defaults for this data kind, the chosen loss's paper settings (``LossSpec.defaults``, and
+    ``LossSpec.network_defaults`` for the settings this model has), the data's shape, the user's ``overrides``. Unknown keys are refused so a typo never silently
     does nothing.
     """
     if info.kind not in model.data_kinds:
@@ -126,8 +126,10 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     if not isinstance(loss, str):
         raise GanzooError(f"loss must be the name of a loss, such as ns or wgan-gp, got {loss!r}; "
                           f"'ganzoo info {model.name}' lists them.")
+    networks = loss_network_defaults(loss, config)
     config.update(loss_defaults(loss))
     check_types(loss_defaults(loss), overrides)  # the loss's own settings (gp_weight, clip_value...)
+    config.update(networks)
     config.update(
         channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
     )
@@ -199,6 +201,14 @@ def loss_defaults(name: str) -> dict[str, Any]:
     from ganzoo.registry import get_registry
 
     return dict(get_registry().losses.get(name).defaults)
+
+
+def loss_network_defaults(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The network choices of loss ``name``'s paper that a model with settings ``config`` has (WGAN-GP: a critic
+    without batch norm); a model without the setting (an MLP critic has no normalisation) takes none of them."""
+    from ganzoo.registry import get_registry
+
+    return {key: value for key, value in get_registry().losses.get(name).network_defaults.items() if key in config}
 
 
 def validate_numbers(config: dict[str, Any]) -> None:

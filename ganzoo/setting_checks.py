@@ -3,7 +3,7 @@
 The common training settings are checked in :func:`ganzoo.config.validate_numbers`. The models' own
 settings are checked here in two ways: every value must have the type of its default (a width of
 ``64.5`` or a list where a number belongs is refused for any plugin's model), and the setting names the
-built-in families share (``latent_dim``, ``hidden_dims``, ``dropout``...) must lie in their range, so that
+built-in families share (``latent_dim``, ``hidden_dims``, ``dropout``, ``d_norm``...) must lie in their range, so that
 ``latent_dim=0`` or ``dropout=2`` is one sentence rather than a torch error or a run that learns nothing.
 """
 
@@ -24,6 +24,8 @@ WHOLE_AT_LEAST_ZERO = ("pool_size",)
 AT_LEAST_ZERO = ("lambda_cycle", "lambda_identity", "lambda_l1", "lambda_k", "validity_weight", "class_weight")
 #: Settings that must lie in [0, 1): Adam's betas and dropout rates.
 FRACTIONS = ("beta1", "beta2", "dropout")
+#: Settings that take one of a few words: the DCGAN discriminator's normalisation, pix2pix's direction.
+CHOICES = {"d_norm": ("batch", "layer", "none"), "direction": ("AtoB", "BtoA")}
 
 
 def refuse_dataset_keys(overrides: dict[str, Any], model_name: str) -> None:
@@ -62,6 +64,11 @@ def check_ranges(config: dict[str, Any]) -> None:
         value = config.get(key)
         if value is not None and (not is_number(value) or not 0 <= value < 1):
             raise GanzooError(f"{key} must be a number from 0 up to (not including) 1, got {value!r}.")
+    for key, choices in CHOICES.items():
+        value = config.get(key)
+        if key in config and value not in choices:
+            raise GanzooError(f"{key} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}; "
+                              f"set it as in --set {key}={choices[0]}.")
     hidden = config.get("hidden_dims")
     if hidden is not None and (not isinstance(hidden, (list, tuple)) or not hidden
                                or not all(is_whole(width) and width >= 1 for width in hidden)):

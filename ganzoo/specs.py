@@ -97,6 +97,8 @@ class LossSpec:
 
     ``defaults`` are the paper's training settings (``d_steps``, ``optimizer``, ``lr``, betas...),
     applied over the model's defaults when this loss is picked, unless the user sets them.
+    ``network_defaults`` are the paper's choices for the networks (WGAN-GP's critic has no batch norm:
+    ``d_norm='layer'``), applied the same way but only to models that have the setting.
     """
 
     name: str
@@ -105,6 +107,7 @@ class LossSpec:
     paper: Paper | None = None
     plugin: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
+    network_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

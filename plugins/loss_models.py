@@ -20,7 +20,7 @@ BEGAN_FAMILY = "began"
 NAMED = (
     ("wgan", WGAN, "DCGAN networks trained as a Wasserstein critic with weight clipping (RMSprop 5e-5, 5 critic steps)"),
     ("wgan-gp", WGAN_GP, "DCGAN networks with the WGAN gradient penalty (Adam 1e-4, betas 0.5/0.9, 5 critic steps; "
-                         "the critic keeps DCGAN's batch norm, which the paper replaces by layer norm)"),
+                         "layer norm in the critic instead of batch norm, as in the paper)"),
     ("lsgan", LSGAN, "DCGAN networks trained with the least-squares loss"),
 )
 

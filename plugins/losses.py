@@ -68,7 +68,8 @@ def register_losses(register: Callable[[LossSpec], None]) -> None:
                       _factory("WassersteinLoss"), WGAN, defaults=dict(WGAN_DEFAULTS)))
     register(LossSpec("wgan-gp", "Wasserstein with gradient penalty: the WGAN critic plus gp_weight * (|grad D(x_hat)| - 1)^2 "
                       "at x_hat = e x + (1 - e) G(z), e ~ U[0,1] per sample; Adam lr 1e-4, betas (0.5, 0.9), 5 critic steps",
-                      _factory("WassersteinGPLoss"), WGAN_GP, defaults=dict(WGAN_GP_DEFAULTS)))
+                      _factory("WassersteinGPLoss"), WGAN_GP, defaults=dict(WGAN_GP_DEFAULTS),
+                      network_defaults={"d_norm": "layer"}))  # the paper's critic: layer norm, not batch norm
     register(LossSpec("dragan", "non-saturating GAN plus gp_weight * (|grad D(x_hat)| - 1)^2 at x_hat = x + a d, "
                       "d ~ 0.5 std(x) U[0,1], a ~ U[0,1]: a penalty around the real data",
                       _factory("DraganLoss"), DRAGAN, defaults={"gp_weight": 10.0}))

@@ -199,6 +199,35 @@ def test_loss_defaults_apply_unless_the_user_sets_them():
         _config("gan", gp_weight=1.0)  # a setting of a loss that is not chosen is unknown
 
 
+def test_wgan_gp_critics_use_layer_norm_so_each_score_depends_on_its_own_image_alone():
+    """The WGAN-GP paper's critic has no batch norm: its gradient penalty is taken per image, and batch norm makes
+    each score depend on the whole batch. Every DCGAN-based model trained with wgan-gp gets layer norm instead."""
+    from ganzoo import build
+    from ganzoo.registry import get_model
+
+    for model, overrides in (("wgan-gp", {}), ("dcgan", {"loss": "wgan-gp"}), ("cdcgan", {"loss": "wgan-gp"}),
+                             ("acgan", {"loss": "wgan-gp"})):
+        config = _config(model, data="mnist", **overrides)
+        critic = build.build_discriminator(get_model(model), config)
+        kinds = {type(module) for module in critic.modules()}
+        assert config["d_norm"] == "layer" and nn.GroupNorm in kinds and nn.BatchNorm2d not in kinds, model
+    assert _config("dcgan", data="mnist")["d_norm"] == "batch"  # DCGAN's own critic keeps the paper's batch norm
+    assert _config("dcgan", data="mnist", loss="wgan-gp", d_norm="batch")["d_norm"] == "batch"  # the user's wins
+    assert "d_norm" not in _config("gan", loss="wgan-gp")  # an MLP critic has no normalisation to choose
+    saved_before = {k: v for k, v in _config("wgan-gp", data="mnist").items() if k != "d_norm"}  # an older run's
+    assert nn.BatchNorm2d in {type(m) for m in build.build_discriminator(get_model("wgan-gp"), saved_before).modules()}
+    images = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    for norm, mixes_images in (("batch", True), ("layer", False), ("none", False)):
+        config = _config("dcgan", data="mnist", d_norm=norm)
+        critic = build.build_discriminator(get_model("dcgan"), config).train()
+        (others,) = torch.autograd.grad(critic(images)[0], images)
+        assert others[0].abs().sum() > 0
+        assert (others[1:].abs().sum() > 0) == mixes_images, norm  # does image 0's score move with images 1..5?
+    with pytest.raises(GanzooError, match=r"^d_norm must be batch, layer or none, got 'group'; set it as in "
+                                          r"--set d_norm=batch\.$"):
+        _config("dcgan", data="mnist", d_norm="group")
+
+
 def test_wgan_gets_rmsprop_and_others_adam():
     from ganzoo import build
     from ganzoo.registry import get_model

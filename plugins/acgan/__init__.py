@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from ganzoo.hookspecs import hookimpl
 from ganzoo.plugins.cgan import CLASS_NAMES, NUM_CLASSES, labelled_sample, require_classes
+from ganzoo.plugins.dcgan import D_NORM
 from ganzoo.specs import Hyperparameter, Losses, ModelSpec, Paper
 
 FAMILY = "acgan"
@@ -26,6 +27,7 @@ HYPERPARAMETERS = (
     Hyperparameter("latent_dim", 100, "size of the noise vector z, multiplied element-wise by the class embedding"),
     Hyperparameter("g_width", 64, "generator feature maps at the last layer, doubled per layer going in"),
     Hyperparameter("d_width", 64, "discriminator feature maps at the first layer, doubled per layer"),
+    D_NORM,
     Hyperparameter("validity_weight", 1.0, "weight of the real/fake terms (try 0.01 if G ignores the class)"),
     Hyperparameter("class_weight", 1.0, "weight of the auxiliary classification terms in D's and G's losses"),
     Hyperparameter("classify_fakes", False, "True: D's classifier also learns generated images under their requested "

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganzoo.plugins.dcgan.networks import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
+from ganzoo.plugins.dcgan.networks import DCGANDiscriminator, DCGANGenerator, discriminator_norm, init_dcgan_weights
 
 
 class ACGANGenerator(nn.Module):
@@ -29,11 +29,11 @@ class ACGANGenerator(nn.Module):
 
 
 class ACGANDiscriminator(nn.Module):
-    """x -> DCGAN trunk (strided convs, BN, LeakyReLU) -> validity logit and class logits (one conv head each)."""
+    """x -> DCGAN trunk (strided convs, ``norm``, LeakyReLU) -> validity logit and class logits (one conv head each)."""
 
-    def __init__(self, channels: int, image_size: int, width: int, num_classes: int) -> None:
+    def __init__(self, channels: int, image_size: int, width: int, num_classes: int, norm: str = "batch") -> None:
         super().__init__()
-        dcgan = DCGANDiscriminator(channels, image_size, width)
+        dcgan = DCGANDiscriminator(channels, image_size, width, norm)
         self.trunk = dcgan.net[:-1]
         last = dcgan.net[-1]
         self.validity = nn.Conv2d(last.in_channels, 1, last.kernel_size, 1, 0)
@@ -44,7 +44,8 @@ class ACGANDiscriminator(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any], num_classes: int) -> "ACGANDiscriminator":
         """Build from a resolved ganzoo config."""
-        return cls(int(config["channels"]), int(config["image_size"]), int(config["d_width"]), num_classes)
+        return cls(int(config["channels"]), int(config["image_size"]), int(config["d_width"]), num_classes,
+                   discriminator_norm(config))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.trunk(x)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganzoo.plugins.dcgan.networks import DCGANDiscriminator, DCGANGenerator
+from ganzoo.plugins.dcgan.networks import DCGANDiscriminator, DCGANGenerator, discriminator_norm
 from ganzoo.plugins.gan.networks import MLPDiscriminator, MLPGenerator
 
 
@@ -61,7 +61,7 @@ def conditional_discriminator(conv: bool, config: dict[str, Any], num_classes: i
     """The DCGAN (``conv``) or MLP discriminator with the one-hot label as extra input."""
     channels, size = int(config["channels"]), int(config["image_size"])
     if conv:
-        inner: nn.Module = DCGANDiscriminator(channels + num_classes, size, int(config["d_width"]))
+        inner: nn.Module = DCGANDiscriminator(channels + num_classes, size, int(config["d_width"]), discriminator_norm(config))
     else:
         inner = MLPDiscriminator(math.prod((channels, size, size)) + num_classes,
                                  list(reversed(config["hidden_dims"])), float(config["dropout"]))

@@ -16,10 +16,15 @@ FAMILY = "dcgan"
 PAPER = Paper("Unsupervised Representation Learning with Deep Convolutional Generative Adversarial Networks",
               "Radford et al.", 2015, "1511.06434")
 
+#: The discriminator's normalisation, a setting of every model built on the DCGAN discriminator.
+D_NORM = Hyperparameter("d_norm", "batch", "discriminator normalisation: batch, layer (each image over C,H,W: "
+                        "WGAN-GP's critic, the default with --loss wgan-gp) or none")
+
 HYPERPARAMETERS = (
     Hyperparameter("latent_dim", 100, "size of the noise vector z (100 in the paper)"),
     Hyperparameter("g_width", 64, "generator feature maps at the last layer (ngf), doubled per layer going in"),
     Hyperparameter("d_width", 64, "discriminator feature maps at the first layer (ndf), doubled per layer"),
+    D_NORM,
     Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
     Hyperparameter("epochs", 5, "passes over the training data"),
     Hyperparameter("batch_size", 64, "samples per step (the paper used 128; 64 doubles the updates per epoch on MNIST-sized sets)"),

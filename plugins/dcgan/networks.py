@@ -22,6 +22,24 @@ def layout(image_size: int) -> tuple[int, int]:
     )
 
 
+def discriminator_norm(config: dict[str, Any]) -> str:
+    """The ``d_norm`` of a resolved config (checked there); runs saved before the setting existed used batch norm."""
+    return str(config.get("d_norm", "batch"))
+
+
+def _normalisation(norm: str, features: int) -> nn.Module:
+    """DCGAN's batch norm; layer norm over each image's (C, H, W) with a scale and offset per channel, WGAN-GP's
+    replacement (its gradient penalty needs each image's score to depend on that image alone, which batch norm
+    breaks); or none."""
+    if norm == "batch":
+        return nn.BatchNorm2d(features)
+    if norm == "layer":
+        return nn.GroupNorm(1, features)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be batch, layer or none, got {norm!r}")
+
+
 def init_dcgan_weights(module: nn.Module) -> None:
     """The paper's initialisation: convolutions N(0, 0.02), batch-norm scale N(1, 0.02) and bias 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -60,15 +78,20 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """x -> Conv stride 2, LReLU -> [Conv stride 2, BN, LReLU] ... -> Conv(base x base) -> one logit."""
+    """x -> Conv stride 2, LReLU -> [Conv stride 2, norm, LReLU] ... -> Conv(base x base) -> one logit.
 
-    def __init__(self, channels: int, image_size: int, width: int) -> None:
+    ``norm`` is batch, layer or none. A convolution followed by batch or layer norm has no bias, which the
+    norm's offset makes redundant; with no norm it has one.
+    """
+
+    def __init__(self, channels: int, image_size: int, width: int, norm: str = "batch") -> None:
         super().__init__()
         base, downs = layout(image_size)
         feats = width
         layers: list[nn.Module] = [nn.Conv2d(channels, feats, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for _ in range(downs - 1):
-            layers += [nn.Conv2d(feats, feats * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(feats * 2), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(feats, feats * 2, 4, 2, 1, bias=norm == "none"), _normalisation(norm, feats * 2),
+                       nn.LeakyReLU(0.2, True)]
             feats *= 2
         layers.append(nn.Conv2d(feats, 1, base, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)
@@ -77,7 +100,7 @@ class DCGANDiscriminator(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "DCGANDiscriminator":
         """Build from a resolved ganzoo config."""
-        return cls(int(config["channels"]), int(config["image_size"]), int(config["d_width"]))
+        return cls(int(config["channels"]), int(config["image_size"]), int(config["d_width"]), discriminator_norm(config))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()

@@ -18,7 +18,6 @@ from ganzoo.hookspecs import hookimpl
 from ganzoo.specs import Hyperparameter, Losses, ModelSpec, Paper
 
 FAMILY = "pix2pix"
-DIRECTIONS = ("AtoB", "BtoA")
 PAPER = Paper("Image-to-Image Translation with Conditional Adversarial Networks", "Isola et al.", 2017, "1611.07004")
 
 HYPERPARAMETERS = (
@@ -44,8 +43,6 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
 
 
 def _check(config: dict[str, Any]) -> None:
-    if config.get("direction") not in DIRECTIONS:
-        raise GanzooError(f"direction must be AtoB or BtoA, got {config.get('direction')!r}; set --set direction=AtoB.")
     if config.get("loss", "ns") != "ns":
         raise GanzooError(f"pix2pix uses its paper's binary cross-entropy GAN loss; drop --loss {config['loss']}.")
 
