@@ -154,7 +154,7 @@ def ensure_dataset(spec: Archive, root: Path, progress: bool = True) -> Path:
     archive_path = folder.parent / spec.filename  # download() makes its folder, and removes it if it fails
     hint = f"download {spec.url} by hand and place {spec.filename} in {folder.parent}"
     reason = None
-    for attempt in range(2):  # an archive left by hand or by an earlier run first, then at most one fresh download
+    for _ in range(2):  # an archive left by hand or by an earlier run first, then at most one fresh download
         if not archive_path.is_file():
             download(spec.url, archive_path, progress=progress)  # offline: one sentence naming the URL and the place
         reason = _try_archive(archive_path, spec, folder)

@@ -35,8 +35,6 @@ def test_cuda_graphs_on_the_cpu_is_refused_in_one_sentence(cli, tmp_path):
 
 
 def _linear_stage(model, optimizer, guard, step_of):
-    import torch
-
     from ganzoo.specs import Losses
 
     def eager(batch):
@@ -59,7 +57,7 @@ def test_replayed_stage_equals_eager_steps_and_keeps_each_guard_record(fused):
     torch.manual_seed(0)
     device = torch.device("cuda")
     runs = []
-    for graphed in (False, True):
+    for _ in range(2):  # eager, then graphed
         model = torch.nn.Linear(16, 1).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=0.05, fused=fused, foreach=None if fused else True)
         keep_state_on_device(optimizer, device)
