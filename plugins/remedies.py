@@ -1,9 +1,10 @@
-"""``--with`` remedies against mode collapse that change the networks: PacGAN, minibatch discrimination, EMA, unrolling.
+"""``--with`` remedies against mode collapse that change the networks: PacGAN, EMA, unrolling.
 
 Instance noise, label smoothing, the discriminator weight penalty and two time-scale learning
 rates are plain settings (``--set instance_noise=0.1``, ``--set lr_d=4e-4``); see
 :mod:`ganzoo.remedies`. ``unrolled`` is computed in :mod:`ganzoo.adversarial`; this plugin only
-declares it.
+declares it. Minibatch discrimination has a plugin of its own (:mod:`ganzoo.plugins.minibatch_discrimination`):
+its wrapper must be the innermost, this one's the outermost.
 """
 
 from __future__ import annotations
@@ -13,28 +14,25 @@ from typing import Any, Callable
 from ganzoo.hookspecs import hookimpl
 from ganzoo.specs import ExtensionSpec, ModelSpec
 
-UNROLLED, PACGAN, MBD, EMA = "unrolled", "pacgan", "minibatch-discrimination", "ema"
+UNROLLED, PACGAN, EMA = "unrolled", "pacgan", "ema"
 
 
 @hookimpl
 def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
-    """Declare the four options; the first three change the standard unconditional step or its D's input/last layer."""
+    """Declare the three options; the first two change the standard unconditional step or its D's input."""
     unconditional = ("unconditional",)
     register(ExtensionSpec(UNROLLED, "unrolled GAN (Metz et al. 2016, arXiv:1611.02163): G's loss against D advanced "
                                      "unroll_steps differentiable steps (default 5)", tasks=unconditional,
                            standard_step=True))
     register(ExtensionSpec(PACGAN, "PacGAN (Lin et al. 2018, arXiv:1712.04086): D judges `pack` samples at once "
                                    "(stacked along channels/features; default 2)", tasks=unconditional))
-    register(ExtensionSpec(MBD, "minibatch discrimination (Salimans et al. 2016, arXiv:1606.03498): D's last layer sees "
-                                "how close each sample is to the rest of the batch (mbd_kernels x mbd_kernel_dim)",
-                           tasks=unconditional))
     register(ExtensionSpec(EMA, "exponential moving average of G's weights (ema_decay, default 0.999), used for "
                                 "pictures, the generator file and sampling"))
 
 
 @hookimpl(wrapper=True, tryfirst=True)
 def build_discriminator(model: ModelSpec, config: dict[str, Any]):
-    """Outermost wrapper: rebuild D for packed inputs (PacGAN) and/or add minibatch discrimination.
+    """Outermost wrapper: rebuild D for packed inputs (PacGAN).
 
     Packing rebuilds the discriminator through the hook with ``pack`` times the channels (or
     features) and without ``pacgan``, so every other wrapper (spectral norm, minibatch
@@ -42,26 +40,19 @@ def build_discriminator(model: ModelSpec, config: dict[str, Any]):
     """
     discriminator = yield
     extensions = config.get("with", [])
-    if discriminator is None:
-        return None
+    if discriminator is None or PACGAN not in extensions:
+        return discriminator
     from ganzoo import remedies
+    from ganzoo.errors import GanzooError
+    from ganzoo.plugin_manager import get_manager
 
-    if PACGAN in extensions:
-        from ganzoo.errors import GanzooError
-        from ganzoo.plugin_manager import get_manager
-
-        if hasattr(discriminator, "reconstruction_error"):  # BEGAN's D: no verdict on a pack, only per-image errors
-            raise GanzooError(f"--with pacgan cannot pack the autoencoder discriminator of {model.name!r}, which "
-                              "scores each image by its own reconstruction; drop --with pacgan.")
-
-        pack = int(config.get("pack", 2))
-        inner_config = {**remedies.packed_config(config, pack), "with": [w for w in extensions if w != PACGAN]}
-        inner = get_manager().hook.build_discriminator(model=model, config=inner_config)
-        return remedies.make_packed_discriminator(inner, pack)
-    if MBD in extensions:
-        remedies.add_minibatch_discrimination(discriminator, int(config.get("mbd_kernels", 16)),
-                                              int(config.get("mbd_kernel_dim", 4)))
-    return discriminator
+    if hasattr(discriminator, "reconstruction_error"):  # BEGAN's D: no verdict on a pack, only per-image errors
+        raise GanzooError(f"--with pacgan cannot pack the autoencoder discriminator of {model.name!r}, which "
+                          "scores each image by its own reconstruction; drop --with pacgan.")
+    pack = int(config.get("pack", 2))
+    inner_config = {**remedies.packed_config(config, pack), "with": [w for w in extensions if w != PACGAN]}
+    inner = get_manager().hook.build_discriminator(model=model, config=inner_config)
+    return remedies.make_packed_discriminator(inner, pack)
 
 
 @hookimpl(wrapper=True)

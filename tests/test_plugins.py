@@ -204,6 +204,26 @@ def test_spectral_norm_wraps_any_discriminator(tiny_plugin):
         assert any("parametrizations.weight.original" in k for k in wrapped.state_dict())
 
 
+def test_spectral_norm_also_covers_the_layers_minibatch_discrimination_adds():
+    """Minibatch discrimination's wrapper is the innermost, so spectral norm (and PacGAN's rebuild) see its layers."""
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    from ganzoo.build import build_discriminator
+    from ganzoo.config import resolve_config
+    from ganzoo.registry import get_dataset, get_model
+
+    for extensions in (["minibatch-discrimination", "spectral-norm"],
+                       ["pacgan", "minibatch-discrimination", "spectral-norm"]):
+        for model_name, data in (("dcgan", "mnist"), ("gan", "ring8")):
+            model = get_model(model_name)
+            discriminator = build_discriminator(model, resolve_config(model, get_dataset(data).info, {"with": extensions}))
+            modules = list(discriminator.modules())
+            layers = [m for m in modules if isinstance(m, (nn.Conv2d, nn.Linear))]
+            assert sum(type(m).__name__ == "MinibatchDiscrimination" for m in modules) == 1, (model_name, extensions)
+            assert all(parametrize.is_parametrized(layer, "weight") for layer in layers), (model_name, extensions)
+
+
 def test_spectral_norm_bounds_the_largest_singular_value():
     import torch
     from torch import nn

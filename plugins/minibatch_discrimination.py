@@ -1,0 +1,35 @@
+"""``--with minibatch-discrimination`` (Salimans et al. 2016): D's last layer also sees how close each sample is
+to the rest of the batch.
+
+The innermost wrapper of ``build_discriminator`` (``trylast``): it changes the family's network before any other
+wrapper sees it, so spectral normalisation (``--with spectral-norm``) covers the layers it adds, and PacGAN's
+rebuild (the outermost wrapper, :mod:`ganzoo.plugins.remedies`) adds them once, to the packed network's inside.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ganzoo.hookspecs import hookimpl
+from ganzoo.specs import ExtensionSpec, ModelSpec
+
+MBD = "minibatch-discrimination"
+
+
+@hookimpl
+def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
+    """Declare the option, for unconditional models (a conditional or paired D cannot take the batch's labels)."""
+    register(ExtensionSpec(MBD, "minibatch discrimination (Salimans et al. 2016, arXiv:1606.03498): D's last layer sees "
+                                "how close each sample is to the rest of the batch (mbd_kernels x mbd_kernel_dim)",
+                           tasks=("unconditional",)))
+
+
+@hookimpl(wrapper=True, trylast=True)
+def build_discriminator(model: ModelSpec, config: dict[str, Any]):
+    """Replace the last layer of the family's discriminator by minibatch discrimination and a wider last layer."""
+    discriminator = yield
+    if discriminator is not None and MBD in config.get("with", []):
+        from ganzoo.remedies import add_minibatch_discrimination
+
+        add_minibatch_discrimination(discriminator, int(config.get("mbd_kernels", 16)), int(config.get("mbd_kernel_dim", 4)))
+    return discriminator
