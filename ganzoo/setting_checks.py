@@ -17,7 +17,7 @@ from ganzoo.errors import GanzooError
 DATASET_ONLY = ("channels", "dim", "num_classes", "data_kind", "class_names")
 
 #: Settings that must be whole numbers of at least 1, wherever a model declares them.
-WHOLE_AT_LEAST_ONE = ("latent_dim", "g_width", "d_width", "embedding_dim", "blocks")
+WHOLE_AT_LEAST_ONE = ("latent_dim", "g_width", "d_width", "embedding_dim", "blocks", "convs_per_scale")
 #: Settings that must be whole numbers of at least 0.
 WHOLE_AT_LEAST_ZERO = ("pool_size",)
 #: Settings that must be numbers of at least 0 (loss weights).

@@ -2,8 +2,8 @@
 
 ``wgan``, ``wgan-gp`` and ``lsgan`` are of family ``dcgan``, so the DCGAN plugin builds their
 networks; their default ``loss`` brings the paper's training settings (see ``LossSpec.defaults``).
-``began`` has its own family: an autoencoder discriminator (:mod:`ganzoo.plugins.began_networks`)
-with the DCGAN generator on images and the MLP generator on vectors.
+``began`` has its own family (:mod:`ganzoo.plugins.began_networks`): an autoencoder discriminator, and a
+generator built like its decoder on images (the MLP generator on vectors).
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ NAMED = (
 BEGAN_HYPERPARAMETERS = (
     Hyperparameter("latent_dim", 64, "size of the noise vector z"),
     Hyperparameter("embedding_dim", 64, "size of the autoencoder's bottleneck h"),
-    Hyperparameter("g_width", 64, "generator feature maps (DCGAN generator, images)"),
-    Hyperparameter("d_width", 64, "autoencoder feature maps, grown by this much per downsampling (images)"),
+    Hyperparameter("g_width", 64, "generator feature maps (images; n in the paper)"),
+    Hyperparameter("d_width", 64, "autoencoder feature maps, grown by this much per downsampling (images; n)"),
+    Hyperparameter("convs_per_scale", 2, "3x3 convolutions per resolution in the autoencoder and the generator "
+                                         "(images; 'typically 2' in the paper)"),
     Hyperparameter("hidden_dims", [128, 128], "hidden widths of the MLP generator and autoencoder (vectors)"),
     Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
     Hyperparameter("gamma", 0.5, "diversity ratio: target of E[L(G(z))] / E[L(x)]"),
@@ -63,16 +65,23 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
 
 @hookimpl
 def build_generator(model: ModelSpec, config: dict[str, Any]) -> Any:
-    """BEGAN's generator: DCGAN's on images, the MLP generator on vectors."""
+    """BEGAN's generator: its decoder's architecture on images (runs saved before that: DCGAN's), the MLP
+    generator on vectors."""
     if model.family != BEGAN_FAMILY:
         return None
     if config["data_kind"] == "vectors":
         from ganzoo.plugins.gan.networks import MLPGenerator
 
         return MLPGenerator.from_config(config)
-    from ganzoo.plugins.dcgan.networks import DCGANGenerator
+    from ganzoo.plugins.began_networks import DecoderGenerator, convs_per_scale
 
-    return DCGANGenerator.from_config(config)
+    convs = convs_per_scale(config)
+    if convs is None:
+        from ganzoo.plugins.dcgan.networks import DCGANGenerator
+
+        return DCGANGenerator.from_config(config)
+    return DecoderGenerator(int(config["latent_dim"]), int(config["channels"]), int(config["image_size"]),
+                            int(config["g_width"]), convs[1])
 
 
 @hookimpl

@@ -137,6 +137,40 @@ def test_began_balance_and_convergence_measure():
     assert state["began_k"].item() == 1.0  # k_t keeps its value instead of turning NaN for good
 
 
+def test_began_on_images_has_the_papers_networks_and_trains_and_samples(cli, image_folder, tmp_path):
+    """The paper's G is built like D's decoder (weights of its own, no tanh); each resolution has two 3x3
+    convolutions with ELU. Runs saved before keep their DCGAN generator and thinner autoencoder."""
+    from ganzoo import build
+    from ganzoo.plugins.began_networks import DecoderGenerator
+    from ganzoo.plugins.dcgan.networks import DCGANGenerator
+    from ganzoo.registry import get_model
+
+    model = get_model("began")
+    config = _config("began", data="mnist", image_size=16)
+    generator, critic = build.build_generator(model, config), build.build_discriminator(model, config)
+    assert isinstance(generator, DecoderGenerator) and generator.net is not critic.decoder
+    assert [(type(m), getattr(m, "weight", torch.empty(0)).shape) for m in generator.net] == \
+        [(type(m), getattr(m, "weight", torch.empty(0)).shape) for m in critic.decoder]
+    assert not any(isinstance(m, (nn.Tanh, nn.BatchNorm2d)) for m in generator.modules())
+
+    def same_size_convs(net):  # 3x3 convolutions that keep the size and width: the per-resolution ones
+        return sum(isinstance(m, nn.Conv2d) and m.stride == (1, 1) and m.in_channels == m.out_channels for m in net)
+
+    assert (same_size_convs(critic.encoder), same_size_convs(critic.decoder)) == (2 * 3, 2 * 3)  # 4, 8, 16 px
+    saved_before = {k: v for k, v in config.items() if k != "convs_per_scale"}
+    old_critic = build.build_discriminator(model, saved_before)
+    assert isinstance(build.build_generator(model, saved_before), DCGANGenerator)
+    assert (same_size_convs(old_critic.encoder), same_size_convs(old_critic.decoder)) == (0, 3)
+
+    run = tmp_path / "run"
+    cli("train", "began", "--data", image_folder, "--image-size", "16", "--epochs", "1", "--batch-size", "16",
+        "--out", run, "--no-progress", "--device", "cpu")
+    cli("sample", "began", "--weights", run, "--num", "8", "--out", tmp_path / "s.npz")
+    import numpy as np
+
+    assert np.load(tmp_path / "s.npz")["images"].shape == (8, 3, 16, 16)
+
+
 # -- gradient penalties ------------------------------------------------------------------------
 
 def test_gradient_penalty_on_known_functions():
