@@ -15,9 +15,11 @@ class GanzooGroup(click.Group):
     """A click group that turns :class:`GanzooError`, and running out of memory, into one red line and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ganzoo.launcher import mark_ready
         from ganzoo.out_of_memory import out_of_memory_sentence
 
         try:
+            mark_ready()  # under ganzoo train --devices: from here on, a Ctrl-C ends this process in a few words
             return super().invoke(ctx)
         except GanzooError as exc:
             raise click.ClickException(str(exc)) from None
@@ -27,8 +29,14 @@ class GanzooGroup(click.Group):
                 raise
             raise click.ClickException(sentence) from None
         except KeyboardInterrupt:  # a Ctrl-C that no command handled: the shell's status 130, not click's 1
-            click.echo("Interrupted.", err=True)
-            raise click.exceptions.Exit(130) from None
+            from ganzoo.launcher import interrupted_by_user, launched
+
+            code = interrupted_by_user()
+            if launched():  # torch's threads, left by an interrupted setup, can hang or kill the interpreter's teardown
+                from ganzoo.distributed import end_worker
+
+                end_worker(code)
+            raise click.exceptions.Exit(code) from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command; a torchrun worker that joined a process group then ends without interpreter

@@ -333,7 +333,8 @@ def stop(world: World | None, together: bool = False) -> None:
 
 
 def end_worker(code: int) -> NoReturn:
-    """End a torchrun worker that joined a process group with exit status ``code``, skipping interpreter teardown.
+    """End a torchrun worker that joined a process group (or began to, and was interrupted) with exit status
+    ``code``, skipping interpreter teardown.
 
     gloo's threads can outlive ``destroy_process_group`` (pytorch/pytorch#190489, #179291); if they
     are still running when the interpreter tears down, the process may die of SIGABRT ("terminate

@@ -20,7 +20,7 @@ import math
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -286,9 +286,16 @@ class Trainer:
             self.world.wait_for_all()
             return self._load_data(dataset, root)
         try:
-            return self._load_data(dataset, root, alone=True)
-        finally:  # the others go on even if loading failed here: they then fail in the same words
+            data = self._load_data(dataset, root, alone=True)
+        except KeyboardInterrupt:  # the others wait for this one, and got the Ctrl-C too: let them go and stop
+            with suppress(RuntimeError):  # one that went at once closed its connection before the end
+                self.world.wait_for_all()
+            raise
+        except BaseException:  # the others go on even if loading failed here: they then fail in the same words
             self.world.wait_for_all()
+            raise
+        self.world.wait_for_all()
+        return data
 
     def _load_data(self, dataset: Any, root: Path | None, alone: bool = False) -> Any:
         """Load the data; skipped bad images are listed, or stop the run with ``strict_data``.

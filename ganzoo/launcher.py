@@ -3,10 +3,12 @@
 torchrun answers a signal of its own with a traceback (``SignalException``) and a failed status, and
 it reports a process that ends with a non-zero status as a failed run. So torchrun runs in a session
 of its own, where the terminal's Ctrl-C does not reach it, and the launcher passes a Ctrl-C or a
-SIGTERM on once to torchrun's processes (found through ``/proc``; each leads a session of its own).
-They agree on a step to stop at, save a checkpoint there, note in the file named by
-:data:`LAUNCHED_ENV` that they stopped, and end with status 0, so torchrun ends quietly; the
-launcher then reports 130. A signal in the run's last log interval lets it finish (status 0). A
+SIGTERM on once to torchrun's processes (found through ``/proc``; each leads a session of its own),
+each once it has marked itself ready in the folder named by :data:`LAUNCHED_ENV` (its command has
+started: a signal during Python's start-up would kill it with torchrun's failure report). They agree
+on a step to stop at, save a checkpoint there, note in that folder that they stopped, and end with
+status 0, so torchrun ends quietly; the launcher then reports 130. Stopped before training (imports,
+data loading), they say "Interrupted." and end the same way, with nothing saved. A signal in the run's last log interval lets it finish (status 0). A
 second Ctrl-C kills them all at once (status 130), as it stops a single process. A signal the
 launcher was started to ignore (a background job's Ctrl-C) stays ignored. On Linux torchrun gets
 SIGTERM if the launcher dies, and passes it on. Without ``/proc`` (macOS) torchrun gets the signals
@@ -16,6 +18,7 @@ itself and answers them its own way.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,30 +26,59 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-#: Set in the processes :func:`launch` starts to the file where a run stopped by a signal says so.
+#: Set in the processes :func:`launch` starts to the folder where each says it is ready for a signal, and
+#: where a run stopped by a signal says so.
 LAUNCHED_ENV = "GANZOO_DEVICES_LAUNCH"
 #: The exit status of a run stopped by a signal after saving its position, as a shell reports Ctrl-C.
 INTERRUPTED = 130
 #: The signals the launcher passes on to torchrun's processes.
 _PASSED_ON = (signal.SIGINT, signal.SIGTERM)
-#: The words a process that stopped at the agreed step writes to the launcher's file.
+#: The file a process that stopped writes in the launcher's folder.
 _STOPPED = "interrupted"
+#: The start of the name of the file a process writes in the launcher's folder once its command runs.
+_READY = "ready-"
 #: Seconds between looks at torchrun (has it ended, have its processes started for a signal that waits for them).
 _POLL_SECONDS = 0.2
 
 
 def interrupted_status() -> int:
     """The exit status of a process whose run stopped at the step all processes agreed on: 130, or 0 under
-    :func:`launch` once the launcher's file says so (torchrun would report any other status as a failed run;
+    :func:`launch` once the launcher's folder says so (torchrun would report any other status as a failed run;
     the launcher reports 130)."""
-    report = os.environ.get(LAUNCHED_ENV)
-    if not report:
+    folder = os.environ.get(LAUNCHED_ENV)
+    if not folder:
         return INTERRUPTED
     try:
-        Path(report).write_text(_STOPPED)
+        (Path(folder) / _STOPPED).touch()
     except OSError:  # the launcher cannot be told: fall back to the status itself
         return INTERRUPTED
     return 0
+
+
+def launched() -> bool:
+    """Whether this process is one of those :func:`launch` started."""
+    return bool(os.environ.get(LAUNCHED_ENV))
+
+
+def mark_ready() -> None:
+    """Under :func:`launch`, tell the launcher that this process's command runs, so a Ctrl-C passed on now ends
+    it in a few words rather than with a traceback; elsewhere nothing."""
+    folder = os.environ.get(LAUNCHED_ENV)
+    if folder:
+        try:
+            (Path(folder) / f"{_READY}{os.getpid()}").touch()
+        except OSError:  # the folder is gone: the launcher passes nothing on, and a second Ctrl-C kills
+            pass
+
+
+def interrupted_by_user() -> int:
+    """Say that a Ctrl-C stopped the command before its run could stop at a step (under torchrun, in process 0
+    alone), and return :func:`interrupted_status`: nothing was saved, and torchrun must not report a failure."""
+    from ganzoo.distributed import is_main
+
+    if is_main():
+        print("Interrupted.", file=sys.stderr)
+    return interrupted_status()
 
 
 def launch_command(devices: int, args: list[str]) -> list[str]:
@@ -103,12 +135,14 @@ def _child_setup(mask: set[signal.Signals]) -> Callable[[], None]:
 
 
 class _Relay:
-    """The launcher's signal handler: passes the first Ctrl-C or SIGTERM on to torchrun's processes, once they
-    exist; a later Ctrl-C kills them all."""
+    """The launcher's signal handler: passes the first Ctrl-C or SIGTERM on to each of torchrun's processes once
+    it is ready (:func:`mark_ready` in ``folder``); a later Ctrl-C kills them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self.torchrun: subprocess.Popen[bytes] | None = None
-        self.pending: int | None = None  # a signal that came before torchrun's processes did
+        self.pending: int | None = None  # a signal that not every process of torchrun has had yet
+        self.reached: set[int] = set()  # the processes it was passed on to
         self.passed = self.killed = False
 
     def __call__(self, number: int, frame: object) -> None:
@@ -120,19 +154,21 @@ class _Relay:
         self.deliver()
 
     def deliver(self) -> None:
-        """Pass the pending signal on, if torchrun's processes can be found yet."""
+        """Pass the pending signal on to each of torchrun's processes that is ready and has not had it."""
         torchrun = self.torchrun
         if self.pending is None or torchrun is None or torchrun.poll() is not None:
             return
         if not Path("/proc").is_dir():  # no way to find its processes: torchrun passes it on, its own way
             torchrun.send_signal(self.pending)
-        else:
-            workers = children(torchrun.pid)
-            if not workers:
-                return
-            for worker in workers:  # not their groups: their data-loading processes must not get it
+            self.pending, self.passed = None, True
+            return
+        workers = children(torchrun.pid)
+        for worker in workers:  # not their groups: their data-loading processes must not get it
+            if worker not in self.reached and (self.folder / f"{_READY}{worker}").exists():
                 _send(worker, self.pending)
-        self.pending, self.passed = None, True
+                self.reached.add(worker)
+        if workers and self.reached.issuperset(workers):
+            self.pending, self.passed = None, True
 
     def kill(self) -> None:
         torchrun = self.torchrun
@@ -150,17 +186,16 @@ class _Relay:
 def launch(devices: int, args: list[str]) -> int:
     """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status (130 once stopped by a
     signal, 128 + N when torchrun died of signal N otherwise)."""
-    relay, previous, report = _Relay(), {}, None
+    folder = Path(tempfile.mkdtemp(prefix="ganzoo-devices-"))
+    relay, previous = _Relay(folder), {}
     handled = {number for number in _PASSED_ON if signal.getsignal(number) is not signal.SIG_IGN}
     held = signal.pthread_sigmask(signal.SIG_BLOCK, handled)  # no signal between torchrun's start and the relay
     try:
-        descriptor, report = tempfile.mkstemp(prefix="ganzoo-devices-", suffix=".txt")
-        os.close(descriptor)
         previous = {number: signal.signal(number, relay) for number in handled}
-        relay.torchrun = subprocess.Popen(launch_command(devices, args), env={**os.environ, LAUNCHED_ENV: report},
+        relay.torchrun = subprocess.Popen(launch_command(devices, args), env={**os.environ, LAUNCHED_ENV: str(folder)},
                                           start_new_session=True, preexec_fn=_child_setup(held))
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        while True:  # with a timeout: a signal that came before torchrun's processes is passed on once they start
+        while True:  # with a timeout: a signal that came before torchrun's processes were ready reaches them then
             try:
                 status = relay.torchrun.wait(timeout=_POLL_SECONDS)
                 break
@@ -170,13 +205,8 @@ def launch(devices: int, args: list[str]) -> int:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         for number, before in previous.items():
             signal.signal(number, signal.SIG_DFL if before is None else before)  # None: set outside Python
-        stopped = False
-        if report is not None:
-            try:
-                stopped = Path(report).read_text() == _STOPPED
-            except OSError:  # removed meanwhile (a /tmp cleaner): no process said it stopped
-                pass
-            Path(report).unlink(missing_ok=True)
+        stopped = (folder / _STOPPED).exists()  # False once a /tmp cleaner removed it: no process said so
+        shutil.rmtree(folder, ignore_errors=True)
     if relay.killed:
         return INTERRUPTED
     if status < 0:

@@ -232,6 +232,64 @@ def test_sigterm_to_one_process_stops_all_and_a_second_ctrl_c_kills_them_at_once
     assert not list((tmp_path / "two" / "checkpoints").glob("*batch*"))  # killed, not stopped at a step
 
 
+SLOW_SETUP_PLUGIN = '''
+import os, pathlib, time
+from ganzoo import hookimpl
+from ganzoo.specs import DatasetInfo, DatasetSpec
+
+@hookimpl
+def register_datasets(register):
+    def load(root=None, image_size=None, channels=None):
+        pathlib.Path(os.environ["SLOW_SETUP_MARKS"], os.environ["RANK"]).touch()
+        time.sleep(120)  # a long download or decoding, which the Ctrl-C cuts short
+        raise AssertionError("the Ctrl-C did not stop the setup")
+    register(DatasetSpec("slow-points", "points that take minutes to load", DatasetInfo("vectors", dim=2), load))
+'''
+
+
+@pytest.mark.parametrize("moment", ["torchrun-starting", "data-loading"])
+def test_ctrl_c_before_training_under_devices_ends_with_one_word_and_130(tmp_path, moment):
+    """Before training there is nothing to save: a Ctrl-C while torchrun starts its processes (passed on once each
+    runs its command) or while process 0 loads the data (process 1 waits for it) ends every process at once with
+    "Interrupted.", as one process does, not with tracebacks and torchrun's failure report."""
+    import signal
+    import time
+
+    from conftest import default_sigint, make_distribution
+    from ganzoo.launcher import children
+
+    site = make_distribution(tmp_path / "site", "ganzoo-slowsetup", "ganzoo_slowsetup", SLOW_SETUP_PLUGIN)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {**os.environ, "SLOW_SETUP_MARKS": str(marks),
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    run = tmp_path / "run"
+    launcher = subprocess.Popen([sys.executable, "-m", "ganzoo", "train", "gan", "--data", "slow-points",
+                                 "--devices", "2", "--device", "cpu", "--no-progress", "--out", str(run)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                start_new_session=True, preexec_fn=default_sigint)
+    _started.append(launcher)
+
+    def reached() -> bool:
+        if moment == "torchrun-starting":
+            return bool(children(launcher.pid))  # torchrun is there; its processes are not, or still start up
+        return (marks / "0").exists()
+
+    deadline = time.monotonic() + 120
+    while not reached():
+        if launcher.poll() is not None or time.monotonic() > deadline:
+            launcher.kill()
+            pytest.fail(f"the run never got there: {launcher.communicate()[0]}")
+        time.sleep(0.01)
+    os.killpg(launcher.pid, signal.SIGINT)
+    output = launcher.communicate(timeout=60)[0]
+    assert launcher.returncode == 130, output
+    assert output.count("Interrupted.") == 1 and "Traceback" not in output and "FAILED" not in output, output
+    assert not (run / "checkpoints").exists()
+    if moment == "torchrun-starting":
+        assert not any(marks.iterdir())  # stopped as soon as their command ran, before any data was loaded
+
+
 def test_state_each_process_keeps_for_itself_resumes_exactly(cli, tmp_path):
     """CycleGAN's image pools hold each process's own fakes: every process gets its own pools back on resume."""
     import torch
