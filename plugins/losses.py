@@ -25,6 +25,9 @@ BEGAN = Paper("BEGAN: Boundary Equilibrium Generative Adversarial Networks", "Be
 
 #: The paper's critic settings: 5 critic steps per generator step.
 WGAN_DEFAULTS = {"d_steps": 5, "optimizer": "rmsprop", "lr": 5e-5, "clip_value": 0.01}
+#: WGAN-GP's critic, in the models that have these settings: layer norm instead of batch norm (which mixes the
+#: images whose gradients the penalty takes one by one), and no dropout.
+WGAN_GP_NETWORKS = {"d_norm": "layer", "dropout": 0.0}
 #: WGAN-GP's Algorithm 1: Adam with beta1 = 0 (the authors' MNIST and toy scripts used 0.5, their 64x64 one 0).
 WGAN_GP_DEFAULTS = {"d_steps": 5, "optimizer": "adam", "lr": 1e-4, "beta1": 0.0, "beta2": 0.9, "gp_weight": 10.0}
 
@@ -70,7 +73,7 @@ def register_losses(register: Callable[[LossSpec], None]) -> None:
     register(LossSpec("wgan-gp", "Wasserstein with gradient penalty: the WGAN critic plus gp_weight * (|grad D(x_hat)| - 1)^2 "
                       "at x_hat = e x + (1 - e) G(z), e ~ U[0,1] per sample; Adam lr 1e-4, betas (0, 0.9), 5 critic steps",
                       _factory("WassersteinGPLoss"), WGAN_GP, defaults=dict(WGAN_GP_DEFAULTS),
-                      network_defaults={"d_norm": "layer"}))  # the paper's critic: layer norm, not batch norm
+                      network_defaults=dict(WGAN_GP_NETWORKS)))
     register(LossSpec("dragan", "non-saturating GAN plus gp_weight * (|grad D(x_hat)| - 1)^2 at x_hat = x + a d, "
                       "d ~ 0.5 std(x) U[0,1], a ~ U[0,1]: a penalty around the real data",
                       _factory("DraganLoss"), DRAGAN, defaults={"gp_weight": 10.0}))

@@ -248,6 +248,7 @@ def test_wgan_gp_critics_use_layer_norm_so_each_score_depends_on_its_own_image_a
     assert _config("dcgan", data="mnist")["d_norm"] == "batch"  # DCGAN's own critic keeps the paper's batch norm
     assert _config("dcgan", data="mnist", loss="wgan-gp", d_norm="batch")["d_norm"] == "batch"  # the user's wins
     assert "d_norm" not in _config("gan", loss="wgan-gp")  # an MLP critic has no normalisation to choose
+    assert (_config("gan", data="mnist")["dropout"], _config("gan", data="mnist", loss="wgan-gp")["dropout"]) == (0.3, 0.0)
     saved_before = {k: v for k, v in _config("wgan-gp", data="mnist").items() if k != "d_norm"}  # an older run's
     assert nn.BatchNorm2d in {type(m) for m in build.build_discriminator(get_model("wgan-gp"), saved_before).modules()}
     images = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(0), requires_grad=True)
