@@ -8,11 +8,11 @@ each once it has marked itself ready in the folder named by :data:`LAUNCHED_ENV`
 started: a signal during Python's start-up would kill it with torchrun's failure report). They agree
 on a step to stop at, save a checkpoint there, note in that folder that they stopped, and end with
 status 0, so torchrun ends quietly; the launcher then reports 130. Stopped before training (imports,
-data loading), they say "Interrupted." and end the same way, with nothing saved. A signal in the run's last log interval lets it finish (status 0). A
-second Ctrl-C kills them all at once (status 130), as it stops a single process. A signal the
-launcher was started to ignore (a background job's Ctrl-C) stays ignored. On Linux torchrun gets
-SIGTERM if the launcher dies, and passes it on. Without ``/proc`` (macOS) torchrun gets the signals
-itself and answers them its own way.
+data loading), they say "Interrupted." and end the same way, with nothing saved. A signal in the
+run's last log interval lets it finish (status 0). A second Ctrl-C kills them all at once (status
+130), as it stops a single process. A signal the launcher was started to ignore (a background job's
+Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on. Without
+``/proc`` (macOS) torchrun gets the signals itself and answers them its own way.
 """
 
 from __future__ import annotations
