@@ -41,8 +41,8 @@ def train_and_score(loss: str, args: argparse.Namespace) -> dict[str, Any]:
 
     model, overrides = model_for(loss)
     overrides.update({**parse_overrides(args.set), "epochs": args.epochs, "seed": args.seed})
-    out = args.out / loss
     label = " ".join([loss, *args.set])  # the row's name: the loss, and the settings changed for it
+    out = args.out / "_".join([loss, *args.set])  # a run with other settings never replaces this one's
     start = time.perf_counter()
     try:
         result = train(TrainRequest(model=model, out=out, data="mnist", overrides=overrides, data_root=args.data_root,
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/mnist-losses"))
     parser.add_argument("--figure", type=Path, default=Path("docs/mnist-losses.png"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for every loss's run, as in ganzoo train --set; named in the row")
+                        help="a setting for every loss's run, as in ganzoo train --set, named in the row (with --only "
+                             "when began, whose networks differ, lacks it)")
     parser.add_argument("--from-json", type=Path, nargs="+",
                         help="print the table and redraw the figure from earlier runs' mnist_losses.json (rows joined)")
     args = parser.parse_args(argv)

@@ -29,10 +29,10 @@ class GanzooGroup(click.Group):
                 raise
             raise click.ClickException(sentence) from None
         except KeyboardInterrupt:  # a Ctrl-C that no command handled: the shell's status 130, not click's 1
-            from ganzoo.launcher import interrupted_by_user, launched
+            from ganzoo.launcher import interrupted_by_user, started_by_launcher
 
             code = interrupted_by_user()
-            if launched():  # torch's threads, left by an interrupted setup, can hang or kill the interpreter's teardown
+            if started_by_launcher():  # torch's threads, left by an interrupted setup, can hang or kill the interpreter's teardown
                 from ganzoo.distributed import end_worker
 
                 end_worker(code)

@@ -8,7 +8,8 @@ from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
 from ganzoo.plugin_checks import require_latent_dim
-from ganzoo.setting_checks import DATASET_ONLY, check_ranges, check_types, is_number, is_whole, refuse_dataset_keys
+from ganzoo.setting_checks import (DATASET_ONLY, check_ranges, check_types, is_number, is_whole, refuse_dataset_keys,
+                                   refuse_unset_choices)
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
 
 #: Settings every model has, shown by ``ganzoo info`` after the model's own.
@@ -138,6 +139,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     if config.get("image_size") is None:
         config["image_size"] = info.image_size
     refuse_dataset_keys(overrides, model.name)
+    refuse_unset_choices(overrides)
     known = set(config)
     unknown = sorted(set(overrides) - known)
     if unknown:

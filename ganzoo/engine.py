@@ -252,7 +252,7 @@ class Trainer:
             self.state[distributed.WORLD_KEY] = world
             world.split_random_streams(int(self.config["seed"]))
         if resumed is not None:
-            self._restore(resumed.meta, resumed.tensors)
+            self._restore(resumed.path, resumed.meta, resumed.tensors)
             if anchor is not None:
                 self.state[schedule.ANCHOR_KEY] = anchor
         for optimizer in self.optimizers.values():
@@ -421,11 +421,15 @@ class Trainer:
             shutil.rmtree(self.old_run, ignore_errors=True)
             self.old_run = None
 
-    def _restore(self, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
+    def _restore(self, path: Path, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
         import torch
 
-        self.generator.load_state_dict(ckpt.subdict(tensors, "net.generator."))
-        self.discriminator.load_state_dict(ckpt.subdict(tensors, "net.discriminator."))
+        from ganzoo.weights import check_state_dict
+
+        for name, network in (("generator", self.generator), ("discriminator", self.discriminator)):
+            saved = ckpt.subdict(tensors, f"net.{name}.")
+            check_state_dict(path, network.state_dict(), saved)  # networks the model's plugin now builds otherwise
+            network.load_state_dict(saved)
         for stage, optimizer in self.optimizers.items():
             optimizer.load_state_dict(ckpt.optimizer_from_flat(stage, meta["optimizers"][stage], tensors))
         for stage, scaler in self.scalers.items():  # checkpoints from before scalers were saved start fresh ones

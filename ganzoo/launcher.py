@@ -3,7 +3,7 @@
 torchrun answers a signal of its own with a traceback (``SignalException``) and a failed status, and
 it reports a process that ends with a non-zero status as a failed run. So torchrun runs in a session
 of its own, where the terminal's Ctrl-C does not reach it, and the launcher passes a Ctrl-C or a
-SIGTERM on once to torchrun's processes (found through ``/proc``; each leads a session of its own),
+SIGTERM on once, as a Ctrl-C, to torchrun's processes (found through ``/proc``; each leads a session of its own),
 each once it has marked itself ready in the folder named by :data:`LAUNCHED_ENV` (its command has
 started: a signal during Python's start-up would kill it with torchrun's failure report). They agree
 on a step to stop at, save a checkpoint there, note in that folder that they stopped, and end with
@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -37,8 +38,11 @@ _PASSED_ON = (signal.SIGINT, signal.SIGTERM)
 _STOPPED = "interrupted"
 #: The start of the name of the file a process writes in the launcher's folder once its command runs.
 _READY = "ready-"
-#: Seconds between looks at torchrun (has it ended, have its processes started for a signal that waits for them).
+#: Seconds between looks at torchrun (has it ended, are its processes ready for a signal that waits for them).
 _POLL_SECONDS = 0.2
+#: Seconds the others get to end once a process has said it stopped (by then the run's position is saved); any
+#: still running then, stuck waiting for one that left (a process group that had not formed yet), are killed.
+STRAGGLER_SECONDS = 15.0
 
 
 def interrupted_status() -> int:
@@ -55,8 +59,8 @@ def interrupted_status() -> int:
     return 0
 
 
-def launched() -> bool:
-    """Whether this process is one of those :func:`launch` started."""
+def started_by_launcher() -> bool:
+    """Whether this process is one of those :func:`launch` started (through torchrun)."""
     return bool(os.environ.get(LAUNCHED_ENV))
 
 
@@ -138,8 +142,8 @@ class _Relay:
     """The launcher's signal handler: passes the first Ctrl-C or SIGTERM on to each of torchrun's processes once
     it is ready (:func:`mark_ready` in ``folder``); a later Ctrl-C kills them all."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, devices: int) -> None:
+        self.folder, self.devices = folder, devices
         self.torchrun: subprocess.Popen[bytes] | None = None
         self.pending: int | None = None  # a signal that not every process of torchrun has had yet
         self.reached: set[int] = set()  # the processes it was passed on to
@@ -165,9 +169,11 @@ class _Relay:
         workers = children(torchrun.pid)
         for worker in workers:  # not their groups: their data-loading processes must not get it
             if worker not in self.reached and (self.folder / f"{_READY}{worker}").exists():
-                _send(worker, self.pending)
+                # a Ctrl-C for a SIGTERM too: the same stop, while a SIGTERM from torchrun itself still means
+                # that another process failed
+                _send(worker, signal.SIGINT)
                 self.reached.add(worker)
-        if workers and self.reached.issuperset(workers):
+        if len(workers) >= self.devices and self.reached.issuperset(workers):
             self.pending, self.passed = None, True
 
     def kill(self) -> None:
@@ -187,7 +193,7 @@ def launch(devices: int, args: list[str]) -> int:
     """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status (130 once stopped by a
     signal, 128 + N when torchrun died of signal N otherwise)."""
     folder = Path(tempfile.mkdtemp(prefix="ganzoo-devices-"))
-    relay, previous = _Relay(folder), {}
+    relay, previous = _Relay(folder, devices), {}
     handled = {number for number in _PASSED_ON if signal.getsignal(number) is not signal.SIG_IGN}
     held = signal.pthread_sigmask(signal.SIG_BLOCK, handled)  # no signal between torchrun's start and the relay
     try:
@@ -195,12 +201,17 @@ def launch(devices: int, args: list[str]) -> int:
         relay.torchrun = subprocess.Popen(launch_command(devices, args), env={**os.environ, LAUNCHED_ENV: str(folder)},
                                           start_new_session=True, preexec_fn=_child_setup(held))
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        stopped_at = None
         while True:  # with a timeout: a signal that came before torchrun's processes were ready reaches them then
             try:
                 status = relay.torchrun.wait(timeout=_POLL_SECONDS)
                 break
             except subprocess.TimeoutExpired:
                 relay.deliver()
+            if stopped_at is None and (folder / _STOPPED).exists():
+                stopped_at = time.monotonic()
+            elif stopped_at is not None and time.monotonic() - stopped_at > STRAGGLER_SECONDS:
+                relay.kill()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         for number, before in previous.items():

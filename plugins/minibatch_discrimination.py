@@ -2,8 +2,9 @@
 to the rest of the batch.
 
 The innermost wrapper of ``build_discriminator`` (``trylast``): it changes the family's network before any other
-wrapper sees it, so spectral normalisation (``--with spectral-norm``) covers the layers it adds, and PacGAN's
-rebuild (the outermost wrapper, :mod:`ganzoo.plugins.remedies`) adds them once, to the packed network's inside.
+wrapper sees it, so spectral normalisation (``--with spectral-norm``) covers the linear layer it adds (not its
+tensor T, which is no layer), and with PacGAN (the outermost wrapper, :mod:`ganzoo.plugins.remedies`) it acts
+once, on the network PacGAN rebuilds to pack.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
 def build_discriminator(model: ModelSpec, config: dict[str, Any]):
     """Replace the last layer of the family's discriminator by minibatch discrimination and a wider last layer."""
     discriminator = yield
-    if discriminator is not None and MBD in config.get("with", []):
+    extensions = config.get("with", [])
+    # with PacGAN this D is thrown away: the rebuild without pacgan gets the layers (and draws their weights)
+    if discriminator is not None and MBD in extensions and "pacgan" not in extensions:
         from ganzoo.remedies import add_minibatch_discrimination
 
         add_minibatch_discrimination(discriminator, int(config.get("mbd_kernels", 16)), int(config.get("mbd_kernel_dim", 4)))

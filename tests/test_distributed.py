@@ -149,6 +149,14 @@ def _no_run_left_behind():
             launcher.communicate()
 
 
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is no zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _launch(run, *settings, until="log"):
     """``ganzoo train ... --devices 2`` in a terminal of its own (the test's signals reach no one else), once its
     metrics hold an ``until`` row; returns (launcher, torchrun's processes)."""
@@ -219,16 +227,10 @@ def test_sigterm_to_one_process_stops_all_and_a_second_ctrl_c_kills_them_at_once
     launcher.communicate(timeout=60)
     assert launcher.returncode == 130  # as a single process's second Ctrl-C
 
-    def running(pid):
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except FileNotFoundError:
-            return False
-
     deadline = time.monotonic() + 10
-    while any(map(running, workers)) and time.monotonic() < deadline:
+    while any(map(_running, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(map(running, workers))
+    assert not any(map(_running, workers))
     assert not list((tmp_path / "two" / "checkpoints").glob("*batch*"))  # killed, not stopped at a step
 
 
@@ -247,11 +249,13 @@ def register_datasets(register):
 '''
 
 
-@pytest.mark.parametrize("moment", ["torchrun-starting", "data-loading"])
-def test_ctrl_c_before_training_under_devices_ends_with_one_word_and_130(tmp_path, moment):
+@pytest.mark.parametrize("moment, stop", [("torchrun-starting", "SIGINT"), ("data-loading", "SIGINT"),
+                                         ("data-loading", "SIGTERM")])
+def test_ctrl_c_before_training_under_devices_ends_with_one_word_and_130(tmp_path, moment, stop):
     """Before training there is nothing to save: a Ctrl-C while torchrun starts its processes (passed on once each
     runs its command) or while process 0 loads the data (process 1 waits for it) ends every process at once with
-    "Interrupted.", as one process does, not with tracebacks and torchrun's failure report."""
+    "Interrupted.", as one process does, not with tracebacks and torchrun's failure report; a SIGTERM to the
+    launcher does the same."""
     import signal
     import time
 
@@ -281,13 +285,67 @@ def test_ctrl_c_before_training_under_devices_ends_with_one_word_and_130(tmp_pat
             launcher.kill()
             pytest.fail(f"the run never got there: {launcher.communicate()[0]}")
         time.sleep(0.01)
-    os.killpg(launcher.pid, signal.SIGINT)
+    if stop == "SIGINT":
+        os.killpg(launcher.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    else:
+        os.kill(launcher.pid, signal.SIGTERM)
     output = launcher.communicate(timeout=60)[0]
     assert launcher.returncode == 130, output
     assert output.count("Interrupted.") == 1 and "Traceback" not in output and "FAILED" not in output, output
     assert not (run / "checkpoints").exists()
     if moment == "torchrun-starting":
         assert not any(marks.iterdir())  # stopped as soon as their command ran, before any data was loaded
+
+
+STAND_IN_WORKER = '''
+import os, signal, sys, time
+from pathlib import Path
+from ganzoo.launcher import interrupted_status, mark_ready
+if sys.argv[1] == "stuck":  # waits, deaf to the Ctrl-C, for a process that has left (a group that never formed)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Path(os.environ["STUCK_PID"]).write_text(str(os.getpid()))
+mark_ready()
+try:
+    time.sleep(120)
+except KeyboardInterrupt:
+    sys.exit(interrupted_status())
+'''
+STAND_IN_TORCHRUN = '''
+import subprocess, sys
+workers = [subprocess.Popen([sys.executable, "-c", sys.argv[1], kind]) for kind in ("stops", "stuck")]
+sys.exit(max(worker.wait() for worker in workers))
+'''
+
+
+def test_the_launcher_kills_a_process_still_running_after_another_stopped(tmp_path):
+    """Once a process said it stopped (its position saved), one stuck waiting for it is killed after a grace."""
+    import signal
+    import time
+
+    from conftest import default_sigint
+
+    driver = (f"import sys, ganzoo.launcher as launcher\n"
+              f"launcher.STRAGGLER_SECONDS = 1.0\n"
+              f"launcher.launch_command = lambda devices, args: [sys.executable, '-c', {STAND_IN_TORCHRUN!r}, "
+              f"{STAND_IN_WORKER!r}]\n"
+              f"sys.exit(launcher.launch(2, []))\n")
+    stuck = tmp_path / "stuck.pid"
+    launcher = subprocess.Popen([sys.executable, "-c", driver], env={**os.environ, "STUCK_PID": str(stuck)},
+                                start_new_session=True, preexec_fn=default_sigint)
+    _started.append(launcher)
+    deadline = time.monotonic() + 60
+    while not stuck.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # both have marked themselves ready
+    os.killpg(launcher.pid, signal.SIGINT)
+    started = time.monotonic()
+    assert launcher.wait(timeout=30) == 130
+    assert time.monotonic() - started < 10  # the grace, then the kill: not the stuck one's two minutes
+    pid = int(stuck.read_text())
+    deadline = time.monotonic() + 5
+    while _running(pid):
+        assert time.monotonic() < deadline, "the stuck process still runs"
+        time.sleep(0.05)
 
 
 def test_state_each_process_keeps_for_itself_resumes_exactly(cli, tmp_path):

@@ -235,3 +235,21 @@ def test_the_shape_check_keeps_the_random_streams_and_leaves_lazy_layers_trainab
     assert weight.shape == (2, config["latent_dim"]) and not weight.is_inference() and weight.requires_grad
     generator(torch.randn(4, config["latent_dim"])).sum().backward()
     assert weight.grad is not None and weight.grad.abs().sum() > 0
+
+
+def test_resuming_a_run_whose_plugin_now_builds_other_networks_is_one_sentence(cli, install, tmp_path):
+    """A plugin upgraded between a run and its resume may build networks the checkpoint does not fit."""
+    from ganzoo.plugin_manager import reset
+
+    install(PLUGIN_TEMPLATE)
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    deeper = PLUGIN_TEMPLATE.replace("nn.LeakyReLU(0.2), nn.Linear(width, out))",
+                                     "nn.LeakyReLU(0.2), nn.Linear(width, width), nn.Linear(width, out))")
+    assert deeper != PLUGIN_TEMPLATE
+    (tmp_path / "site" / f"{MODULE}.py").write_text(deeper)  # the plugin's next version
+    sys.modules.pop(MODULE, None)
+    reset()
+    result = cli("train", "tinygan", "--resume", tmp_path / "run", "--epochs", "2", "--no-progress", ok=False)
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "state-epoch-0001.safetensors does not fit this network: it lacks" in output, output
