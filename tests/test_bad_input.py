@@ -63,6 +63,9 @@ def test_a_mistyped_setting_or_dataset_is_named_before_the_run_already_in_the_fo
     cli(*run)
     assert " ".join(cli(*run, "--set", "lr=abc", ok=False).output.split()) == (
         "Error: lr must be a number like its default 0.001, got 'abc'; set it as in --set lr=0.001.")
+    d_norm = cli("train", "dcgan", "--data", "mnist", "--set", "d_norm=group", "--out", tmp_path, ok=False).output
+    assert " ".join(d_norm.split()) == (
+        "Error: d_norm must be batch, layer or none, got 'group'; set it as in --set d_norm=batch.")
     pix2pix = cli("train", "pix2pix", "--set", "direction=AtoC", "--out", tmp_path, ok=False).output
     assert " ".join(pix2pix.split()) == (
         "Error: direction must be AtoB or BtoA, got 'AtoC'; set it as in --set direction=AtoB.")

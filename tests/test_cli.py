@@ -46,13 +46,18 @@ def test_list_keeps_each_summary_readable_at_any_terminal_width(columns):
     assert "│ dcgan    │ dcgan " in out and "…" not in out  # names whole at any width
 
 
-def test_info_shows_paper_and_every_hyperparameter(cli):
+def test_info_shows_paper_and_every_hyperparameter(cli, monkeypatch):
     out = cli("info", "dcgan").output
     assert "1511.06434" in out
     for name in ("latent_dim", "g_width", "d_width", "batch_size", "beta1", "d_steps", "seed"):
         assert name in out
     assert "the paper used 128" in " ".join(out.split())
     assert "dcgan-mnist (mnist; digits_frechet 113.45," in " ".join(out.split())  # the scores its manifest records
+    monkeypatch.setenv("COLUMNS", "250")  # the losses table's rows unfolded
+    unwrapped = {model: "".join(cli("info", model).output.split()) for model in ("dcgan", "gan")}
+    # WGAN-GP's critic, where the model has the setting: layer norm for DCGAN's, no dropout for the MLP
+    assert "d_norm='layer'" in unwrapped["dcgan"] and "dropout=0.0" not in unwrapped["dcgan"]
+    assert "dropout=0.0" in unwrapped["gan"] and "d_norm" not in unwrapped["gan"]
 
 
 def test_info_lists_only_what_the_model_accepts(cli):
