@@ -19,7 +19,7 @@ BEGAN_FAMILY = "began"
 
 NAMED = (
     ("wgan", WGAN, "DCGAN networks trained as a Wasserstein critic with weight clipping (RMSprop 5e-5, 5 critic steps)"),
-    ("wgan-gp", WGAN_GP, "DCGAN networks with the WGAN gradient penalty (Adam 1e-4, betas 0/0.9, 5 critic steps; "
+    ("wgan-gp", WGAN_GP, "DCGAN networks with the WGAN gradient penalty (Adam 1e-4, betas 0.5/0.9, 5 critic steps; "
                          "layer norm in the critic instead of batch norm, as in the paper)"),
     ("lsgan", LSGAN, "DCGAN networks trained with the least-squares loss"),
 )

