@@ -206,7 +206,10 @@ def info(model: str) -> None:
         out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))
     weights = [p for p in registry.pretrained.items.values() if p.model == spec.name]
     if weights:
-        out.print("pretrained (--pretrained): " + ", ".join(f"{p.name} ({_described(p)})" for p in weights))
+        out.print("pretrained (--pretrained NAME), and how each was trained (how long training takes):")
+    for pretrained in weights:
+        trained = f"; {escape(pretrained.trained_with)}" if pretrained.trained_with else ""
+        out.print(f"  {pretrained.name} ({_described(pretrained)}){trained}")
 
 
 @cli.command(short_help="List installed plugins, their distributions and hooks.")

@@ -53,6 +53,7 @@ def test_info_shows_paper_and_every_hyperparameter(cli, monkeypatch):
         assert name in out
     assert "the paper used 128" in " ".join(out.split())
     assert "dcgan-mnist (mnist; digits_frechet 113.45," in " ".join(out.split())  # the scores its manifest records
+    assert "123 s on one H100" in " ".join(out.split())  # and how long its training took
     monkeypatch.setenv("COLUMNS", "250")  # the losses table's rows unfolded
     unwrapped = {model: "".join(cli("info", model).output.split()) for model in ("dcgan", "gan")}
     # WGAN-GP's critic, where the model has the setting: layer norm for DCGAN's, no dropout for the MLP
