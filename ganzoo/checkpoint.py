@@ -126,7 +126,7 @@ def scaler_from_flat(stage: str, flat: dict[str, Any], tensors: dict[str, Any]) 
 
 
 def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, Any], networks: dict[str, Any],
-                    optimizers: dict[str, Any], state: dict[str, Any], counters: dict[str, int],
+                    optimizers: dict[str, Any], state: dict[str, Any], counters: dict[str, Any],
                     rng: dict[str, Any], scalers: dict[str, Any] | None = None,
                     process_state: dict[str, Any] | None = None, data_root: str | None = None) -> None:
     """Write the whole training state atomically to ``path``.
@@ -195,6 +195,7 @@ def _well_formed(meta: Any) -> bool:
             and isinstance(meta.get("data_root", ""), str)
             and whole(counters.get("epoch")) and whole(counters.get("step"))
             and all(whole(counters.get(key, 0)) for key in ("batch", "bad_steps", "processes", "samples"))
+            and isinstance(counters.get("data_digest", ""), (str, type(None)))
             and isinstance(optimizers, dict)
             and all(isinstance(flat, dict) and isinstance(flat.get("param_groups"), list)
                     and isinstance(flat.get("state"), dict) for flat in optimizers.values()))

@@ -22,6 +22,7 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -72,6 +73,20 @@ def sample_count(data: Any) -> int:
     an unpaired set (its epoch length follows only the larger one), else its length."""
     sizes = getattr(data, "sizes", None)
     return sum(sizes()) if sizes is not None and not data.paired else len(data)
+
+
+#: Data up to this many bytes is hashed for its checkpoints, so that a resume notices contents that changed under
+#: the same count (an image replaced); larger sets, and streamed ones, are compared by their count alone.
+DIGESTED_BYTES = 2**30
+
+
+def data_digest(data: Any) -> str | None:
+    """SHA-256 of the tensors ``data`` holds (both sides of a translation set), or None for a set over
+    :data:`DIGESTED_BYTES` or one that reads its files as it goes."""
+    tensors = getattr(data, "tensors", None)
+    if not isinstance(tensors, dict) or sum(t.numel() * t.element_size() for t in tensors.values()) > DIGESTED_BYTES:
+        return None
+    return tensor_digest(tensors)
 
 
 def refuse_out_inside_data(out: Path, dataset_name: str) -> None:
@@ -448,25 +463,34 @@ class Trainer:
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         if self.world is not None:
             self.world.restore_random_states(tensors, int(self.config["seed"]), self.step)
-        self._follow_changed_data(counters.get("samples"))
+        self._follow_changed_data(counters.get("samples"), counters.get("data_digest"))
         saved_by, processes = counters.get("processes", 1), self.world.size if self.world is not None else 1
         if saved_by != processes:
             self._say(f"note: {self.out} was saved by {saved_by} process(es) and resumes on {processes}: it goes on "
                       "from the same weights and optimizer state, but not bit-exactly as it would have.")
 
-    def _follow_changed_data(self, saved_samples: int | None) -> None:
-        """Go on with data whose size changed since the checkpoint (images added to or removed from a folder),
+    def _follow_changed_data(self, saved_samples: int | None, saved_digest: str | None) -> None:
+        """Go on with data that changed since the checkpoint (images added, removed or replaced in a folder),
         saying so; a run stopped inside an epoch starts that epoch over, since its order cannot be replayed on
         other data (its saved order state then draws the new data's order). Checkpoints from before the size
-        was kept have none to compare."""
+        (or the contents' digest) was kept have none to compare."""
         samples = sample_count(self.data)
-        if saved_samples is None or saved_samples == samples:
+        if saved_samples is not None and saved_samples != samples:
+            change = f"{saved_samples} samples then, {samples} now"
+        elif saved_digest is not None and self.data_digest not in (None, saved_digest):
+            change = f"the same {samples} samples, other contents"
+        else:
             return
         restart = f"; epoch {self.epoch + 1} starts over on it" if self.batch_in_epoch else ""
         self.batch_in_epoch = 0
         if self.main:
-            self._say(f"note: the data changed since the checkpoint ({saved_samples} samples then, {samples} now); "
+            self._say(f"note: the data changed since the checkpoint ({change}); "
                       f"the run goes on with it{restart}, not exactly as it would have")
+
+    @cached_property
+    def data_digest(self) -> str | None:
+        """:func:`data_digest` of the training data, computed once (the data stays the same while a run trains)."""
+        return data_digest(self.data)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -729,7 +753,8 @@ class Trainer:
                  if not key.startswith("_") and isinstance(value, torch.Tensor)})
         path = ckpt.checkpoint_path(self.out, self.epoch, self.batch_in_epoch)
         counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps,
-                    "processes": self.world.size if self.world is not None else 1, "samples": sample_count(self.data)}
+                    "processes": self.world.size if self.world is not None else 1, "samples": sample_count(self.data),
+                    "data_digest": self.data_digest}
         if not self.main:
             return path
         ckpt.save_checkpoint(

@@ -260,6 +260,7 @@ def test_an_image_folder_run_resumes_from_another_working_folder(cli, tmp_path, 
 
 
 def test_resume_on_a_folder_whose_images_changed_goes_on_with_them_and_says_so(cli, tmp_path):
+    """Fewer, more, or other images under the same count: the run goes on with them and says so."""
     import json
 
     folder, run = tmp_path / "faces", tmp_path / "run"
@@ -278,6 +279,10 @@ def test_resume_on_a_folder_whose_images_changed_goes_on_with_them_and_says_so(c
     write_png_images(folder, 24, seed=1)  # at an epoch end: the next epoch simply uses the new images
     result = cli("train", "dcgan", "--resume", run, "--epochs", "2", "--no-progress")
     assert "(16 samples then, 24 now); the run goes on with it, not exactly" in _one_line(result)
+    write_png_images(folder, 24, seed=2)  # the same files, other pictures: only their digest tells
+    result = cli("train", "dcgan", "--resume", run, "--epochs", "3", "--no-progress")
+    assert "(the same 24 samples, other contents); the run goes on with it, not exactly" in _one_line(result)
+    assert "data changed" not in _one_line(cli("train", "dcgan", "--resume", run, "--epochs", "4", "--no-progress"))
 
 
 def test_a_run_that_recorded_its_folder_relative_resumes_with_that_data(cli, tmp_path, monkeypatch):
