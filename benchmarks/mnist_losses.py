@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/mnist-losses"))
     parser.add_argument("--figure", type=Path, default=Path("docs/mnist-losses.png"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting for every loss's run, as in ganzoo train --set, named in the row (with --only "
-                             "when began, whose networks differ, lacks it)")
+                        help="a setting for every loss's run, as in ganzoo train --set, named in the row; began "
+                             "has other networks, so pair settings it lacks with --only")
     parser.add_argument("--from-json", type=Path, nargs="+",
                         help="print the table and redraw the figure from earlier runs' mnist_losses.json (rows joined)")
     args = parser.parse_args(argv)

@@ -206,7 +206,7 @@ def info(model: str) -> None:
         out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))
     weights = [p for p in registry.pretrained.items.values() if p.model == spec.name]
     if weights:
-        out.print("pretrained (--pretrained NAME), and how each was trained (how long training takes):")
+        out.print("pretrained (--pretrained NAME), with the command that trained each (and how long it took):")
     for pretrained in weights:
         trained = f"; {escape(pretrained.trained_with)}" if pretrained.trained_with else ""
         out.print(f"  {pretrained.name} ({_described(pretrained)}){trained}")

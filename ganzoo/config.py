@@ -139,8 +139,8 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     if config.get("image_size") is None:
         config["image_size"] = info.image_size
     refuse_dataset_keys(overrides, model.name)
-    refuse_unset_choices(overrides)
     known = set(config)
+    refuse_unset_choices(overrides, known)
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise unknown_name("setting", unknown[0], sorted(known - set(DATASET_ONLY)), see=f"'ganzoo info {model.name}'")

@@ -22,7 +22,6 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -75,16 +74,18 @@ def sample_count(data: Any) -> int:
     return sum(sizes()) if sizes is not None and not data.paired else len(data)
 
 
-#: Data up to this many bytes is hashed for its checkpoints, so that a resume notices contents that changed under
-#: the same count (an image replaced); larger sets, and streamed ones, are compared by their count alone.
+#: Image data up to this many bytes (1 GiB) is hashed for its checkpoints, so that a resume notices pictures that
+#: changed under the same count; larger sets, streamed ones and vectors are compared by their count alone.
 DIGESTED_BYTES = 2**30
 
 
 def data_digest(data: Any) -> str | None:
-    """SHA-256 of the tensors ``data`` holds (both sides of a translation set), or None for a set over
-    :data:`DIGESTED_BYTES` or one that reads its files as it goes."""
+    """SHA-256 of the image tensors ``data`` holds (both sides of a translation set), or None for a set over
+    :data:`DIGESTED_BYTES`, one that reads its files as it goes, or vectors (toy sets are drawn by torch's random
+    kernels, whose last bits may differ on another machine)."""
     tensors = getattr(data, "tensors", None)
-    if not isinstance(tensors, dict) or sum(t.numel() * t.element_size() for t in tensors.values()) > DIGESTED_BYTES:
+    if (not isinstance(tensors, dict) or data.info.kind == "vectors"
+            or sum(t.numel() * t.element_size() for t in tensors.values()) > DIGESTED_BYTES):
         return None
     return tensor_digest(tensors)
 
@@ -250,7 +251,9 @@ class Trainer:
         speed.prepare_networks(self.config, self.device, self.generator, self.discriminator)
         data_started = time.perf_counter()
         budget = memory_budget_gb(self.config)  # a bad budget is refused before minutes of decoding
-        self.data = self._place(self._load_data_in_turn(dataset, data_root(self.data_root)), budget)
+        loaded = self._load_data_in_turn(dataset, data_root(self.data_root))
+        self.data_fingerprint = data_digest(loaded)  # as read, before any resizing or copy to the device
+        self.data = self._place(loaded, budget)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         optimizers_started = time.perf_counter()
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
@@ -443,7 +446,9 @@ class Trainer:
 
         for name, network in (("generator", self.generator), ("discriminator", self.discriminator)):
             saved = ckpt.subdict(tensors, f"net.{name}.")
-            check_state_dict(path, network.state_dict(), saved)  # networks the model's plugin now builds otherwise
+            check_state_dict(path, network.state_dict(), saved, why=(
+                f"the plugin of {self.model.name!r} now builds other networks than the one that saved it; resume "
+                f"it with that version, or start a new run."))
             network.load_state_dict(saved)
         for stage, optimizer in self.optimizers.items():
             optimizer.load_state_dict(ckpt.optimizer_from_flat(stage, meta["optimizers"][stage], tensors))
@@ -477,7 +482,7 @@ class Trainer:
         samples = sample_count(self.data)
         if saved_samples is not None and saved_samples != samples:
             change = f"{saved_samples} samples then, {samples} now"
-        elif saved_digest is not None and self.data_digest not in (None, saved_digest):
+        elif saved_digest is not None and self.data_fingerprint not in (None, saved_digest):
             change = f"the same {samples} samples, other contents"
         else:
             return
@@ -486,11 +491,6 @@ class Trainer:
         if self.main:
             self._say(f"note: the data changed since the checkpoint ({change}); "
                       f"the run goes on with it{restart}, not exactly as it would have")
-
-    @cached_property
-    def data_digest(self) -> str | None:
-        """:func:`data_digest` of the training data, computed once (the data stays the same while a run trains)."""
-        return data_digest(self.data)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -754,7 +754,7 @@ class Trainer:
         path = ckpt.checkpoint_path(self.out, self.epoch, self.batch_in_epoch)
         counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps,
                     "processes": self.world.size if self.world is not None else 1, "samples": sample_count(self.data),
-                    "data_digest": self.data_digest}
+                    "data_digest": self.data_fingerprint}
         if not self.main:
             return path
         ckpt.save_checkpoint(

@@ -8,7 +8,8 @@ each once it has marked itself ready in the folder named by :data:`LAUNCHED_ENV`
 started: a signal during Python's start-up would kill it with torchrun's failure report). They agree
 on a step to stop at, save a checkpoint there, note in that folder that they stopped, and end with
 status 0, so torchrun ends quietly; the launcher then reports 130. Stopped before training (imports,
-data loading), they say "Interrupted." and end the same way, with nothing saved. A signal in the
+data loading), they say "Interrupted." and end the same way, with nothing saved. Processes still running
+:data:`STRAGGLER_SECONDS` after one said it stopped (stuck waiting for it) are killed. A signal in the
 run's last log interval lets it finish (status 0). A second Ctrl-C kills them all at once (status
 130), as it stops a single process. A signal the launcher was started to ignore (a background job's
 Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on. Without
@@ -139,8 +140,9 @@ def _child_setup(mask: set[signal.Signals]) -> Callable[[], None]:
 
 
 class _Relay:
-    """The launcher's signal handler: passes the first Ctrl-C or SIGTERM on to each of torchrun's processes once
-    it is ready (:func:`mark_ready` in ``folder``); a later Ctrl-C kills them all."""
+    """The launcher's signal handler: passes the first Ctrl-C or SIGTERM on, as a Ctrl-C, to each of the
+    ``devices`` processes of torchrun once it is ready (:func:`mark_ready` in ``folder``); a later Ctrl-C kills
+    them all."""
 
     def __init__(self, folder: Path, devices: int) -> None:
         self.folder, self.devices = folder, devices
@@ -210,8 +212,9 @@ def launch(devices: int, args: list[str]) -> int:
                 relay.deliver()
             if stopped_at is None and (folder / _STOPPED).exists():
                 stopped_at = time.monotonic()
-            elif stopped_at is not None and time.monotonic() - stopped_at > STRAGGLER_SECONDS:
-                relay.kill()
+            elif (stopped_at is not None and not relay.killed and Path("/proc").is_dir()
+                  and time.monotonic() - stopped_at > STRAGGLER_SECONDS):
+                relay.kill()  # without /proc, killing means signalling torchrun, whose own grace applies
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         for number, before in previous.items():

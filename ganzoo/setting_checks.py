@@ -37,18 +37,18 @@ def refuse_dataset_keys(overrides: dict[str, Any], model_name: str) -> None:
                               f"'ganzoo info {model_name}').")
 
 
-def refuse_unset_choices(overrides: dict[str, Any]) -> None:
-    """Refuse a word choice set to None (``--set d_norm=None``): for other settings None means "the default",
-    which would silently replace what was surely meant here (``none``, no normalisation)."""
+def refuse_unset_choices(overrides: dict[str, Any], known: set[str]) -> None:
+    """Refuse a word choice of the model (one of ``known``) set to None (``--set d_norm=None``): for other settings
+    None means "the default", which would silently replace what was surely meant here (``none``, no normalisation)."""
     for key in CHOICES:
-        if key in overrides and overrides[key] is None:
-            raise _not_a_choice(key, None, CHOICES[key][-1])
+        if key in known and key in overrides and overrides[key] is None:
+            raise _not_a_choice(key, None)
 
 
-def _not_a_choice(key: str, value: Any, example: str) -> GanzooError:
+def _not_a_choice(key: str, value: Any) -> GanzooError:
     choices = CHOICES[key]
     return GanzooError(f"{key} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}; "
-                       f"set it as in --set {key}={example}.")
+                       f"set it as in --set {key}={choices[0]}.")
 
 
 def check_types(defaults: dict[str, Any], overrides: dict[str, Any]) -> None:
@@ -80,7 +80,7 @@ def check_ranges(config: dict[str, Any]) -> None:
             raise GanzooError(f"{key} must be a number from 0 up to (not including) 1, got {value!r}.")
     for key, choices in CHOICES.items():
         if key in config and config[key] not in choices:
-            raise _not_a_choice(key, config[key], choices[0])
+            raise _not_a_choice(key, config[key])
     hidden = config.get("hidden_dims")
     if hidden is not None and (not isinstance(hidden, (list, tuple)) or not hidden
                                or not all(is_whole(width) and width >= 1 for width in hidden)):

@@ -47,9 +47,14 @@ def save_network(path: str | os.PathLike[str], model: ModelSpec, config: dict[st
     save_tensors(path, network.state_dict(), metadata)
 
 
-def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any]) -> None:
-    """Raise one clear sentence when the file's tensor names or shapes differ from the model's."""
-    missing = sorted(set(expected) - set(found))
+def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any], why: str | None = None) -> None:
+    """Raise one clear sentence when the file's tensor names or shapes differ from the model's; ``why`` replaces
+    the usual guess at the cause (another ganzoo version, other settings). Lazy parameters, whose shape the file
+    gives them, are not compared."""
+    from torch.nn.parameter import is_lazy
+
+    lazy = {name for name, tensor in expected.items() if is_lazy(tensor)}
+    missing = sorted(set(expected) - set(found) - lazy)
     extra = sorted(set(found) - set(expected))
     if missing or extra:
         parts = []
@@ -57,12 +62,13 @@ def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any]
             parts.append(f"lacks {len(missing)} tensor(s) the model needs (first: {missing[0]!r})")
         if extra:
             parts.append(f"has {len(extra)} tensor(s) the model does not (first: {extra[0]!r})")
-        raise WeightsError(f"{path} does not fit this network: it {' and '.join(parts)}; was it written by another ganzoo version?")
+        raise WeightsError(f"{path} does not fit this network: it {' and '.join(parts)}; "
+                           f"{why or 'was it written by another ganzoo version?'}")
     for name, tensor in expected.items():
-        if tuple(found[name].shape) != tuple(tensor.shape):
+        if name not in lazy and tuple(found[name].shape) != tuple(tensor.shape):
             raise WeightsError(
                 f"{path} does not fit this network: tensor {name!r} has shape {tuple(found[name].shape)} in the file "
-                f"but {tuple(tensor.shape)} in the model; the file was trained with other settings."
+                f"but {tuple(tensor.shape)} in the model; {why or 'the file was trained with other settings.'}"
             )
 
 

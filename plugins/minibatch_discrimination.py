@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ganzoo.hookspecs import hookimpl
+from ganzoo.plugins.remedies import PACGAN
 from ganzoo.specs import ExtensionSpec, ModelSpec
 
 MBD = "minibatch-discrimination"
@@ -31,7 +32,7 @@ def build_discriminator(model: ModelSpec, config: dict[str, Any]):
     discriminator = yield
     extensions = config.get("with", [])
     # with PacGAN this D is thrown away: the rebuild without pacgan gets the layers (and draws their weights)
-    if discriminator is not None and MBD in extensions and "pacgan" not in extensions:
+    if discriminator is not None and MBD in extensions and PACGAN not in extensions:
         from ganzoo.remedies import add_minibatch_discrimination
 
         add_minibatch_discrimination(discriminator, int(config.get("mbd_kernels", 16)), int(config.get("mbd_kernel_dim", 4)))

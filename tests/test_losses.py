@@ -261,7 +261,8 @@ def test_wgan_gp_critics_use_layer_norm_so_each_score_depends_on_its_own_image_a
     with pytest.raises(GanzooError, match=r"^d_norm must be batch, layer or none, got 'group'; set it as in "
                                           r"--set d_norm=batch\.$"):
         _config("dcgan", data="mnist", d_norm="group")
-    with pytest.raises(GanzooError, match=r"got None; set it as in --set d_norm=none\.$"):
+    with pytest.raises(GanzooError, match=r"^d_norm must be batch, layer or none, got None; set it as in "
+                                          r"--set d_norm=batch\.$"):
         _config("dcgan", data="mnist", d_norm=None)  # --set d_norm=None: not "the default"
 
 

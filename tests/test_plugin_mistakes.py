@@ -253,3 +253,5 @@ def test_resuming_a_run_whose_plugin_now_builds_other_networks_is_one_sentence(c
     output = " ".join(result.output.split())
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "state-epoch-0001.safetensors does not fit this network: it lacks" in output, output
+    assert output.endswith("the plugin of 'tinygan' now builds other networks than the one that saved it; resume it "
+                           "with that version, or start a new run.")
