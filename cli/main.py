@@ -32,7 +32,7 @@ class GanzooGroup(click.Group):
             from ganzoo.launcher import interrupted_by_user, started_by_launcher
 
             code = interrupted_by_user()
-            if started_by_launcher():  # torch's threads, left by an interrupted setup, can hang or kill the interpreter's teardown
+            if started_by_launcher():  # torch's threads left by an interrupted setup can hang or kill the teardown
                 from ganzoo.distributed import end_worker
 
                 end_worker(code)

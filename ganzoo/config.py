@@ -112,8 +112,8 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
 
     Precedence, lowest first: common training defaults, the model's defaults, the model's
     defaults for this data kind, the chosen loss's paper settings (``LossSpec.defaults``, and
-    ``LossSpec.network_defaults`` for the settings this model has), the data's shape, the user's ``overrides``. Unknown keys are refused so a typo never silently
-    does nothing.
+    ``LossSpec.network_defaults`` for the settings this model has), the data's shape, the user's
+    ``overrides``. Unknown keys are refused so a typo never silently does nothing.
     """
     if info.kind not in model.data_kinds:
         raise GanzooError(

@@ -3,8 +3,9 @@
 The common training settings are checked in :func:`ganzoo.config.validate_numbers`. The models' own
 settings are checked here in two ways: every value must have the type of its default (a width of
 ``64.5`` or a list where a number belongs is refused for any plugin's model), and the setting names the
-built-in families share (``latent_dim``, ``hidden_dims``, ``dropout``, ``d_norm``...) must lie in their range, so that
-``latent_dim=0`` or ``dropout=2`` is one sentence rather than a torch error or a run that learns nothing.
+built-in families share (``latent_dim``, ``hidden_dims``, ``dropout``, ``d_norm``...) must lie in their
+range, so that ``latent_dim=0`` or ``dropout=2`` is one sentence rather than a torch error or a run that
+learns nothing.
 """
 
 from __future__ import annotations
