@@ -159,7 +159,8 @@ def info(model: str) -> None:
     """Show MODEL's paper, task and data, and the hyperparameters, losses and extensions its task accepts."""
     from rich.table import Table
 
-    from ganzoo.config import SHARED_LOSS_SETTINGS, all_hyperparameters, refused_settings
+    from ganzoo.config import (SHARED_LOSS_SETTINGS, all_hyperparameters, loss_defaults, loss_network_defaults,
+                               refused_settings)
     from ganzoo.registry import computes_own_losses, get_model, get_registry
 
     spec = get_model(model)
@@ -176,9 +177,15 @@ def info(model: str) -> None:
     hidden = tuple(name for names in refused_settings(spec) for name in names)  # refused when set
     if spec.task == "image-to-image":
         hidden = (*hidden, *SHARED_LOSS_SETTINGS)
+    model_settings = {hp.name: hp.default for hp in all_hyperparameters(spec)}
+    defaults = {**model_settings, **spec.defaults()}
+    loss = defaults.get("loss")  # its paper's settings apply unless set (wgan-gp: lr 1e-4, 5 critic steps...)
+    if isinstance(loss, str) and loss in registry.losses.names():
+        defaults.update(loss_defaults(loss))
+        defaults.update(loss_network_defaults(loss, model_settings))
     for hp in all_hyperparameters(spec):
         if hp.name not in hidden:
-            table.add_row(hp.name, repr(spec.defaults().get(hp.name, hp.default)), hp.help)
+            table.add_row(hp.name, repr(defaults[hp.name]), hp.help)
     out.print(table)
     for kind, overrides in spec.defaults_by_data.items():
         out.print(f"defaults on {kind} data: " + ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
@@ -190,7 +197,6 @@ def info(model: str) -> None:
         losses = Table(title="losses (--loss NAME; the paper's settings apply unless you set them)")
         for column in ("loss", "paper", "objective", "settings"):
             losses.add_column(column, overflow="fold")
-        model_settings = {hp.name for hp in all_hyperparameters(spec)}
         for name in registry.losses.names():
             loss = registry.losses.get(name)
             networks = {k: v for k, v in loss.network_defaults.items() if k in model_settings}

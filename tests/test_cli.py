@@ -55,7 +55,10 @@ def test_info_shows_paper_and_every_hyperparameter(cli, monkeypatch):
     assert "dcgan-mnist (mnist; digits_frechet 113.45," in " ".join(out.split())  # the scores its manifest records
     assert "123 s on one H100" in " ".join(out.split())  # and how long its training took
     monkeypatch.setenv("COLUMNS", "250")  # the losses table's rows unfolded
-    unwrapped = {model: "".join(cli("info", model).output.split()) for model in ("dcgan", "gan")}
+    unwrapped = {model: "".join(cli("info", model).output.split()) for model in ("dcgan", "gan", "wgan-gp", "wgan")}
+    for row in ("│lr│0.0001│", "│beta2│0.9│", "│d_steps│5│", "│d_norm│'layer'│"):  # the loss's paper settings shown
+        assert row in unwrapped["wgan-gp"], row
+    assert "│optimizer│'rmsprop'│" in unwrapped["wgan"] and "│d_norm│'batch'│" in unwrapped["dcgan"]
     # WGAN-GP's critic, where the model has the setting: layer norm for DCGAN's, no dropout for the MLP
     assert "d_norm='layer'" in unwrapped["dcgan"] and "dropout=0.0" not in unwrapped["dcgan"]
     assert "dropout=0.0" in unwrapped["gan"] and "d_norm" not in unwrapped["gan"]
