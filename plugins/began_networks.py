@@ -4,6 +4,9 @@ reconstruction error, and on images a generator built like its decoder (not shar
 On images, each resolution has ``convs_per_scale`` 3x3 convolutions with ELU ("typically 2" in the paper): the
 encoder then halves the size with a strided convolution that widens the maps by ``d_width``, the decoder doubles it
 by nearest-neighbour upsampling at ``width`` maps, and a last 3x3 convolution gives the image, with no squashing.
+The paper draws z ~ U[-1, 1]; ganzoo gives every generator standard normal noise (one seed, one picture, across
+sampling, interpolation and rejection sampling), so the generator maps it through erf(z/sqrt 2), the normal CDF
+rescaled to [-1, 1], which is exactly uniform there.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import torch
 from torch import nn
 
 from ganzoo.plugins.dcgan.networks import layout
+
+#: 1/sqrt(2): erf(z/sqrt 2) = 2 Phi(z) - 1 turns a standard normal z into a uniform one on [-1, 1].
+INVERSE_SQRT_2 = 0.7071067811865476
 
 
 def convs_per_scale(config: dict[str, Any]) -> tuple[int, int] | None:
@@ -53,14 +59,21 @@ class AutoencoderDiscriminator(nn.Module):
 
 
 class DecoderGenerator(nn.Module):
-    """BEGAN's generator on images: z -> the decoder's architecture, with weights of its own."""
+    """BEGAN's generator on images: z -> the decoder's architecture, with weights of its own.
 
-    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int, convs: int) -> None:
+    With ``uniform_noise`` the standard normal noise is first mapped to U[-1, 1] (the paper's z); without it
+    (runs saved before the setting existed) the decoder reads the normal noise as it was trained to.
+    """
+
+    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int, convs: int,
+                 uniform_noise: bool) -> None:
         super().__init__()
+        self.uniform_noise = uniform_noise
         self.net = conv_decoder(latent_dim, channels, image_size, width, convs)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.flatten(1))
+        z = z.flatten(1)
+        return self.net(torch.special.erf(z * INVERSE_SQRT_2) if self.uniform_noise else z)
 
 
 def _mlp_autoencoder(dim: int, hidden: list[int], h: int) -> tuple[nn.Module, nn.Module]:

@@ -31,6 +31,8 @@ BEGAN_HYPERPARAMETERS = (
     Hyperparameter("d_width", 64, "autoencoder feature maps, grown by this much per downsampling (images; n)"),
     Hyperparameter("convs_per_scale", 2, "3x3 convolutions per resolution in the autoencoder and the generator "
                                          "(images; 'typically 2' in the paper)"),
+    Hyperparameter("uniform_noise", True, "the generator reads z ~ U[-1, 1] as in the paper, mapped from the normal "
+                                          "noise by erf(z/sqrt 2) (images)"),
     Hyperparameter("hidden_dims", [128, 128], "hidden widths of the MLP generator and autoencoder (vectors)"),
     Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
     Hyperparameter("gamma", 0.5, "diversity ratio: target of E[L(G(z))] / E[L(x)]"),
@@ -80,8 +82,9 @@ def build_generator(model: ModelSpec, config: dict[str, Any]) -> Any:
         from ganzoo.plugins.dcgan.networks import DCGANGenerator
 
         return DCGANGenerator.from_config(config)
+    # runs saved before ``uniform_noise`` existed were trained on the normal noise itself
     return DecoderGenerator(int(config["latent_dim"]), int(config["channels"]), int(config["image_size"]),
-                            int(config["g_width"]), convs[1])
+                            int(config["g_width"]), convs[1], bool(config.get("uniform_noise", False)))
 
 
 @hookimpl

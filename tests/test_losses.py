@@ -162,6 +162,18 @@ def test_began_on_images_has_the_papers_networks_and_trains_and_samples(cli, ima
     assert isinstance(build.build_generator(model, saved_before), DCGANGenerator)
     assert (same_size_convs(old_critic.encoder), same_size_convs(old_critic.decoder)) == (0, 3)
 
+    # the paper's z ~ U[-1, 1]: the decoder reads erf(z/sqrt 2) of the normal noise, uniform on [-1, 1]
+    z = torch.randn(20_000, config["latent_dim"], generator=torch.Generator().manual_seed(0))
+    read = []
+    generator.net[0].register_forward_hook(lambda module, inputs, output: read.append(inputs[0]))
+    generator(z)
+    seen = read[0].flatten().sort().values
+    assert seen.min() >= -1 and seen.max() <= 1
+    uniform = torch.linspace(-1, 1, seen.numel())
+    assert (seen - uniform).abs().max() < 0.01  # Kolmogorov-Smirnov distance to U[-1, 1], times 2
+    saved_before_uniform = {k: v for k, v in config.items() if k != "uniform_noise"}
+    assert not build.build_generator(model, saved_before_uniform).uniform_noise
+
     run = tmp_path / "run"
     cli("train", "began", "--data", image_folder, "--image-size", "16", "--epochs", "1", "--batch-size", "16",
         "--out", run, "--no-progress", "--device", "cpu")
