@@ -299,11 +299,18 @@ class FDivergenceLoss(AdversarialLoss):
         return output
 
 
+#: BEGAN's keys in the checkpointed state: this epoch's [sum of M, steps] (a tensor), the lowest epoch mean of M so
+#: far, and the epochs since it.
+EPOCH_M_KEY, BEST_M_KEY, STALLED_EPOCHS_KEY = "began_epoch_M", "began_best_M", "began_stalled_epochs"
+
+
 class BEGANLoss(AdversarialLoss):
     """Berthelot et al. 2017: the discriminator is an autoencoder whose output is each sample's L1 reconstruction error L.
 
     D minimises L(x) - k_t·L(G(z)); G minimises L(G(z)); k_{t+1} = clip(k_t + λ_k(γL(x) - L(G(z))), 0, 1).
-    The convergence measure M = L(x) + |γL(x) - L(G(z))| is logged.
+    The convergence measure M = L(x) + |γL(x) - L(G(z))| is logged and, with ``lr_patience``, summed over each
+    epoch on the device, so that :func:`began_stalled` can tell when it stops falling (the paper then halves the
+    learning rate).
     """
 
     name = "began"
@@ -313,6 +320,7 @@ class BEGANLoss(AdversarialLoss):
         super().__init__(config)
         self.gamma = float(self.config.get("gamma", 0.5))
         self.lambda_k = float(self.config.get("lambda_k", 0.001))
+        self.lr_patience = int(self.config.get("lr_patience") or 0)
         self.state: dict[str, Any] = {}
 
     def bind(self, state: dict[str, Any]) -> None:
@@ -345,4 +353,32 @@ class BEGANLoss(AdversarialLoss):
             new_k = (k + self.lambda_k * balance).clamp(0.0, 1.0)
             # a step the guard will undo (non-finite D outputs) must not poison k_t for every later step
             self.state["began_k"] = torch.where(torch.isfinite(new_k), new_k, k)
-            return {"M": real.mean() + balance.abs(), "k_t": k.clone()}
+            measure = real.mean() + balance.abs()
+            if self.lr_patience:  # for began_stalled, at the epoch's end
+                step = torch.stack([measure, torch.ones_like(measure)])
+                epoch_sum = self.state.get(EPOCH_M_KEY, torch.zeros_like(step))
+                self.state[EPOCH_M_KEY] = epoch_sum + torch.where(torch.isfinite(step), step, torch.zeros_like(step))
+            return {"M": measure, "k_t": k.clone()}
+
+
+def began_stalled(state: dict[str, Any], patience: int) -> bool:
+    """At an epoch's end: whether BEGAN's M, averaged over the epoch, has set no new low for ``patience`` epochs in a
+    row (the count then starts again). Reads the device once per epoch; every process judges the same mean."""
+    from ganzoo.distributed import WORLD_KEY
+
+    epoch_sum = state.pop(EPOCH_M_KEY, None)
+    if epoch_sum is None:
+        return False
+    world = state.get(WORLD_KEY)
+    if world is not None:
+        world.average([epoch_sum])
+    total, steps = epoch_sum.double().tolist()
+    if steps == 0:
+        return False
+    mean, best = total / steps, state.get(BEST_M_KEY)
+    if best is None or mean < best:
+        state[BEST_M_KEY], state[STALLED_EPOCHS_KEY] = mean, 0
+        return False
+    stalled = int(state.get(STALLED_EPOCHS_KEY, 0)) + 1
+    state[STALLED_EPOCHS_KEY] = 0 if stalled >= patience else stalled
+    return stalled >= patience

@@ -22,6 +22,9 @@ from ganzoo.specs import ModelSpec
 
 #: Key in the plugins' ``state`` of the re-planned schedule's start: ``[epoch, factor]``.
 ANCHOR_KEY = "lr_schedule_anchor"
+#: Key in the plugins' ``state`` of a multiplier on every rate that a plugin lowers for its own reasons (BEGAN halves
+#: it when its convergence measure stalls) in a ``tryfirst`` ``on_epoch_start``, before the schedule sets the rates.
+LR_SCALE_KEY = "lr_scale"
 
 
 def decay_epochs(config: dict[str, Any]) -> int:
@@ -68,14 +71,16 @@ def anchor_on_resume(saved: dict[str, Any], config: dict[str, Any], done: int,
 @hookimpl
 def on_epoch_start(model: ModelSpec, config: dict[str, Any], epoch: int, optimizers: dict[str, Any],
                    state: dict[str, Any]) -> None:
-    """Set every optimizer's learning rate for this epoch (a no-op at ``decay_epochs`` 0)."""
+    """Set every optimizer's learning rate for this epoch: the schedule's factor times ``state[LR_SCALE_KEY]`` (a no-op
+    at ``decay_epochs`` 0 with no scale)."""
     decay = decay_epochs(config)
-    if decay <= 0:
+    scale = float(state.get(LR_SCALE_KEY, 1.0))
+    if decay <= 0 and scale == 1.0:
         return
     from ganzoo.defaults import stage_lr
 
     anchor = state.get(ANCHOR_KEY)
-    factor = lr_factor(epoch, int(config["epochs"]), decay, tuple(anchor) if anchor is not None else None)
+    factor = lr_factor(epoch, int(config["epochs"]), decay, tuple(anchor) if anchor is not None else None) * scale
     for stage, optimizer in optimizers.items():
         for group in optimizer.param_groups:
             group["lr"] = stage_lr(config, stage) * factor

@@ -20,7 +20,7 @@ DATASET_ONLY = ("channels", "dim", "num_classes", "data_kind", "class_names")
 #: Settings that must be whole numbers of at least 1, wherever a model declares them.
 WHOLE_AT_LEAST_ONE = ("latent_dim", "g_width", "d_width", "embedding_dim", "blocks", "convs_per_scale")
 #: Settings that must be whole numbers of at least 0.
-WHOLE_AT_LEAST_ZERO = ("pool_size",)
+WHOLE_AT_LEAST_ZERO = ("pool_size", "lr_patience")
 #: Settings that must be numbers of at least 0 (loss weights).
 AT_LEAST_ZERO = ("lambda_cycle", "lambda_identity", "lambda_l1", "lambda_k", "validity_weight", "class_weight")
 #: Settings that must lie in [0, 1): Adam's betas and dropout rates.

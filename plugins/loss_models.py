@@ -39,6 +39,8 @@ BEGAN_HYPERPARAMETERS = (
     Hyperparameter("lambda_k", 0.001, "learning rate of the balance k_t"),
     Hyperparameter("loss", "began", "the BEGAN objective (needs this model's autoencoder discriminator)"),
     Hyperparameter("lr", 1e-4, "learning rate of both networks (the paper's 1e-4)"),
+    Hyperparameter("lr_patience", 2, "halve both learning rates after this many epochs in a row whose mean M set no "
+                                     "new low, as the paper does when M stalls (0: never)"),
     Hyperparameter("epochs", 5, "passes over the training data"),
     Hyperparameter("batch_size", 64, "samples per optimisation step"),
 )
@@ -61,7 +63,8 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
         name="began", family=BEGAN_FAMILY, task="unconditional",
         summary="autoencoder discriminator scored by L1 reconstruction error, k_t equilibrium, convergence measure M",
         paper=BEGAN, default_dataset="mnist", hyperparameters=BEGAN_HYPERPARAMETERS, data_kinds=("images", "vectors"),
-        defaults_by_data={"vectors": {"latent_dim": 8, "embedding_dim": 8, "batch_size": 256, "lr": 1e-3, "epochs": 20}},
+        defaults_by_data={"vectors": {"latent_dim": 8, "embedding_dim": 8, "batch_size": 256, "lr": 1e-3, "epochs": 20,
+                                      "lr_patience": 0}},
     ))
 
 

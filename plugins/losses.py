@@ -1,4 +1,5 @@
-"""Built-in adversarial losses, the RMSprop optimizers WGAN asks for, and WGAN's weight clipping.
+"""Built-in adversarial losses, the RMSprop optimizers WGAN asks for, WGAN's weight clipping and BEGAN's halving of
+the learning rate when its convergence measure stalls.
 
 Each loss is registered with its paper, its formula in words (shown by ``ganzoo info``) and the
 paper's training settings (``defaults``), which apply when the loss is picked unless the user
@@ -118,3 +119,22 @@ def after_step(config: dict[str, Any], stage: str, discriminator: Any, state: di
     with torch.no_grad():
         for parameter in discriminator.parameters():
             parameter.clamp_(-clip, clip)
+
+
+#: The last epoch whose end BEGAN's stall rule judged (a resume mid-epoch must not judge the part it continues).
+JUDGED_EPOCH_KEY = "began_judged_epoch"
+
+
+@hookimpl(tryfirst=True)
+def on_epoch_start(config: dict[str, Any], epoch: int, state: dict[str, Any]) -> None:
+    """BEGAN's paper halves the learning rate when its convergence measure M stalls: after ``lr_patience`` epochs
+    whose mean M set no new low, halve the schedule's ``lr_scale`` (which the schedule applies after this)."""
+    patience = int(config.get("lr_patience") or 0)
+    if config.get("loss") != "began" or patience <= 0 or epoch <= int(state.get(JUDGED_EPOCH_KEY, 0)):
+        return
+    from ganzoo.losses import began_stalled
+    from ganzoo.schedule import LR_SCALE_KEY
+
+    state[JUDGED_EPOCH_KEY] = epoch
+    if began_stalled(state, patience):
+        state[LR_SCALE_KEY] = float(state.get(LR_SCALE_KEY, 1.0)) / 2

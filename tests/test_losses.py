@@ -183,6 +183,47 @@ def test_began_on_images_has_the_papers_networks_and_trains_and_samples(cli, ima
     assert np.load(tmp_path / "s.npz")["images"].shape == (8, 3, 16, 16)
 
 
+
+def test_began_halves_its_learning_rates_when_m_stalls_and_a_resume_mid_epoch_keeps_that(cli, tmp_path):
+    """The paper halves the rate when M stalls: here after each epoch whose mean M sets no new low (lr_patience=1).
+    The rates expected are worked out from every step's logged M; a run resumed from inside an epoch ends the same."""
+    import json
+    import shutil
+
+    from ganzoo.checkpoint import list_checkpoints
+
+    common = ["began", "--data", "ring8", "--no-progress", "--device", "cpu", "--set", "hidden_dims=[32,32]",
+              "--set", "lr_patience=1", "--set", "log_every=1"]
+    cli("train", *common, "--epochs", "6", "--set", "checkpoint_every=150", "--set", "keep_checkpoints=20",
+        "--out", tmp_path / "a")
+    events = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    logged = [[row["M"] for row in events if row["event"] == "log" and row["epoch"] == e] for e in range(1, 7)]
+    rates = [row["lr"] for row in events if row["event"] == "epoch"]
+    scale, best, expected = 1.0, math.inf, []
+    for steps in logged:
+        expected.append({"generator": 1e-3 * scale, "discriminator": 1e-3 * scale})
+        mean = sum(steps) / len(steps)
+        best, scale = (mean, scale) if mean < best else (best, scale / 2)
+    assert rates == expected
+    assert 1e-3 / 2**4 <= rates[-1]["generator"] < 1e-3  # some epochs stalled, some did not
+
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    names = [path.name for path in list_checkpoints(tmp_path / "b")]
+    mid_epoch_4 = names.index("state-epoch-0003-batch-000150.safetensors")
+    for path in list_checkpoints(tmp_path / "b")[mid_epoch_4 + 1:]:
+        path.unlink()  # as if the run had died inside epoch 4, after that epoch's rate was set
+    cli("train", "began", "--resume", tmp_path / "b", "--no-progress", "--device", "cpu")
+    from ganzoo.checkpoint import load_checkpoint
+
+    (straight_meta, straight), (resumed_meta, resumed) = (
+        load_checkpoint(tmp_path / run / "checkpoints" / "state-epoch-0006.safetensors") for run in ("a", "b"))
+    assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert resumed_meta["state"] == straight_meta["state"]  # the lowest M, the stalled epochs, lr_scale
+    resumed_rates = [row["lr"] for row in map(json.loads, (tmp_path / "b" / "metrics.jsonl").read_text().splitlines())
+                     if row["event"] == "epoch"]
+    assert resumed_rates[-3:] == rates[-3:]
+
+
 # -- gradient penalties ------------------------------------------------------------------------
 
 def test_gradient_penalty_on_known_functions():
