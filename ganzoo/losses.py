@@ -345,15 +345,16 @@ class BEGANLoss(AdversarialLoss):
         from ganzoo.distributed import WORLD_KEY
 
         with torch.no_grad():
-            balance = self.gamma * real.mean() - fake.mean()
+            real_error = real.mean()
+            balance = self.gamma * real_error - fake.mean()
             world = self.state.get(WORLD_KEY)
-            if world is not None:  # the whole batch's balance: k_t stays the same on every process
-                world.average([balance])
+            if world is not None:  # the whole batch's: k_t and M stay the same on every process
+                world.average([real_error, balance])
             k = self.k(real)
             new_k = (k + self.lambda_k * balance).clamp(0.0, 1.0)
             # a step the guard will undo (non-finite D outputs) must not poison k_t for every later step
             self.state["began_k"] = torch.where(torch.isfinite(new_k), new_k, k)
-            measure = real.mean() + balance.abs()
+            measure = real_error + balance.abs()
             if self.lr_patience:  # for began_stalled, at the epoch's end
                 step = torch.stack([measure, torch.ones_like(measure)])
                 epoch_sum = self.state.get(EPOCH_M_KEY, torch.zeros_like(step))
@@ -363,15 +364,11 @@ class BEGANLoss(AdversarialLoss):
 
 def began_stalled(state: dict[str, Any], patience: int) -> bool:
     """At an epoch's end: whether BEGAN's M, averaged over the epoch, has set no new low for ``patience`` epochs in a
-    row (the count then starts again). Reads the device once per epoch; every process judges the same mean."""
-    from ganzoo.distributed import WORLD_KEY
-
+    row (the count then starts again). Reads the device once per epoch; M is the whole batch's on every process, so
+    every process judges alike."""
     epoch_sum = state.pop(EPOCH_M_KEY, None)
     if epoch_sum is None:
         return False
-    world = state.get(WORLD_KEY)
-    if world is not None:
-        world.average([epoch_sum])
     total, steps = epoch_sum.double().tolist()
     if steps == 0:
         return False

@@ -373,15 +373,20 @@ def test_state_each_process_keeps_for_itself_resumes_exactly(cli, tmp_path):
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
 
 
-def test_began_balance_is_the_whole_batchs_on_every_process(cli, tmp_path):
-    """k_t follows the losses of the whole global batch, so both processes hold the same k_t as one process would."""
-    for name, devices in (("two", ["--devices", "2"]), ("one", [])):
-        cli("train", "began", *RUN[1:], "--epochs", "1", "--out", tmp_path / name, *devices)
-    two, one = (_tensors(tmp_path / name / "checkpoints" / "state-epoch-0001.safetensors") for name in ("two", "one"))
-    assert not [key for key in two if key.startswith("process_state.")]  # equal on both processes, saved once
-    assert float(one["state.began_k"]) > 1e-3
-    assert float(two["state.began_k"]) == pytest.approx(float(one["state.began_k"]), rel=1e-3)
-
+def test_began_balance_and_stall_rule_are_the_whole_batchs_on_every_process(cli, tmp_path):
+    """k_t and M follow the losses of the whole global batch: both processes hold the k_t one process would, and
+    halve their rates when M stalls at the same epochs, so their weights stay identical."""
+    two, one = tmp_path / "two", tmp_path / "one"
+    cli("train", "began", *RUN[1:], "--epochs", "6", "--set", "lr_patience=1", "--set", "keep_checkpoints=6", "--out", two,
+        "--devices", "2")
+    cli("train", "began", *RUN[1:], "--epochs", "1", "--set", "lr_patience=1", "--out", one)
+    first_two, first_one = (_tensors(run / "checkpoints" / "state-epoch-0001.safetensors") for run in (two, one))
+    assert float(first_one["state.began_k"]) > 1e-3
+    assert float(first_two["state.began_k"]) == pytest.approx(float(first_one["state.began_k"]), rel=1e-3)
+    last = _check_processes_identical(two, 6)
+    assert not [key for key in last if key.startswith("process_state.")]  # equal on both processes, saved once
+    rates = [row["lr"]["generator"] for row in _events(two, "epoch")]
+    assert min(rates) < max(rates)  # M stalled at least once
 
 PROCESS_STATES_SCRIPT = """
 import json, os, sys
