@@ -245,6 +245,7 @@ class Trainer:
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape
         self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+        self._warn_of_penalties_batch_norm_mixes()
         if world is not None:  # SyncBatchNorm if asked, process 0's weights everywhere, a batch that splits evenly
             self.generator, self.discriminator = world.setup_networks(self.config, self.generator, self.discriminator)
             world.part(int(self.config["batch_size"]))
@@ -368,6 +369,16 @@ class Trainer:
             self._say(f"note: the run's --data-root {saved} is gone; the data is looked for in {data_root()} "
                       f"(--data-root or {DATA_ENV} names another)")
         return None
+
+    def _warn_of_penalties_batch_norm_mixes(self) -> None:
+        from ganzoo.adversarial import make_loss
+        from ganzoo.registry import computes_own_losses
+        from ganzoo.remedies import penalty_batch_norm_warning
+
+        if not computes_own_losses(self.model):
+            warning = penalty_batch_norm_warning(self.config, make_loss(self.config), self.discriminator)
+            if warning:
+                self._say(warning)
 
     def _say(self, text: str) -> None:
         """One warning line for the user (plain text: file names may hold brackets), unwrapped."""

@@ -48,6 +48,24 @@ def r1_penalty(discriminator: Any, real: "torch.Tensor") -> "torch.Tensor":  # n
     return gradient_penalty(discriminator, real, target=0.0)
 
 
+def penalty_batch_norm_warning(config: dict[str, Any], loss: Any, discriminator: Any) -> str | None:
+    """A warning when a gradient penalty taken image by image (WGAN-GP's, DRAGAN's, R1) meets batch norm in D.
+
+    Batch norm makes each image's score depend on the other images of its batch, so the penalty's gradients mix
+    the batch and no longer hold D to the slope the paper asks of it at each image; ``None`` when nothing clashes.
+    """
+    from torch import nn
+
+    penalties = [name for name, on in ((f"--loss {config.get('loss')}", hasattr(loss, "penalty")),
+                                       ("r1_gamma", bool(config.get("r1_gamma")))) if on]
+    batch_norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+    if not penalties or not any(isinstance(module, batch_norms) for module in discriminator.modules()):
+        return None
+    remedy = "--set d_norm=layer (or none)" if "d_norm" in config else "a discriminator without batch norm"
+    return (f"warning: the gradient penalty of {' and '.join(penalties)} is taken image by image, but batch norm in "
+            f"the discriminator makes each image's score depend on its whole batch; {remedy} keeps the images apart.")
+
+
 def unrolled_parameters(discriminator: Any, loss: Any, real: "torch.Tensor", fake: "torch.Tensor",  # noqa: F821
                         steps: int, optimizer: Any) -> dict[str, "torch.Tensor"]:  # noqa: F821
     """D's parameters after ``steps`` differentiable updates by its own ``optimizer`` on ``loss``.

@@ -319,6 +319,25 @@ def test_wgan_gp_critics_use_layer_norm_so_each_score_depends_on_its_own_image_a
         _config("dcgan", data="mnist", d_norm=None)  # --set d_norm=None: not "the default"
 
 
+
+def test_a_per_image_gradient_penalty_on_a_batch_norm_critic_is_warned_of(cli, image_folder, tmp_path):
+    """DRAGAN's and R1's penalties are taken image by image too; batch norm (kept by default outside WGAN-GP) mixes
+    the batch, so training says so once, with the setting that avoids it, and says nothing when nothing mixes."""
+    tiny = ["--data", image_folder, "--image-size", "16", "--epochs", "1", "--batch-size", "16", "--set", "g_width=8",
+            "--set", "d_width=8", "--no-progress", "--device", "cpu"]
+    warning = ("warning: the gradient penalty of {} is taken image by image, but batch norm in the discriminator makes "
+               "each image's score depend on its whole batch; --set d_norm=layer (or none) keeps the images apart.")
+    warned = ((["--loss", "dragan"], "--loss dragan"), (["--set", "r1_gamma=1"], "r1_gamma"),
+              (["--loss", "dragan", "--set", "r1_gamma=1"], "--loss dragan and r1_gamma"),
+              (["--loss", "wgan-gp", "--set", "d_norm=batch"], "--loss wgan-gp"))
+    for run, (extra, penalties) in enumerate(warned):
+        out = cli("train", "dcgan", *tiny, *extra, "--out", tmp_path / f"warned{run}").output
+        assert "".join(out.split()).count("".join(warning.format(penalties).split())) == 1, extra
+    quiet = (["--loss", "dragan", "--set", "d_norm=layer"], ["--loss", "wgan-gp"], ["--loss", "hinge"])
+    for run, extra in enumerate(quiet):
+        assert "batch norm" not in cli("train", "dcgan", *tiny, *extra, "--out", tmp_path / f"quiet{run}").output
+
+
 def test_wgan_gets_rmsprop_and_others_adam():
     from ganzoo import build
     from ganzoo.registry import get_model
