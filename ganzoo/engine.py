@@ -34,6 +34,7 @@ from ganzoo.resume import read_resume_point, recorded_data_name
 from ganzoo.run_lock import hold_run_lock, refuse_if_locked
 from ganzoo.safefile import cannot_write, check_writable, drop_unfinished_writes, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
+from ganzoo.terminal import HANGUP, hangup_ignored, terminal_outputs, write_to_null_device
 
 VECTOR_PLOT_POINTS = 2000
 GRID_SAMPLES = 64
@@ -119,13 +120,16 @@ class _Interrupt:
     requested = False
 
 
-#: The signals that stop a run after saving its position: Ctrl-C, and ``kill``'s default (a scheduler's preemption).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals that stop a run after saving its position: Ctrl-C, ``kill``'s default (a scheduler's preemption) and,
+#: where the system has it, a hang-up (the terminal or ssh session closed; see :mod:`ganzoo.terminal`).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([HANGUP] if HANGUP is not None else []))
 
 
 @contextmanager
 def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
-    """While training, the first Ctrl-C (SIGINT) or SIGTERM only sets a flag the loop checks after the current step.
+    """While training, the first Ctrl-C (SIGINT), SIGTERM or hang-up only sets a flag the loop checks after the current
+    step. After a hang-up the output that went to the closed terminal goes to the null device, so that saving the
+    position and saying where it is fail on no write to it.
 
     Alone, a second signal stops at once. ``together`` (one of torchrun's processes): the processes agree on
     one step to stop at (see :meth:`Trainer.run`) and save there, and later signals are ignored, since a
@@ -136,7 +140,10 @@ def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    # a run under nohup keeps training when its terminal closes
+    stoppers = [number for number in STOP_SIGNALS if number != HANGUP or not hangup_ignored()]
+    previous = {number: signal.getsignal(number) for number in stoppers}
+    terminals = terminal_outputs()
 
     def restore() -> None:
         for number, before in previous.items():
@@ -148,8 +155,11 @@ def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
         flag.requested = True
         if not together:
             restore()
+        if signum == HANGUP:
+            write_to_null_device(terminals)
+            signal.signal(HANGUP, signal.SIG_IGN)  # the shell passes its own hang-up on too: the save must not die of it
 
-    for number in STOP_SIGNALS:
+    for number in stoppers:
         signal.signal(number, handler)
     try:
         yield flag

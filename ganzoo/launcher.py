@@ -3,7 +3,8 @@
 torchrun answers a signal of its own with a traceback (``SignalException``) and a failed status, and
 it reports a process that ends with a non-zero status as a failed run. So torchrun runs in a session
 of its own, where the terminal's Ctrl-C does not reach it, and the launcher passes a Ctrl-C or a
-SIGTERM on once, as a Ctrl-C, to torchrun's processes (found through ``/proc``; each leads a session of its own),
+SIGTERM on once, as a Ctrl-C, and a hang-up as a hang-up (see :mod:`ganzoo.terminal`), to torchrun's processes
+(found through ``/proc``; each leads a session of its own),
 each once it has marked itself ready in the folder named by :data:`LAUNCHED_ENV` (its command has
 started: a signal during Python's start-up would kill it with torchrun's failure report). They agree
 on a step to stop at, save a checkpoint there, note in that folder that they stopped, and end with
@@ -28,13 +29,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ganzoo.terminal import HANGUP, terminal_outputs, write_to_null_device
+
 #: Set in the processes :func:`launch` starts to the folder where each says it is ready for a signal, and
 #: where a run stopped by a signal says so.
 LAUNCHED_ENV = "GANZOO_DEVICES_LAUNCH"
 #: The exit status of a run stopped by a signal after saving its position, as a shell reports Ctrl-C.
 INTERRUPTED = 130
 #: The signals the launcher passes on to torchrun's processes.
-_PASSED_ON = (signal.SIGINT, signal.SIGTERM)
+_PASSED_ON = (signal.SIGINT, signal.SIGTERM, *([HANGUP] if HANGUP is not None else []))
 #: The file a process that stopped writes in the launcher's folder.
 _STOPPED = "interrupted"
 #: The start of the name of the file a process writes in the launcher's folder once its command runs.
@@ -140,18 +143,21 @@ def _child_setup(mask: set[signal.Signals]) -> Callable[[], None]:
 
 
 class _Relay:
-    """The launcher's signal handler: passes the first Ctrl-C or SIGTERM on, as a Ctrl-C, to each of the
-    ``devices`` processes of torchrun once it is ready (:func:`mark_ready` in ``folder``); a later Ctrl-C kills
-    them all."""
+    """The launcher's signal handler: passes the first Ctrl-C or SIGTERM on, as a Ctrl-C, or a hang-up, as a
+    hang-up, to each of the ``devices`` processes of torchrun once it is ready (:func:`mark_ready` in ``folder``);
+    a later Ctrl-C kills them all. After a hang-up its own output to the closed terminal goes to the null device."""
 
     def __init__(self, folder: Path, devices: int) -> None:
         self.folder, self.devices = folder, devices
+        self.terminals = terminal_outputs()
         self.torchrun: subprocess.Popen[bytes] | None = None
         self.pending: int | None = None  # a signal that not every process of torchrun has had yet
         self.reached: set[int] = set()  # the processes it was passed on to
         self.passed = self.killed = False
 
     def __call__(self, number: int, frame: object) -> None:
+        if number == HANGUP:
+            write_to_null_device(self.terminals)
         if self.passed or self.pending is not None:
             if number == signal.SIGINT:  # asked twice: stop everything now
                 self.kill()
@@ -172,8 +178,8 @@ class _Relay:
         for worker in workers:  # not their groups: their data-loading processes must not get it
             if worker not in self.reached and (self.folder / f"{_READY}{worker}").exists():
                 # a Ctrl-C for a SIGTERM too: the same stop, while a SIGTERM from torchrun itself still means
-                # that another process failed
-                _send(worker, signal.SIGINT)
+                # that another process failed; a hang-up as itself, so that they too stop writing to the terminal
+                _send(worker, HANGUP if self.pending == HANGUP else signal.SIGINT)
                 self.reached.add(worker)
         if len(workers) >= self.devices and self.reached.issuperset(workers):
             self.pending, self.passed = None, True

@@ -46,6 +46,44 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+#: The child's first words: take the pseudo-terminal on its standard input as its controlling terminal, as a command
+#: typed in a terminal window has it, with hang-ups at their default (``SIG_DFL``) or ignored as under nohup
+#: (``SIG_IGN``); then ganzoo's CLI.
+_ON_OWN_TERMINAL = ("import fcntl, signal, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                    "signal.signal(signal.SIGHUP, signal.{}); from ganzoo.cli.main import cli; cli()")
+
+
+def hang_up_once(started, *args, nohup: bool = False, output=None, timeout: float = 120.0):
+    """Run ``ganzoo ARGS`` on a pseudo-terminal of its own until ``started(process)``, then close the terminal, as a
+    window or an ssh session closes: the system hangs the process up. Its output goes to the terminal (read
+    meanwhile, so that it never waits on it) or to the open file ``output``. Returns the process, still running or
+    not."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, terminal = pty.openpty()
+    child = _ON_OWN_TERMINAL.format("SIG_IGN" if nohup else "SIG_DFL")
+    process = subprocess.Popen([sys.executable, "-c", child, *map(str, args)], stdin=terminal,
+                               stdout=output or terminal, stderr=output or terminal, start_new_session=True)
+    os.close(terminal)
+    deadline = time.monotonic() + timeout
+    while not started(process):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the command never got under way (status {process.poll()})")
+        if select.select([master], [], [], 0.01)[0]:
+            try:
+                os.read(master, 65536)
+            except OSError:  # nothing more to read
+                pass
+    os.close(master)
+    return process
+
+
 def write_png_images(folder: Path, count: int, size: int = 16, mode: str = "RGB", seed: int = 0) -> list[Path]:
     """Write ``count`` simple images (a bright square on a dark background, random position) to ``folder``."""
     from PIL import Image

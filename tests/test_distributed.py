@@ -210,6 +210,41 @@ def test_ctrl_c_under_devices_stops_every_process_at_one_step_with_a_checkpoint_
     _check_processes_identical(run, epochs)
 
 
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="this system has no hang-up signal")
+def test_a_closed_terminal_under_devices_stops_every_process_at_one_step_and_resume_goes_on(tmp_path):
+    """The launcher alone gets the hang-up (torchrun runs in a session of its own) and passes it on as a hang-up,
+    so that every process stops writing to the closed terminal, agrees on a step and saves there."""
+    import re
+    import time
+
+    from conftest import hang_up_once
+    from ganzoo.checkpoint import list_checkpoints
+    from ganzoo.launcher import children
+
+    run, workers = tmp_path / "run", []
+
+    def started(launcher) -> bool:  # once training logs, with the ids of torchrun's processes
+        if not (run / "metrics.jsonl").is_file() or not _events(run, "log"):
+            return False
+        workers.extend(worker for torchrun in children(launcher.pid) for worker in children(torchrun))
+        return True
+
+    launcher = hang_up_once(started, "train", *RUN, "--epochs", "40", "--set", "log_every=5", "--devices", "2",
+                            "--out", run)
+    assert launcher.wait(timeout=120) == 130
+    newest = list_checkpoints(run)[-1].name
+    epoch, batch = re.fullmatch(r"state-epoch-(\d+)(?:-batch-(\d+))?\.safetensors", newest).groups()
+    assert int(epoch) < 40 and int(batch or 0) % 5 == 0  # at a log point, long before the end
+    deadline = time.monotonic() + 10
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(workers) == 2 and not any(map(_running, workers))
+    epochs = int(epoch) + 1
+    subprocess.run([sys.executable, "-m", "ganzoo", "train", "gan", "--resume", str(run), "--epochs", str(epochs),
+                    "--devices", "2", "--device", "cpu", "--no-progress"], check=True, timeout=300)
+    _check_processes_identical(run, epochs)
+
+
 def test_sigterm_to_one_process_stops_all_and_a_second_ctrl_c_kills_them_at_once(tmp_path):
     import signal
     import time

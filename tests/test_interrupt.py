@@ -82,6 +82,37 @@ def test_ctrl_c_or_sigterm_saves_the_position_and_resume_finishes_exactly(stop, 
     _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="this system has no hang-up signal")
+@pytest.mark.parametrize("progress", [False, True], ids=["plain", "progress-bar"])
+def test_a_closed_terminal_saves_the_position_and_resume_finishes_exactly(progress, cli, tmp_path, straight):
+    """Closing the terminal (or losing the ssh session) stops the run as Ctrl-C does, with its position saved,
+    although every later write to that terminal fails."""
+    from conftest import hang_up_once
+
+    out = tmp_path / "run"
+    args = [arg for arg in RUN if not (progress and arg == "--no-progress")]
+    process = hang_up_once(lambda process: list_checkpoints(out), "train", *args, "--out", out)
+    assert process.wait(timeout=60) == 130  # -SIGHUP (-1) when the hang-up killed it unsaved
+    assert re.fullmatch(r"state-epoch-000[01]-batch-\d+\.safetensors", list_checkpoints(out)[-1].name)
+    assert not (out / "checkpoints" / "state-epoch-0002.safetensors").exists()  # it really stopped early
+    cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu")
+    _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="this system has no hang-up signal")
+def test_a_run_under_nohup_trains_on_when_its_terminal_closes(tmp_path, straight):
+    """``nohup ganzoo train ...`` asks for a run that outlives its terminal: the hang-up is ignored, as asked."""
+    from conftest import hang_up_once
+
+    out = tmp_path / "run"
+    with open(tmp_path / "nohup.out", "w") as output:
+        process = hang_up_once(lambda process: list_checkpoints(out), "train", *RUN, "--out", out, nohup=True,
+                               output=output)
+        assert process.wait(timeout=120) == 0
+    assert "done: 2 epochs" in (tmp_path / "nohup.out").read_text()
+    _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
+
+
 def test_sigkill_mid_run_resumes_from_the_last_checkpoint(cli, tmp_path, straight):
     out = tmp_path / "run"
     process = _start(out)
