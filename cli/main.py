@@ -11,6 +11,14 @@ import click
 from ganzoo.errors import GanzooError
 
 
+def _one_sentence(sentence: str) -> click.ClickException | click.exceptions.Exit:
+    """What ends a command on bad input: click's "Error: SENTENCE" and status 1, or, in a process of ``ganzoo train
+    --devices``, the sentence left for the launcher, which prints it once (not once per process), and status 0."""
+    from ganzoo.launcher import leave_error
+
+    return click.exceptions.Exit(0) if leave_error(sentence) else click.ClickException(sentence)
+
+
 class GanzooGroup(click.Group):
     """A click group that turns :class:`GanzooError`, and running out of memory, into one red line and exit status 1."""
 
@@ -22,12 +30,12 @@ class GanzooGroup(click.Group):
             mark_ready()  # under ganzoo train --devices: from here on, a Ctrl-C ends this process in a few words
             return super().invoke(ctx)
         except GanzooError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise _one_sentence(str(exc)) from None
         except (MemoryError, RuntimeError) as exc:  # torch's OutOfMemoryError is a RuntimeError
             sentence = out_of_memory_sentence(exc)
             if sentence is None:
                 raise
-            raise click.ClickException(sentence) from None
+            raise _one_sentence(sentence) from None
         except KeyboardInterrupt:  # a Ctrl-C that no command handled: the shell's status 130, not click's 1
             from ganzoo.launcher import interrupted_by_user, started_by_launcher
 

@@ -264,6 +264,7 @@ class Trainer:
         budget = memory_budget_gb(self.config)  # a bad budget is refused before minutes of decoding
         loaded = self._load_data_in_turn(dataset, data_root(self.data_root))
         self.data_fingerprint = data_digest(loaded)  # as read, before any resizing or copy to the device
+        self._refuse_data_that_differs_between_processes(sample_count(loaded))
         self.data = self._place(loaded, budget)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         optimizers_started = time.perf_counter()
@@ -325,6 +326,26 @@ class Trainer:
             raise
         self.world.wait_for_all()
         return data
+
+    def _refuse_data_that_differs_between_processes(self, samples: int) -> None:
+        """Under torchrun every process takes its rows of one shared order of the same data: a node whose folder holds
+        other files would train on other samples unnoticed, or wait forever in an epoch of another length."""
+        if self.world is None:
+            return
+        import hashlib
+
+        import torch
+
+        counts = [int(count) for count in self.world.gather(torch.tensor([samples]))]
+        digests = self.world.digests(hashlib.sha256(str(self.data_fingerprint).encode()).hexdigest())
+        differs = next((rank for rank in range(self.world.size)
+                        if counts[rank] != counts[0] or digests[rank] != digests[0]), None)
+        if differs is None:
+            return
+        what = (f"{counts[differs]} samples against {counts[0]}" if counts[differs] != counts[0]
+                else f"the same {samples} samples with other contents")
+        raise GanzooError(f"Process {differs} reads other data than process 0 ({what}); every node must hold the same "
+                          "--data: copy the same files to each node, or point --data-root at a folder they share.")
 
     def _load_data(self, dataset: Any, root: Path | None, alone: bool = False) -> Any:
         """Load the data; skipped bad images are listed, or stop the run with ``strict_data``.

@@ -12,7 +12,9 @@ status 0, so torchrun ends quietly; the launcher then reports 130. Stopped befor
 data loading), they say "Interrupted." and end the same way, with nothing saved. Processes still running
 :data:`STRAGGLER_SECONDS` after one said it stopped (stuck waiting for it) are killed. A signal in the
 run's last log interval lets it finish (status 0). A second Ctrl-C kills them all at once (status
-130), as it stops a single process. A signal the launcher was started to ignore (a background job's
+130), as it stops a single process. A process stopped by a ganzoo error (bad input: one sentence) leaves
+its sentence in the folder and ends with status 0, so torchrun prints no failure report; the launcher
+prints each distinct sentence once and ends with status 1. A signal the launcher was started to ignore (a background job's
 Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on. Without
 ``/proc`` (macOS) torchrun gets the signals itself and answers them its own way.
 """
@@ -42,10 +44,13 @@ _PASSED_ON = (signal.SIGINT, signal.SIGTERM, *([HANGUP] if HANGUP is not None el
 _STOPPED = "interrupted"
 #: The start of the name of the file a process writes in the launcher's folder once its command runs.
 _READY = "ready-"
+#: The start of the name of the file where a process stopped by a ganzoo error leaves its sentence.
+_ERROR = "error-"
 #: Seconds between looks at torchrun (has it ended, are its processes ready for a signal that waits for them).
 _POLL_SECONDS = 0.2
-#: Seconds the others get to end once a process has said it stopped (by then the run's position is saved); any
-#: still running then, stuck waiting for one that left (a process group that had not formed yet), are killed.
+#: Seconds the others get to end once a process has said it stopped (by then the run's position is saved) or left
+#: an error; any still running then, stuck waiting for one that left (a process group that had not formed yet, a
+#: collective it will never join), are killed.
 STRAGGLER_SECONDS = 15.0
 
 
@@ -61,6 +66,33 @@ def interrupted_status() -> int:
     except OSError:  # the launcher cannot be told: fall back to the status itself
         return INTERRUPTED
     return 0
+
+
+def leave_error(sentence: str) -> bool:
+    """Under :func:`launch`, leave this process's error sentence for the launcher to print once (every process
+    usually meets the same one), and say so: the process then ends with status 0, as torchrun would otherwise
+    report a failed run at length. False elsewhere, or when the folder cannot be written: the caller prints it."""
+    folder = os.environ.get(LAUNCHED_ENV)
+    if not folder:
+        return False
+    try:
+        (Path(folder) / f"{_ERROR}{int(os.environ.get('RANK', '0')):06d}-{os.getpid()}").write_text(sentence)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _errors(folder: Path) -> list[str]:
+    """The distinct error sentences the processes left in ``folder``, in rank order."""
+    sentences: list[str] = []
+    for path in sorted(folder.glob(f"{_ERROR}*")):
+        try:
+            sentence = path.read_text()
+        except OSError:
+            continue
+        if sentence not in sentences:
+            sentences.append(sentence)
+    return sentences
 
 
 def started_by_launcher() -> bool:
@@ -216,7 +248,7 @@ def launch(devices: int, args: list[str]) -> int:
                 break
             except subprocess.TimeoutExpired:
                 relay.deliver()
-            if stopped_at is None and (folder / _STOPPED).exists():
+            if stopped_at is None and ((folder / _STOPPED).exists() or any(folder.glob(f"{_ERROR}*"))):
                 stopped_at = time.monotonic()
             elif (stopped_at is not None and not relay.killed and Path("/proc").is_dir()
                   and time.monotonic() - stopped_at > STRAGGLER_SECONDS):
@@ -226,7 +258,12 @@ def launch(devices: int, args: list[str]) -> int:
         for number, before in previous.items():
             signal.signal(number, signal.SIG_DFL if before is None else before)  # None: set outside Python
         stopped = (folder / _STOPPED).exists()  # False once a /tmp cleaner removed it: no process said so
+        errors = _errors(folder)
         shutil.rmtree(folder, ignore_errors=True)
+    for sentence in errors:
+        print(f"Error: {sentence}", file=sys.stderr)
+    if errors:
+        return 1
     if relay.killed:
         return INTERRUPTED
     if status < 0:

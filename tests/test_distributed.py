@@ -269,6 +269,51 @@ def test_sigterm_to_one_process_stops_all_and_a_second_ctrl_c_kills_them_at_once
     assert not list((tmp_path / "two" / "checkpoints").glob("*batch*"))  # killed, not stopped at a step
 
 
+NODE_FOLDERS_PLUGIN = '''
+import os
+from pathlib import Path
+from ganzoo import hookimpl
+from ganzoo.specs import DatasetInfo, DatasetSpec
+
+@hookimpl
+def register_datasets(register):
+    def load(root=None, image_size=None, channels=None):
+        from ganzoo.data.folder import folder_dataset
+        return folder_dataset(Path(os.environ["NODE_FOLDERS"], os.environ["RANK"])).load(root, image_size, channels)
+    register(DatasetSpec("node-pictures", "each process's own folder, as on nodes whose copies differ",
+                         DatasetInfo("images", channels=3, image_size=16), load))
+'''
+
+
+@pytest.mark.parametrize("second", [(12, 0), (8, 1)], ids=["another-count", "other-pictures"])
+def test_processes_that_read_other_data_are_refused_in_one_sentence(tmp_path, second):
+    """Nodes whose copies of the data differ would train on other samples unnoticed (or, with another count, wait
+    forever in an epoch of another length): every process compares its count and digest with process 0's."""
+    import shutil
+
+    from conftest import make_distribution, write_png_images
+
+    site = make_distribution(tmp_path / "site", "ganzoo-nodefolders", "ganzoo_nodefolders", NODE_FOLDERS_PLUGIN)
+    write_png_images(tmp_path / "nodes" / "0", 8, seed=0)
+    count, seed = second
+    write_png_images(tmp_path / "nodes" / "1", count, seed=seed)
+    env = {**os.environ, "NODE_FOLDERS": str(tmp_path / "nodes"),
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "ganzoo", "train", "dcgan", "--data", "node-pictures", "--epochs", "1",
+                             "--batch-size", "4", "--set", "g_width=4", "--set", "d_width=4", "--devices", "2",
+                             "--device", "cpu", "--no-progress", "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    what = "12 samples against 8" if count == 12 else "the same 8 samples with other contents"
+    sentence = (f"Error: Process 1 reads other data than process 0 ({what}); every node must hold the same --data: "
+                "copy the same files to each node, or point --data-root at a folder they share.")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "".join(output.split()).count("".join(sentence.split())) == 1, output
+    assert "Traceback" not in output and "FAILED" not in output  # the launcher says it once; torchrun reports nothing
+    shutil.rmtree(tmp_path / "nodes" / "1")
+    write_png_images(tmp_path / "nodes" / "1", 8, seed=0)  # the copies made the same: the run trains
+    subprocess.run([*result.args[:-1], str(tmp_path / "same")], env=env, check=True, timeout=300)
+
+
 SLOW_SETUP_PLUGIN = '''
 import os, pathlib, time
 from ganzoo import hookimpl
