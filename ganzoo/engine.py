@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ganzoo import checkpoint as ckpt
 from ganzoo import distributed, plugin_checks, schedule, speed
@@ -118,6 +118,7 @@ class DivergedError(GanzooError):
 
 class _Interrupt:
     requested = False
+    hung_up = False
 
 
 #: The signals that stop a run after saving its position: Ctrl-C, ``kill``'s default (a scheduler's preemption) and,
@@ -131,7 +132,8 @@ def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
     step. After a hang-up the output that went to the closed terminal goes to the null device, so that saving the
     position and saying where it is fail on no write to it.
 
-    Alone, a second signal stops at once. ``together`` (one of torchrun's processes): the processes agree on
+    Alone, a second Ctrl-C or SIGTERM stops at once (a hang-up never does, and after one a Ctrl-C cannot have come
+    from the keyboard, so it is ignored). ``together`` (one of torchrun's processes): the processes agree on
     one step to stop at (see :meth:`Trainer.run`) and save there, and later signals are ignored, since a
     process that stopped at once would leave the others waiting for it in their next all-reduce; torchrun
     (or the ``--devices`` launcher, on a second Ctrl-C) kills the processes when they must stop now.
@@ -145,26 +147,37 @@ def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
     previous = {number: signal.getsignal(number) for number in stoppers}
     terminals = terminal_outputs()
 
-    def restore() -> None:
-        for number, before in previous.items():
+    def restore(numbers: Iterable[int]) -> None:
+        for number in numbers:
+            before = previous[number]
             if before is None:  # installed outside Python: Python's own for Ctrl-C, the system's for the others
                 before = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
             signal.signal(number, before)
 
+    def ignore_after_hangup() -> None:
+        # the shell passes its own hang-up on too, and no one is left at the keyboard to mean a Ctrl-C that comes
+        # with it: the save, and the words that follow it, must die of neither
+        for number in (HANGUP, signal.SIGINT):
+            signal.signal(number, signal.SIG_IGN)
+
     def handler(signum: int, frame: Any) -> None:
         flag.requested = True
-        if not together:
-            restore()
         if signum == HANGUP:
+            flag.hung_up = True
             write_to_null_device(terminals)
-            signal.signal(HANGUP, signal.SIG_IGN)  # the shell passes its own hang-up on too: the save must not die of it
+            ignore_after_hangup()
+        if not together:  # a second Ctrl-C or SIGTERM stops at once; a later hang-up still points the output away
+            ignored = (HANGUP, signal.SIGINT) if flag.hung_up else (HANGUP,)
+            restore(number for number in previous if number not in ignored)
 
     for number in stoppers:
         signal.signal(number, handler)
     try:
         yield flag
     finally:
-        restore()
+        restore(previous)
+        if flag.hung_up:
+            ignore_after_hangup()
 
 
 @dataclass
@@ -264,7 +277,7 @@ class Trainer:
         budget = memory_budget_gb(self.config)  # a bad budget is refused before minutes of decoding
         loaded = self._load_data_in_turn(dataset, data_root(self.data_root))
         self.data_fingerprint = data_digest(loaded)  # as read, before any resizing or copy to the device
-        self._refuse_data_that_differs_between_processes(sample_count(loaded))
+        self._compare_data_between_processes(sample_count(loaded))
         self.data = self._place(loaded, budget)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
         optimizers_started = time.perf_counter()
@@ -327,9 +340,10 @@ class Trainer:
         self.world.wait_for_all()
         return data
 
-    def _refuse_data_that_differs_between_processes(self, samples: int) -> None:
-        """Under torchrun every process takes its rows of one shared order of the same data: a node whose folder holds
-        other files would train on other samples unnoticed, or wait forever in an epoch of another length."""
+    def _compare_data_between_processes(self, samples: int) -> None:
+        """Under torchrun every process takes its rows of one shared order: one holding another number of samples
+        would wait forever in an epoch of another length, so that is refused; other pictures under the same count (a
+        node's copy differs, or its image decoder) are trained on, with a note, as each process reads its own."""
         if self.world is None:
             return
         import hashlib
@@ -338,14 +352,16 @@ class Trainer:
 
         counts = [int(count) for count in self.world.gather(torch.tensor([samples]))]
         digests = self.world.digests(hashlib.sha256(str(self.data_fingerprint).encode()).hexdigest())
-        differs = next((rank for rank in range(self.world.size)
-                        if counts[rank] != counts[0] or digests[rank] != digests[0]), None)
-        if differs is None:
-            return
-        what = (f"{counts[differs]} samples against {counts[0]}" if counts[differs] != counts[0]
-                else f"the same {samples} samples with other contents")
-        raise GanzooError(f"Process {differs} reads other data than process 0 ({what}); every node must hold the same "
-                          "--data: copy the same files to each node, or point --data-root at a folder they share.")
+        other_count = next((rank for rank, count in enumerate(counts) if count != counts[0]), None)
+        if other_count is not None:
+            raise GanzooError(f"Process {other_count} reads other data than process 0 ({counts[other_count]} samples "
+                              f"against {counts[0]}); every node must hold the same --data: copy the same files to "
+                              f"each node, or point --data-root at a folder they share.")
+        other_pictures = next((rank for rank, digest in enumerate(digests) if digest != digests[0]), None)
+        if other_pictures is not None and self.main:
+            self._say(f"note: process {other_pictures} reads other pictures than process 0 (the same {samples} "
+                      f"samples): its node's copy of the data or its image decoder differs; each process trains on "
+                      f"what it reads.")
 
     def _load_data(self, dataset: Any, root: Path | None, alone: bool = False) -> Any:
         """Load the data; skipped bad images are listed, or stop the run with ``strict_data``.
@@ -498,9 +514,10 @@ class Trainer:
             if stage in meta.get("scalers", {}):
                 scaler.load_state_dict(ckpt.scaler_from_flat(stage, meta["scalers"][stage], tensors))
         self.state.update(meta["state"])
-        self.state.update(ckpt.subdict(tensors, "state."))
-        if self.world is not None:  # this process's own copies, where they differ from process 0's
-            self.state.update(ckpt.subdict(tensors, f"{ckpt.PROCESS_STATE}rank{self.world.rank}."))
+        own = f"{ckpt.PROCESS_STATE}rank{self.world.rank}." if self.world is not None else None
+        for prefix in ("state.", own) if own else ("state.",):  # own: this process's copies, where they differ
+            # on the device, as in a run never stopped (checkpoints are read onto the host)
+            self.state.update({key: tensor.to(self.device) for key, tensor in ckpt.subdict(tensors, prefix).items()})
         counters = meta["counters"]
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.batch_in_epoch, self.bad_steps = counters.get("batch", 0), counters.get("bad_steps", 0)
@@ -522,11 +539,15 @@ class Trainer:
         other data (its saved order state then draws the new data's order). Checkpoints from before the size
         (or the contents' digest) was kept have none to compare."""
         samples = sample_count(self.data)
+        change = None
         if saved_samples is not None and saved_samples != samples:
             change = f"{saved_samples} samples then, {samples} now"
         elif saved_digest is not None and self.data_fingerprint not in (None, saved_digest):
             change = f"the same {samples} samples, other contents"
-        else:
+        if self.world is not None:  # process 0's data was saved: all follow its verdict, or they would disagree
+            if not self.world.any_of(self.main and change is not None):  # on starting the epoch over
+                return
+        elif change is None:
             return
         restart = f"; epoch {self.epoch + 1} starts over on it" if self.batch_in_epoch else ""
         self.batch_in_epoch = 0

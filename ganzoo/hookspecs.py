@@ -131,7 +131,8 @@ def on_epoch_start(model: ModelSpec, config: dict[str, Any], epoch: int, optimiz
 
     For per-epoch schedules: the core's ``decay_epochs`` schedule (:mod:`ganzoo.schedule`) sets
     every optimizer's ``lr`` here (constant, then linear decay to 0, as CycleGAN trains), times
-    ``state["lr_scale"]``, which a ``tryfirst`` impl may lower (BEGAN halves it when M stalls). Also
+    ``state["lr_scale"]``, which a ``tryfirst`` impl may lower (BEGAN halves it when M stalls; not
+    under ``--cuda-graphs``, whose captured steps keep the rate they were captured with). Also
     called for the epoch a resumed run continues, so a schedule set here is the same after
     ``--resume``. Return nothing.
     """

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ganzoo.terminal import HANGUP, terminal_outputs, write_to_null_device
+from ganzoo.terminal import HANGUP, stop_on_hangup, terminal_outputs, write_to_null_device
 
 #: Set in the processes :func:`launch` starts to the folder where each says it is ready for a signal, and
 #: where a run stopped by a signal says so.
@@ -101,10 +101,11 @@ def started_by_launcher() -> bool:
 
 
 def mark_ready() -> None:
-    """Under :func:`launch`, tell the launcher that this process's command runs, so a Ctrl-C passed on now ends
-    it in a few words rather than with a traceback; elsewhere nothing."""
+    """Under :func:`launch`, tell the launcher that this process's command runs, so a Ctrl-C or hang-up passed on
+    now ends it in a few words rather than with a traceback; elsewhere nothing."""
     folder = os.environ.get(LAUNCHED_ENV)
     if folder:
+        stop_on_hangup()
         try:
             (Path(folder) / f"{_READY}{os.getpid()}").touch()
         except OSError:  # the folder is gone: the launcher passes nothing on, and a second Ctrl-C kills
@@ -184,36 +185,42 @@ class _Relay:
         self.terminals = terminal_outputs()
         self.torchrun: subprocess.Popen[bytes] | None = None
         self.pending: int | None = None  # a signal that not every process of torchrun has had yet
-        self.reached: set[int] = set()  # the processes it was passed on to
-        self.passed = self.killed = False
+        self.reached: dict[int, int] = {}  # the processes it was passed on to, and as which signal
+        self.passed = self.killed = self.hung_up = False
 
     def __call__(self, number: int, frame: object) -> None:
         if number == HANGUP:
             write_to_null_device(self.terminals)
+            self.hung_up = True
         if self.passed or self.pending is not None:
-            if number == signal.SIGINT:  # asked twice: stop everything now
-                self.kill()
+            if number == signal.SIGINT and not self.hung_up:  # asked twice: stop everything now (after a hang-up no
+                self.kill()  # one is at the keyboard: that Ctrl-C was sent with the hang-up, as by a closing terminal)
+            elif number == HANGUP:  # after a Ctrl-C: they must stop writing to the closed terminal too
+                self.deliver()
             return
         self.pending = number
         self.deliver()
 
     def deliver(self) -> None:
-        """Pass the pending signal on to each of torchrun's processes that is ready and has not had it."""
+        """Pass the pending signal on to each of torchrun's processes that is ready and has not had it, and after a
+        hang-up the hang-up to those that had a Ctrl-C."""
         torchrun = self.torchrun
-        if self.pending is None or torchrun is None or torchrun.poll() is not None:
+        if (self.pending is None and not self.hung_up) or torchrun is None or torchrun.poll() is not None:
             return
         if not Path("/proc").is_dir():  # no way to find its processes: torchrun passes it on, its own way
-            torchrun.send_signal(self.pending)
+            if self.pending is not None:
+                torchrun.send_signal(self.pending)
             self.pending, self.passed = None, True
             return
+        # a Ctrl-C for a SIGTERM too: the same stop, while a SIGTERM from torchrun itself still means that another
+        # process failed; a hang-up as itself, so that they too stop writing to the terminal
+        wanted = HANGUP if self.hung_up else signal.SIGINT
         workers = children(torchrun.pid)
         for worker in workers:  # not their groups: their data-loading processes must not get it
-            if worker not in self.reached and (self.folder / f"{_READY}{worker}").exists():
-                # a Ctrl-C for a SIGTERM too: the same stop, while a SIGTERM from torchrun itself still means
-                # that another process failed; a hang-up as itself, so that they too stop writing to the terminal
-                _send(worker, HANGUP if self.pending == HANGUP else signal.SIGINT)
-                self.reached.add(worker)
-        if len(workers) >= self.devices and self.reached.issuperset(workers):
+            if self.reached.get(worker) != wanted and (self.folder / f"{_READY}{worker}").exists():
+                _send(worker, wanted)
+                self.reached[worker] = wanted
+        if len(workers) >= self.devices and set(self.reached).issuperset(workers):
             self.pending, self.passed = None, True
 
     def kill(self) -> None:

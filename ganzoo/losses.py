@@ -355,10 +355,11 @@ class BEGANLoss(AdversarialLoss):
             # a step the guard will undo (non-finite D outputs) must not poison k_t for every later step
             self.state["began_k"] = torch.where(torch.isfinite(new_k), new_k, k)
             measure = real_error + balance.abs()
-            if self.lr_patience:  # for began_stalled, at the epoch's end
-                step = torch.stack([measure, torch.ones_like(measure)])
-                epoch_sum = self.state.get(EPOCH_M_KEY, torch.zeros_like(step))
-                self.state[EPOCH_M_KEY] = epoch_sum + torch.where(torch.isfinite(step), step, torch.zeros_like(step))
+            if self.lr_patience:  # for began_stalled, at the epoch's end; a step the guard undoes does not count
+                finite = torch.isfinite(measure)
+                step = torch.stack([torch.where(finite, measure, 0.0), finite.to(measure.dtype)])
+                epoch_sum = self.state.get(EPOCH_M_KEY)
+                self.state[EPOCH_M_KEY] = step if epoch_sum is None else epoch_sum + step
             return {"M": measure, "k_t": k.clone()}
 
 

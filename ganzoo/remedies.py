@@ -54,12 +54,11 @@ def penalty_batch_norm_warning(config: dict[str, Any], loss: Any, discriminator:
     Batch norm makes each image's score depend on the other images of its batch, so the penalty's gradients mix
     the batch and no longer hold D to the slope the paper asks of it at each image; ``None`` when nothing clashes.
     """
-    from torch import nn
+    from torch.nn.modules.batchnorm import _BatchNorm  # every batch norm: 1d to 3d, lazy, synchronised
 
     penalties = [name for name, on in ((f"--loss {config.get('loss')}", hasattr(loss, "penalty")),
                                        ("r1_gamma", bool(config.get("r1_gamma")))) if on]
-    batch_norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-    if not penalties or not any(isinstance(module, batch_norms) for module in discriminator.modules()):
+    if not penalties or not any(isinstance(module, _BatchNorm) for module in discriminator.modules()):
         return None
     remedy = "--set d_norm=layer (or none)" if "d_norm" in config else "a discriminator without batch norm"
     return (f"warning: the gradient penalty of {' and '.join(penalties)} is taken image by image, but batch norm in "

@@ -47,13 +47,14 @@ def default_sigint() -> None:
 
 
 #: The child's first words: take the pseudo-terminal on its standard input as its controlling terminal, as a command
-#: typed in a terminal window has it, with hang-ups at their default (``SIG_DFL``) or ignored as under nohup
-#: (``SIG_IGN``); then ganzoo's CLI.
+#: typed in a terminal window has it, with Ctrl-C at Python's default (a background job's pytest ignores it) and
+#: hang-ups at their default (``SIG_DFL``) or ignored as under nohup (``SIG_IGN``); then ganzoo's CLI.
 _ON_OWN_TERMINAL = ("import fcntl, signal, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                    "signal.signal(signal.SIGINT, signal.default_int_handler); "
                     "signal.signal(signal.SIGHUP, signal.{}); from ganzoo.cli.main import cli; cli()")
 
 
-def hang_up_once(started, *args, nohup: bool = False, output=None, timeout: float = 120.0):
+def hang_up_once(started, *args, nohup: bool = False, output=None, env=None, timeout: float = 120.0):
     """Run ``ganzoo ARGS`` on a pseudo-terminal of its own until ``started(process)``, then close the terminal, as a
     window or an ssh session closes: the system hangs the process up. Its output goes to the terminal (read
     meanwhile, so that it never waits on it) or to the open file ``output``. Returns the process, still running or
@@ -68,7 +69,7 @@ def hang_up_once(started, *args, nohup: bool = False, output=None, timeout: floa
     master, terminal = pty.openpty()
     child = _ON_OWN_TERMINAL.format("SIG_IGN" if nohup else "SIG_DFL")
     process = subprocess.Popen([sys.executable, "-c", child, *map(str, args)], stdin=terminal,
-                               stdout=output or terminal, stderr=output or terminal, start_new_session=True)
+                               stdout=output or terminal, stderr=output or terminal, start_new_session=True, env=env)
     os.close(terminal)
     deadline = time.monotonic() + timeout
     while not started(process):

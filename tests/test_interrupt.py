@@ -83,15 +83,25 @@ def test_ctrl_c_or_sigterm_saves_the_position_and_resume_finishes_exactly(stop, 
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="this system has no hang-up signal")
-@pytest.mark.parametrize("progress", [False, True], ids=["plain", "progress-bar"])
-def test_a_closed_terminal_saves_the_position_and_resume_finishes_exactly(progress, cli, tmp_path, straight):
+@pytest.mark.parametrize("progress, ctrl_c_first", [(False, False), (True, False), (False, True)],
+                         ids=["plain", "progress-bar", "ctrl-c-then-hang-up"])
+def test_a_closed_terminal_saves_the_position_and_resume_finishes_exactly(progress, ctrl_c_first, cli, tmp_path,
+                                                                          straight):
     """Closing the terminal (or losing the ssh session) stops the run as Ctrl-C does, with its position saved,
-    although every later write to that terminal fails."""
+    although every later write to that terminal fails; a Ctrl-C just before it is no second Ctrl-C."""
     from conftest import hang_up_once
 
     out = tmp_path / "run"
     args = [arg for arg in RUN if not (progress and arg == "--no-progress")]
-    process = hang_up_once(lambda process: list_checkpoints(out), "train", *args, "--out", out)
+
+    def started(process) -> bool:
+        if not list_checkpoints(out):
+            return False
+        if ctrl_c_first:
+            os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C, just before it closes
+        return True
+
+    process = hang_up_once(started, "train", *args, "--out", out)
     assert process.wait(timeout=60) == 130  # -SIGHUP (-1) when the hang-up killed it unsaved
     assert re.fullmatch(r"state-epoch-000[01]-batch-\d+\.safetensors", list_checkpoints(out)[-1].name)
     assert not (out / "checkpoints" / "state-epoch-0002.safetensors").exists()  # it really stopped early

@@ -11,6 +11,7 @@ from torch import nn
 from ganzoo import losses, remedies
 from ganzoo.errors import GanzooError
 
+
 def _leaf(*values: float) -> torch.Tensor:
     return torch.tensor(values, requires_grad=True)
 
@@ -135,6 +136,21 @@ def test_began_balance_and_convergence_measure():
     assert state["began_k"].item() == 1.0  # clipped to [0, 1]
     loss.metrics(torch.tensor([float("nan")]), torch.tensor([0.0]))  # a step the guard undoes
     assert state["began_k"].item() == 1.0  # k_t keeps its value instead of turning NaN for good
+    assert losses.EPOCH_M_KEY not in state  # M is summed over epochs only for the stall rule (lr_patience)
+
+
+def test_began_sums_m_over_the_epoch_leaving_out_steps_the_guard_undoes():
+    state: dict = {}
+    loss = losses.BEGANLoss({"gamma": 0.5, "lambda_k": 0.001, "lr_patience": 1})
+    loss.bind(state)
+    loss.metrics(torch.tensor([2.0]), torch.tensor([0.5]))  # M = 2 + |1 - 0.5| = 2.5
+    loss.metrics(torch.tensor([float("nan")]), torch.tensor([0.0]))  # neither counted nor summed
+    loss.metrics(torch.tensor([1.0]), torch.tensor([1.0]))  # M = 1 + |0.5 - 1| = 1.5
+    assert state[losses.EPOCH_M_KEY].tolist() == [4.0, 2.0]
+    assert not losses.began_stalled(state, patience=1) and state[losses.BEST_M_KEY] == 2.0  # the first mean: a low
+    assert losses.EPOCH_M_KEY not in state  # the next epoch starts a new sum
+    loss.metrics(torch.tensor([2.0]), torch.tensor([0.5]))
+    assert losses.began_stalled(state, patience=1)  # 2.5: no new low
 
 
 def test_began_on_images_has_the_papers_networks_and_trains_and_samples(cli, image_folder, tmp_path):
@@ -181,7 +197,6 @@ def test_began_on_images_has_the_papers_networks_and_trains_and_samples(cli, ima
     import numpy as np
 
     assert np.load(tmp_path / "s.npz")["images"].shape == (8, 3, 16, 16)
-
 
 
 def test_began_halves_its_learning_rates_when_m_stalls_and_a_resume_mid_epoch_keeps_that(cli, tmp_path):
@@ -317,7 +332,6 @@ def test_wgan_gp_critics_use_layer_norm_so_each_score_depends_on_its_own_image_a
     with pytest.raises(GanzooError, match=r"^d_norm must be batch, layer or none, got None; set it as in "
                                           r"--set d_norm=batch\.$"):
         _config("dcgan", data="mnist", d_norm=None)  # --set d_norm=None: not "the default"
-
 
 
 def test_a_per_image_gradient_penalty_on_a_batch_norm_critic_is_warned_of(cli, image_folder, tmp_path):
