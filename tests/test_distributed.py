@@ -360,17 +360,25 @@ def register_datasets(register):
 '''
 
 
-@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="this system has no hang-up signal")
-def test_a_closed_terminal_before_training_under_devices_ends_every_process_with_130(tmp_path):
-    """A hang-up passed on while the processes still load the data (before training's own handler) ends them as a
-    Ctrl-C then does, not by the signal's default, which torchrun would report as a failed run."""
-    from conftest import hang_up_once, make_distribution
+def _slow_setup(tmp_path):
+    """The environment that installs SLOW_SETUP_PLUGIN, and the folder where each process marks its loading."""
+    from conftest import make_distribution
 
     site = make_distribution(tmp_path / "site", "ganzoo-slowsetup", "ganzoo_slowsetup", SLOW_SETUP_PLUGIN)
     marks = tmp_path / "marks"
     marks.mkdir()
     env = {**os.environ, "SLOW_SETUP_MARKS": str(marks),
            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return env, marks
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGHUP"), reason="this system has no hang-up signal")
+def test_a_closed_terminal_before_training_under_devices_ends_every_process_with_130(tmp_path):
+    """A hang-up passed on while the processes still load the data (before training's own handler) ends them as a
+    Ctrl-C then does, not by the signal's default, which torchrun would report as a failed run."""
+    from conftest import hang_up_once
+
+    env, marks = _slow_setup(tmp_path)
     run = tmp_path / "run"
     launcher = hang_up_once(lambda process: (marks / "0").exists(), "train", "gan", "--data", "slow-points",
                             "--devices", "2", "--device", "cpu", "--no-progress", "--out", run, env=env)
@@ -388,14 +396,10 @@ def test_ctrl_c_before_training_under_devices_ends_with_one_word_and_130(tmp_pat
     import signal
     import time
 
-    from conftest import default_sigint, make_distribution
+    from conftest import default_sigint
     from ganzoo.launcher import children
 
-    site = make_distribution(tmp_path / "site", "ganzoo-slowsetup", "ganzoo_slowsetup", SLOW_SETUP_PLUGIN)
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    env = {**os.environ, "SLOW_SETUP_MARKS": str(marks),
-           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env, marks = _slow_setup(tmp_path)
     run = tmp_path / "run"
     launcher = subprocess.Popen([sys.executable, "-m", "ganzoo", "train", "gan", "--data", "slow-points",
                                  "--devices", "2", "--device", "cpu", "--no-progress", "--out", str(run)],
