@@ -175,9 +175,7 @@ def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
     try:
         yield flag
     finally:
-        restore(previous)
-        if flag.hung_up:
-            ignore_after_hangup()
+        restore(number for number in previous if not (flag.hung_up and number in (HANGUP, signal.SIGINT)))
 
 
 @dataclass
@@ -515,9 +513,11 @@ class Trainer:
                 scaler.load_state_dict(ckpt.scaler_from_flat(stage, meta["scalers"][stage], tensors))
         self.state.update(meta["state"])
         own = f"{ckpt.PROCESS_STATE}rank{self.world.rank}." if self.world is not None else None
+        on_host = set(meta.get(ckpt.HOST_STATE_KEY, ()))  # older checkpoints: every state tensor on the device
         for prefix in ("state.", own) if own else ("state.",):  # own: this process's copies, where they differ
-            # on the device, as in a run never stopped (checkpoints are read onto the host)
-            self.state.update({key: tensor.to(self.device) for key, tensor in ckpt.subdict(tensors, prefix).items()})
+            # where the run kept them (checkpoints are read onto the host)
+            self.state.update({key: tensor if key in on_host else tensor.to(self.device)
+                               for key, tensor in ckpt.subdict(tensors, prefix).items()})
         counters = meta["counters"]
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.batch_in_epoch, self.bad_steps = counters.get("batch", 0), counters.get("bad_steps", 0)

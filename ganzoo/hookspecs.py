@@ -106,7 +106,8 @@ def compute_losses(
     keep across steps (BEGAN's k_t, CycleGAN's image pools, a progressive-growing phase); its
     tensors and JSON values are saved in checkpoints, except keys starting with ``_``: caches
     rebuilt on demand, and what the engine lends (``_optimizers``, the run's optimizers by stage,
-    which the unrolled GAN reads; ``_world`` under torchrun). Under torchrun a tensor that differs
+    which the unrolled GAN reads; ``_world`` under torchrun); a resume puts each tensor back on the
+    training device, or on the host if it was kept there. Under torchrun a tensor that differs
     between processes is saved for each process and comes back to it on resume. Conditional GANs read
     ``batch["label"]``; image-to-image families compute all their terms (adversarial, cycle, L1)
     here, so the engine loop never changes.
@@ -131,8 +132,8 @@ def on_epoch_start(model: ModelSpec, config: dict[str, Any], epoch: int, optimiz
 
     For per-epoch schedules: the core's ``decay_epochs`` schedule (:mod:`ganzoo.schedule`) sets
     every optimizer's ``lr`` here (constant, then linear decay to 0, as CycleGAN trains), times
-    ``state["lr_scale"]``, which a ``tryfirst`` impl may lower (BEGAN halves it when M stalls; not
-    under ``--cuda-graphs``, whose captured steps keep the rate they were captured with). Also
+    ``state["lr_scale"]``, which a ``tryfirst`` impl may lower (BEGAN halves it when M stalls); under
+    ``--cuda-graphs`` a lowered scale has no effect, as the captured steps keep their rate. Also
     called for the epoch a resumed run continues, so a schedule set here is the same after
     ``--resume``. Return nothing.
     """

@@ -263,7 +263,10 @@ def launch(devices: int, args: list[str]) -> int:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         for number, before in previous.items():
-            signal.signal(number, signal.SIG_DFL if before is None else before)  # None: set outside Python
+            if relay.hung_up and number in (HANGUP, signal.SIGINT):  # no one at the keyboard: nothing to stop now
+                signal.signal(number, signal.SIG_IGN)
+            else:
+                signal.signal(number, signal.SIG_DFL if before is None else before)  # None: set outside Python
         stopped = (folder / _STOPPED).exists()  # False once a /tmp cleaner removed it: no process said so
         errors = _errors(folder)
         shutil.rmtree(folder, ignore_errors=True)

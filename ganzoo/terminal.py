@@ -47,9 +47,10 @@ def write_to_null_device(descriptors: list[int]) -> None:
 
 
 def stop_on_hangup() -> None:
-    """Until training installs its own handler: a hang-up sends the output to the null device and stops the command
-    as a Ctrl-C does (``KeyboardInterrupt``); later hang-ups are ignored. For the processes of ``ganzoo train
-    --devices``, to which the launcher passes a hang-up on while they may still be setting up; nothing under nohup."""
+    """Outside training's own handler (before it, and after it): a hang-up sends the output to the null device and
+    stops the command as a Ctrl-C does (``KeyboardInterrupt``); later hang-ups are ignored. For the processes of
+    ``ganzoo train --devices``, to which the launcher passes a hang-up on while they may still be setting up;
+    nothing under nohup."""
     if hangup_ignored():
         return
     outputs = terminal_outputs()

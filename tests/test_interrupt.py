@@ -84,11 +84,11 @@ def test_ctrl_c_or_sigterm_saves_the_position_and_resume_finishes_exactly(stop, 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="this system has no hang-up signal")
 @pytest.mark.parametrize("progress, ctrl_c_first", [(False, False), (True, False), (False, True)],
-                         ids=["plain", "progress-bar", "ctrl-c-then-hang-up"])
+                         ids=["plain", "progress-bar", "ctrl-c-with-hang-up"])
 def test_a_closed_terminal_saves_the_position_and_resume_finishes_exactly(progress, ctrl_c_first, cli, tmp_path,
                                                                           straight):
     """Closing the terminal (or losing the ssh session) stops the run as Ctrl-C does, with its position saved,
-    although every later write to that terminal fails; a Ctrl-C just before it is no second Ctrl-C."""
+    although every later write to that terminal fails; a Ctrl-C that comes with it is no second Ctrl-C."""
     from conftest import hang_up_once
 
     out = tmp_path / "run"
@@ -98,7 +98,7 @@ def test_a_closed_terminal_saves_the_position_and_resume_finishes_exactly(progre
         if not list_checkpoints(out):
             return False
         if ctrl_c_first:
-            os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C, just before it closes
+            os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C, as it closes
         return True
 
     process = hang_up_once(started, "train", *args, "--out", out)
