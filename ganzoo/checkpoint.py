@@ -28,8 +28,9 @@ REQUIRED_META = {"model", "dataset", "config", "counters", "optimizers", "state"
 CHECKPOINT_DIR = "checkpoints"
 #: Prefix of the state tensors that processes other than 0 keep for themselves (``process_state.rank1.pool_a``).
 PROCESS_STATE = "process_state."
-#: Metadata key of the state tensors the run kept on the host: a resume puts the others back on the training
-#: device (checkpoints are read onto the host), and these, such as a random generator's state, where they were.
+#: Metadata key of the state tensors a run on an accelerator kept on the host: a resume puts the others back on the
+#: training device (checkpoints are read onto the host), and these, such as a random generator's state, where they
+#: were. Empty for a run on the CPU, whose resume on an accelerator puts every state tensor there.
 HOST_STATE_KEY = "host_state"
 _NAME = re.compile(r"^state-epoch-(\d+)(?:-batch-(\d+))?\.safetensors$")
 
@@ -150,9 +151,11 @@ def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, A
         tensors[f"rng.{key}"] = value
     for key, value in (process_state or {}).items():
         tensors[f"{PROCESS_STATE}{key}"] = value
+    on_accelerator = not all(value.is_cpu for key, value in tensors.items() if key.startswith("net."))
+    host_state = sorted(key for key, value in state.items()
+                        if on_accelerator and not key.startswith("_") and getattr(value, "is_cpu", False))
     meta = {"model": model, "dataset": dataset, "config": config, "counters": counters,
-            "optimizers": optim_json, "state": state_json, "scalers": scalers_json,
-            HOST_STATE_KEY: sorted(key for key, value in state.items() if getattr(value, "is_cpu", False))}
+            "optimizers": optim_json, "state": state_json, "scalers": scalers_json, HOST_STATE_KEY: host_state}
     if data_root is not None:
         meta["data_root"] = data_root
     text = json.dumps(meta)
