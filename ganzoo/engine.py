@@ -34,7 +34,7 @@ from ganzoo.resume import read_resume_point, recorded_data_name
 from ganzoo.run_lock import hold_run_lock, refuse_if_locked
 from ganzoo.safefile import cannot_write, check_writable, drop_unfinished_writes, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
-from ganzoo.terminal import HANGUP, hangup_ignored, terminal_outputs, write_to_null_device
+from ganzoo.terminal import HANGUP, HANGUPS, hangup_ignored, terminal_outputs, write_to_null_device
 
 VECTOR_PLOT_POINTS = 2000
 GRID_SAMPLES = 64
@@ -123,7 +123,7 @@ class _Interrupt:
 
 #: The signals that stop a run after saving its position: Ctrl-C, ``kill``'s default (a scheduler's preemption) and,
 #: where the system has it, a hang-up (the terminal or ssh session closed; see :mod:`ganzoo.terminal`).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *([HANGUP] if HANGUP is not None else []))
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *HANGUPS)
 
 
 @contextmanager
@@ -154,28 +154,27 @@ def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
                 before = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
             signal.signal(number, before)
 
-    def ignore_after_hangup() -> None:
-        # the shell passes its own hang-up on too, and no one is left at the keyboard to mean a Ctrl-C that comes
-        # with it: the save, and the words that follow it, must die of neither
-        for number in (HANGUP, signal.SIGINT):
-            signal.signal(number, signal.SIG_IGN)
+    def ignored_for_good() -> tuple[Any, ...]:
+        # after a hang-up the shell passes its own on too, and no one is left at the keyboard to mean a Ctrl-C that
+        # comes with it: the save, and the words that follow it, must die of neither
+        return (HANGUP, signal.SIGINT) if flag.hung_up else ()
 
     def handler(signum: int, frame: Any) -> None:
         flag.requested = True
         if signum == HANGUP:
             flag.hung_up = True
             write_to_null_device(terminals)
-            ignore_after_hangup()
+            for number in ignored_for_good():
+                signal.signal(number, signal.SIG_IGN)
         if not together:  # a second Ctrl-C or SIGTERM stops at once; a later hang-up still points the output away
-            ignored = (HANGUP, signal.SIGINT) if flag.hung_up else (HANGUP,)
-            restore(number for number in previous if number not in ignored)
+            restore(number for number in previous if number != HANGUP and number not in ignored_for_good())
 
     for number in stoppers:
         signal.signal(number, handler)
     try:
         yield flag
     finally:
-        restore(number for number in previous if not (flag.hung_up and number in (HANGUP, signal.SIGINT)))
+        restore(number for number in previous if number not in ignored_for_good())
 
 
 @dataclass
@@ -349,6 +348,7 @@ class Trainer:
         import torch
 
         counts = [int(count) for count in self.world.gather(torch.tensor([samples]))]
+        # the fingerprint may be None (vectors, large or streamed sets): hashed as text, every process sends 32 bytes
         digests = self.world.digests(hashlib.sha256(str(self.data_fingerprint).encode()).hexdigest())
         other_count = next((rank for rank, count in enumerate(counts) if count != counts[0]), None)
         if other_count is not None:
@@ -416,6 +416,7 @@ class Trainer:
         return None
 
     def _warn_of_penalties_batch_norm_mixes(self) -> None:
+        """Say once, at the start, when a gradient penalty taken image by image meets batch norm in D."""
         from ganzoo.adversarial import make_loss
         from ganzoo.registry import computes_own_losses
         from ganzoo.remedies import penalty_batch_norm_warning

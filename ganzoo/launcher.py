@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ganzoo.terminal import HANGUP, stop_on_hangup, terminal_outputs, write_to_null_device
+from ganzoo.terminal import HANGUP, HANGUPS, stop_on_hangup, terminal_outputs, write_to_null_device
 
 #: Set in the processes :func:`launch` starts to the folder where each says it is ready for a signal, and
 #: where a run stopped by a signal says so.
@@ -39,7 +39,7 @@ LAUNCHED_ENV = "GANZOO_DEVICES_LAUNCH"
 #: The exit status of a run stopped by a signal after saving its position, as a shell reports Ctrl-C.
 INTERRUPTED = 130
 #: The signals the launcher passes on to torchrun's processes.
-_PASSED_ON = (signal.SIGINT, signal.SIGTERM, *([HANGUP] if HANGUP is not None else []))
+_PASSED_ON = (signal.SIGINT, signal.SIGTERM, *HANGUPS)
 #: The file a process that stopped writes in the launcher's folder.
 _STOPPED = "interrupted"
 #: The start of the name of the file a process writes in the launcher's folder once its command runs.

@@ -15,6 +15,8 @@ import stat
 
 #: The hang-up signal, where the system has one (not on Windows).
 HANGUP: signal.Signals | None = getattr(signal, "SIGHUP", None)
+#: The hang-up signal as a tuple to add to others: empty where the system has none.
+HANGUPS: tuple[signal.Signals, ...] = (HANGUP,) if HANGUP is not None else ()
 
 
 def terminal_outputs() -> list[int]:

@@ -431,6 +431,9 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("gan", "--data", "line-2d", "--set", "with=3"), "with must be a list of extension names, got 3; switch one on with --with NAME."),
     (("gan", "--data", "line-2d", "--set", "loss=True"), "loss must be the name of a loss, such as ns or wgan-gp, got True"),
     (("cyclegan", "--set", "pool_size=-1"), "pool_size must be a whole number of at least 0, got -1"),
+    (("began", "--data", "line-2d", "--set", "lr_patience=-1"), "lr_patience must be a whole number of at least 0, got -1"),
+    (("began", "--data", "line-2d", "--set", "uniform_noise=3"),
+     "uniform_noise must be True or False like its default True, got 3"),
 ])
 def test_invalid_numbers(cli, tmp_path, image_folder, args, message):
     args = tuple(str(image_folder) if a == "IMAGES" else a for a in args)
