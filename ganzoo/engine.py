@@ -630,7 +630,7 @@ class Trainer:
                 self.generator.train()
                 self.discriminator.train()
                 self.hook.on_epoch_start(model=self.model, config=self.config, epoch=self.epoch,
-                                         optimizers=self.optimizers, state=self.state)
+                                         optimizers=self.optimizers, state=self.state, first_batch=self.batch_in_epoch)
                 sums: dict[str, Any] = {}
                 count, tick, epoch_start, first = 0, time.perf_counter(), time.perf_counter(), self.batch_in_epoch
                 self.epoch_order = self.data_order.get_state()

@@ -127,13 +127,15 @@ def after_step(model: ModelSpec, config: dict[str, Any], stage: str, generator: 
 
 @hookspec
 def on_epoch_start(model: ModelSpec, config: dict[str, Any], epoch: int, optimizers: dict[str, Any],
-                   state: dict[str, Any]) -> None:
-    """Called by the engine before each epoch's first batch, for all plugins; ``epoch`` counts the epochs done.
+                   state: dict[str, Any], first_batch: int) -> None:
+    """Called by the engine before each epoch's first batch, for all plugins; ``epoch`` counts the epochs done
+    and ``first_batch`` is the batch the epoch starts from: 0, or where a run resumed inside it goes on.
 
     For per-epoch schedules: the core's ``decay_epochs`` schedule (:mod:`ganzoo.schedule`) sets
     every optimizer's ``lr`` here (constant, then linear decay to 0, as CycleGAN trains), times
     ``state["lr_scale"]``, which a ``tryfirst`` impl may lower (BEGAN halves it when M stalls); under
     ``--cuda-graphs`` a lowered scale has no effect, as the captured steps keep their rate. Also
     called for the epoch a resumed run continues, so a schedule set here is the same after
-    ``--resume``. Return nothing.
+    ``--resume``; an epoch that a resume starts over (the data changed) comes with ``first_batch``
+    0 again, so per-epoch sums kept in ``state`` can be dropped. Return nothing.
     """

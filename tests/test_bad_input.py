@@ -285,6 +285,26 @@ def test_resume_on_a_folder_whose_images_changed_goes_on_with_them_and_says_so(c
     assert "data changed" not in _one_line(cli("train", "dcgan", "--resume", run, "--epochs", "4", "--no-progress"))
 
 
+def test_began_judges_an_epoch_started_over_on_changed_data_by_its_new_steps_alone(cli, tmp_path):
+    """A run stopped inside an epoch whose data then changed starts that epoch over: the M it summed on the old data
+    before the stop must not count towards the epoch's mean, which decides whether the rate halves."""
+    from ganzoo.checkpoint import load_checkpoint
+
+    folder, run = tmp_path / "faces", tmp_path / "run"
+    paths = write_png_images(folder, 48)
+    cli("train", "began", "--data", folder, "--out", run, "--image-size", "8", "--batch-size", "16", "--epochs", "1",
+        "--set", "g_width=4", "--set", "d_width=4", "--set", "embedding_dim=4", "--set", "lr_patience=1",
+        "--set", "checkpoint_every=2", "--no-progress", "--device", "cpu")  # 3 steps: a checkpoint after the 2nd
+    [mid, end] = list_checkpoints(run)
+    assert float(load_checkpoint(mid)[1]["state.began_epoch_M"][1]) == 2  # two steps' M so far
+    end.unlink()
+    for path in paths[16:]:
+        path.unlink()
+    assert "epoch 1 starts over on it" in _one_line(cli("train", "began", "--resume", run, "--no-progress"))
+    [mid, end] = list_checkpoints(run)
+    assert float(load_checkpoint(end)[1]["state.began_epoch_M"][1]) == 1  # the new data's one step, not 2 + 1
+
+
 def test_a_run_that_recorded_its_folder_relative_resumes_with_that_data(cli, tmp_path, monkeypatch):
     write_png_images(tmp_path / "faces", 16)
     run = tmp_path / "run"
