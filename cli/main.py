@@ -68,6 +68,10 @@ class GanzooGroup(click.Group):
         except BaseException:
             if not ends_here():
                 raise
+            from ganzoo.launcher import another_process_left_error
+
+            if another_process_left_error():  # it left first: the launcher prints that cause, once
+                distributed.end_worker(0)
             traceback.print_exc()
             distributed.end_worker(1)
 

@@ -14,8 +14,9 @@ data loading), they say "Interrupted." and end the same way, with nothing saved.
 run's last log interval lets it finish (status 0). A second Ctrl-C kills them all at once (status
 130), as it stops a single process. A process stopped by a ganzoo error (bad input: one sentence) leaves
 its sentence in the folder and ends with status 0, so torchrun prints no failure report; the launcher
-prints each distinct sentence once and ends with status 1. A signal the launcher was started to ignore (a background job's
-Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on. Without
+prints each distinct sentence once and ends with status 1. A process that fails after another left its sentence
+(waiting in a collective for it) ends with status 0 too, without its traceback, as that sentence is the cause.
+A signal the launcher was started to ignore (a background job's Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on. Without
 ``/proc`` (macOS) torchrun gets the signals itself and answers them its own way.
 """
 
@@ -80,6 +81,17 @@ def leave_error(sentence: str) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+def another_process_left_error() -> bool:
+    """Under :func:`launch`, whether a process other than this one already left an error sentence: then a failure of
+    this one (a collective whose peer left: "Connection closed by peer") follows from it, and the launcher prints its
+    cause; False elsewhere."""
+    folder = os.environ.get(LAUNCHED_ENV)
+    if not folder:
+        return False
+    own = f"-{os.getpid()}"
+    return any(not path.name.endswith(own) for path in Path(folder).glob(f"{_ERROR}*"))
 
 
 def _errors(folder: Path) -> list[str]:

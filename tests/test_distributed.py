@@ -346,6 +346,37 @@ def test_processes_that_read_another_count_are_refused_and_other_pictures_noted(
     assert same.returncode == 0 and "note:" not in same.stdout + same.stderr  # the same copies: nothing to say
 
 
+ONE_PROCESS_FAILS_PLUGIN = '''
+import os
+from ganzoo import hookimpl
+from ganzoo.errors import GanzooError
+
+@hookimpl
+def after_step(stage, state):
+    if stage == "generator" and os.environ["RANK"] == os.environ["FAILING_RANK"]:
+        state["generator_steps"] = state.get("generator_steps", 0) + 1
+        if state["generator_steps"] == 3:  # as out of memory on one GPU: the others wait for it in a collective
+            raise GanzooError("Process " + os.environ["RANK"] + " ran out of memory; lower --batch-size.")
+'''
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_an_error_in_one_process_alone_ends_the_run_with_its_sentence_once(tmp_path, rank):
+    """The others, left waiting in a collective ("Connection closed by peer"), end quietly: no traceback and no
+    torchrun failure report bury the one sentence that says what went wrong."""
+    from conftest import make_distribution
+
+    site = make_distribution(tmp_path / "site", "ganzoo-onefails", "ganzoo_onefails", ONE_PROCESS_FAILS_PLUGIN)
+    env = {**os.environ, "FAILING_RANK": rank, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "ganzoo", "train", "gan", "--data", "ring8", "--epochs", "2",
+                           "--devices", "2", "--device", "cpu", "--no-progress", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert output.count("Error:") == 1 and f"Error: Process {rank} ran out of memory; lower --batch-size." in output
+    assert "Traceback" not in output and "FAILED" not in output, output
+
+
 SLOW_SETUP_PLUGIN = '''
 import os, pathlib, time
 from ganzoo import hookimpl
