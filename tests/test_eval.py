@@ -354,19 +354,17 @@ def test_missing_inception_weights_offline_say_where_to_put_them(cli, tmp_path, 
 def random_inception(tmp_path_factory) -> Path:
     """torch-fidelity's Inception network with random weights, saved as safetensors (the real file cannot be fetched)."""
     pytest.importorskip("torch_fidelity")
-    import io
-
     import torch
     from safetensors.torch import save_file
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    from torch_fidelity import feature_extractor_inceptionv3 as module
 
-    empty = io.BytesIO()
-    torch.save({}, empty)
-    empty.seek(0)
+    from ganzoo.metrics.inception import _weights_handed_over
+
     torch.manual_seed(0)
-    with pytest.MonkeyPatch.context() as patch:  # build the layers without any weights to load
-        patch.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state, strict=True: None)
-        network = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=empty)
+    with pytest.MonkeyPatch.context() as patch, _weights_handed_over(module, {}):  # the layers, no weights to load
+        patch.setattr(module.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state, strict=True: None)
+        network = module.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                                     feature_extractor_weights_path="none.pth")
     path = tmp_path_factory.mktemp("inception") / "random-inception.safetensors"
     save_file({name: tensor.contiguous() for name, tensor in network.state_dict().items()}, str(path))
     return path
@@ -388,39 +386,14 @@ def test_inception_metrics_through_the_command_with_random_weights(cli, tmp_path
     assert metrics["fid"] > 0 and metrics["is_mean"] >= 1.0 - 1e-9 and metrics["kid_subset_size"] == 4
     assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1 and metrics["pr_samples"] == 4
     assert report["protocol"]["inception_reference"] == 4 and report["protocol"]["inception"].startswith("inception-")
-
-
-def test_inception_pth_is_read_without_unpickling_objects(tmp_path):
     import torch
+    from safetensors.torch import load_file
 
-    from ganzoo.errors import GanzooError
-    from ganzoo.metrics.inception import read_state_dict
-
-    good = tmp_path / "good.pth"
-    torch.save({"fc.weight": torch.ones(2, 2)}, good)
-    assert torch.equal(read_state_dict(good)["fc.weight"], torch.ones(2, 2))
-    hostile = tmp_path / "hostile.pth"
-    torch.save({"fc.weight": torch.ones(2), "payload": Path("/etc/passwd")}, hostile)  # an arbitrary object
-    with pytest.raises(GanzooError, match="Cannot read Inception weights"):
-        read_state_dict(hostile)
-
-
-def test_inception_pth_is_refused_on_a_torch_whose_tensor_only_loader_is_unsafe(tmp_path, monkeypatch):
-    """pip install --no-deps can leave a torch below pyproject's 2.6 floor: its weights_only loader is never reached."""
-    import torch
-    from torch.torch_version import TorchVersion
-
-    from ganzoo.errors import GanzooError
-    from ganzoo.metrics.inception import read_state_dict
-
-    weights = tmp_path / "w.pth"
-    torch.save({"fc.weight": torch.ones(2, 2)}, weights)
-    loads = []
-    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: loads.append(args))
-    monkeypatch.setattr(torch, "__version__", TorchVersion("2.5.1"))
-    with pytest.raises(GanzooError, match=r"needs torch 2\.6 or newer .* this is torch 2\.5\.1; upgrade torch, or pass"):
-        read_state_dict(weights)
-    assert loads == []
+    pth = tmp_path / "weights-inception-2015-12-05-6726825d.pth"  # the original's form, read without unpickling
+    torch.save(load_file(str(random_inception)), pth, _use_new_zipfile_serialization=False)
+    cli("eval", "--samples", tmp_path / "fake.npz", "--data", folder, "--inception-weights", pth, "--batch-size", 5,
+        "--json", out)
+    assert json.loads(out.read_text())["metrics"] == metrics
 
 
 def test_digit_classifier_judges_larger_digits_as_their_28px_originals():

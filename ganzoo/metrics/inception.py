@@ -3,9 +3,10 @@
 FID, KID, IS and precision/recall are only comparable to published numbers with these exact
 weights and TensorFlow's bilinear resize to 299x299, which torch-fidelity reproduces (optional
 extra ``pip install ganzoo[eval]``). torch-fidelity's own loader calls ``torch.load(...,
-weights_only=False)``; ganzoo never lets it unpickle a file: the weights are read here (a
-``.safetensors`` file as is, the original ``.pth`` with ``torch.load(weights_only=True)``, the
-restricted tensor-only unpickler, only on torch 2.6 or newer) and handed over while ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` is set.
+weights_only=False)``, which would unpickle the file; ganzoo reads the weights itself (a
+``.safetensors`` file as is, the original ``.pth`` by :mod:`ganzoo.pth`, which decodes the pickle's
+opcodes without running it) and hands the tensors to torch-fidelity's constructor in place of its
+``torch.load``, so nothing is unpickled.
 
 Where the weights come from, first found wins: ``--inception-weights PATH``, the environment
 variable ``GANZOO_INCEPTION_WEIGHTS``, ``cache_dir()/inception/`` (a ``.safetensors`` or the
@@ -16,7 +17,6 @@ with ``6726825d`` (the hash prefix torch hub pins in the file name).
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -73,76 +73,64 @@ def resolve_weights(explicit: str | os.PathLike[str] | None = None, allow_downlo
 
 
 def read_state_dict(path: Path) -> dict[str, Any]:
-    """The weights as tensors: safetensors directly, a ``.pth`` through torch's tensor-only unpickler."""
-    import torch
+    """The weights as tensors: safetensors directly, a ``.pth`` through :mod:`ganzoo.pth`, which never unpickles."""
     from safetensors.torch import load_file
 
+    from ganzoo.pth import read_pth_tensors
+
     if path.suffix != ".safetensors":
-        refuse_unsafe_torch_load(path)
+        return read_pth_tensors(path)
     try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return load_file(str(path))
     except Exception as exc:  # a damaged or foreign file: say which one
         raise GanzooError(f"Cannot read Inception weights from {path} ({type(exc).__name__}); pass {PTH_NAME} "
                           f"or a .safetensors file of the same tensors.") from None
-    if not isinstance(state, dict):
-        raise GanzooError(f"{path} does not hold a state dict of tensors; pass {PTH_NAME}.")
-    return state
 
 
-#: The first torch whose ``weights_only=True`` loader is not open to code execution (CVE-2025-32434).
-SAFE_TORCH_LOAD = (2, 6)
+class _TorchHandingOver:
+    """Stands in for the ``torch`` module inside torch-fidelity's constructor, whose ``torch.load(path,
+    weights_only=False)`` it answers with the tensors ganzoo already read: nothing is unpickled."""
 
+    def __init__(self, torch: Any, state_dict: dict[str, Any]) -> None:
+        self._torch, self._state_dict = torch, state_dict
 
-def refuse_unsafe_torch_load(path: Path) -> None:
-    """Stop before a ``.pth`` reaches the tensor-only unpickler of a torch older than :data:`SAFE_TORCH_LOAD`, whose
-    restrictions a crafted file can escape; pyproject asks for that torch, but ``pip install --no-deps`` can skip it."""
-    import torch
+    def load(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._state_dict
 
-    if torch.__version__ < SAFE_TORCH_LOAD:
-        raise GanzooError(f"Reading {path} needs torch 2.6 or newer (older torch can run code hidden in a .pth "
-                          f"file, CVE-2025-32434), and this is torch {torch.__version__}; upgrade torch, or pass "
-                          f"the weights as a .safetensors file.")
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._torch, name)
 
 
 @contextlib.contextmanager
-def _tensor_only_loads() -> Iterator[None]:
-    """Force every ``torch.load`` in this block to the restricted, tensor-only unpickler."""
-    key = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
-    before = os.environ.get(key)
-    os.environ[key] = "1"
+def _weights_handed_over(module: Any, state_dict: dict[str, Any]) -> Iterator[None]:
+    """While building torch-fidelity's network, its module's ``torch.load`` returns ``state_dict``."""
+    real = module.torch
+    module.torch = _TorchHandingOver(real, state_dict)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
+        module.torch = real
 
 
 def _torch_fidelity_inception() -> Any:
+    """torch-fidelity's module that defines its Inception network (``FeatureExtractorInceptionV3``)."""
     try:
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        from torch_fidelity import feature_extractor_inceptionv3
     except ImportError:
         raise GanzooError("FID, KID, IS and precision/recall need torch-fidelity; install it with "
                           "'pip install ganzoo[eval]' (or 'pip install torch-fidelity').") from None
-    return FeatureExtractorInceptionV3
+    return feature_extractor_inceptionv3
 
 
 class InceptionFeatures:
     """Callable: uint8 images (N, C, H, W), C = 1 or 3, to ``features`` (N, 2048) and ``logits`` (N, 1008)."""
 
     def __init__(self, state_dict: dict[str, Any], identity: str, device: str = "cpu") -> None:
-        import torch
-
-        network_class = _torch_fidelity_inception()
-        buffer = io.BytesIO()
-        torch.save(state_dict, buffer)
-        buffer.seek(0)
+        module = _torch_fidelity_inception()
         try:
-            with _tensor_only_loads():
-                network = network_class("inception-v3-compat", list(FEATURE_LAYERS), feature_extractor_weights_path=buffer)
+            with _weights_handed_over(module, state_dict):
+                network = module.FeatureExtractorInceptionV3("inception-v3-compat", list(FEATURE_LAYERS),
+                                                             feature_extractor_weights_path=PTH_NAME)
         except RuntimeError as exc:
             raise GanzooError(f"The Inception weights do not fit torch-fidelity's network ({str(exc).splitlines()[0]}); "
                               f"pass {PTH_NAME}.") from None
