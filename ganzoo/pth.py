@@ -4,12 +4,15 @@ A ``.pth`` written by ``torch.save`` is a pickle: loading it with ``pickle`` (or
 callables the file names, so a crafted file runs code. Some weights that ganzoo must read come only in this form
 (torch-fidelity's TensorFlow Inception). Here the pickle is never executed: :func:`pickletools.genops` decodes
 its opcodes, and a small stack machine follows only those a state dict of tensors needs, rebuilding containers,
-numbers and strings itself and tensors from their raw storage bytes. Any other callable the file names
-(``os.system``, a class of its own) stops the read in one sentence before anything is built.
+numbers and strings itself and tensors as views of their raw storage bytes. Any other callable the file names
+(``os.system``, a class of its own) stops the read in one sentence before anything is built. Nothing from the
+file is hashed unless it is a string or a number, nor put in a message, so a crafted nesting cannot make the
+read take exponential time; every length is checked against the bytes the file holds before it is read.
 
-Both of ``torch.save``'s formats are read: the zip archive (torch 1.6 and later: ``data.pkl`` and one entry
-per storage) and the legacy stream (magic number, protocol, system info, the pickle, its storage keys, then
-each storage as an int64 element count and the raw bytes), in little-endian byte order.
+Both of ``torch.save``'s formats are read: the zip archive (torch 1.6 and later: ``data.pkl`` and one stored,
+uncompressed entry per storage) and the legacy stream (magic number, protocol, system info, the pickle, its
+storage keys, then each storage as an int64 element count and the raw bytes). Data is little-endian, as torch
+writes it.
 """
 
 from __future__ import annotations
@@ -33,12 +36,18 @@ STORAGE_DTYPES = {
 }
 #: The first object of a legacy-format file, and the protocol version that follows it (torch.serialization's).
 LEGACY_MAGIC, LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
-#: Opcodes that only frame the stream or declare its protocol.
-_IGNORED = {"PROTO", "FRAME"}
+#: How a zip archive starts (torch's own test; a signature found further in may be tensor data).
+ZIP_MAGIC = b"PK\x03\x04"
+#: The values a dict key in the file may be: hashing anything else (a deeply nested tuple) can take forever.
+_KEY_TYPES = (str, int, bytes, type(None))
 
 
 class PthError(GanzooError):
     """A ``.pth`` that cannot be read as tensors: one sentence naming the file and what stood in the way."""
+
+
+class _Refused(Exception):
+    """The pickle asks for something a state dict of tensors never needs."""
 
 
 @dataclass(frozen=True)
@@ -52,17 +61,17 @@ class _Global:
         return f"{self.module}.{self.name}"
 
 
-@dataclass
+@dataclass(eq=False)
 class _Storage:
     """A storage the pickle refers to by key; its bytes are read from the archive or the stream's tail."""
 
     key: str
     dtype: str
     numel: int
-    data: bytes | None = None
+    flat: Any = None  # the bytes as a 1-d tensor of ``dtype``, shared by every tensor that views this storage
 
 
-@dataclass
+@dataclass(eq=False)
 class _TensorRecipe:
     """How ``torch._utils._rebuild_tensor_v2`` would view its storage: built once the storage bytes are in."""
 
@@ -72,33 +81,40 @@ class _TensorRecipe:
     stride: tuple[int, ...]
 
     def build(self) -> Any:
-        import torch
-
-        dtype = getattr(torch, self.storage.dtype)
-        data = self.storage.data or b""
-        flat = torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)
-        return flat.as_strided(self.size, self.stride, self.offset).clone()
+        """A view of the storage, as ``torch.load`` gives (tensors that share a storage share it here too)."""
+        return self.storage.flat.as_strided(self.size, self.stride, self.offset)
 
 
 def _ordered_dict(*args: Any) -> OrderedDict:
-    return OrderedDict(*args)
+    if args:  # torch.save writes OrderedDict() and then its items
+        raise _Refused("an OrderedDict built from arguments")
+    return OrderedDict()
 
 
-def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *ignored: Any) -> _TensorRecipe:
-    """``_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])`` (and v1's first four)."""
-    if not (isinstance(storage, _Storage) and isinstance(offset, int) and _ints(size) and _ints(stride)
+def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> _TensorRecipe:
+    """``_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])`` and v1's first four;
+    metadata (a negative or conjugate view) would change the values, so it is refused rather than dropped."""
+    if len(rest) > 3 or (len(rest) == 3 and rest[2] not in (None, {})):
+        raise _Refused("a tensor with metadata (a negative or conjugate view)")
+    if not (isinstance(storage, _Storage) and _whole(offset) and _shape(size) and _shape(stride)
             and len(size) == len(stride)):
         raise ValueError("a tensor whose storage, offset, size or stride is not what torch writes")
-    return _TensorRecipe(storage, offset, tuple(size), tuple(stride))
+    return _TensorRecipe(storage, offset, size, stride)
 
 
-def _rebuild_parameter(data: Any, *ignored: Any) -> Any:
+def _rebuild_parameter(data: Any, *rest: Any) -> Any:
     """``_rebuild_parameter(data, requires_grad, hooks)``: the tensor (a state dict needs no Parameter)."""
+    if not isinstance(data, _TensorRecipe):
+        raise ValueError("a parameter that holds no tensor")
     return data
 
 
-def _ints(values: Any) -> bool:
-    return isinstance(values, tuple) and all(isinstance(value, int) for value in values)
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shape(values: Any) -> bool:
+    return isinstance(values, tuple) and all(map(_whole, values))
 
 
 #: The only callables a file may name: what ``torch.save`` writes for a state dict of tensors.
@@ -108,26 +124,34 @@ _CALLABLES: dict[str, Callable[..., Any]] = {
     "torch._utils._rebuild_tensor": _rebuild_tensor,
     "torch._utils._rebuild_parameter": _rebuild_parameter,
 }
-
-
-class _Refused(Exception):
-    """The pickle asks for something a state dict of tensors never needs."""
+#: Opcodes whose decoded argument is the value they push.
+_PUSH_ARG = {"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG", "BINFLOAT", "FLOAT", "BINUNICODE",
+             "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BINSTRING",
+             "SHORT_BINSTRING", "STRING"}
+#: Opcodes that push a constant.
+_PUSH_CONSTANT = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False, "EMPTY_TUPLE": ()}
+#: Opcodes that only frame the stream or declare its protocol.
+_IGNORED = {"PROTO", "FRAME"}
 
 
 class _Machine:
-    """Follows one pickle's opcodes (decoded by pickletools, never executed) to the object it describes."""
+    """Follows one pickle's opcodes (decoded by pickletools, never executed) to the object it describes.
 
-    def __init__(self, storages: dict[str, _Storage]) -> None:
-        self.storages = storages
+    ``pid_fields`` is the length of a storage's persistent id: 5 in the zip format, 6 (with a view) in the legacy.
+    """
+
+    def __init__(self, storages: dict[str, _Storage], pid_fields: int = 5) -> None:
+        self.storages, self.pid_fields = storages, pid_fields
         self.stack: list[Any] = []
         self.marks: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
 
     def run(self, stream: IO[bytes]) -> Any:
-        for opcode, arg, _ in pickletools.genops(stream):
+        """The object the pickle at ``stream``'s position describes; the stream is left after its STOP."""
+        for opcode, arg, _ in pickletools.genops(stream):  # raises ValueError on a pickle cut short
             name = opcode.name
             if name == "STOP":
-                return self.stack.pop()
+                return self._pop(1)[0]
             if name in _IGNORED:
                 continue
             handler = getattr(self, f"op_{name}", None)
@@ -138,7 +162,7 @@ class _Machine:
             elif name in _PUSH_CONSTANT:
                 self.stack.append(_PUSH_CONSTANT[name])
             elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-                self.memo[int(arg)] = self.stack[-1]
+                self.memo[int(arg)] = self._top()
             elif name in ("BINGET", "LONG_BINGET", "GET"):
                 self.stack.append(self.memo[int(arg)])
             elif name == "GLOBAL":
@@ -147,29 +171,53 @@ class _Machine:
                 raise _Refused(f"the pickle opcode {name}")
         raise ValueError("the pickle ends without STOP")
 
+    def _pop(self, count: int) -> list[Any]:
+        if len(self.stack) < count:
+            raise ValueError("the pickle takes more values than it pushed")
+        items = self.stack[len(self.stack) - count:]
+        del self.stack[len(self.stack) - count:]
+        return items
+
+    def _top(self) -> Any:
+        if not self.stack:
+            raise ValueError("the pickle refers to a value it never pushed")
+        return self.stack[-1]
+
     def _pop_mark(self) -> list[Any]:
+        if not self.marks:
+            raise ValueError("the pickle closes a mark it never set")
         items, self.stack = self.stack, self.marks.pop()
         return items
+
+    def _set(self, target: Any, key: Any, value: Any) -> None:
+        if not isinstance(target, dict) or not isinstance(key, _KEY_TYPES):
+            raise _Refused(f"an item keyed by a {type(key).__name__} in a {type(target).__name__}")
+        target[key] = value
 
     def op_MARK(self) -> None:
         self.marks.append(self.stack)
         self.stack = []
 
     def op_MEMOIZE(self) -> None:
-        self.memo[len(self.memo)] = self.stack[-1]
+        self.memo[len(self.memo)] = self._top()
 
     def op_POP(self) -> None:
-        self.stack.pop()
+        if self.stack:
+            self.stack.pop()
+        else:  # as CPython's unpickler does
+            self._pop_mark()
 
     def op_POP_MARK(self) -> None:
         self._pop_mark()
 
     def op_DUP(self) -> None:
-        self.stack.append(self.stack[-1])
+        self.stack.append(self._top())
 
     def op_STACK_GLOBAL(self) -> None:
-        name, module = self.stack.pop(), self.stack.pop()
-        self.stack.append(_Global(str(module), str(name)))
+        module, name = self._pop(2)
+        if not (isinstance(module, str) and isinstance(name, str)):
+            raise ValueError("a global named by something other than strings")
+        self.stack.append(_Global(module, name))
 
     def op_EMPTY_DICT(self) -> None:
         self.stack.append({})
@@ -182,87 +230,92 @@ class _Machine:
         self.stack.append(tuple(items))
 
     def op_TUPLE1(self) -> None:
-        self.stack[-1:] = [tuple(self.stack[-1:])]
+        self.stack.append(tuple(self._pop(1)))
 
     def op_TUPLE2(self) -> None:
-        self.stack[-2:] = [tuple(self.stack[-2:])]
+        self.stack.append(tuple(self._pop(2)))
 
     def op_TUPLE3(self) -> None:
-        self.stack[-3:] = [tuple(self.stack[-3:])]
+        self.stack.append(tuple(self._pop(3)))
 
     def op_LIST(self) -> None:
         items = self._pop_mark()
         self.stack.append(items)
 
     def op_DICT(self) -> None:
-        items = self._pop_mark()
-        self.stack.append(dict(zip(items[::2], items[1::2])))
+        items, built = self._pop_mark(), {}
+        for key, value in zip(items[::2], items[1::2]):
+            self._set(built, key, value)
+        self.stack.append(built)
 
     def op_APPEND(self) -> None:
-        value = self.stack.pop()
-        self.stack[-1].append(value)
+        (value,) = self._pop(1)
+        self._append(self._top(), [value])
 
     def op_APPENDS(self) -> None:
         items = self._pop_mark()
-        self.stack[-1].extend(items)
+        self._append(self._top(), items)
+
+    @staticmethod
+    def _append(target: Any, items: list[Any]) -> None:
+        if not isinstance(target, list):
+            raise _Refused(f"appending to a {type(target).__name__}")
+        target.extend(items)
 
     def op_SETITEM(self) -> None:
-        value, key = self.stack.pop(), self.stack.pop()
-        self.stack[-1][key] = value
+        key, value = self._pop(2)
+        self._set(self._top(), key, value)
 
     def op_SETITEMS(self) -> None:
         items = self._pop_mark()
+        target = self._top()
         for key, value in zip(items[::2], items[1::2]):
-            self.stack[-1][key] = value
+            self._set(target, key, value)
 
     def op_BINPERSID(self) -> None:
-        self.stack.append(self._storage(self.stack.pop()))
+        (pid,) = self._pop(1)
+        self.stack.append(self._storage(pid))
 
     def op_REDUCE(self) -> None:
-        args, function = self.stack.pop(), self.stack.pop()
+        function, args = self._pop(2)
         call = _CALLABLES.get(str(function)) if isinstance(function, _Global) else None
-        if call is None or not isinstance(args, tuple):
-            raise _Refused(f"a call of {function}")
+        if call is None:
+            named = str(function) if isinstance(function, _Global) else f"a {type(function).__name__}"
+            raise _Refused(f"a call of {named}")
+        if not isinstance(args, tuple):
+            raise ValueError(f"a call of {function} without an argument tuple")
         self.stack.append(call(*args))
 
     def op_BUILD(self) -> None:
-        state = self.stack.pop()
-        target = self.stack[-1]  # a state dict's OrderedDict carries its modules' versions as _metadata: not needed
+        (state,) = self._pop(1)
+        target = self._top()  # a state dict's OrderedDict carries its modules' versions as _metadata: not needed
         if not (isinstance(target, OrderedDict) and isinstance(state, dict) and set(state) <= {"_metadata"}):
             raise _Refused(f"setting the state of a {type(target).__name__}")
 
     def _storage(self, pid: Any) -> _Storage:
-        """A persistent id: ('storage', type, key, location, numel) in the zip format, plus a view in the legacy."""
-        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
-                and isinstance(pid[1], _Global) and isinstance(pid[4], int)):
-            raise _Refused(f"the persistent object {pid!r}")
-        kind, key = pid[1], str(pid[2])
+        """A persistent id: ('storage', type, key, location, numel), and in the legacy format a view (None)."""
+        if not (isinstance(pid, tuple) and len(pid) == self.pid_fields and pid[0] == "storage"
+                and isinstance(pid[1], _Global) and isinstance(pid[2], str) and _whole(pid[4])):
+            raise _Refused(f"a persistent object other than a storage (a {type(pid).__name__})")
+        kind, key = pid[1], pid[2]
         if kind.module != "torch" or kind.name not in STORAGE_DTYPES:
             raise _Refused(f"a storage of type {kind}")
-        if len(pid) == 6 and pid[5] is not None:
+        if self.pid_fields == 6 and pid[5] is not None:
             raise _Refused("a storage that views another (written by torch before 1.0)")
         if key not in self.storages:
             self.storages[key] = _Storage(key, STORAGE_DTYPES[kind.name], pid[4])
+        elif (self.storages[key].dtype, self.storages[key].numel) != (STORAGE_DTYPES[kind.name], pid[4]):
+            raise ValueError(f"storage {key} is given two types or sizes")
         return self.storages[key]
-
-
-#: Opcodes whose decoded argument is the value they push.
-_PUSH_ARG = {"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG", "BINFLOAT", "FLOAT", "BINUNICODE",
-             "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BINSTRING",
-             "SHORT_BINSTRING", "STRING"}
-#: Opcodes that push a constant.
-_PUSH_CONSTANT = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False, "EMPTY_TUPLE": ()}
 
 
 def read_pth_tensors(path: Path) -> dict[str, Any]:
     """The tensors of the state dict that ``torch.save`` wrote to ``path``, on the CPU; :class:`PthError` (one
     sentence) for a file that is not one, names a callable a state dict never needs, or is cut short."""
     try:
-        if zipfile.is_zipfile(path):
-            state = _read_zip(path)
-        else:
-            with open(path, "rb") as stream:
-                state = _read_legacy(stream)
+        with open(path, "rb") as stream:
+            zipped = stream.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+        state = _read_zip(path) if zipped else _read_legacy(path)
         if not (isinstance(state, dict) and all(isinstance(key, str) and isinstance(value, _TensorRecipe)
                                                 for key, value in state.items())):
             raise PthError(f"{path} does not hold a state dict of tensors (names to tensors); pass the weights "
@@ -271,46 +324,51 @@ def read_pth_tensors(path: Path) -> dict[str, Any]:
     except _Refused as refused:
         raise PthError(f"{path} asks for {refused}, which no state dict of tensors needs, so ganzoo does not read "
                        f"it (it never runs code from a file); pass the weights as a .safetensors file.") from None
-    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RuntimeError, struct.error,
-            zipfile.BadZipFile) as exc:  # RuntimeError: a tensor that reaches past its storage
-        raise PthError(f"Cannot read {path} as tensors saved by torch.save ({type(exc).__name__}: "
-                       f"{str(exc).splitlines()[0] if str(exc) else 'no details'}); pass the original file or a "
-                       f".safetensors file of the same tensors.") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, RuntimeError, MemoryError,
+            OverflowError, struct.error, zipfile.BadZipFile) as exc:  # RuntimeError: a view past its storage
+        detail = str(exc).splitlines()[0][:200] if str(exc) else "no details"
+        raise PthError(f"Cannot read {path} as tensors saved by torch.save ({type(exc).__name__}: {detail}); "
+                       f"pass the original file or a .safetensors file of the same tensors.") from None
 
 
 def _read_zip(path: Path) -> Any:
     with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        pickles = [name for name in names if name.endswith("/data.pkl") or name == "data.pkl"]
+        pickles = [name for name in archive.namelist() if name.endswith("/data.pkl") or name == "data.pkl"]
         if len(pickles) != 1:
             raise ValueError("no single data.pkl in the archive")
-        prefix = pickles[0][: -len("data.pkl")]
-        if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder").strip() != b"little":
-            raise ValueError("tensors saved in big-endian byte order")
+        prefix, size = pickles[0][: -len("data.pkl")], path.stat().st_size
         storages: dict[str, _Storage] = {}
-        state = _Machine(storages).run(io.BytesIO(archive.read(pickles[0])))
-        for key, storage in storages.items():
-            storage.data = _checked(storage, archive.read(f"{prefix}data/{key}"))
+        state = _Machine(storages).run(io.BytesIO(_stored(archive, pickles[0], size)))
+        for storage in storages.values():
+            expected = storage.numel * _element_size(storage.dtype)
+            _fill(storage, _stored(archive, f"{prefix}data/{storage.key}", min(expected, size)))
     return state
 
 
-def _read_legacy(stream: IO[bytes]) -> Any:
+def _stored(archive: zipfile.ZipFile, name: str, most: int) -> bytes:
+    """Entry ``name``, read only when stored uncompressed (as torch writes) and no larger than ``most`` bytes."""
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > most:
+        raise ValueError(f"{name} is compressed or larger than torch writes it")
+    return archive.read(info)
+
+
+def _read_legacy(path: Path) -> Any:
+    stream = io.BytesIO(path.read_bytes())  # no length in the file can make a read ask for more than it holds
     header = [_Machine({}).run(stream) for _ in range(3)]  # magic number, protocol version, system info
-    if header[0] != LEGACY_MAGIC:
+    if not (header[0] == LEGACY_MAGIC and header[1] == LEGACY_PROTOCOL):
         raise ValueError("neither a zip archive nor torch's legacy format")
-    if header[1] != LEGACY_PROTOCOL:
-        raise ValueError(f"legacy protocol {header[1]}, not {LEGACY_PROTOCOL}")
-    if not (isinstance(header[2], dict) and header[2].get("little_endian", True)):
-        raise ValueError("tensors saved in big-endian byte order")
     storages: dict[str, _Storage] = {}
-    state = _Machine(storages).run(stream)
+    state = _Machine(storages, pid_fields=6).run(stream)
     keys = _Machine({}).run(stream)
-    if not (isinstance(keys, list) and set(map(str, keys)) == set(storages)):
+    if not (isinstance(keys, list) and all(isinstance(key, str) for key in keys) and set(keys) == set(storages)):
         raise ValueError("the storage keys do not match the tensors")
     for key in keys:
-        storage = storages[str(key)]
+        storage = storages[key]
         (numel,) = struct.unpack("<q", _exactly(stream, 8))
-        storage.data = _checked(storage, _exactly(stream, numel * _element_size(storage.dtype)), numel)
+        if numel != storage.numel:
+            raise ValueError(f"storage {key} holds {numel} elements, not the {storage.numel} its tensors name")
+        _fill(storage, _exactly(stream, numel * _element_size(storage.dtype)))
     return state
 
 
@@ -327,9 +385,12 @@ def _element_size(dtype: str) -> int:
     return getattr(torch, dtype).itemsize
 
 
-def _checked(storage: _Storage, data: bytes, numel: int | None = None) -> bytes:
-    """``data`` when it holds the storage's element count (the zip format's count in elements, not bytes)."""
-    expected = (storage.numel if numel is None else numel) * _element_size(storage.dtype)
-    if len(data) != expected or (numel is not None and numel != storage.numel):
+def _fill(storage: _Storage, data: bytes) -> None:
+    """Give ``storage`` its bytes, which must be exactly its element count's worth."""
+    import torch
+
+    expected = storage.numel * _element_size(storage.dtype)
+    if len(data) != expected:
         raise ValueError(f"storage {storage.key} holds {len(data)} bytes, not {expected}")
-    return data
+    dtype = getattr(torch, storage.dtype)
+    storage.flat = torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)

@@ -396,6 +396,42 @@ def test_inception_metrics_through_the_command_with_random_weights(cli, tmp_path
     assert json.loads(out.read_text())["metrics"] == metrics
 
 
+def test_weights_that_do_not_fit_the_inception_network_say_which_tensors_are_amiss():
+    pytest.importorskip("torch_fidelity")
+    import torch
+
+    from ganzoo.errors import GanzooError
+    from ganzoo.metrics.inception import InceptionFeatures
+
+    with pytest.raises(GanzooError, match=r"^The Inception weights do not fit torch-fidelity's network \((Missing|"
+                                          r"Unexpected) key\(s\) in state_dict: .*\); pass weights-inception-2015"):
+        InceptionFeatures({"fc.weight": torch.ones(2, 2)}, "test")
+
+
+@pytest.mark.parametrize("loader", ["none", "its own"])
+def test_a_torch_fidelity_that_would_load_the_weights_its_own_way_is_refused(monkeypatch, loader):
+    """ganzoo hands the tensors over through torch-fidelity's ``torch.load``; a version that skips it (loading
+    nothing, or reading the file by another route) must not get to unpickle anything, and the user is told."""
+    import types
+
+    import torch
+
+    from ganzoo.errors import GanzooError
+    from ganzoo.metrics import inception
+
+    def build(name, features, feature_extractor_weights_path):
+        if loader == "its own":
+            torch.serialization.load(feature_extractor_weights_path, weights_only=False)
+        return torch.nn.Linear(1, 1)
+
+    stand_in = types.SimpleNamespace(torch=torch, FeatureExtractorInceptionV3=build)
+    monkeypatch.setattr(inception, "_torch_fidelity_inception", lambda: stand_in)
+    with pytest.raises(GanzooError, match=r"loads its Inception weights in a way ganzoo does not know, so it cannot be "
+                                          r"given them without unpickling; install torch-fidelity 0\.4\.0\."):
+        inception.InceptionFeatures({"fc.weight": torch.ones(1, 1)}, "test")
+    assert stand_in.torch is torch
+
+
 def test_digit_classifier_judges_larger_digits_as_their_28px_originals():
     import torch
 

@@ -126,3 +126,52 @@ def test_a_tensor_that_reaches_past_its_storage_is_refused(tmp_path):
     assert torch.equal(read_pth_tensors(_zip_with_one_storage(tmp_path / "fits.pth", (4,)))["weight"], torch.arange(4.0))
     with pytest.raises(PthError, match=r"^Cannot read .*past\.pth as tensors saved by torch\.save \(RuntimeError"):
         read_pth_tensors(_zip_with_one_storage(tmp_path / "past.pth", (9,)))
+
+
+@FORMATS
+def test_parameters_and_tensors_named_twice_read_as_torch_load_gives_them(tmp_path, legacy):
+    weight = torch.randn(3, 2)
+    state = {"parameter": torch.nn.Parameter(torch.ones(2)), "first": weight, "again": weight, "row": weight[1]}
+    read = read_pth_tensors(_save(state, tmp_path / "shared.pth", legacy))
+    assert torch.equal(read["parameter"], torch.ones(2)) and not isinstance(read["parameter"], torch.nn.Parameter)
+    assert torch.equal(read["again"], weight) and torch.equal(read["row"], weight[1])
+    assert read["first"].data_ptr() == read["again"].data_ptr()  # one storage, as torch.load shares it
+
+
+@FORMATS
+def test_what_a_state_dict_of_real_tensors_never_holds_is_refused(tmp_path, legacy):
+    """Values a view's metadata would change (a negative view), and storage types this reader does not rebuild."""
+    negative = _save({"weight": torch.ones(2)._neg_view()}, tmp_path / "negative.pth", legacy)
+    with pytest.raises(PthError, match=r"asks for a tensor with metadata \(a negative or conjugate view\)"):
+        read_pth_tensors(negative)
+    complex_ = _save({"weight": torch.ones(2, dtype=torch.complex64)}, tmp_path / "complex.pth", legacy)
+    with pytest.raises(PthError, match=r"asks for a storage of type torch\.ComplexFloatStorage"):
+        read_pth_tensors(complex_)
+
+
+def test_crafted_structures_end_quickly_in_one_sentence(tmp_path):
+    """A tuple nested 64 deep by DUP (hashing or printing it takes 2**64 steps), a tuple of more values than the
+    stack holds, and a compressed archive entry (a zip bomb) are refused at once."""
+    import time
+
+    text = b"X\x01\x00\x00\x00a"  # BINUNICODE 'a'
+    doubled = b"\x85" + b"2\x86" * 64  # TUPLE1, then 64 times DUP and TUPLE2: ((t, t), (t, t))... 64 deep
+    payloads = {
+        "value": (b"\x80\x02}" + text + text + doubled + b"s.", r"does not hold a state dict of tensors"),
+        "key": (b"\x80\x02}" + text + doubled + b"Ns.", r"asks for an item keyed by a tuple in a dict"),
+        "call": (b"\x80\x02" + text + doubled + b")R.", r"asks for a call of a tuple"),
+        "short": (b"\x80\x02}" + text + b"\x87.", r"\(ValueError: the pickle takes more values than it pushed\)"),
+    }
+    started = time.monotonic()
+    for name, (payload, message) in payloads.items():
+        with zipfile.ZipFile(tmp_path / f"{name}.pth", "w") as archive:
+            archive.writestr("archive/data.pkl", payload)
+        with pytest.raises(PthError, match=message):
+            read_pth_tensors(tmp_path / f"{name}.pth")
+    assert time.monotonic() - started < 10
+    good = _save({"weight": torch.zeros(1000)}, tmp_path / "good.pth", legacy=False)
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(tmp_path / "deflated.pth", "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    with pytest.raises(PthError, match=r"is compressed or larger than torch writes it"):
+        read_pth_tensors(tmp_path / "deflated.pth")

@@ -87,14 +87,21 @@ def read_state_dict(path: Path) -> dict[str, Any]:
                           f"or a .safetensors file of the same tensors.") from None
 
 
+#: What torch-fidelity's constructor is told to load: a path that cannot exist (the null device is no folder), so
+#: that a loader of its own that bypassed :class:`_TorchHandingOver` would find no file to unpickle.
+NO_FILE = Path(os.devnull) / PTH_NAME
+
+
 class _TorchHandingOver:
     """Stands in for the ``torch`` module inside torch-fidelity's constructor, whose ``torch.load(path,
     weights_only=False)`` it answers with the tensors ganzoo already read: nothing is unpickled."""
 
     def __init__(self, torch: Any, state_dict: dict[str, Any]) -> None:
         self._torch, self._state_dict = torch, state_dict
+        self.handed_over = False
 
     def load(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.handed_over = True
         return self._state_dict
 
     def __getattr__(self, name: str) -> Any:
@@ -102,12 +109,12 @@ class _TorchHandingOver:
 
 
 @contextlib.contextmanager
-def _weights_handed_over(module: Any, state_dict: dict[str, Any]) -> Iterator[None]:
+def _weights_handed_over(module: Any, state_dict: dict[str, Any]) -> Iterator[_TorchHandingOver]:
     """While building torch-fidelity's network, its module's ``torch.load`` returns ``state_dict``."""
     real = module.torch
     module.torch = _TorchHandingOver(real, state_dict)
     try:
-        yield
+        yield module.torch
     finally:
         module.torch = real
 
@@ -127,13 +134,20 @@ class InceptionFeatures:
 
     def __init__(self, state_dict: dict[str, Any], identity: str, device: str = "cpu") -> None:
         module = _torch_fidelity_inception()
+        changed = GanzooError("This torch-fidelity loads its Inception weights in a way ganzoo does not know, so it "
+                              "cannot be given them without unpickling; install torch-fidelity 0.4.0.")
         try:
-            with _weights_handed_over(module, state_dict):
+            with _weights_handed_over(module, state_dict) as handing_over:
                 network = module.FeatureExtractorInceptionV3("inception-v3-compat", list(FEATURE_LAYERS),
-                                                             feature_extractor_weights_path=PTH_NAME)
+                                                             feature_extractor_weights_path=str(NO_FILE))
+        except OSError:  # it looked for the file itself
+            raise changed from None
         except RuntimeError as exc:
-            raise GanzooError(f"The Inception weights do not fit torch-fidelity's network ({str(exc).splitlines()[0]}); "
-                              f"pass {PTH_NAME}.") from None
+            lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+            raise GanzooError(f"The Inception weights do not fit torch-fidelity's network "
+                              f"({(lines[0] if lines else str(exc))[:200]}); pass {PTH_NAME}.") from None
+        if not handing_over.handed_over:
+            raise changed
         self.network = network.to(device)
         self.device = device
         #: Names the weights in cache keys, so statistics of other weights are never mixed up.
