@@ -155,6 +155,12 @@ def list_models(pattern: str) -> None:
     if not wide:  # a summary squeezed into what is left of a narrow terminal wraps a word per line
         for spec in specs:
             out.print(f"[bold]{spec.name}[/bold]: {escape(spec.summary)}")
+    shown = set(names)
+    weights = [item for item in registry.pretrained.items.values() if item.model in shown]
+    if weights:  # what samples without training: 'ganzoo sample MODEL --pretrained NAME'
+        listed = ", ".join(f"{escape(item.name)} ({escape(item.model)})" for item in weights)
+        out.print(f"pretrained: {listed}; ganzoo sample MODEL --pretrained NAME, scores in 'ganzoo info MODEL'",
+                  highlight=False)
     report_plugin_failures(out)
 
 

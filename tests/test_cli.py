@@ -32,6 +32,9 @@ def test_console_script_lists_models():
 def test_list_pattern(cli):
     out = cli("list", "dc*").output
     assert "dcgan" in out and "│ gan " not in out
+    # the pretrained weights of the models shown, and how to use them
+    assert "pretrained: dcgan-mnist (dcgan); ganzoo sample MODEL --pretrained NAME" in " ".join(out.split())
+    assert "acgan-mnist" not in out and "pretrained:" not in cli("list", "wgan*").output
 
 
 @pytest.mark.parametrize("columns", [60, 80, 200])
