@@ -109,6 +109,47 @@ def test_a_closed_terminal_saves_the_position_and_resume_finishes_exactly(progre
     _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
 
 
+SLOW_STEPS_PLUGIN = '''
+import os, time
+from ganzoo import hookimpl
+
+@hookimpl
+def after_step(stage):
+    if stage == "generator" and os.path.exists(os.environ["SLOW_STEPS"]):
+        time.sleep(2.0)  # a long step, during which the signals come
+'''
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="this system has no hang-up signal")
+def test_a_ctrl_c_after_a_hang_up_does_not_cut_the_save_short(tmp_path):
+    """After a hang-up no one is at the keyboard: a Ctrl-C that follows it (sent with it by a closing terminal) is
+    not a second Ctrl-C that stops at once, unsaved. Both come during one long step, so the order is certain."""
+    import time
+
+    from conftest import hang_up_once, make_distribution
+
+    site = make_distribution(tmp_path / "site", "ganzoo-slowsteps", "ganzoo_slowsteps", SLOW_STEPS_PLUGIN)
+    slow, out = tmp_path / "slow", tmp_path / "run"
+    env = {**os.environ, "SLOW_STEPS": str(slow), "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+    def started(process) -> bool:
+        if not list_checkpoints(out):
+            return False
+        slow.touch()
+        time.sleep(0.5)  # inside a slow step now (it ends at least 1.5 s later)
+        return True  # the terminal closes: the hang-up
+
+    with open(tmp_path / "output.txt", "w") as output:  # a file keeps the run's last words
+        process = hang_up_once(started, "train", *RUN, "--out", out, output=output, env=env)
+        time.sleep(0.3)
+        os.kill(process.pid, signal.SIGINT)  # during the same step
+        assert process.wait(timeout=60) == 130
+    words = (tmp_path / "output.txt").read_text()
+    assert "state saved in " in words and "Interrupted." not in words, words
+    saved = words.split("state saved in ")[1].split(";")[0]
+    assert list_checkpoints(out)[-1].name == os.path.basename(saved)
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="this system has no hang-up signal")
 def test_a_run_under_nohup_trains_on_when_its_terminal_closes(tmp_path, straight):
     """``nohup ganzoo train ...`` asks for a run that outlives its terminal: the hang-up is ignored, as asked."""
