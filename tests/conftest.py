@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -83,6 +84,27 @@ def hang_up_once(started, *args, nohup: bool = False, output=None, env=None, tim
                 pass
     os.close(master)
     return process
+
+
+SLOW_STEPS_PLUGIN = '''
+import os, time
+from ganzoo import hookimpl
+
+@hookimpl
+def after_step(stage):
+    if stage == "generator" and os.path.exists(os.environ["SLOW_STEPS"]):
+        time.sleep(float(os.environ["SLOW_STEP_SECONDS"]))
+'''
+
+
+def slow_steps(tmp_path: Path, seconds: float) -> tuple[dict[str, str], Path]:
+    """The environment of a ganzoo command with a plugin installed that makes every generator step take ``seconds``
+    longer once the returned file exists, so that signals can be sent inside one step, in a known order."""
+    site = make_distribution(tmp_path / "slow-site", "ganzoo-slowsteps", "ganzoo_slowsteps", SLOW_STEPS_PLUGIN)
+    switch = tmp_path / "slow-steps-on"
+    env = {**os.environ, "SLOW_STEPS": str(switch), "SLOW_STEP_SECONDS": str(seconds),
+           "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return env, switch
 
 
 def write_png_images(folder: Path, count: int, size: int = 16, mode: str = "RGB", seed: int = 0) -> list[Path]:

@@ -109,28 +109,16 @@ def test_a_closed_terminal_saves_the_position_and_resume_finishes_exactly(progre
     _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
 
 
-SLOW_STEPS_PLUGIN = '''
-import os, time
-from ganzoo import hookimpl
-
-@hookimpl
-def after_step(stage):
-    if stage == "generator" and os.path.exists(os.environ["SLOW_STEPS"]):
-        time.sleep(2.0)  # a long step, during which the signals come
-'''
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="this system has no hang-up signal")
 def test_a_ctrl_c_after_a_hang_up_does_not_cut_the_save_short(tmp_path):
     """After a hang-up no one is at the keyboard: a Ctrl-C that follows it (sent with it by a closing terminal) is
     not a second Ctrl-C that stops at once, unsaved. Both come during one long step, so the order is certain."""
     import time
 
-    from conftest import hang_up_once, make_distribution
+    from conftest import hang_up_once, slow_steps
 
-    site = make_distribution(tmp_path / "site", "ganzoo-slowsteps", "ganzoo_slowsteps", SLOW_STEPS_PLUGIN)
-    slow, out = tmp_path / "slow", tmp_path / "run"
-    env = {**os.environ, "SLOW_STEPS": str(slow), "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "run"
+    env, slow = slow_steps(tmp_path, seconds=2.0)
 
     def started(process) -> bool:
         if not list_checkpoints(out):
