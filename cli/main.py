@@ -70,7 +70,9 @@ class GanzooGroup(click.Group):
                 raise
             from ganzoo.launcher import another_process_left_error
 
-            if another_process_left_error():  # it left first: the launcher prints that cause, once
+            # a collective broken by a process that left with a sentence (torch's distributed errors are
+            # RuntimeErrors): the launcher prints that cause, once; any other failure is this process's own
+            if isinstance(sys.exc_info()[1], RuntimeError) and another_process_left_error():
                 distributed.end_worker(0)
             traceback.print_exc()
             distributed.end_worker(1)

@@ -136,6 +136,8 @@ def on_epoch_start(model: ModelSpec, config: dict[str, Any], epoch: int, optimiz
     ``state["lr_scale"]``, which a ``tryfirst`` impl may lower (BEGAN halves it when M stalls); under
     ``--cuda-graphs`` a lowered scale has no effect, as the captured steps keep their rate. Also
     called for the epoch a resumed run continues, so a schedule set here is the same after
-    ``--resume``; an epoch that a resume starts over (the data changed) comes with ``first_batch``
-    0 again, so per-epoch sums kept in ``state`` can be dropped. Return nothing.
+    ``--resume``. Every epoch's start has ``first_batch`` 0, and so has an epoch that a resume starts
+    over (the data changed): a plugin that keeps a per-epoch sum in ``state`` tells the two apart by
+    recording in ``state`` which epochs it has started (BEGAN's ``began_judged_epoch``), and drops
+    the sum only on a start over. Return nothing.
     """

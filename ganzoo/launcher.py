@@ -14,8 +14,9 @@ data loading), they say "Interrupted." and end the same way, with nothing saved.
 run's last log interval lets it finish (status 0). A second Ctrl-C kills them all at once (status
 130), as it stops a single process. A process stopped by a ganzoo error (bad input: one sentence) leaves
 its sentence in the folder and ends with status 0, so torchrun prints no failure report; the launcher
-prints each distinct sentence once and ends with status 1. A process that fails after another left its sentence
-(waiting in a collective for it) ends with status 0 too, without its traceback, as that sentence is the cause.
+prints each distinct sentence once and ends with status 1. A process whose collective breaks (a RuntimeError: the
+peer that left waited on) after another left its sentence ends with status 0 too, without its traceback, as that
+sentence is the cause; any other failure keeps its traceback.
 A signal the launcher was started to ignore (a background job's Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on. Without
 ``/proc`` (macOS) torchrun gets the signals itself and answers them its own way.
 """
@@ -53,6 +54,8 @@ _POLL_SECONDS = 0.2
 #: an error; any still running then, stuck waiting for one that left (a process group that had not formed yet, a
 #: collective it will never join), are killed.
 STRAGGLER_SECONDS = 15.0
+#: Seconds a process whose collective broke looks for another's error sentence before it reports its own failure.
+ERROR_WAIT_SECONDS = 5.0
 
 
 def interrupted_status() -> int:
@@ -69,6 +72,11 @@ def interrupted_status() -> int:
     return 0
 
 
+def _error_file(folder: str) -> Path:
+    """Where this process leaves its error sentence in the launcher's ``folder`` (named by rank, then process id)."""
+    return Path(folder) / f"{_ERROR}{int(os.environ.get('RANK', '0')):06d}-{os.getpid()}"
+
+
 def leave_error(sentence: str) -> bool:
     """Under :func:`launch`, leave this process's error sentence for the launcher to print once (every process
     usually meets the same one), and say so: the process then ends with status 0, as torchrun would otherwise
@@ -77,21 +85,27 @@ def leave_error(sentence: str) -> bool:
     if not folder:
         return False
     try:
-        (Path(folder) / f"{_ERROR}{int(os.environ.get('RANK', '0')):06d}-{os.getpid()}").write_text(sentence)
+        _error_file(folder).write_text(sentence)
     except (OSError, ValueError):
         return False
     return True
 
 
-def another_process_left_error() -> bool:
-    """Under :func:`launch`, whether a process other than this one already left an error sentence: then a failure of
-    this one (a collective whose peer left: "Connection closed by peer") follows from it, and the launcher prints its
-    cause; False elsewhere."""
+def another_process_left_error(wait: float = ERROR_WAIT_SECONDS) -> bool:
+    """Under :func:`launch`, whether a process other than this one left an error sentence, looked for up to ``wait``
+    seconds: a process that fails leaves the process group before its sentence is written, so the collective that
+    this one waited in may break ("Connection closed by peer") a moment before the sentence is there. False
+    elsewhere."""
     folder = os.environ.get(LAUNCHED_ENV)
     if not folder:
         return False
-    own = f"-{os.getpid()}"
-    return any(not path.name.endswith(own) for path in Path(folder).glob(f"{_ERROR}*"))
+    own, deadline = _error_file(folder).name, time.monotonic() + wait
+    while True:
+        if any(path.name != own for path in Path(folder).glob(f"{_ERROR}*")):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_POLL_SECONDS)
 
 
 def _errors(folder: Path) -> list[str]:

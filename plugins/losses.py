@@ -128,15 +128,17 @@ JUDGED_EPOCH_KEY = "began_judged_epoch"
 @hookimpl(tryfirst=True)
 def on_epoch_start(config: dict[str, Any], epoch: int, state: dict[str, Any], first_batch: int) -> None:
     """BEGAN's paper halves the learning rate when its convergence measure M stalls: after ``lr_patience`` epochs
-    whose mean M set no new low, halve the schedule's ``lr_scale`` (which the schedule applies after this)."""
+    whose mean M set no new low, halve the schedule's ``lr_scale`` (which the schedule applies after this). Each
+    epoch is judged once, at the next one's start; an epoch a resume starts over (``first_batch`` 0 again) drops
+    the M it summed before the stop."""
     patience = int(config.get("lr_patience") or 0)
     if config.get("loss") != "began" or patience <= 0:
         return
     from ganzoo.losses import EPOCH_M_KEY, began_stalled
     from ganzoo.schedule import LR_SCALE_KEY
 
-    if epoch <= int(state.get(JUDGED_EPOCH_KEY, 0)):  # judged already: a resume goes on with this epoch
-        if first_batch == 0:  # ... from its start (the data changed): its M so far was taken on the old data
+    if epoch <= int(state.get(JUDGED_EPOCH_KEY, 0)):  # the first epoch, or one a resume goes on with
+        if first_batch == 0:  # from its start (the data changed): its M so far was taken on the old data
             state.pop(EPOCH_M_KEY, None)
         return
 

@@ -93,18 +93,20 @@ from ganzoo import hookimpl
 @hookimpl
 def after_step(stage):
     if stage == "generator" and os.path.exists(os.environ["SLOW_STEPS"]):
+        open(os.environ["SLOW_STEPS"] + "-sleeping", "w").close()
         time.sleep(float(os.environ["SLOW_STEP_SECONDS"]))
 '''
 
 
-def slow_steps(tmp_path: Path, seconds: float) -> tuple[dict[str, str], Path]:
+def slow_steps(tmp_path: Path, seconds: float) -> tuple[dict[str, str], Path, Path]:
     """The environment of a ganzoo command with a plugin installed that makes every generator step take ``seconds``
-    longer once the returned file exists, so that signals can be sent inside one step, in a known order."""
+    longer once the returned switch file exists, so that signals can be sent inside one step, in a known order;
+    and the file the plugin writes as a slow step begins."""
     site = make_distribution(tmp_path / "slow-site", "ganzoo-slowsteps", "ganzoo_slowsteps", SLOW_STEPS_PLUGIN)
     switch = tmp_path / "slow-steps-on"
     env = {**os.environ, "SLOW_STEPS": str(switch), "SLOW_STEP_SECONDS": str(seconds),
            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    return env, switch
+    return env, switch, tmp_path / "slow-steps-on-sleeping"
 
 
 def write_png_images(folder: Path, count: int, size: int = 16, mode: str = "RGB", seed: int = 0) -> list[Path]:

@@ -292,17 +292,18 @@ def test_began_judges_an_epoch_started_over_on_changed_data_by_its_new_steps_alo
 
     folder, run = tmp_path / "faces", tmp_path / "run"
     paths = write_png_images(folder, 48)
-    cli("train", "began", "--data", folder, "--out", run, "--image-size", "8", "--batch-size", "16", "--epochs", "1",
+    cli("train", "began", "--data", folder, "--out", run, "--image-size", "8", "--batch-size", "16", "--epochs", "2",
         "--set", "g_width=4", "--set", "d_width=4", "--set", "embedding_dim=4", "--set", "lr_patience=1",
-        "--set", "checkpoint_every=2", "--no-progress", "--device", "cpu")  # 3 steps: a checkpoint after the 2nd
-    [mid, end] = list_checkpoints(run)
-    assert float(load_checkpoint(mid)[1]["state.began_epoch_M"][1]) == 2  # two steps' M so far
+        "--set", "checkpoint_every=5", "--set", "keep_checkpoints=10", "--no-progress", "--device", "cpu")
+    [first, mid, end] = list_checkpoints(run)  # 3 steps an epoch: the 5th is the 2nd of epoch 2
+    assert mid.name == "state-epoch-0001-batch-000002.safetensors"
+    meta, tensors = load_checkpoint(mid)
+    assert meta["state"]["began_judged_epoch"] == 1 and float(tensors["state.began_epoch_M"][1]) == 2
     end.unlink()
     for path in paths[16:]:
         path.unlink()
-    assert "epoch 1 starts over on it" in _one_line(cli("train", "began", "--resume", run, "--no-progress"))
-    [mid, end] = list_checkpoints(run)
-    assert float(load_checkpoint(end)[1]["state.began_epoch_M"][1]) == 1  # the new data's one step, not 2 + 1
+    assert "epoch 2 starts over on it" in _one_line(cli("train", "began", "--resume", run, "--no-progress"))
+    assert float(load_checkpoint(list_checkpoints(run)[-1])[1]["state.began_epoch_M"][1]) == 1  # not 2 + 1
 
 
 def test_a_run_that_recorded_its_folder_relative_resumes_with_that_data(cli, tmp_path, monkeypatch):

@@ -358,13 +358,13 @@ def random_inception(tmp_path_factory) -> Path:
     from safetensors.torch import save_file
     from torch_fidelity import feature_extractor_inceptionv3 as module
 
-    from ganzoo.metrics.inception import _weights_handed_over
+    from ganzoo.metrics.inception import NO_FILE, weights_handed_over
 
     torch.manual_seed(0)
-    with pytest.MonkeyPatch.context() as patch, _weights_handed_over(module, {}):  # the layers, no weights to load
+    with pytest.MonkeyPatch.context() as patch, weights_handed_over(module, {}):  # the layers, no weights to load
         patch.setattr(module.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state, strict=True: None)
         network = module.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                                     feature_extractor_weights_path="none.pth")
+                                                     feature_extractor_weights_path=str(NO_FILE))
     path = tmp_path_factory.mktemp("inception") / "random-inception.safetensors"
     save_file({name: tensor.contiguous() for name, tensor in network.state_dict().items()}, str(path))
     return path
@@ -408,10 +408,11 @@ def test_weights_that_do_not_fit_the_inception_network_say_which_tensors_are_ami
         InceptionFeatures({"fc.weight": torch.ones(2, 2)}, "test")
 
 
-@pytest.mark.parametrize("loader", ["none", "its own"])
+@pytest.mark.parametrize("loader", ["none", "its own", "another file"])
 def test_a_torch_fidelity_that_would_load_the_weights_its_own_way_is_refused(monkeypatch, loader):
     """ganzoo hands the tensors over through torch-fidelity's ``torch.load``; a version that skips it (loading
-    nothing, or reading the file by another route) must not get to unpickle anything, and the user is told."""
+    nothing, or reading the file by another route, or another file) must not get to unpickle anything, and the
+    user is told."""
     import types
 
     import torch
@@ -422,12 +423,14 @@ def test_a_torch_fidelity_that_would_load_the_weights_its_own_way_is_refused(mon
     def build(name, features, feature_extractor_weights_path):
         if loader == "its own":
             torch.serialization.load(feature_extractor_weights_path, weights_only=False)
+        if loader == "another file":  # through the module's torch, as 0.4 does, but not the path it was given
+            stand_in.torch.load("downloaded-inception.pth", weights_only=False)
         return torch.nn.Linear(1, 1)
 
     stand_in = types.SimpleNamespace(torch=torch, FeatureExtractorInceptionV3=build)
     monkeypatch.setattr(inception, "_torch_fidelity_inception", lambda: stand_in)
     with pytest.raises(GanzooError, match=r"loads its Inception weights in a way ganzoo does not know, so it cannot be "
-                                          r"given them without unpickling; install torch-fidelity 0\.4\.0\."):
+                                          r"given them without unpickling; install the version ganzoo supports"):
         inception.InceptionFeatures({"fc.weight": torch.ones(1, 1)}, "test")
     assert stand_in.torch is torch
 

@@ -118,14 +118,17 @@ def test_a_ctrl_c_after_a_hang_up_does_not_cut_the_save_short(tmp_path):
     from conftest import hang_up_once, slow_steps
 
     out = tmp_path / "run"
-    env, slow = slow_steps(tmp_path, seconds=2.0)
+    env, slow, sleeping = slow_steps(tmp_path, seconds=3.0)
 
     def started(process) -> bool:
         if not list_checkpoints(out):
             return False
         slow.touch()
-        time.sleep(0.5)  # inside a slow step now (it ends at least 1.5 s later)
-        return True  # the terminal closes: the hang-up
+        deadline = time.monotonic() + 60
+        while not sleeping.exists():  # until a slow step has begun
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.01)
+        return True  # the terminal closes: the hang-up, inside that step
 
     with open(tmp_path / "output.txt", "w") as output:  # a file keeps the run's last words
         process = hang_up_once(started, "train", *RUN, "--out", out, output=output, env=env)

@@ -93,14 +93,17 @@ NO_FILE = Path(os.devnull) / PTH_NAME
 
 
 class _TorchHandingOver:
-    """Stands in for the ``torch`` module inside torch-fidelity's constructor, whose ``torch.load(path,
-    weights_only=False)`` it answers with the tensors ganzoo already read: nothing is unpickled."""
+    """Stands in for the ``torch`` module inside torch-fidelity's constructor, whose ``torch.load(NO_FILE,
+    weights_only=False)`` it answers with the tensors ganzoo already read: nothing is unpickled. A load of anything
+    else fails as a missing file would."""
 
     def __init__(self, torch: Any, state_dict: dict[str, Any]) -> None:
         self._torch, self._state_dict = torch, state_dict
         self.handed_over = False
 
-    def load(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def load(self, source: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if str(source) != str(NO_FILE):
+            raise FileNotFoundError(f"ganzoo hands over only the weights it read, not {source}")
         self.handed_over = True
         return self._state_dict
 
@@ -109,8 +112,9 @@ class _TorchHandingOver:
 
 
 @contextlib.contextmanager
-def _weights_handed_over(module: Any, state_dict: dict[str, Any]) -> Iterator[_TorchHandingOver]:
-    """While building torch-fidelity's network, its module's ``torch.load`` returns ``state_dict``."""
+def weights_handed_over(module: Any, state_dict: dict[str, Any]) -> Iterator[_TorchHandingOver]:
+    """While building torch-fidelity's network (pass it ``NO_FILE`` as its weights path), its module's ``torch.load``
+    returns ``state_dict``. It swaps a global of that module: build one network at a time."""
     real = module.torch
     module.torch = _TorchHandingOver(real, state_dict)
     try:
@@ -135,9 +139,10 @@ class InceptionFeatures:
     def __init__(self, state_dict: dict[str, Any], identity: str, device: str = "cpu") -> None:
         module = _torch_fidelity_inception()
         changed = GanzooError("This torch-fidelity loads its Inception weights in a way ganzoo does not know, so it "
-                              "cannot be given them without unpickling; install torch-fidelity 0.4.0.")
+                              "cannot be given them without unpickling; install the version ganzoo supports with "
+                              "pip install 'torch-fidelity>=0.4,<0.5'.")
         try:
-            with _weights_handed_over(module, state_dict) as handing_over:
+            with weights_handed_over(module, state_dict) as handing_over:
                 network = module.FeatureExtractorInceptionV3("inception-v3-compat", list(FEATURE_LAYERS),
                                                              feature_extractor_weights_path=str(NO_FILE))
         except OSError:  # it looked for the file itself
