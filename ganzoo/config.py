@@ -82,6 +82,7 @@ SHARED_LOSS_SETTINGS = ("label_smoothing",)
 #: The seeds torch.manual_seed takes (a signed 64-bit integer).
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
+
 def parse_value(text: str) -> Any:
     """Parse a ``--set key=value`` value: Python literals (numbers, lists, True) or a plain string."""
     try:
