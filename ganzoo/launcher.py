@@ -15,10 +15,10 @@ run's last log interval lets it finish (status 0). A second Ctrl-C kills them al
 130), as it stops a single process. A process stopped by a ganzoo error (bad input: one sentence) leaves
 its sentence in the folder and ends with status 0, so torchrun prints no failure report; the launcher
 prints each distinct sentence once and ends with status 1. A process whose collective breaks (a RuntimeError: the
-peer that left waited on) after another left its sentence ends with status 0 too, without its traceback, as that
-sentence is the cause; any other failure keeps its traceback.
-A signal the launcher was started to ignore (a background job's Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on. Without
-``/proc`` (macOS) torchrun gets the signals itself and answers them its own way.
+peer it waited on left) after another left its sentence ends with status 0 too, without its traceback, as that
+sentence is the cause; any other failure keeps its traceback. A signal the launcher was started to ignore (a
+background job's Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on.
+Without ``/proc`` (macOS) torchrun gets the signals itself and answers them its own way.
 """
 
 from __future__ import annotations

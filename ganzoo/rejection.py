@@ -10,9 +10,10 @@ quantile of F over the burn-in keeps fewer samples, those D finds most real. Mod
 for that when D is not exact, so the quantile is a setting (``--drs-quantile``). gamma is taken once,
 over the burn-in's candidates, not afresh for each batch of candidates as implementations of the paper
 tend to: the same quantile, estimated from ten times as many values, and when a larger ratio turns up
-later the acceptance falls for every candidate, as exact rejection's does, instead of being held level. With ``--with
-ema`` the candidates come from the averaged generator while D was trained against the online one;
-near the end of a run with a decaying rate the two agree (the toy benchmark's recipe samples so).
+later the acceptance falls for every candidate, as exact rejection's does, instead of being held level.
+With ``--with ema`` the candidates come from the averaged generator while D was trained against the
+online one; near the end of a run with a decaying rate the two agree (the toy benchmark's recipe
+samples so).
 """
 
 from __future__ import annotations
