@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, user_sentence
 
 
 def _one_sentence(sentence: str) -> click.ClickException | click.exceptions.Exit:
@@ -24,15 +24,12 @@ class GanzooGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from ganzoo.launcher import mark_ready
-        from ganzoo.out_of_memory import out_of_memory_sentence
 
         try:
             mark_ready()  # under ganzoo train --devices: from here on, a Ctrl-C ends this process in a few words
             return super().invoke(ctx)
-        except GanzooError as exc:
-            raise _one_sentence(str(exc)) from None
-        except (MemoryError, RuntimeError) as exc:  # torch's OutOfMemoryError is a RuntimeError
-            sentence = out_of_memory_sentence(exc)
+        except Exception as exc:  # bad input, or running out of memory (torch's OutOfMemoryError is a RuntimeError)
+            sentence = user_sentence(exc)
             if sentence is None:
                 raise
             raise _one_sentence(sentence) from None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ganzoo import checkpoint as ckpt
-from ganzoo import distributed, plugin_checks, schedule, speed
+from ganzoo import distributed, launcher, plugin_checks, schedule, speed
 from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
@@ -854,6 +854,8 @@ def train(request: TrainRequest, console: Any = None) -> TrainResult:
         raise
     except Exception as exc:  # a third-party plugin's hook that raised: one sentence naming it
         failure = plugin_checks.hook_failure(exc, request.model)
+        if world is not None:
+            launcher.leave_error_before_leaving(failure or exc)
         if failure is None:
             raise
         raise failure from exc

@@ -20,6 +20,14 @@ class GanzooError(Exception):
     """
 
 
+def user_sentence(exc: BaseException) -> str | None:
+    """The one sentence the CLI prints for ``exc`` (a :class:`GanzooError`'s message, or what running out of memory
+    asked for and what to lower); None for an exception that keeps its traceback."""
+    from ganzoo.out_of_memory import out_of_memory_sentence
+
+    return str(exc) if isinstance(exc, GanzooError) else out_of_memory_sentence(exc)
+
+
 class UnknownNameError(GanzooError, KeyError):
     """An unknown model, dataset, loss or extension name; the message suggests close names."""
 

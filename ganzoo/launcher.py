@@ -55,7 +55,7 @@ _POLL_SECONDS = 0.2
 #: collective it will never join), are killed.
 STRAGGLER_SECONDS = 15.0
 #: Seconds a process whose collective broke looks for another's error sentence before it reports its own failure.
-ERROR_WAIT_SECONDS = 5.0
+ERROR_WAIT_SECONDS = 0.5
 
 
 def interrupted_status() -> int:
@@ -91,11 +91,21 @@ def leave_error(sentence: str) -> bool:
     return True
 
 
+def leave_error_before_leaving(exc: BaseException) -> None:
+    """Under :func:`launch`, leave the sentence that ``exc`` will end this process with while it is still in the
+    process group: the others' collectives break ("Connection closed by peer") only once it leaves, and by then
+    they find the sentence, so they end quietly and it is printed once. Nothing for an exception without one."""
+    from ganzoo.errors import user_sentence
+
+    sentence = user_sentence(exc)
+    if sentence is not None:
+        leave_error(sentence)
+
+
 def another_process_left_error(wait: float = ERROR_WAIT_SECONDS) -> bool:
     """Under :func:`launch`, whether a process other than this one left an error sentence, looked for up to ``wait``
-    seconds: a process that fails leaves the process group before its sentence is written, so the collective that
-    this one waited in may break ("Connection closed by peer") a moment before the sentence is there. False
-    elsewhere."""
+    seconds (a failing process leaves it before it leaves the process group, so it is there when this one's
+    collective breaks; the wait covers a file system slow to show it). False elsewhere."""
     folder = os.environ.get(LAUNCHED_ENV)
     if not folder:
         return False
