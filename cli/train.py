@@ -128,7 +128,7 @@ def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any],
     inside torchrun's failure report."""
     from ganzoo.config import resolve_config
     from ganzoo.distributed import SYNC_BN_NEEDS_CUDA, split_batch, uses_cuda
-    from ganzoo.engine import dataset_for, refuse_out_inside_data
+    from ganzoo.run_data import dataset_for, refuse_out_inside_data
     from ganzoo.errors import GanzooError
     from ganzoo.resume import read_resume_point, recorded_data_name
 

@@ -17,24 +17,23 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import time
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
-from ganzoo import distributed, launcher, plugin_checks, schedule, speed
+from ganzoo import distributed, launcher, plugin_checks, run_folder, schedule, speed
 from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.resume import read_resume_point, recorded_data_name
+from ganzoo.run_data import data_digest, dataset_for, refuse_out_inside_data, sample_count
 from ganzoo.run_lock import hold_run_lock, refuse_if_locked
-from ganzoo.safefile import cannot_write, check_writable, drop_unfinished_writes, tensor_digest
+from ganzoo.safefile import check_writable, drop_unfinished_writes, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
-from ganzoo.terminal import HANGUP, HANGUPS, hangup_ignored, terminal_outputs, write_to_null_device
+from ganzoo.stop_signals import deferred_stop
 
 VECTOR_PLOT_POINTS = 2000
 GRID_SAMPLES = 64
@@ -56,52 +55,6 @@ class TrainRequest:
     strict_data: bool = False
 
 
-def dataset_for(model: ModelSpec, name: str) -> Any:
-    """The dataset ``name`` as ``model`` trains on it: image-to-image models also take paired/unpaired
-    folders and the pix2pix names of shared sets; the others, registered names and image folders."""
-    if model.task == "image-to-image":
-        from ganzoo.data import translation
-
-        return translation.get_dataset(name, model.data_kinds)
-    from ganzoo.registry import get_dataset
-
-    return get_dataset(name)
-
-
-def sample_count(data: Any) -> int:
-    """How many samples ``data`` holds, kept in checkpoints to notice data that changed: both domains' images of
-    an unpaired set (its epoch length follows only the larger one), else its length."""
-    sizes = getattr(data, "sizes", None)
-    return sum(sizes()) if sizes is not None and not data.paired else len(data)
-
-
-#: Image data up to this many bytes (1 GiB) is hashed for its checkpoints, so that a resume notices pictures that
-#: changed under the same count; larger sets, streamed ones and vectors are compared by their count alone.
-DIGESTED_BYTES = 2**30
-
-
-def data_digest(data: Any) -> str | None:
-    """SHA-256 of the image tensors ``data`` holds (both sides of a translation set), or None for a set over
-    :data:`DIGESTED_BYTES`, one that reads its files as it goes, or vectors (toy sets are drawn by torch's random
-    kernels, whose last bits may differ on another machine)."""
-    tensors = getattr(data, "tensors", None)
-    if (not isinstance(tensors, dict) or data.info.kind == "vectors"
-            or sum(t.numel() * t.element_size() for t in tensors.values()) > DIGESTED_BYTES):
-        return None
-    return tensor_digest(tensors)
-
-
-def refuse_out_inside_data(out: Path, dataset_name: str) -> None:
-    """Stop a run whose ``--out`` lies inside its image folder(s): its pictures and files would join the
-    training images of the next run on that folder, without a word."""
-    from ganzoo.data.translation import FOLDER_PAIR
-
-    for folder in dataset_name.split(FOLDER_PAIR):
-        if Path(folder).is_absolute() and out.resolve().is_relative_to(folder):
-            raise GanzooError(f"--out {out} lies inside the data folder {folder}, so the run's pictures would become "
-                              f"training images of the next run on it; choose an --out folder outside it.")
-
-
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGTERM) stopped the run after saving its position in ``checkpoint``."""
 
@@ -116,67 +69,6 @@ class DivergedError(GanzooError):
     """Too many steps had NaN or inf losses, gradients or weights; the run stopped."""
 
 
-class _Interrupt:
-    requested = False
-    hung_up = False
-
-
-#: The signals that stop a run after saving its position: Ctrl-C, ``kill``'s default (a scheduler's preemption) and,
-#: where the system has it, a hang-up (the terminal or ssh session closed; see :mod:`ganzoo.terminal`).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, *HANGUPS)
-
-
-@contextmanager
-def _deferred_stop(together: bool = False) -> Iterator[_Interrupt]:
-    """While training, the first Ctrl-C (SIGINT), SIGTERM or hang-up only sets a flag the loop checks after the current
-    step. After a hang-up the output that went to the closed terminal goes to the null device, so that saving the
-    position and saying where it is fail on no write to it.
-
-    Alone, a second Ctrl-C or SIGTERM stops at once (a hang-up never does, and after one a Ctrl-C cannot have come
-    from the keyboard, so it is ignored). ``together`` (one of torchrun's processes): the processes agree on
-    one step to stop at (see :meth:`Trainer.run`) and save there, and later signals are ignored, since a
-    process that stopped at once would leave the others waiting for it in their next all-reduce; torchrun
-    (or the ``--devices`` launcher, on a second Ctrl-C) kills the processes when they must stop now.
-    """
-    flag = _Interrupt()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    # a run under nohup keeps training when its terminal closes
-    stoppers = [number for number in STOP_SIGNALS if number != HANGUP or not hangup_ignored()]
-    previous = {number: signal.getsignal(number) for number in stoppers}
-    terminals = terminal_outputs()
-
-    def restore(numbers: Iterable[int]) -> None:
-        for number in numbers:
-            before = previous[number]
-            if before is None:  # installed outside Python: Python's own for Ctrl-C, the system's for the others
-                before = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
-            signal.signal(number, before)
-
-    def ignored_for_good() -> tuple[Any, ...]:
-        # after a hang-up the shell passes its own on too, and no one is left at the keyboard to mean a Ctrl-C that
-        # comes with it: the save, and the words that follow it, must die of neither
-        return (HANGUP, signal.SIGINT) if flag.hung_up else ()
-
-    def handler(signum: int, frame: Any) -> None:
-        flag.requested = True
-        if signum == HANGUP:
-            flag.hung_up = True
-            write_to_null_device(terminals)
-            for number in ignored_for_good():
-                signal.signal(number, signal.SIG_IGN)
-        if not together:  # a second Ctrl-C or SIGTERM stops at once; a later hang-up still points the output away
-            restore(number for number in previous if number != HANGUP and number not in ignored_for_good())
-
-    for number in stoppers:
-        signal.signal(number, handler)
-    try:
-        yield flag
-    finally:
-        restore(number for number in previous if number not in ignored_for_good())
-
-
 @dataclass
 class TrainResult:
     """Where the run's files are and how far it got."""
@@ -186,24 +78,6 @@ class TrainResult:
     epochs: int
     steps: int
     last_metrics: dict[str, float]
-
-
-#: Where ``--overwrite`` keeps the earlier run's files until the new run's first checkpoint.
-REPLACED_RUN = ".replaced-run"
-RUN_RESULTS = ("generator.safetensors", "discriminator.safetensors")
-RUN_LOGS = ("metrics.jsonl", "losses.png", "run.json")
-
-
-def run_results(out: Path) -> list[Path]:
-    """What a run trained into ``out``: checkpoints and weights. Only these make ``out`` a run to protect."""
-    return ckpt.list_checkpoints(out) + [out / name for name in RUN_RESULTS if (out / name).is_file()]
-
-
-def run_files(out: Path) -> list[Path]:
-    """Every file a training run writes in ``out``: its results, logs and pictures; other files are not ours."""
-    logs = [out / name for name in RUN_LOGS if (out / name).is_file()]
-    pictures = sorted((out / "samples").glob("epoch_*.png")) if (out / "samples").is_dir() else []
-    return run_results(out) + logs + pictures
 
 
 class Trainer:
@@ -245,7 +119,7 @@ class Trainer:
                               world.size if world is not None else 1,
                               standard_step=not computes_own_losses(self.model))
             if self.main:  # after the settings' checks, so a mistyped setting is named first; before any real work
-                self._refuse_overwrite()
+                run_folder.refuse_overwrite(self.out, request.overwrite)
         else:
             self.resumed_from, self.config = resumed.path, resumed.config
             if resumed.skipped and self.main:
@@ -433,68 +307,15 @@ class Trainer:
 
     # -- resume ---------------------------------------------------------------------------
 
-    def _refuse_overwrite(self) -> None:
-        """Stop before any work if ``--out`` holds a run's checkpoints or weights and ``--overwrite`` was not given.
-
-        Logs alone (a run that died before its first checkpoint) protect nothing: the new run replaces them.
-        """
-        if run_results(self.out) and not self.request.overwrite:
-            raise GanzooError(
-                f"{self.out} already holds a training run; continue it with --resume, pass --overwrite to replace it, "
-                "or choose another --out folder."
-            )
-
     def _recheck_under_lock(self) -> None:
         """Refuse what another run wrote to ``--out`` while this one set up, unlocked: a run that appeared is
-        protected as in :meth:`_refuse_overwrite`, and a resume must not go on from a checkpoint that is no
+        protected as in :func:`ganzoo.run_folder.refuse_overwrite`, and a resume must not go on from a checkpoint that is no
         longer the newest."""
         if not self.request.resume:
-            self._refuse_overwrite()
+            run_folder.refuse_overwrite(self.out, self.request.overwrite)
         elif ckpt.list_checkpoints(self.out) != self.found_checkpoints:
             raise GanzooError(f"Another run wrote checkpoints to {self.out} while this one was setting up; resume "
                               "again to go on from the newest.")
-
-    def _set_old_run_aside(self) -> None:
-        """Move the files an earlier run left in ``--out`` (``--overwrite``, or logs of a run that died early) into
-        :data:`REPLACED_RUN`, where they stay until this run writes its first checkpoint: a run that fails before
-        that puts them back (:meth:`_put_old_run_back`), so a bad setting never costs the run it was to replace."""
-        import shutil
-
-        aside, old = self.out / REPLACED_RUN, run_files(self.out)
-        try:
-            if aside.exists():  # left by a killed earlier --overwrite: that run was already being replaced
-                shutil.rmtree(aside)
-            if not old:
-                return
-            for path in old:
-                target = aside / path.relative_to(self.out)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                path.replace(target)
-        except OSError as exc:
-            raise cannot_write(self.out, exc, "--out", folder=True) from None
-        self.old_run = aside
-
-    def _put_old_run_back(self) -> None:
-        """After a failure before this run's first checkpoint: its files go, the earlier run's come back."""
-        import shutil
-
-        for path in run_files(self.out):
-            path.unlink(missing_ok=True)
-        for path in sorted(p for p in self.old_run.rglob("*") if p.is_file()):
-            target = self.out / path.relative_to(self.old_run)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            path.replace(target)
-        shutil.rmtree(self.old_run, ignore_errors=True)
-        self.old_run = None
-        self._say(f"the run stopped before its first checkpoint, so the files of the run it was to replace are back in {self.out}")
-
-    def _drop_old_run(self) -> None:
-        """This run has a checkpoint of its own: the earlier run's files set aside are no longer needed."""
-        import shutil
-
-        if self.old_run is not None:
-            shutil.rmtree(self.old_run, ignore_errors=True)
-            self.old_run = None
 
     def _restore(self, path: Path, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
         import torch
@@ -601,7 +422,10 @@ class Trainer:
                 return self._train()
             except BaseException:
                 if self.old_run is not None:
-                    self._put_old_run_back()
+                    run_folder.put_old_run_back(self.out, self.old_run)
+                    self.old_run = None
+                    self._say("the run stopped before its first checkpoint, so the files of the run it was to "
+                              f"replace are back in {self.out}")
                 raise
 
     def _train(self) -> TrainResult:
@@ -611,7 +435,7 @@ class Trainer:
         log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
         every = int(self.config["checkpoint_every"])
         if self.main and not self.request.resume:  # an old run's files go only once the new run can start
-            self._set_old_run_aside()
+            self.old_run = run_folder.set_old_run_aside(self.out)
         self._write_run_info()
         self._append_metrics({"event": "setup", **{f"{part}_seconds": round(seconds, 3)
                                                    for part, seconds in self.setup_seconds.items()}})
@@ -623,7 +447,7 @@ class Trainer:
                                    markup=False, soft_wrap=True, highlight=False)
         last: dict[str, float] = {}
         stopping = False  # under torchrun: every process saw the stop agreed at the last log point
-        with _deferred_stop(together=self.world is not None) as interrupt, TrainingProgress(
+        with deferred_stop(together=self.world is not None) as interrupt, TrainingProgress(
                 self.console, epochs, self.steps_per_epoch, enabled=self.request.progress and self.main,
                 first_epoch=self.epoch) as progress:
             while self.epoch < epochs:
@@ -828,7 +652,9 @@ class Trainer:
             process_state=process_state, data_root=self.data_root,
         )
         ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
-        self._drop_old_run()
+        if self.old_run is not None:
+            run_folder.drop_old_run(self.old_run)
+            self.old_run = None
         return path
 
     def _finish(self) -> None:

@@ -218,7 +218,7 @@ def test_ctrl_c_during_setup_exits_130_and_writes_nothing(tmp_path):
 def test_a_stop_signal_is_taken_once_alone_and_every_time_together_then_the_old_handler_is_back():
     """Alone, the first SIGTERM sets the flag and the second reaches the handler from before (a scheduler's second
     notice, or the system's default, kills); together (torchrun) every signal only sets the flag."""
-    from ganzoo.engine import _deferred_stop
+    from ganzoo.stop_signals import deferred_stop
 
     reached = []
 
@@ -227,12 +227,12 @@ def test_a_stop_signal_is_taken_once_alone_and_every_time_together_then_the_old_
 
     previous = signal.signal(signal.SIGTERM, before)
     try:
-        with _deferred_stop() as alone:
+        with deferred_stop() as alone:
             os.kill(os.getpid(), signal.SIGTERM)
             assert alone.requested and reached == []
             os.kill(os.getpid(), signal.SIGTERM)
             assert reached == [signal.SIGTERM]
-        with _deferred_stop(together=True) as together:
+        with deferred_stop(together=True) as together:
             for _ in range(3):
                 os.kill(os.getpid(), signal.SIGTERM)
             assert together.requested and reached == [signal.SIGTERM]

@@ -1,0 +1,57 @@
+"""The data a training run reads: which dataset a name means for a model, and what its checkpoints keep of it
+(the sample count and, for image sets up to 1 GiB, a SHA-256) so that a resume notices data that changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ganzoo.errors import GanzooError
+from ganzoo.safefile import tensor_digest
+from ganzoo.specs import ModelSpec
+
+
+def dataset_for(model: ModelSpec, name: str) -> Any:
+    """The dataset ``name`` as ``model`` trains on it: image-to-image models also take paired/unpaired
+    folders and the pix2pix names of shared sets; the others, registered names and image folders."""
+    if model.task == "image-to-image":
+        from ganzoo.data import translation
+
+        return translation.get_dataset(name, model.data_kinds)
+    from ganzoo.registry import get_dataset
+
+    return get_dataset(name)
+
+
+def sample_count(data: Any) -> int:
+    """How many samples ``data`` holds, kept in checkpoints to notice data that changed: both domains' images of
+    an unpaired set (its epoch length follows only the larger one), else its length."""
+    sizes = getattr(data, "sizes", None)
+    return sum(sizes()) if sizes is not None and not data.paired else len(data)
+
+
+#: Image data up to this many bytes (1 GiB) is hashed for its checkpoints, so that a resume notices pictures that
+#: changed under the same count; larger sets, streamed ones and vectors are compared by their count alone.
+DIGESTED_BYTES = 2**30
+
+
+def data_digest(data: Any) -> str | None:
+    """SHA-256 of the image tensors ``data`` holds (both sides of a translation set), or None for a set over
+    :data:`DIGESTED_BYTES`, one that reads its files as it goes, or vectors (toy sets are drawn by torch's random
+    kernels, whose last bits may differ on another machine)."""
+    tensors = getattr(data, "tensors", None)
+    if (not isinstance(tensors, dict) or data.info.kind == "vectors"
+            or sum(t.numel() * t.element_size() for t in tensors.values()) > DIGESTED_BYTES):
+        return None
+    return tensor_digest(tensors)
+
+
+def refuse_out_inside_data(out: Path, dataset_name: str) -> None:
+    """Stop a run whose ``--out`` lies inside its image folder(s): its pictures and files would join the
+    training images of the next run on that folder, without a word."""
+    from ganzoo.data.translation import FOLDER_PAIR
+
+    for folder in dataset_name.split(FOLDER_PAIR):
+        if Path(folder).is_absolute() and out.resolve().is_relative_to(folder):
+            raise GanzooError(f"--out {out} lies inside the data folder {folder}, so the run's pictures would become "
+                              f"training images of the next run on it; choose an --out folder outside it.")

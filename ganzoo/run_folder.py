@@ -1,0 +1,76 @@
+"""What a training run writes into its ``--out`` folder, and how ``--overwrite`` replaces an earlier run there
+without risking it: the earlier run's files are set aside and deleted only once the new run has a checkpoint of
+its own, and come back if it fails before that."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ganzoo import checkpoint as ckpt
+from ganzoo.errors import GanzooError
+from ganzoo.safefile import cannot_write
+
+#: Where ``--overwrite`` keeps the earlier run's files until the new run's first checkpoint.
+REPLACED_RUN = ".replaced-run"
+RUN_RESULTS = ("generator.safetensors", "discriminator.safetensors")
+RUN_LOGS = ("metrics.jsonl", "losses.png", "run.json")
+
+
+def run_results(out: Path) -> list[Path]:
+    """What a run trained into ``out``: checkpoints and weights. Only these make ``out`` a run to protect."""
+    return ckpt.list_checkpoints(out) + [out / name for name in RUN_RESULTS if (out / name).is_file()]
+
+
+def run_files(out: Path) -> list[Path]:
+    """Every file a training run writes in ``out``: its results, logs and pictures; other files are not ours."""
+    logs = [out / name for name in RUN_LOGS if (out / name).is_file()]
+    pictures = sorted((out / "samples").glob("epoch_*.png")) if (out / "samples").is_dir() else []
+    return run_results(out) + logs + pictures
+
+
+def refuse_overwrite(out: Path, overwrite: bool) -> None:
+    """Stop before any work if ``out`` holds a run's checkpoints or weights and ``--overwrite`` was not given.
+
+    Logs alone (a run that died before its first checkpoint) protect nothing: the new run replaces them.
+    """
+    if run_results(out) and not overwrite:
+        raise GanzooError(f"{out} already holds a training run; continue it with --resume, pass --overwrite to "
+                          "replace it, or choose another --out folder.")
+
+
+def set_old_run_aside(out: Path) -> Path | None:
+    """Move the files an earlier run left in ``out`` (``--overwrite``, or logs of a run that died early) into
+    :data:`REPLACED_RUN`, where they stay until the new run writes its first checkpoint (:func:`drop_old_run`): a
+    run that fails before that puts them back (:func:`put_old_run_back`), so a bad setting never costs the run it
+    was to replace. Where they went, or None when there were none."""
+    aside, old = out / REPLACED_RUN, run_files(out)
+    try:
+        if aside.exists():  # left by a killed earlier --overwrite: that run was already being replaced
+            shutil.rmtree(aside)
+        if not old:
+            return None
+        for path in old:
+            target = aside / path.relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
+    except OSError as exc:
+        raise cannot_write(out, exc, "--out", folder=True) from None
+    return aside
+
+
+def put_old_run_back(out: Path, aside: Path) -> None:
+    """After a failure before the new run's first checkpoint: its files go, the earlier run's come back from
+    ``aside``."""
+    for path in run_files(out):
+        path.unlink(missing_ok=True)
+    for path in sorted(p for p in aside.rglob("*") if p.is_file()):
+        target = out / path.relative_to(aside)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def drop_old_run(aside: Path) -> None:
+    """The new run has a checkpoint of its own: the earlier run's files set aside are no longer needed."""
+    shutil.rmtree(aside, ignore_errors=True)
