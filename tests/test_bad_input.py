@@ -355,6 +355,23 @@ def test_a_second_run_into_a_folder_being_trained_is_refused_and_a_killed_run_le
     assert not any(path.exists() for path in leftovers)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no flock")
+def test_a_filesystem_without_flock_trains_and_resumes_unlocked(cli, tmp_path, monkeypatch):
+    """Lustre mounted ``noflock`` and some network mounts answer flock with ENOLCK: the run goes on unlocked
+    rather than failing on a lock it cannot have."""
+    import errno
+    import fcntl
+
+    def no_flock(descriptor, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    result = cli("train", "gan", "--resume", run, "--epochs", "2", "--no-progress")
+    assert "done: 2 epochs" in result.output and (run / "generator.safetensors").is_file()
+
+
 @pytest.mark.parametrize("resume", [False, True])
 def test_a_run_written_while_another_set_up_unlocked_is_not_lost(cli, tmp_path, resume):
     """The lock is taken when a run starts writing; what another run wrote during this one's setup is checked
