@@ -46,10 +46,14 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     with open(path, "rb") as handle:
         head = handle.read(8)
         # A zip (torch.save) or pickle start read as a header length is far beyond the file's size; a real
-        # safetensors header length may well start with the same bytes (0x80 is 1 in 256 lengths).
+        # safetensors header length may well start with the same bytes (0x80 is 1 in 256 lengths), and then it
+        # fits the file, or the file was cut short and its JSON header still opens after the length.
         fits = len(head) == 8 and struct.unpack("<Q", head)[0] <= size - 8
-        if path.suffix.lower() in PICKLE_SUFFIXES or ((head[:2] == b"PK" or head[:1] == b"\x80") and not fits):
+        json_follows = handle.read(1) == b"{"
+        if path.suffix.lower() in PICKLE_SUFFIXES or (
+                (head[:2] == b"PK" or head[:1] == b"\x80") and not fits and not json_follows):
             raise _refuse_pickle(path)
+        handle.seek(8)
         if len(head) < 8:
             raise WeightsError(f"{path} is not a safetensors file (only {size} bytes); pass a .safetensors file written by ganzoo.")
         (length,) = struct.unpack("<Q", head)

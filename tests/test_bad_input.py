@@ -142,11 +142,12 @@ def test_strict_data_stops_at_the_first_bad_file(cli, tmp_path, folder_with_trun
 
 # -- weight and checkpoint files ----------------------------------------------------------
 
-def test_torch_save_file_disguised_as_safetensors_is_refused(cli, tmp_path):
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy-stream"])
+def test_torch_save_file_disguised_as_safetensors_is_refused(cli, tmp_path, zipped):
     import torch
 
-    buffer = io.BytesIO()
-    torch.save({"weight": torch.zeros(2)}, buffer)  # writing a pickle is harmless; ganzoo must never read one
+    buffer = io.BytesIO()  # writing a pickle is harmless; ganzoo must never read one
+    torch.save({"weight": torch.zeros(2)}, buffer, _use_new_zipfile_serialization=zipped)
     path = tmp_path / "model.safetensors"
     path.write_bytes(buffer.getvalue())
     result = cli("sample", "gan", "--weights", path, "--out", tmp_path / "x.npz", ok=False)

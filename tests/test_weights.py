@@ -60,6 +60,24 @@ def test_truncated_file(trained):
         load_generator(trained, "gan")
 
 
+def test_a_cut_short_file_whose_header_length_starts_like_a_pickle_is_called_truncated(trained):
+    """A header length whose first byte is 0x80 (1 in 256 files) read from a file cut short does not fit the file,
+    as a pickle's first bytes would not; the JSON header that follows it tells the two apart."""
+    import struct
+
+    from ganzoo.weights import load_generator
+
+    data = trained.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    padded = length + (0x80 - length) % 256  # the spec pads a header with spaces
+    trained.write_bytes(struct.pack("<Q", padded) + data[8:8 + length] + b" " * (padded - length) + data[8 + length:])
+    assert load_generator(trained, "gan").module is not None and trained.read_bytes()[0] == 0x80
+    trained.write_bytes(trained.read_bytes()[:padded // 2])
+    with pytest.raises(WeightsError, match="truncated") as refused:
+        load_generator(trained, "gan")
+    assert "pickle" not in str(refused.value)
+
+
 def test_not_safetensors(tmp_path):
     from ganzoo.weights import load_generator
 
