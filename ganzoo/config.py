@@ -121,6 +121,9 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
             f"Model {model.name!r} trains on {' or '.join(model.data_kinds)} data, but this dataset holds {info.kind}; "
             f"pick a dataset of that kind (see 'ganzoo datasets')."
         )
+    if info.kind == "vectors" and overrides.get("image_size") is not None:
+        raise GanzooError(f"--image-size sets the side of generated images, but this dataset holds {info.dim}-D points; "
+                          "drop it, or pick an image dataset.")
     config: dict[str, Any] = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}
     config.update(model.defaults(info.kind))
     check_types(config, overrides)  # before the loss's defaults are looked up by its name
@@ -144,13 +147,34 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     refuse_unset_choices(overrides, known)
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise unknown_name("setting", unknown[0], sorted(known - set(DATASET_ONLY)), see=f"'ganzoo info {model.name}'")
+        raise unknown_setting(model, unknown[0], sorted(known - set(DATASET_ONLY)))
     config.update({k: v for k, v in overrides.items() if v is not None})
     config["with"] = list(config.get("with") or [])
     require_latent_dim(model, config)
     refuse_unconditional_only(model, config, overrides)
     validate_numbers(config)
     return config
+
+
+def unknown_setting(model: ModelSpec, name: str, known: list[str]) -> GanzooError:
+    """The error for a setting ``model`` does not have: when it is a loss's setting (``gp_weight``) it names the
+    ``--loss`` that brings it, when it is other models' (``g_width``) it names them, else it suggests close names
+    among ``known``."""
+    from ganzoo.registry import get_registry
+
+    registry, see = get_registry(), f"'ganzoo info {model.name}'"
+    losses = [loss.name for loss in registry.losses.items.values() if name in loss.defaults]
+    if losses:
+        kind = "losses" if len(losses) > 1 else "loss"
+        return GanzooError(f"{name} is a setting of the {' and '.join(losses[:3])} {kind}, which this run does not use; "
+                           f"pass --loss {losses[0]} with it, or see {see} for the settings of {model.name!r}.")
+    owners = [other.name for other in registry.models.items.values()
+              if other.name != model.name and any(hp.name == name for hp in other.hyperparameters)]
+    if owners:
+        shown = ", ".join(owners[:4]) + (" and others" if len(owners) > 4 else "")
+        return GanzooError(f"Model {model.name!r} has no setting {name!r} (a setting of {shown}); see {see} for its "
+                           "settings.")
+    return unknown_name("setting", name, known, see=see)
 
 
 def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], overrides: dict[str, Any]) -> None:

@@ -499,6 +499,28 @@ def test_unknown_setting_points_at_the_models_settings(cli):
     assert _one_line(result).endswith("? See 'ganzoo info gan' for the settings.")
 
 
+def test_a_setting_of_another_loss_or_model_names_where_it_belongs(cli, tmp_path):
+    """A setting the run does not have but a loss or other models do is not matched to a look-alike name."""
+    result = cli("train", "gan", "--data", "ring8", "--set", "clip_value=0.1", ok=False)
+    assert _one_line(result) == ("Error: clip_value is a setting of the wgan loss, which this run does not use; pass "
+                                 "--loss wgan with it, or see 'ganzoo info gan' for the settings of 'gan'.")
+    result = cli("train", "gan", "--data", "ring8", "--set", "gp_weight=5", ok=False)
+    assert "setting of the wgan-gp and dragan losses" in _one_line(result)
+    assert cli("train", "gan", "--data", "ring8", "--loss", "wgan-gp", "--set", "gp_weight=5", "--epochs", "1",
+               "--out", tmp_path / "run", "--no-progress").exit_code == 0
+    result = cli("train", "gan", "--data", "ring8", "--set", "g_width=8", ok=False)
+    assert result.exit_code == 1 and _one_line(result).startswith("Error: Model 'gan' has no setting 'g_width' (a "
+                                                                  "setting of ")
+    assert "dcgan" in _one_line(result) and "Did you mean" not in result.output
+
+
+def test_image_size_on_points_is_refused(cli):
+    result = cli("train", "gan", "--data", "ring8", "--image-size", "30", ok=False)
+    assert result.exit_code == 1 and _one_line(result) == (
+        "Error: --image-size sets the side of generated images, but this dataset holds 2-D points; drop it, or pick "
+        "an image dataset.")
+
+
 def test_malformed_set_suggests_a_setting_that_exists(cli):
     from ganzoo.config import all_hyperparameters, parse_overrides, resolve_config
     from ganzoo.registry import get_dataset, get_model, get_registry
