@@ -53,6 +53,8 @@ def list_checkpoints(out: Path) -> list[Path]:
 def load_latest_checkpoint(out: Path) -> tuple[Path, dict[str, Any], dict[str, Any], list[Path]]:
     """``(path, meta, tensors, skipped)`` of the newest checkpoint that loads whole; the damaged newer ones are
     ``skipped`` (newest first), not used, and named so the user knows how far back the run goes."""
+    if not out.is_dir():
+        raise WeightsError(f"{out} does not exist; pass --resume the --out folder of the run to continue.")
     skipped = []
     for path in reversed(list_checkpoints(out)):
         try:

@@ -154,6 +154,12 @@ def test_torch_save_file_disguised_as_safetensors_is_refused(cli, tmp_path, zipp
     assert result.exit_code == 1 and "never loads" in _one_line(result) and "save_file" in _one_line(result)
 
 
+def test_resume_of_a_folder_that_does_not_exist_says_so(cli, tmp_path):
+    result = cli("train", "gan", "--resume", tmp_path / "nope", ok=False)
+    assert result.exit_code == 1 and _one_line(result) == (
+        f"Error: {tmp_path / 'nope'} does not exist; pass --resume the --out folder of the run to continue.")
+
+
 def test_pt_file_passed_to_train_resume_is_not_a_run(cli, tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "model.pt").write_bytes(b"\x80\x04 pickled")
