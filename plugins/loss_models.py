@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from ganzoo.hookspecs import hookimpl
 from ganzoo.plugins.dcgan import HYPERPARAMETERS as DCGAN_HYPERPARAMETERS
+from ganzoo.plugins.dcgan import IMAGE_SIZE
 from ganzoo.plugins.losses import BEGAN, LSGAN, WGAN, WGAN_GP
 from ganzoo.specs import Hyperparameter, ModelSpec, Paper
 
@@ -34,7 +35,7 @@ BEGAN_HYPERPARAMETERS = (
     Hyperparameter("uniform_noise", True, "the generator reads z ~ U[-1, 1] as in the paper, mapped from the normal "
                                           "noise by erf(z/sqrt 2) (images)"),
     Hyperparameter("hidden_dims", [128, 128], "hidden widths of the MLP generator and autoencoder (vectors)"),
-    Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
+    IMAGE_SIZE,
     Hyperparameter("gamma", 0.5, "diversity ratio: target of E[L(G(z))] / E[L(x)]"),
     Hyperparameter("lambda_k", 0.001, "learning rate of the balance k_t"),
     Hyperparameter("loss", "began", "the BEGAN objective (needs this model's autoencoder discriminator)"),

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ganzoo.hookspecs import hookimpl
 from ganzoo.plugins.cgan import CLASS_NAMES, NUM_CLASSES, labelled_sample, require_classes
-from ganzoo.plugins.dcgan import D_NORM
+from ganzoo.plugins.dcgan import D_NORM, IMAGE_SIZE
 from ganzoo.specs import Hyperparameter, Losses, ModelSpec, Paper
 
 FAMILY = "acgan"
@@ -33,7 +33,7 @@ HYPERPARAMETERS = (
     Hyperparameter("classify_fakes", False, "True: D's classifier also learns generated images under their requested "
                    "class (the paper's L_C; 70 % conditional accuracy on MNIST, G's 3s and 6s taught to D as such); "
                    "False: real images only (96 %)"),
-    Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
+    IMAGE_SIZE,
     Hyperparameter("epochs", 5, "passes over the training data"),
     Hyperparameter("batch_size", 64, "samples per optimisation step"),
     NUM_CLASSES, CLASS_NAMES,

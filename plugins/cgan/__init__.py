@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ganzoo.errors import GanzooError
 from ganzoo.hookspecs import hookimpl
-from ganzoo.plugins.dcgan import D_NORM
+from ganzoo.plugins.dcgan import D_NORM, IMAGE_SIZE
 from ganzoo.specs import Hyperparameter, Losses, ModelSpec, Paper
 
 FAMILY = "cgan"
@@ -42,7 +42,7 @@ CONV_HYPERPARAMETERS = (
     Hyperparameter("g_width", 64, "generator feature maps at the last layer, doubled per layer going in"),
     Hyperparameter("d_width", 64, "discriminator feature maps at the first layer, doubled per layer"),
     D_NORM,
-    Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
+    IMAGE_SIZE,
     Hyperparameter("epochs", 5, "passes over the training data"),
     Hyperparameter("batch_size", 64, "samples per optimisation step"),
     NUM_CLASSES, CLASS_NAMES,

@@ -1,8 +1,8 @@
 """``dcgan``: Radford et al. 2015, deep convolutional GAN.
 
 Strided (transposed) convolutions, batch norm, ReLU in G and LeakyReLU(0.2) in D, tanh output,
-weights drawn from N(0, 0.02), Adam lr 2e-4 with beta1 0.5. Image sides of 4*2^k or 7*2^k
-(28, 32, 64, 128...), 1 or 3 channels.
+weights drawn from N(0, 0.02), Adam lr 2e-4 with beta1 0.5. Image sides of 4 to 7 times a power of
+two (28, 32, 40, 64, 128...), 1 or 3 channels.
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ PAPER = Paper("Unsupervised Representation Learning with Deep Convolutional Gene
 D_NORM = Hyperparameter("d_norm", "batch", "discriminator normalisation: batch, layer (each image over C,H,W: "
                         "WGAN-GP's critic, the default with --loss wgan-gp) or none")
 
+#: The image side of the DCGAN networks (and of the families built on them), which take 4 to 7 times a power of two.
+IMAGE_SIZE = Hyperparameter("image_size", None, "side of generated images (4 to 7 times a power of two: 28, 32, 40, "
+                            "64...); default: the dataset's own size")
+
 HYPERPARAMETERS = (
     Hyperparameter("latent_dim", 100, "size of the noise vector z (100 in the paper)"),
     Hyperparameter("g_width", 64, "generator feature maps at the last layer (ngf), doubled per layer going in"),
     Hyperparameter("d_width", 64, "discriminator feature maps at the first layer (ndf), doubled per layer"),
     D_NORM,
-    Hyperparameter("image_size", None, "side of generated images (4*2^k or 7*2^k); default: the dataset's own size"),
+    IMAGE_SIZE,
     Hyperparameter("epochs", 5, "passes over the training data"),
     Hyperparameter("batch_size", 64, "samples per step (the paper used 128; 64 doubles the updates per epoch on MNIST-sized sets)"),
 )

@@ -1,4 +1,4 @@
-"""DCGAN networks for square images of side ``base * 2**k`` with base 4 or 7 (28, 32, 64, 128...)."""
+"""DCGAN networks for square images of side ``base * 2**k``, base 4 to 7 and k at least 1 (28, 32, 40, 64...)."""
 
 from __future__ import annotations
 
