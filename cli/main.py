@@ -264,7 +264,9 @@ def datasets() -> None:
 
     registry = get_registry()
     table = Table(title="ganzoo datasets")
-    for column in ("dataset", "kind", "shape", "classes", "summary"):
+    longest = max((len(name) for name in registry.datasets.names()), default=0)
+    table.add_column("dataset", no_wrap=True, min_width=longest)  # whole, to be copied; the summary gives way
+    for column in ("kind", "shape", "classes", "summary"):
         table.add_column(column, overflow="fold")
     for name in registry.datasets.names():
         spec = registry.datasets.get(name)

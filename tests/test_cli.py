@@ -49,6 +49,17 @@ def test_list_keeps_each_summary_readable_at_any_terminal_width(columns):
     assert "│ dcgan    │ dcgan " in out and "…" not in out  # names whole at any width
 
 
+def test_datasets_keeps_every_name_whole_at_80_columns(cli, monkeypatch):
+    """A name is what the user copies into --data: the summaries fold, the names do not."""
+    from ganzoo.registry import get_registry
+
+    monkeypatch.setenv("COLUMNS", "80")
+    out = cli("datasets").output
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for name in get_registry().datasets.names():
+        assert f"│ {name} " in out, name
+
+
 def test_info_shows_paper_and_every_hyperparameter(cli, monkeypatch):
     out = cli("info", "dcgan").output
     assert "1511.06434" in out
