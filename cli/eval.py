@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from ganzoo.cli.options import GivenPath, given_text
-from ganzoo.config import SEED_MAX, SEED_MIN
+from ganzoo.cli.options import GivenPath, Seed, given_text
 
 DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 
@@ -31,7 +30,7 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
               help="pt_inception-2015-12-05 weights (.pth or .safetensors) [default: $GANZOO_INCEPTION_WEIGHTS, the cache, or a download]")
 @click.option("--classifier", type=GivenPath(dir_okay=False, exists=True, path_type=Path),
               help="digit classifier for --metrics digits [default: the shipped MNIST one]")
-@click.option("--seed", type=click.IntRange(SEED_MIN, SEED_MAX), default=0, show_default=True, help="noise seed (same samples as 'ganzoo sample --seed')")
+@click.option("--seed", type=Seed(), default=0, show_default=True, help="noise seed (same samples as 'ganzoo sample --seed')")
 @click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True, help="images per forward pass")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
 @click.option("--json", "json_out", type=GivenPath(dir_okay=False, path_type=Path), help="also write the results here")

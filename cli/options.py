@@ -14,6 +14,21 @@ def given_text(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+class Seed(click.ParamType):
+    """A noise seed: a whole number torch's generators take (64 bits, signed). Checked here rather than by
+    ``click.IntRange``, whose help would print the two 19-digit bounds."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from ganzoo.config import SEED_MAX, SEED_MIN
+
+        seed = click.INT.convert(value, param, ctx)
+        if not SEED_MIN <= seed <= SEED_MAX:
+            self.fail(f"{seed} is out of range; a seed must be a whole number from {SEED_MIN} to {SEED_MAX}", param, ctx)
+        return seed
+
+
 class GivenPath(click.Path):
     """A ``click.Path`` that refuses an empty value, which pathlib reads as the current folder: ``--out ""`` (an
     unset shell variable, say) would otherwise train or write into wherever the command was run."""

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from ganzoo.cli.options import GivenPath
-from ganzoo.config import SEED_MAX, SEED_MIN
+from ganzoo.cli.options import GivenPath, Seed
 from ganzoo.rejection import BURN_IN, DEFAULT_QUANTILE
 
 DEFAULT_NUM = 64
@@ -23,7 +22,7 @@ DEFAULT_NUM = 64
               help="conditional models: generate only this class, by index or name (e.g. 7, or sneaker)")
 @click.option("--per-class", type=click.IntRange(min=1), metavar="N",
               help="conditional models: N samples of every class, one grid row per class")
-@click.option("--seed", type=click.IntRange(SEED_MIN, SEED_MAX), default=0, show_default=True, help="noise seed")
+@click.option("--seed", type=Seed(), default=0, show_default=True, help="noise seed")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, help="samples per forward pass")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
 @click.option("--drs", is_flag=True,

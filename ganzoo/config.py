@@ -84,10 +84,13 @@ SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
 
 def parse_value(text: str) -> Any:
-    """Parse a ``--set key=value`` value: Python literals (numbers, lists, True) or a plain string."""
+    """Parse a ``--set key=value`` value: Python literals (numbers, lists, True), ``inf`` and ``nan`` as the floats
+    they name (so that the range checks refuse them as they do ``--lr inf``), or a plain string."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
+        if text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
+            return float(text)
         return text
 
 

@@ -451,6 +451,8 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("gan", "--data", "line-2d", "--lr", "-0.1"), "lr must be a positive finite number"),
     (("gan", "--data", "line-2d", "--lr", "nan"), "lr must be a positive finite number, got nan"),
     (("gan", "--data", "line-2d", "--set", "lr_d=1e999"), "lr_d must be a positive finite number, got inf"),
+    (("gan", "--data", "line-2d", "--set", "lr=inf"), "lr must be a positive finite number, got inf"),
+    (("gan", "--data", "line-2d", "--set", "beta1=nan"), "beta1 must be a number from 0 up to (not including) 1, got nan"),
     (("gan", "--data", "line-2d", "--seed", str(2**64)), f"seed must be a whole number from {-2**63} to {2**63 - 1}"),
     (("gan", "--data", "line-2d", "--set", "checkpoint_every=-5"), "checkpoint_every must be a whole number"),
     (("gan", "--data", "line-2d", "--set", "max_bad_steps=0"), "max_bad_steps must be a whole number of at least 1"),
@@ -485,6 +487,15 @@ def test_invalid_numbers(cli, tmp_path, image_folder, args, message):
     result = cli("train", *args, "--out", tmp_path / "run", "--no-progress", ok=False)
     assert result.exit_code == 1 and message in _one_line(result)
     assert not list_checkpoints(tmp_path / "run")
+
+
+@pytest.mark.parametrize("command", ["sample", "eval"])
+def test_a_seed_beyond_64_bits_is_refused_and_help_does_not_print_the_bounds(cli, tmp_path, command):
+    where = ["--out", tmp_path / "x.npz"] if command == "sample" else ["--data", "ring8"]
+    result = cli(command, "gan", "--weights", tmp_path / "g.safetensors", "--seed", str(2**63), *where, ok=False)
+    assert result.exit_code == 2 and (f"Invalid value for '--seed': {2**63} is out of range; a seed must be a whole "
+                                      f"number from {-2**63} to {2**63 - 1}") in _one_line(result)
+    assert str(2**63 - 1) not in cli(command, "--help").output
 
 
 def test_batch_larger_than_the_data(cli, tmp_path):
