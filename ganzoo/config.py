@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
 from ganzoo.plugin_checks import require_latent_dim
 from ganzoo.setting_checks import (DATASET_ONLY, check_ranges, check_types, is_number, is_whole, refuse_dataset_keys,
-                                   refuse_unset_choices)
+                                   refuse_non_finite, refuse_unset_choices)
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
 
 #: Settings every model has, shown by ``ganzoo info`` after the model's own.
@@ -83,15 +84,17 @@ SHARED_LOSS_SETTINGS = ("label_smoothing",)
 SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
 
 
+#: The words float() reads as infinity or NaN, which literal_eval leaves as text.
+NON_FINITE = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
+
+
 def parse_value(text: str) -> Any:
     """Parse a ``--set key=value`` value: Python literals (numbers, lists, True), ``inf`` and ``nan`` as the floats
     they name (so that the range checks refuse them as they do ``--lr inf``), or a plain string."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        if text.lower().lstrip("+-") in ("inf", "infinity", "nan"):
-            return float(text)
-        return text
+        return float(text) if NON_FINITE.fullmatch(text) else text
 
 
 def parse_overrides(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -156,6 +159,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     require_latent_dim(model, config)
     refuse_unconditional_only(model, config, overrides)
     validate_numbers(config)
+    refuse_non_finite(overrides)
     return config
 
 
@@ -167,9 +171,12 @@ def unknown_setting(model: ModelSpec, name: str, known: list[str]) -> GanzooErro
 
     registry, see = get_registry(), f"'ganzoo info {model.name}'"
     losses = [loss.name for loss in registry.losses.items.values() if name in loss.defaults]
+    named = f"{' and '.join(losses[:3])} {'losses' if len(losses) > 1 else 'loss'}"
+    if losses and model.task == "image-to-image":
+        return GanzooError(f"{name} is a setting of the {named}, and {model.name!r} trains with its paper's loss "
+                           f"alone; drop it (see {see} for its settings).")
     if losses:
-        kind = "losses" if len(losses) > 1 else "loss"
-        return GanzooError(f"{name} is a setting of the {' and '.join(losses[:3])} {kind}, which this run does not use; "
+        return GanzooError(f"{name} is a setting of the {named}, which this run does not use; "
                            f"pass --loss {losses[0]} with it, or see {see} for the settings of {model.name!r}.")
     owners = [other.name for other in registry.models.items.values()
               if other.name != model.name and any(hp.name == name for hp in other.hyperparameters)]

@@ -10,6 +10,7 @@ learns nothing.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ganzoo.errors import GanzooError
@@ -62,6 +63,14 @@ def check_types(defaults: dict[str, Any], overrides: dict[str, Any]) -> None:
             raise GanzooError(f"with must be a list of extension names, got {value!r}; switch one on with --with NAME.")
         raise GanzooError(f"{key} must be {_kind_name(default)} like its default {_as_typed(default)}, "
                           f"got {value!r}; set it as in --set {key}={_as_typed(default)}.")
+
+
+def refuse_non_finite(overrides: dict[str, Any]) -> None:
+    """Refuse an infinite or NaN value the user set (``1e999``, ``inf``, ``nan``), which no weight, rate or size
+    can be, for every setting the checks by name (:func:`check_ranges`, ``validate_numbers``) have not refused."""
+    for key, value in overrides.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GanzooError(f"{key} must be a finite number, got {value!r}.")
 
 
 def check_ranges(config: dict[str, Any]) -> None:

@@ -452,7 +452,9 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("gan", "--data", "line-2d", "--lr", "nan"), "lr must be a positive finite number, got nan"),
     (("gan", "--data", "line-2d", "--set", "lr_d=1e999"), "lr_d must be a positive finite number, got inf"),
     (("gan", "--data", "line-2d", "--set", "lr=inf"), "lr must be a positive finite number, got inf"),
-    (("gan", "--data", "line-2d", "--set", "beta1=nan"), "beta1 must be a number from 0 up to (not including) 1, got nan"),
+    (("gan", "--data", "line-2d", "--set", "r1_gamma=nan"), "r1_gamma must be a finite number, got nan"),
+    (("gan", "--data", "line-2d", "--loss", "wgan-gp", "--set", "gp_weight=1e999"), "gp_weight must be a finite number, got inf"),
+    (("gan", "--data", "line-2d", "--set", "lr=--inf"), "lr must be a number like its default 0.001, got '--inf'"),
     (("gan", "--data", "line-2d", "--seed", str(2**64)), f"seed must be a whole number from {-2**63} to {2**63 - 1}"),
     (("gan", "--data", "line-2d", "--set", "checkpoint_every=-5"), "checkpoint_every must be a whole number"),
     (("gan", "--data", "line-2d", "--set", "max_bad_steps=0"), "max_bad_steps must be a whole number of at least 1"),
@@ -529,6 +531,9 @@ def test_a_setting_of_another_loss_or_model_names_where_it_belongs(cli, tmp_path
     assert result.exit_code == 1 and _one_line(result).startswith("Error: Model 'gan' has no setting 'g_width' (a "
                                                                   "setting of ")
     assert "dcgan" in _one_line(result) and "Did you mean" not in result.output
+    result = cli("train", "cyclegan", "--set", "gp_weight=5", ok=False)  # its loss is the paper's: no --loss advice
+    assert _one_line(result) == ("Error: gp_weight is a setting of the wgan-gp and dragan losses, and 'cyclegan' trains "
+                                 "with its paper's loss alone; drop it (see 'ganzoo info cyclegan' for its settings).")
 
 
 def test_image_size_on_points_is_refused(cli):
