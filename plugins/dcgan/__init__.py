@@ -1,7 +1,7 @@
 """``dcgan``: Radford et al. 2015, deep convolutional GAN.
 
 Strided (transposed) convolutions, batch norm, ReLU in G and LeakyReLU(0.2) in D, tanh output,
-weights drawn from N(0, 0.02), Adam lr 2e-4 with beta1 0.5. Image sides of 4 to 7 times a power of
+weights drawn from N(0, 0.02), Adam lr 2e-4 with beta1 0.5. Image sides from 8 up that are 4 to 7 times a power of
 two (28, 32, 40, 64, 128...), 1 or 3 channels.
 """
 
@@ -20,9 +20,9 @@ PAPER = Paper("Unsupervised Representation Learning with Deep Convolutional Gene
 D_NORM = Hyperparameter("d_norm", "batch", "discriminator normalisation: batch, layer (each image over C,H,W: "
                         "WGAN-GP's critic, the default with --loss wgan-gp) or none")
 
-#: The image side of the DCGAN networks (and of the families built on them), which take 4 to 7 times a power of two.
-IMAGE_SIZE = Hyperparameter("image_size", None, "side of generated images (4 to 7 times a power of two: 28, 32, 40, "
-                            "64...); default: the dataset's own size")
+#: The image side of the DCGAN networks (and of the families built on them): 4 to 7 times 2, 4, 8...
+IMAGE_SIZE = Hyperparameter("image_size", None, "side of generated images, from 8 up, 4 to 7 times a power of two "
+                            "(28, 32, 40, 64...); default: the dataset's own size")
 
 HYPERPARAMETERS = (
     Hyperparameter("latent_dim", 100, "size of the noise vector z (100 in the paper)"),
