@@ -84,8 +84,11 @@ def leave_error(sentence: str) -> bool:
     folder = os.environ.get(LAUNCHED_ENV)
     if not folder:
         return False
+    path = _error_file(folder)
+    unfinished = path.with_name(f".{path.name}.tmp")  # whole or not there: the launcher may read it at any moment
     try:
-        _error_file(folder).write_text(sentence)
+        unfinished.write_text(sentence)
+        unfinished.replace(path)
     except (OSError, ValueError):
         return False
     return True
