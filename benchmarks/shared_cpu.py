@@ -32,10 +32,15 @@ def epoch_seconds(metrics: Path) -> float:
     return sum(row["seconds"] for row in rows if row.get("event") == "epoch")
 
 
+def default_threads_environment() -> dict[str, str]:
+    """This process's environment without ``OMP_NUM_THREADS``: torch then picks its default thread count."""
+    return {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+
+
 def train_once(epochs: int, threads: str | None, out: Path) -> float:
     """Seconds of the epochs of one toy run in a new process; ``threads`` sets OMP_NUM_THREADS (None: torch's
-    default)."""
-    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    default). A run stopped at :data:`RUN_LIMIT_SECONDS` counts as that many seconds, a lower bound."""
+    env = default_threads_environment()
     if threads is not None:
         env["OMP_NUM_THREADS"] = threads
     command = [sys.executable, "-m", "ganzoo", "train", "gan", "--data", "ring8", "--epochs", str(epochs),
@@ -59,7 +64,8 @@ def main() -> None:
         for round_index in range(args.rounds):
             print(f"  round {round_index + 1} of {args.rounds}")
             for neighbour, threads in settings:
-                busy = subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) if neighbour else None
+                busy = (subprocess.Popen([sys.executable, "-c", NEIGHBOUR], env=default_threads_environment())
+                        if neighbour else None)
                 try:
                     took = train_once(args.epochs, threads, Path(scratch) / "run")
                 finally:
@@ -67,9 +73,10 @@ def main() -> None:
                         busy.kill()
                         busy.wait()
                 seconds[(neighbour, threads)].append(took)
-                print(f"  {_name(neighbour, threads):45s} {took:8.2f} s")
+                limit = " (stopped: at least)" if took >= RUN_LIMIT_SECONDS else ""
+                print(f"  {_name(neighbour, threads):45s} {took:8.2f} s{limit}")
     baseline = statistics.median(seconds[(False, None)])
-    print("median epoch seconds, and ratio to the default threads alone:")
+    print(f"median seconds of the {args.epochs} epochs, and ratio to the default threads alone:")
     for setting in settings:
         median = statistics.median(seconds[setting])
         print(f"  {_name(*setting):45s} {median:8.2f} s  {median / baseline:5.2f}x")
