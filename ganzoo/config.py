@@ -250,6 +250,9 @@ def loss_network_defaults(name: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def validate_numbers(config: dict[str, Any]) -> None:
     """Refuse settings no training could use, one clear sentence each."""
+    from ganzoo.data import memory_budget_gb
+
+    memory_budget_gb(config)  # here too, so that its own sentence (in gigabytes) comes before any general one
     positive_ints = ("epochs", "batch_size", "d_steps", "log_every", "keep_checkpoints", "max_bad_steps")
     for key in positive_ints:
         value = config.get(key)
