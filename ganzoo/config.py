@@ -165,8 +165,8 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
 
 def unknown_setting(model: ModelSpec, name: str, known: list[str]) -> GanzooError:
     """The error for a setting ``model`` does not have: when it is a loss's setting (``gp_weight``) it names the
-    ``--loss`` that brings it, when it is other models' (``g_width``) it names them, else it suggests close names
-    among ``known``."""
+    ``--loss`` that brings it (or, for an image-to-image model, which trains with its paper's loss alone, says to
+    drop it), when it is other models' (``g_width``) it names them, else it suggests close names among ``known``."""
     from ganzoo.registry import get_registry
 
     registry, see = get_registry(), f"'ganzoo info {model.name}'"
