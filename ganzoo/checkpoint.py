@@ -203,7 +203,8 @@ def _well_formed(meta: Any) -> bool:
             and all(isinstance(meta.get(key, {}), dict) for key in ("config", "counters", "state", "scalers"))
             and isinstance(meta.get("data_root", ""), str)
             and whole(counters.get("epoch")) and whole(counters.get("step"))
-            and all(whole(counters.get(key, 0)) for key in ("batch", "bad_steps", "processes", "samples"))
+            and all(whole(counters.get(key, 0)) for key in ("batch", "bad_steps", "processes", "samples", "g_steps",
+                                                       "d_steps_since_g"))
             and isinstance(counters.get("data_digest", ""), (str, type(None)))
             and isinstance(optimizers, dict)
             and all(isinstance(flat, dict) and isinstance(flat.get("param_groups"), list)

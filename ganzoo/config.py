@@ -24,6 +24,8 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("beta2", 0.999, "Adam beta2"),
     Hyperparameter("decay_epochs", 0, "final epochs over which both learning rates fall linearly to 0 (0: constant)"),
     Hyperparameter("d_steps", 1, "discriminator steps per generator step"),
+    Hyperparameter("warmup_d_steps", 0, "discriminator steps before each of the first 25 generator steps and every "
+                   "500th after (100 in the WGAN authors' code; 0: d_steps throughout)"),
     Hyperparameter("reuse_fake", False, "G's update reuses the fake batch of D's step instead of drawing a new one "
                    "(one G forward fewer per step, as the peers' loops do; needs d_steps=1)"),
     Hyperparameter("optimizer", "adam", "adam or rmsprop (WGAN's choice; beta1/beta2 apply to adam only)"),
@@ -281,9 +283,15 @@ def validate_numbers(config: dict[str, Any]) -> None:
         raise GanzooError(f"label_smoothing must be below 1 (0.1 is usual), got {config['label_smoothing']!r}.")
     if not 0 <= float(config.get("ema_decay", 0.999)) < 1:
         raise GanzooError(f"ema_decay must lie in [0, 1) (0.999 is usual), got {config['ema_decay']!r}.")
+    warmup = config.get("warmup_d_steps", 0)
+    if not is_whole(warmup) or warmup < 0:
+        raise GanzooError(f"warmup_d_steps must be a whole number of at least 0 (0 = off), got {warmup!r}.")
     if config.get("reuse_fake") and config["d_steps"] != 1:
         raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but d_steps is {config['d_steps']}; "
                           "set d_steps=1 or drop reuse_fake.")
+    if config.get("reuse_fake") and warmup:
+        raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but warmup_d_steps is {warmup}; "
+                          "set warmup_d_steps=0 or drop reuse_fake.")
     decay = config.get("decay_epochs")
     if decay is not None and (not is_whole(decay) or not 0 <= decay <= config["epochs"]):
         raise GanzooError(f"decay_epochs must be a whole number from 0 to epochs ({config['epochs']}), got {decay!r}.")

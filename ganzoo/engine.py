@@ -1,7 +1,8 @@
 """The generic training loop: discriminator steps, then a generator step, for any family.
 
-Per batch the discriminator's stage runs; every ``d_steps`` batches the generator's stage
-runs. Each stage asks the family's plugin for its loss terms (``compute_losses``), then the
+Per batch the discriminator's stage runs; every ``d_steps`` batches (more early on with
+``warmup_d_steps``, :mod:`ganzoo.critic_schedule`) the generator's stage runs. Each stage
+asks the family's plugin for its loss terms (``compute_losses``), then the
 engine backpropagates their sum and steps that stage's optimizer. Losses stay on the device
 and are read back only every ``log_every`` steps, so the loop never waits on the GPU per step.
 At each epoch's end it writes a sample picture, ``generator.safetensors`` (with
@@ -25,6 +26,7 @@ from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
 from ganzoo import distributed, launcher, plugin_checks, run_folder, schedule, speed
+from ganzoo.critic_schedule import d_steps_before
 from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
@@ -159,6 +161,7 @@ class Trainer:
         self.state: dict[str, Any] = {"_optimizers": self.optimizers}
         self.data_order = torch.Generator().manual_seed(int(self.config["seed"]))
         self.epoch = self.step = self.batch_in_epoch = self.bad_steps = 0
+        self.g_steps = self.d_steps_since_g = 0  # generator steps taken; discriminator steps since the last one
         self.epoch_order = self.data_order.get_state()
         self.guard = StepGuard()
         self.checked_stages: set[str] = set()  # stages whose first losses passed plugin_checks.check_losses
@@ -343,6 +346,9 @@ class Trainer:
         counters = meta["counters"]
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.batch_in_epoch, self.bad_steps = counters.get("batch", 0), counters.get("bad_steps", 0)
+        d_steps = int(self.config["d_steps"])  # checkpoints from before these counters: a fixed d_steps did both
+        self.g_steps = counters.get("g_steps", self.step // d_steps)
+        self.d_steps_since_g = counters.get("d_steps_since_g", self.batch_in_epoch % d_steps)
         torch.set_rng_state(tensors["rng.torch"])
         self.data_order.set_state(tensors["rng.data_order"])
         if self.device.type == "cuda" and "rng.cuda" in tensors:
@@ -431,7 +437,7 @@ class Trainer:
     def _train(self) -> TrainResult:
         from ganzoo.progress import TrainingProgress
 
-        epochs, d_steps = int(self.config["epochs"]), int(self.config["d_steps"])
+        epochs = int(self.config["epochs"])
         log_every, batch_size = int(self.config["log_every"]), int(self.config["batch_size"])
         every = int(self.config["checkpoint_every"])
         if self.main and not self.request.resume:  # an old run's files go only once the new run can start
@@ -457,6 +463,8 @@ class Trainer:
                                          optimizers=self.optimizers, state=self.state, first_batch=self.batch_in_epoch)
                 sums: dict[str, Any] = {}
                 count, tick, epoch_start, first = 0, time.perf_counter(), time.perf_counter(), self.batch_in_epoch
+                if first == 0:  # each epoch's discriminator steps count from 0 (see ganzoo.critic_schedule)
+                    self.d_steps_since_g = 0
                 self.epoch_order = self.data_order.get_state()
                 for index, batch in enumerate(self._batches(batch_size)):
                     if index < first:  # done before the checkpoint this run resumed from
@@ -464,14 +472,17 @@ class Trainer:
                     if self.config.get("channels_last"):
                         batch = speed.to_channels_last(batch)
                     self._accumulate(sums, self._optimize("discriminator", batch))
-                    if (index + 1) % d_steps == 0:
+                    self.d_steps_since_g += 1
+                    if self.d_steps_since_g >= d_steps_before(self.g_steps, self.config):
                         self._set_requires_grad(self.discriminator, False)
                         self._accumulate(sums, self._optimize("generator", batch))
                         self._set_requires_grad(self.discriminator, True)
+                        self.g_steps += 1
+                        self.d_steps_since_g = 0
+                        if self.g_steps == 1:  # after the first G step: state a checkpoint cannot keep fails now
+                            ckpt.check_state(self.state)
                     self.step += 1
                     self.batch_in_epoch = index + 1
-                    if self.step == d_steps:  # after the first G step: state a checkpoint cannot keep fails now
-                        ckpt.check_state(self.state)
                     count += 1
                     if count == log_every or index + 1 == self.steps_per_epoch:
                         now = time.perf_counter()
@@ -641,6 +652,7 @@ class Trainer:
                  if not key.startswith("_") and isinstance(value, torch.Tensor)})
         path = ckpt.checkpoint_path(self.out, self.epoch, self.batch_in_epoch)
         counters = {"epoch": self.epoch, "step": self.step, "batch": self.batch_in_epoch, "bad_steps": self.bad_steps,
+                    "g_steps": self.g_steps, "d_steps_since_g": self.d_steps_since_g,
                     "processes": self.world.size if self.world is not None else 1, "samples": sample_count(self.data),
                     "data_digest": self.data_fingerprint}
         if not self.main:

@@ -55,7 +55,7 @@ def expand_fast(config: dict[str, Any], overrides: dict[str, Any], device_type: 
 
         config["cuda_graphs"] = unsupported_reason(family, config, device_type, processes) is None
     if "reuse_fake" not in overrides and device_type == "cpu":
-        config["reuse_fake"] = standard_step and int(config["d_steps"]) == 1
+        config["reuse_fake"] = standard_step and int(config["d_steps"]) == 1 and not config.get("warmup_d_steps")
     if device_type != "cuda" or "batch_size" in overrides or int(config["batch_size"]) < FAST_MIN_BATCH:
         return
     config["batch_size"] = int(config["batch_size"]) * FAST_BATCH_FACTOR

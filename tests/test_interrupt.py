@@ -188,6 +188,18 @@ def test_resume_from_inside_an_epoch_is_bit_exact(cli, tmp_path):
         e for e in events if e["event"] == "resume").items()
 
 
+def test_resume_inside_the_critic_warmup_is_bit_exact(cli, tmp_path):
+    common = ["gan", "--data", "ring8", "--epochs", "1", "--loss", "wgan", "--no-progress", "--device", "cpu",
+              "--set", "warmup_d_steps=3", "--set", "checkpoint_every=40", "--set", "keep_checkpoints=20"]
+    cli("train", *common, "--out", tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for path in list_checkpoints(tmp_path / "b")[1:]:
+        path.unlink()  # as if the run had died after 40 batches: 13 G steps of the warm-up, 1 critic step since
+    cli("train", "gan", "--resume", tmp_path / "b", "--no-progress", "--device", "cpu")
+    _assert_same_state(tmp_path / "a" / "checkpoints" / "state-epoch-0001.safetensors",
+                       tmp_path / "b" / "checkpoints" / "state-epoch-0001.safetensors")
+
+
 INTERRUPTING_PLUGIN = '''
 import os, signal
 from ganzoo import hookimpl

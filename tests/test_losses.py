@@ -494,6 +494,31 @@ def test_every_registered_loss_trains_without_nan(tmp_path):
     assert {"M", "k_t"} <= set(rows[-2].metrics) and 0 < trainer.state["began_k"].item() <= 1
 
 
+def test_the_critic_warmup_follows_the_wgan_authors_schedule():
+    from ganzoo.critic_schedule import d_steps_before
+
+    config = {"d_steps": 5, "warmup_d_steps": 100}  # their code: 100 before G steps 0-24 and every 500th
+    assert [d_steps_before(done, config) for done in (0, 24, 25, 499, 500, 501, 1000)] == [100, 100, 5, 5, 100, 5, 100]
+    assert {d_steps_before(done, {"d_steps": 5, "warmup_d_steps": 0}) for done in (0, 500)} == {5}
+
+
+def test_warmup_d_steps_gives_the_first_generator_steps_more_critic_steps(cli, tmp_path):
+    """One epoch of ring8 is 200 batches. WGAN's 5 critic steps: 40 G updates. With warmup_d_steps=3 the first 25
+    G updates come after 3 critic steps each (75 batches), the other 125 batches give 25 more: 50."""
+    from ganzoo.checkpoint import list_checkpoints, load_checkpoint
+
+    def updates(out, *settings):  # each optimizer's own step count, as the checkpoint keeps it
+        cli("train", "gan", "--data", "ring8", "--loss", "wgan", "--epochs", "1", "--out", out, "--no-progress",
+            "--device", "cpu", *settings)
+        _, tensors = load_checkpoint(list_checkpoints(out)[-1])
+        return {stage: {int(t.item()) for name, t in tensors.items()
+                        if name.startswith(f"optim.{stage}.") and name.endswith(".step")}
+                for stage in ("generator", "discriminator")}
+
+    assert updates(tmp_path / "plain") == {"generator": {40}, "discriminator": {200}}
+    assert updates(tmp_path / "warm", "--set", "warmup_d_steps=3") == {"generator": {50}, "discriminator": {200}}
+
+
 def test_wgan_clipping_keeps_critic_weights_in_bounds(tmp_path):
     trainer, _ = _train_steps(tmp_path, "gan", steps=30, loss="wgan", lr=5e-3, clip_value=0.02)
     weights = torch.cat([p.detach().flatten() for p in trainer.discriminator.parameters()])
