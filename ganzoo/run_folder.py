@@ -40,15 +40,18 @@ def refuse_overwrite(out: Path, overwrite: bool) -> None:
 
 
 def set_old_run_aside(out: Path) -> Path | None:
-    """Move the files an earlier run left in ``out`` (``--overwrite``, or logs of a run that died early) into
-    :data:`REPLACED_RUN`, where they stay until the new run writes its first checkpoint (:func:`drop_old_run`): a
-    run that fails before that puts them back (:func:`put_old_run_back`), so a bad setting never costs the run it
-    was to replace. Where they went, or None when there were none."""
+    """Move the files an earlier run left in ``out`` (``--overwrite``) into :data:`REPLACED_RUN`, where they stay
+    until the new run writes its first checkpoint (:func:`drop_old_run`): a run that fails before that puts them
+    back (:func:`put_old_run_back`), so a bad setting never costs the run it was to replace. Where they went, or
+    None when there were none. Logs and pictures alone (a run that died before its first checkpoint) protect
+    nothing: they are deleted, and a new run that fails early leaves its own logs, not the older ones."""
     aside, old = out / REPLACED_RUN, run_files(out)
     try:
         if aside.exists():  # left by a killed earlier --overwrite: that run was already being replaced
             shutil.rmtree(aside)
-        if not old:
+        if not run_results(out):
+            for path in old:
+                path.unlink()
             return None
         for path in old:
             target = aside / path.relative_to(out)

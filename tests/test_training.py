@@ -295,6 +295,17 @@ def test_a_run_that_died_before_its_first_checkpoint_can_simply_be_started_again
     assert [r["event"] for r in rows].count("setup") == 1  # the stale log went with the dead run
 
 
+def test_a_second_run_that_fails_early_leaves_its_own_logs_not_the_first_ones(cli, tmp_path):
+    run = tmp_path / "r"
+    failing = ["train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--lr", "1e30",
+               "--set", "max_bad_steps=1"]  # stops long before its first checkpoint
+    cli(*failing, ok=False)
+    second = cli(*failing, "--seed", "7", ok=False)  # no --overwrite needed: logs alone protect nothing
+    assert second.exit_code == 1 and "back in" not in second.output  # nothing was being replaced
+    assert json.loads((run / "run.json").read_text())["config"]["seed"] == 7
+    assert not (run / ".replaced-run").exists()
+
+
 def test_resuming_a_finished_run_asks_for_more_epochs(cli, tmp_path):
     run = tmp_path / "r"
     cli("train", "gan", "--data", "ring8", "--epochs", "2", "--out", run, "--no-progress")
