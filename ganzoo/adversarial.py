@@ -19,9 +19,10 @@ REUSED_FAKE = "_reused_fake"
 
 def make_loss(config: dict[str, Any]) -> Any:
     """The :class:`ganzoo.losses.AdversarialLoss` named by ``config["loss"]``."""
+    from ganzoo.plugin_checks import built_loss
     from ganzoo.registry import get_registry
 
-    return get_registry().losses.get(config["loss"]).factory(config)
+    return built_loss(get_registry().losses.get(config["loss"]), config)
 
 
 def run_loss(config: dict[str, Any], state: dict[str, Any], discriminator: Any) -> Any:

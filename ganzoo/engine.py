@@ -141,6 +141,7 @@ class Trainer:
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape
         self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+        plugin_checks.check_discriminator(self.model, self.config, self.generator, self.discriminator)
         self._warn_of_penalties_batch_norm_mixes()
         if world is not None:  # SyncBatchNorm if asked, process 0's weights everywhere, a batch that splits evenly
             self.generator, self.discriminator = world.setup_networks(self.config, self.generator, self.discriminator)
@@ -399,7 +400,7 @@ class Trainer:
                 batch=batch, stage=stage, state=self.state,
             )
         if losses is None:
-            raise GanzooError(f"No plugin computes the losses of model {self.model.name!r}; check 'ganzoo plugins'.")
+            raise plugin_checks.no_losses(self.model)
         if stage not in self.checked_stages:  # once per stage: the steps after pay nothing
             plugin_checks.check_losses(self.model, self.config, stage, losses)
             self.checked_stages.add(stage)

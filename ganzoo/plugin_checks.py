@@ -16,12 +16,13 @@ keeps its traceback: that is our bug, and the traceback is what we need to fix i
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from ganzoo.errors import DEBUG_ENV, GanzooError, debugging
 from ganzoo.out_of_memory import is_out_of_memory
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
-from ganzoo.specs import DatasetSpec, Losses, ModelSpec
+from ganzoo.specs import DatasetInfo, DatasetSpec, LossSpec, Losses, ModelSpec
 
 
 def _distribution(plugin: str) -> str | None:
@@ -102,40 +103,77 @@ def sample_shape(config: dict[str, Any]) -> tuple[int, ...]:
     return int(config["channels"]), size, size
 
 
+@contextmanager
+def _trial_run(generator: Any, *networks: Any) -> Iterator[None]:
+    """Run new networks once without changing them or the run: eval mode (batch-norm statistics stay), no_grad
+    (not inference mode: a lazy layer made here must still train) and forked random streams (a forward's own
+    draws, such as noise inputs, must not move the run's)."""
+    import torch
+
+    device = next(generator.parameters()).device
+    modes = [(network, network.training) for network in (generator, *networks)]
+    for network, _ in modes:
+        network.eval()
+    try:
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), torch.no_grad():
+            yield
+    finally:
+        for network, mode in modes:
+            network.train(mode)
+
+
+def _raise_blamed(exc: Exception, model: ModelSpec, where: str) -> None:
+    """Raise the sentence for ``exc``, raised while trying a network of ``model``: a hook that raised names its
+    plugin; else the model's plugin built the network that failed. Returns (so the caller re-raises ``exc``)
+    when it is ganzoo's own bug."""
+    error = hook_failure(exc, model.name) or _blamed(exc, model.plugin, where)
+    if error is not None:
+        raise error from exc
+
+
 def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) -> None:
     """Draw two samples from a new ``generator`` and refuse it when their shape is not the data's.
 
     Once, right after building: a wrong shape would otherwise train into garbage or fail deep in
-    torch. In eval mode, on noise from its own seed, so neither the weights, the batch-norm
-    statistics nor the run's random streams change. Image-to-image generators take no noise and
-    are not checked.
+    torch. Through :func:`_trial_run`, so neither the weights, the batch-norm statistics nor the
+    run's random streams change. Image-to-image generators take no noise and are not checked.
     """
     if model.task == "image-to-image":
         return
-    import torch
-
     from ganzoo import sampling
 
-    wanted, was_training = sample_shape(config), generator.training
-    device = next(generator.parameters()).device
-    generator.eval()
-    try:  # no_grad, not inference mode: a lazy layer made here must still train; a forward's own draws (noise
-        # inputs) must not move the run's random streams
-        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), torch.no_grad():
+    wanted = sample_shape(config)
+    try:
+        with _trial_run(generator):
             samples = sampling.generate(model, config, generator, 2, inference=False)
     except Exception as exc:
-        # a hook that raised names its plugin; else the model's plugin built the network that failed
-        where = f"in the generator of model {model.name!r} given noise of latent_dim {config['latent_dim']}"
-        error = hook_failure(exc, model.name) or _blamed(exc, model.plugin, where)
-        if error is None:
-            raise
-        raise error from exc
-    finally:
-        generator.train(was_training)
+        _raise_blamed(exc, model, f"in the generator of model {model.name!r} given noise of latent_dim "
+                                  f"{config['latent_dim']}")
+        raise
     if tuple(samples.shape[1:]) != wanted:
         raise GanzooError(f"The generator of model {model.name!r} ({_named(model.plugin)}) makes samples of shape "
                           f"{_shape(samples.shape[1:])}, but the data's samples are {_shape(wanted)}; its "
                           "build_generator must follow config's dim, or channels and image_size.")
+
+
+def check_discriminator(model: ModelSpec, config: dict[str, Any], generator: Any, discriminator: Any) -> None:
+    """Score a few samples of a new ``generator`` with a new ``discriminator``, and refuse it in one sentence
+    naming its plugin when that fails (most often a first layer sized for other data), instead of a torch
+    traceback at the first step. Only for the standard unconditional step, which calls ``discriminator(x)``
+    alone; models with their own ``compute_losses`` call theirs with what they choose (labels, image pairs)."""
+    from ganzoo import sampling
+    from ganzoo.registry import computes_own_losses
+
+    if computes_own_losses(model):
+        return
+    count = 2 * int(config.get("pack") or 1)  # PacGAN's discriminator takes whole packs of samples
+    try:
+        with _trial_run(generator, discriminator):
+            discriminator(sampling.generate(model, config, generator, count, inference=False))
+    except Exception as exc:
+        _raise_blamed(exc, model, f"in the discriminator of model {model.name!r} given samples of shape "
+                                  f"{_shape(sample_shape(config))}")
+        raise
 
 
 def _losses_source(model: ModelSpec, config: dict[str, Any]) -> str:
@@ -146,6 +184,17 @@ def _losses_source(model: ModelSpec, config: dict[str, Any]) -> str:
         return f"compute_losses for model {model.name!r} ({_named(model.plugin)})"
     loss = get_registry().losses.get(config["loss"])
     return f"--loss {loss.name} ({_named(loss.plugin)}), training model {model.name!r},"
+
+
+def no_losses(model: ModelSpec) -> GanzooError:
+    """The sentence for a step no plugin answered ``compute_losses`` for: the core's standard step trains
+    unconditional models only, so any other model's plugin must compute its losses itself."""
+    if model.task == "unconditional":
+        return GanzooError(f"No plugin computes the losses of model {model.name!r} ({_named(model.plugin)}); check "
+                           "'ganzoo plugins' for a blocked or skipped plugin.")
+    return GanzooError(f"No plugin computes the losses of the {model.task} model {model.name!r} "
+                       f"({_named(model.plugin)}): ganzoo's standard step trains unconditional models only, so the "
+                       "plugin must implement compute_losses for it.")
 
 
 def _value_problem(value: Any) -> str:
@@ -195,9 +244,44 @@ def loaded(dataset: DatasetSpec, *args: Any, **kwargs: Any) -> Any:
     return data
 
 
+def built_loss(loss: LossSpec, config: dict[str, Any]) -> Any:
+    """``loss.factory(config)``, checked: an exception a third-party factory raises (not a hook, so not found by
+    :func:`hook_failure`), or an object that is not an :class:`ganzoo.losses.AdversarialLoss`, is one sentence
+    naming its plugin."""
+    from ganzoo.losses import AdversarialLoss
+
+    try:
+        made = loss.factory(config)
+    except Exception as exc:
+        failure = _blamed(exc, loss.plugin or None, f"in the factory of --loss {loss.name}")
+        if failure is None:
+            raise
+        raise failure from exc
+    if not isinstance(made, AdversarialLoss):
+        raise GanzooError(f"The factory of --loss {loss.name} ({_named(loss.plugin)}) returned a "
+                          f"{type(made).__name__}, not a ganzoo.losses.AdversarialLoss; it must return an instance of "
+                          "a subclass of AdversarialLoss.")
+    return made
+
+
+def _samples_problem(info: DatasetInfo, real: Any) -> str:
+    """Why the samples (``real``) a dataset's ``load`` returned are not the data its ``DatasetInfo`` declares, or
+    "": the networks are built for the declared shape."""
+    import torch
+
+    if not isinstance(real, torch.Tensor):
+        return f"its 'real' entry is a {type(real).__name__}, not a torch tensor"
+    if info.kind == "vectors" and (real.dim() != 2 or real.shape[1] != info.dim):
+        return f"its samples have shape {_shape(real.shape[1:])}, but it declares {info.dim}-D points"
+    if info.kind == "images" and real.dim() != 4:
+        return f"its 'real' tensor has shape {_shape(real.shape)}, but images must be count x channels x height x width"
+    return ""
+
+
 def check_loaded_data(dataset: DatasetSpec, data: Any) -> None:
     """Refuse what a dataset's ``load`` returned unless the engine can train on it: a
-    :class:`ganzoo.data.InMemoryData`, or for paired/unpaired sets a translation set."""
+    :class:`ganzoo.data.InMemoryData` holding samples of the declared shape, or for paired/unpaired sets a
+    translation set."""
     from ganzoo.data import InMemoryData
 
     if dataset.info.kind in ("paired", "unpaired"):
@@ -206,7 +290,12 @@ def check_loaded_data(dataset: DatasetSpec, data: Any) -> None:
         wanted, name = TranslationSet, "ganzoo.data.translation.TranslationSet"
     else:
         wanted, name = InMemoryData, "ganzoo.data.InMemoryData"
+    source = f" of {_named(dataset.plugin)}" if dataset.plugin else ""
     if not isinstance(data, wanted):
-        source = f" of {_named(dataset.plugin)}" if dataset.plugin else ""
         raise GanzooError(f"The load function of dataset {dataset.name!r}{source} returned a {type(data).__name__}, "
                           f"not a {name}; it must return {name.rsplit('.', 1)[1]}(name, info, {{'real': tensor}}).")
+    problem = _samples_problem(dataset.info, data.tensors.get("real")) if wanted is InMemoryData else ""
+    if problem:
+        raise GanzooError(f"The load function of dataset {dataset.name!r}{source} returned data that does not match "
+                          f"its DatasetInfo: {problem}; return samples of the declared shape, or declare the shape "
+                          "they have.")
