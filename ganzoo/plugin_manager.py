@@ -3,8 +3,9 @@
 Built-in families are entry points of the ``ganzoo`` distribution itself, so they are found
 exactly as a third party's would be. A plugin that fails to import, fails pluggy's signature
 validation or implements an unknown hook is unregistered and recorded in
-:func:`plugin_failures`; it never stops other plugins from working. Set
-``GANZOO_DISABLE_PLUGINS=name1,name2`` (entry-point or distribution names) to skip plugins.
+:func:`plugin_failures`; it never stops other plugins from working, not even by calling
+``sys.exit`` as it imports. Set ``GANZOO_DISABLE_PLUGINS=name1,name2`` (entry-point or
+distribution names) to skip plugins.
 """
 
 from __future__ import annotations
@@ -81,6 +82,24 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _unknown_hooks_reason(manager: pluggy.PluginManager, module: object, exc: Exception) -> str:
+    """Why ``module`` is refused for hooks ganzoo has no spec for, naming each with the closest real hook: a misspelled
+    hook would never be called, and pluggy's own message shows the module's repr rather than what to rename."""
+    import difflib
+
+    known = [name for name, caller in vars(manager.hook).items() if caller.has_spec()]
+    unknown = sorted(caller.name for caller in manager.get_hookcallers(module) or [] if not caller.has_spec())
+    if not unknown:  # not expected: pluggy refused it for another reason
+        return f"implements an unknown hook ({_short(exc)})"
+    close = {hook: difflib.get_close_matches(hook, known, n=1, cutoff=0.6) for hook in unknown}
+    if len(unknown) == 1:
+        hook = unknown[0]
+        advice = f"did you mean {close[hook][0]!r}?" if close[hook] else "rename it to a hook of ganzoo.hookspecs"
+        return f"implements an unknown hook {hook!r}; {advice}"
+    named = ", ".join(f"{hook!r}" + (f" (did you mean {near[0]!r}?)" if near else "") for hook, near in close.items())
+    return f"implements unknown hooks {named}; rename each to a hook of ganzoo.hookspecs"
+
+
 def _register(loaded: LoadedPlugins, name: str, dist: str, version: str, module: object) -> None:
     manager = loaded.manager
     try:
@@ -91,7 +110,7 @@ def _register(loaded: LoadedPlugins, name: str, dist: str, version: str, module:
     try:
         manager.check_pending()
     except pluggy.PluginValidationError as exc:
-        loaded.fail(name, dist, f"implements an unknown hook ({_short(exc)})")
+        loaded.fail(name, dist, _unknown_hooks_reason(manager, module, exc))
         return
     hooks = _hooks_of(manager, module)
     if not hooks:
@@ -133,7 +152,7 @@ def load_plugins() -> LoadedPlugins:
             continue
         try:
             module = ep.load()
-        except Exception as exc:  # a broken plugin must never break ganzoo itself
+        except (Exception, SystemExit) as exc:  # a broken plugin must never break ganzoo itself, nor end it
             loaded.failures.append(PluginFailure(ep.name, dist, f"import failed ({_short(exc)})"))
             continue
         _register(loaded, ep.name, dist, version, module)

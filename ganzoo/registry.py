@@ -1,8 +1,10 @@
 """Registries of models, datasets, losses, extensions and pretrained files, built from the hooks.
 
-Each ``register_*`` implementation is called on its own, so one plugin raising during
-registration is reported (``ganzoo plugins``, ``ganzoo list``) and the others still register.
-Lookups of unknown names raise :class:`ganzoo.errors.UnknownNameError` with close suggestions.
+Each ``register_*`` implementation is called on its own, with only the arguments it declares, so
+one plugin raising during registration, or registering in a way the hook does not take, is
+reported (``ganzoo plugins``, ``ganzoo list``) and the others still register. Lookups of unknown
+names raise :class:`ganzoo.errors.UnknownNameError` with close suggestions, and name the skipped
+plugins, one of which may be what registers the name.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import dataclasses
 import fnmatch
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar, get_args
 
-from ganzoo.errors import GanzooError, unknown_name
+from pluggy import HookImpl
+
+from ganzoo.errors import GanzooError, UnknownNameError, unknown_name
 from ganzoo.plugin_manager import BUILT_IN, LoadedPlugins, get_plugins
 from ganzoo.specs import DatasetSpec, ExtensionSpec, LossSpec, ModelSpec, PretrainedSpec, Task
 
@@ -28,13 +33,16 @@ class Table(Generic[T]):
 
     kind: str
     items: dict[str, T] = field(default_factory=dict)
+    #: the plugins that were skipped, as ``'name' from distribution``: one of them may be what registers a missing name
+    skipped: tuple[str, ...] = ()
 
     def get(self, name: str) -> T:
-        """The record called ``name``; unknown names raise with the closest known names."""
+        """The record called ``name``; unknown names raise with the closest known names and the skipped plugins."""
         try:
             return self.items[name]
         except KeyError:
-            raise unknown_name(self.kind, name, list(self.items)) from None
+            error = unknown_name(self.kind, name, list(self.items))
+            raise (UnknownNameError(f"{error} {_skipped_sentence(self.skipped)}") if self.skipped else error) from None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching the fnmatch ``pattern`` (``"*gan"``, ``"dc*"``)."""
@@ -56,6 +64,15 @@ class Registry:
     plugins: LoadedPlugins
 
 
+def _skipped_sentence(skipped: tuple[str, ...]) -> str:
+    """The sentence an unknown name ends with when plugins were skipped: the name may be one of theirs, which a
+    typo's suggestions alone would hide."""
+    plugins = f"{', '.join(skipped[:-1])} and {skipped[-1]}" if len(skipped) > 1 else skipped[0]
+    plural = len(skipped) > 1
+    return (f"Plugin{'s' if plural else ''} {plugins} {'were' if plural else 'was'} skipped and may be what registers "
+            "it; see 'ganzoo plugins' for why.")
+
+
 _HOOK_TABLES = {
     "register_models": "models",
     "register_datasets": "datasets",
@@ -63,6 +80,55 @@ _HOOK_TABLES = {
     "register_extensions": "extensions",
     "register_pretrained": "pretrained",
 }
+#: the record each registration hook's ``register`` takes
+_HOOK_SPECS: dict[str, type] = {
+    "register_models": ModelSpec,
+    "register_datasets": DatasetSpec,
+    "register_losses": LossSpec,
+    "register_extensions": ExtensionSpec,
+    "register_pretrained": PretrainedSpec,
+}
+
+
+def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str]:
+    """Call one registration hook implementation: the specs it registers, or none and why it is refused.
+
+    It gets only the arguments it declares (pluggy lets an implementation take fewer than the spec). A hook that
+    hands ``register`` something else than its spec, or returns its specs instead of registering them, is refused
+    with what to do, rather than failing deep inside ganzoo or being ignored in silence.
+    """
+    wanted = _HOOK_SPECS[hook_name]
+    pending: list[Any] = []
+    mistakes: list[str] = []
+
+    def register(spec: Any) -> None:
+        if isinstance(spec, wanted):
+            pending.append(dataclasses.replace(spec, plugin=impl.plugin_name))
+        else:
+            mistakes.append(f"{hook_name} called register() with a {type(spec).__name__}; register() takes a "
+                            f"ganzoo.specs.{wanted.__name__}")
+
+    arguments = {"register": register}
+    raised = ""
+    try:
+        returned = impl.function(**{name: arguments[name] for name in impl.argnames})
+    except (Exception, SystemExit) as exc:  # isolate the faulty plugin, even one that calls sys.exit
+        returned, raised = None, f"{hook_name} raised {type(exc).__name__}: {exc}"
+    if mistakes or raised:
+        return [], mistakes[0] if mistakes else raised
+    if returned is not None:
+        return [], (f"{hook_name} returned a {type(returned).__name__} instead of calling register(spec) for each "
+                    "spec; call register(spec) once per spec and return nothing")
+    return pending, ""
+
+
+def _declared_twice(model: ModelSpec) -> list[str]:
+    """Hyperparameter names ``model`` declares more than once: ``ganzoo info`` would list each twice and one of the
+    defaults would win in silence. Never raises, whatever the plugin put there, so one odd spec cannot stop the
+    registry from being built."""
+    hyperparameters = model.hyperparameters if isinstance(model.hyperparameters, (tuple, list)) else ()
+    names = Counter(name for name in (getattr(hp, "name", None) for hp in hyperparameters) if isinstance(name, str))
+    return [name for name, count in names.items() if count > 1]
 
 
 def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str]) -> str:
@@ -76,6 +142,9 @@ def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str
     tasks = get_args(Task)
     if isinstance(spec, ModelSpec) and spec.task not in tasks:
         return f"model {spec.name!r} has task {spec.task!r}; use one of {', '.join(tasks)}"
+    twice = _declared_twice(spec) if isinstance(spec, ModelSpec) else []
+    if twice:
+        return f"model {spec.name!r} declares hyperparameter {twice[0]!r} twice; declare each setting once"
     if isinstance(spec, PretrainedSpec) and not re.fullmatch(r"[0-9a-fA-F]{64}", spec.sha256):
         return f"pretrained weights {spec.name!r} have sha256 {spec.sha256!r}, not 64 hexadecimal digits"
     return ""
@@ -95,18 +164,11 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
     for hook_name, table_name in _HOOK_TABLES.items():
         caller = getattr(loaded.manager.hook, hook_name)
         for impl in caller.get_hookimpls():
-            plugin_name = impl.plugin_name
-            pending: list[Any] = []
-
-            def register(spec: Any, _pending: list[Any] = pending, _plugin: str = plugin_name) -> None:
-                _pending.append(dataclasses.replace(spec, plugin=_plugin))
-
-            try:
-                impl.function(register=register)
-            except Exception as exc:  # isolate the faulty plugin
-                loaded.fail(plugin_name, dist_of.get(plugin_name, "?"), f"{hook_name} raised {type(exc).__name__}: {exc}")
+            specs, problem = _declared_by(impl, hook_name)
+            if problem:
+                loaded.fail(impl.plugin_name, dist_of.get(impl.plugin_name, "?"), problem)
                 continue
-            declared.extend((tables[table_name], spec) for spec in pending)
+            declared.extend((tables[table_name], spec) for spec in specs)
     # ganzoo's own names win a clash; between other plugins, the distribution whose name sorts first (stable sort:
     # each plugin's own order is kept)
     declared.sort(key=lambda item: (dist_of.get(item[1].plugin) != BUILT_IN, dist_of.get(item[1].plugin, "").lower(),
@@ -122,8 +184,10 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
             failed.add(spec.plugin)
         else:
             table.items.setdefault(spec.name, spec)
+    skipped = tuple(dict.fromkeys(f"{failure.name!r} from {failure.distribution}" for failure in loaded.failures))
     for table in tables.values():
         table.items = {name: spec for name, spec in table.items.items() if spec.plugin not in failed}
+        table.skipped = skipped
     return Registry(plugins=loaded, **tables)
 
 

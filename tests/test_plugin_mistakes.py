@@ -255,3 +255,146 @@ def test_resuming_a_run_whose_plugin_now_builds_other_networks_is_one_sentence(c
     assert "state-epoch-0001.safetensors does not fit this network: it lacks" in output, output
     assert output.endswith("the plugin of 'tinygan' now builds other networks than the one that saved it; resume it "
                            "with that version, or start a new run.")
+
+
+# Networks, data or a loss that do not fit the run.
+
+LOSS_PLUGIN = PLUGIN_TEMPLATE + '''
+@hookimpl
+def register_losses(register):
+    from ganzoo.specs import LossSpec
+
+    class NotALoss:
+        pass
+
+    def raising(config):
+        return {}["no loss today"]
+
+    register(LossSpec("not-a-loss", "returns an object of its own", lambda config: NotALoss()))
+    register(LossSpec("raising-loss", "raises in its factory", raising))
+'''
+
+CONDITIONAL_PLUGIN = PLUGIN_TEMPLATE.replace('task="unconditional"', 'task="conditional"').replace(
+    'DatasetInfo("vectors", dim=2), {"real": points})',
+    'DatasetInfo("vectors", dim=2, num_classes=2), {"real": points, "label": torch.arange(256) % 2})').replace(
+    'DatasetInfo("vectors", dim=2), load))', 'DatasetInfo("vectors", dim=2, num_classes=2), load))') + '''
+@hookimpl
+def generate(model, generator, noise, labels):
+    if model.family == "tiny":
+        return generator(noise)
+'''
+
+
+def test_a_discriminator_built_for_other_data_is_refused_before_training(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace('_mlp(config["dim"], config["width"], 1)', '_mlp(5, config["width"], 1)'))
+    said = _train(cli, tmp_path, "tinygan")
+    assert said.startswith("Error: Plugin 'mistakes' from ganzoo-mistakes raised RuntimeError: ") and said.endswith(
+        "in the discriminator of model 'tinygan' given samples of shape 2; fix the plugin or report it to its authors "
+        "(GANZOO_DEBUG=1 shows the traceback)."), said
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused while building, before any step
+
+
+def test_a_dataset_whose_samples_are_not_the_declared_shape_is_one_sentence(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace("torch.randn(256, 2, generator=gen) * 0.1 + torch.tensor([1.0, -1.0])",
+                                    "torch.randn(256, 5, generator=gen)"))
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: The load function of dataset 'tiny-blobs' of plugin 'mistakes' from ganzoo-mistakes returned data "
+        "that does not match its DatasetInfo: its samples have shape 5, but it declares 2-D points; return samples "
+        "of the declared shape, or declare the shape they have.")
+
+
+def test_a_loss_factory_that_returns_something_else_or_raises_is_one_sentence(cli, install, tmp_path):
+    install(LOSS_PLUGIN)
+    assert _train(cli, tmp_path, "tinygan", "--loss", "not-a-loss") == (
+        "Error: The factory of --loss not-a-loss (plugin 'mistakes' from ganzoo-mistakes) returned a NotALoss, not a "
+        "ganzoo.losses.AdversarialLoss; it must return an instance of a subclass of AdversarialLoss.")
+    assert _train(cli, tmp_path, "tinygan", "--loss", "raising-loss", "--overwrite") == (
+        "Error: Plugin 'mistakes' from ganzoo-mistakes raised KeyError: 'no loss today' in the factory of --loss "
+        "raising-loss; fix the plugin or report it to its authors (GANZOO_DEBUG=1 shows the traceback).")
+
+
+def test_a_conditional_model_whose_plugin_computes_no_losses_is_told_to(cli, install, tmp_path):
+    install(CONDITIONAL_PLUGIN)
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: No plugin computes the losses of the conditional model 'tinygan' (plugin 'mistakes' from "
+        "ganzoo-mistakes): ganzoo's standard step trains unconditional models only, so the plugin must implement "
+        "compute_losses for it.")
+
+
+# Mistakes a plugin makes in how it registers itself: the plugin is skipped with one line, the others keep working.
+
+def _listing(cli) -> str:
+    """``ganzoo list``'s output as one line; ganzoo's own models must still be there."""
+    output = " ".join(cli("list").output.split())
+    assert "dcgan" in output
+    return output
+
+
+def test_a_plugin_that_exits_at_import_is_skipped_like_one_that_raises(cli, install):
+    install("import sys\nsys.exit('needs libfoo, which is not installed')\n")
+    assert ("plugin 'mistakes' from ganzoo-mistakes skipped: import failed (SystemExit: needs libfoo, which is not "
+            "installed)") in _listing(cli)
+    assert "plugin gan" in cli("info", "gan").output
+
+
+def test_an_unknown_name_says_which_plugins_were_skipped(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE + "\nraise ImportError('needs libbar')\n")  # it would register tinygan and tiny-blobs
+    note = "Plugin 'mistakes' from ganzoo-mistakes was skipped and may be what registers it; see 'ganzoo plugins' for why."
+    info = cli("info", "tinygan", ok=False)
+    assert info.exit_code == 1 and " ".join(info.output.split()).startswith("Error: Unknown model 'tinygan'.")
+    assert " ".join(info.output.split()).endswith(note)
+    assert _train(cli, tmp_path, "tinygan").endswith(note)
+    data = _train(cli, tmp_path, "gan", "--data", "tiny-blobs")
+    assert data.startswith("Error: Unknown dataset 'tiny-blobs'.") and data.endswith(note)
+
+
+def test_an_unknown_name_says_nothing_of_plugins_when_none_was_skipped(cli):
+    info = cli("info", "tinygan", ok=False)
+    assert info.exit_code == 1 and "skipped" not in info.output and "ganzoo plugins" not in info.output
+
+
+_SPEC = ("ModelSpec(name='retgan', family='other', task='unconditional', summary='s', paper=None, "
+         "default_dataset='ring8', hyperparameters=(Hyperparameter('latent_dim', 2, 'noise size'),), "
+         "data_kinds=('vectors',))")
+_REGISTERING = ("from ganzoo import hookimpl\nfrom ganzoo.specs import DatasetInfo, DatasetSpec, Hyperparameter, "
+                "ModelSpec\n@hookimpl\ndef {hook}(register):\n    {body}\n")
+
+
+def test_a_registration_hook_that_returns_its_specs_is_skipped_saying_to_call_register(cli, install):
+    install(_REGISTERING.format(hook="register_models", body=f"return [{_SPEC}]"))
+    assert ("plugin 'mistakes' from ganzoo-mistakes skipped: register_models returned a list instead of calling "
+            "register(spec) for each spec; call register(spec) once per spec and return nothing") in _listing(cli)
+
+
+@pytest.mark.parametrize(("hook", "given", "wanted", "got"), [
+    ("register_models", "{'name': 'dictgan'}", "ModelSpec", "dict"),
+    ("register_datasets", _SPEC, "DatasetSpec", "ModelSpec"),
+])
+def test_register_given_something_else_than_the_hooks_spec_names_both(hook, given, wanted, got, cli, install):
+    install(_REGISTERING.format(hook=hook, body=f"register({given})"))
+    assert (f"plugin 'mistakes' from ganzoo-mistakes skipped: {hook} called register() with a {got}; register() "
+            f"takes a ganzoo.specs.{wanted}") in _listing(cli)
+
+
+def test_a_registration_hook_may_take_fewer_arguments_than_the_spec(cli, install):
+    install(PLUGIN_TEMPLATE + "\n@hookimpl\ndef register_extensions():\n    pass\n")
+    plugins = " ".join(cli("plugins").output.split())
+    assert "skipped" not in plugins and "register_extensions" in plugins
+    assert "tinygan" in _listing(cli)
+
+
+def test_a_misspelled_hook_is_one_sentence_suggesting_the_hook(cli, install):
+    install("from ganzoo import hookimpl\n@hookimpl\ndef register_model(register):\n    pass\n")
+    listing = _listing(cli)
+    assert ("plugin 'mistakes' from ganzoo-mistakes skipped: implements an unknown hook 'register_model'; did you "
+            "mean 'register_models'?") in listing
+    assert "<module" not in listing
+
+
+def test_a_model_declaring_a_hyperparameter_twice_is_refused_at_registration(cli, install):
+    install(PLUGIN_TEMPLATE.replace('Hyperparameter("width", 32, "hidden width")',
+                                    'Hyperparameter("latent_dim", 8, "noise size again")'))
+    listing = _listing(cli)
+    assert ("plugin 'mistakes' from ganzoo-mistakes skipped: model 'tinygan' declares hyperparameter 'latent_dim' "
+            "twice; declare each setting once") in listing
+    assert "tinygan" not in listing.split("skipped")[0]
