@@ -48,6 +48,28 @@ def translate_file(module: Any, source: Path, target: Path, size: int, direction
         raise cannot_write(target, exc, "--out", folder=True) from None
 
 
+def check_image_size(loaded: Any, size: int) -> None:
+    """Refuse an ``--image-size`` that training this generator would refuse, in the plugin's own sentence, before
+    any image is read: a side the network cannot take back to itself (a U-Net's 48) otherwise fails deep in torch.
+
+    The rule lives in the plugin's build hook (pix2pix: a power-of-two side; CycleGAN: a multiple of 4), so the
+    network is built again for ``size`` on the meta device (no memory, no weights) rather than the rule copied here.
+    A network whose build cannot run on the meta device is left to translating, which reports a failing side too.
+    """
+    import torch
+
+    from ganzoo.build import build_generator
+    from ganzoo.errors import GanzooError
+
+    try:
+        with torch.device("meta"):
+            build_generator(loaded.model, {**loaded.config, "image_size": size})
+    except GanzooError:
+        raise
+    except Exception:  # a third-party build that needs real tensors: translating checks the side instead
+        return
+
+
 def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overwrite: bool) -> None:
     """Refuse, before anything is translated, a run that would overwrite an input image or, without
     ``overwrite``, a file already in ``out``: a translation written over its source loses the photo for good.
@@ -90,7 +112,8 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
               help="folder for the results; not the --input folder, since they take the inputs' file names")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="cyclegan: AtoB (default) or BtoA; pix2pix: only the direction it was trained in")
-@click.option("--image-size", type=click.IntRange(min=4), help="side the generator sees [default: its training size]")
+@click.option("--image-size", type=click.IntRange(min=4),
+              help="side the generator sees, one its training accepts [default: its training size]")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
 @click.option("--overwrite", is_flag=True,
               help="replace files already in --out instead of refusing (never the input images)")
@@ -122,6 +145,8 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     target_device = str(pick_device(device))
     loaded = load_generator(weights_path(model, weights, None), model, target_device)
     size = image_size or int(loaded.config["image_size"])
+    if image_size is not None:
+        check_image_size(loaded, size)
     if source.is_dir():
         files = [(path, out / path.relative_to(source)) for path in list_images(source)]
     else:

@@ -148,6 +148,23 @@ def test_plain_photos_are_not_taken_for_pairs(cli, tmp_path):
         f"Skipped {mixed / '0-cover.png'}: 36x36 is not an A|B pair, which is about twice as wide as high."]
 
 
+def test_pix2pix_on_an_unpaired_set_names_the_folder_searched_and_the_layout(cli, unpaired, tmp_path):
+    result = cli("train", "pix2pix", "--data", unpaired, "--image-size", "32", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (  # 3 in trainA and 5 in trainB, not trainA's
+        f"Error: None of the first 8 images in {unpaired} and its subfolders is an A|B pair (two pictures side by side, "
+        f"twice as wide as high; trainA/photo_00.png is 40x36), which paired training needs; {unpaired} looks like an "
+        "unpaired (CycleGAN) set with trainA/ and trainB/, so train cyclegan on it.")
+    nested = tmp_path / "nested"  # photos in subfolders of another layout: the folder searched, the usual advice
+    write_images(nested / "day", 2, (36, 36), seed=4)
+    write_images(nested / "night", 2, (36, 36), seed=5)
+    result = cli("train", "pix2pix", "--data", nested, "--image-size", "32", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        f"Error: None of the first 4 images in {nested} and its subfolders is an A|B pair (two pictures side by side, "
+        "twice as wide as high; day/photo_00.png is 36x36), which paired training needs; for unpaired photos in two "
+        "folders use cyclegan.")
+    assert not (tmp_path / "run").exists()
+
+
 def test_paired_sides_share_the_crop(tmp_path):
     from ganzoo.data.translation import load_translation
 
@@ -278,6 +295,23 @@ def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tm
     result = cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image,
                  "--out", tmp_path / "o", "--overwrite", "--direction", "AtoB", ok=False)  # the same result file again
     assert result.exit_code == 1 and "trained BtoA" in result.output
+
+
+def test_translate_refuses_an_image_size_training_would_refuse(cli, paired, tiny_cyclegan, tmp_path):
+    run = tmp_path / "run"
+    cli("train", "pix2pix", "--data", paired, "--image-size", "32", "--epochs", "1", "--out", run, *TINY,
+        "--no-progress", "--device", "cpu")
+    args = ("--input", paired / "train", "--out", tmp_path / "out", "--device", "cpu")
+    result = cli("translate", "pix2pix", "--weights", run, *args, "--image-size", "48", ok=False)
+    assert result.exit_code == 1 and result.output.strip() == (  # the sentence training gives, not torch's text
+        "Error: The pix2pix U-Net needs a power-of-two image side of at least 32 (64, 128, 256), got 48; set "
+        "--image-size.")
+    result = cli("translate", "cyclegan", "--weights", tiny_cyclegan, *args, "--image-size", "30", ok=False)
+    assert result.exit_code == 1 and result.output.strip() == (
+        "Error: CycleGAN needs an image side divisible by 4 and at least 24 (64, 128, 256), got 30; set --image-size.")
+    assert not (tmp_path / "out").exists()  # refused before any image was read or written
+    cli("translate", "pix2pix", "--weights", run, *args, "--image-size", "64")  # a side the U-Net takes still works
+    assert len(list((tmp_path / "out").iterdir())) == 3
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,14 @@ def test_cyclegan_trains_on_two_folders_and_resumes_from_elsewhere(cli, domains,
     ("cyclegan", ("--data", "{a}", "--data-a", "{a}", "--data-b", "{b}"), "either --data or the two folders"),
     ("cyclegan", ("--data-a", "{a}/missing", "--data-b", "{b}"), "domain-A folder {a}/missing does not exist"),
     ("cyclegan", ("--data-a", "{a}", "--data-b", "{empty}"), "domain-B folder {empty} holds no images"),
+    ("cyclegan", ("--data-a", "{a}/photo_00.png", "--data-b", "{b}"),
+     "Error: The domain-A folder {a}/photo_00.png is a file, not a folder; give the folder holding domain A's images "
+     "(this file lies in {a})."),
+    ("cyclegan", ("--data-a", "{a}", "--data-b", "{a}/", "--epochs", "1", *TRAIN),  # a quick run if not refused
+     "Error: --data-a and --data-b name the same folder {a}; give one folder per domain."),
+    ("cyclegan", ("--data-a", "{a}", "--data-b", "{foals}", "--epochs", "1", *TRAIN),
+     "Error: The domain-B folder {foals} lies inside the domain-A folder {a}, which is read with its subfolders, so "
+     "domain A would hold domain B's images too; give two separate folders."),
     ("pix2pix", ("--data-a", "{a}", "--data-b", "{b}"), "pix2pix trains on paired images"),
     ("dcgan", ("--data-a", "{a}", "--data-b", "{b}"), "dcgan takes --data"),
     ("cyclegan", ("--data-a", "{a}", "--data-b", "{b}", "--image-size", "20"),
@@ -65,7 +73,9 @@ def test_cyclegan_trains_on_two_folders_and_resumes_from_elsewhere(cli, domains,
 def test_two_folder_misuse_is_one_clear_sentence(cli, domains, tmp_path, model, args, message):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
-    names = {"a": domains[0].resolve(), "b": domains[1].resolve(), "empty": (tmp_path / "empty").resolve()}
+    write_images(domains[0] / "foals", 2, (36, 36), seed=3)  # a sub-folder of domain A's images
+    names = {"a": domains[0].resolve(), "b": domains[1].resolve(), "empty": (tmp_path / "empty").resolve(),
+             "foals": (domains[0] / "foals").resolve()}
     result = cli("train", model, *(a.format(**names) for a in args), "--out", tmp_path / "run", ok=False)
     output = " ".join(result.output.split())
     assert result.exit_code == 1 and message.format(**names) in output, output

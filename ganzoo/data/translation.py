@@ -233,26 +233,48 @@ def is_pair_shaped(width: int, height: int) -> bool:
 PAIR_PROBE = 20
 
 
-def refuse_unpaired_files(files: tuple[Path, ...]) -> None:
-    """Stop at once when none of the first :data:`PAIR_PROBE` files of a paired set is an A|B pair (read from their
-    headers, no decoding): a folder of plain photos would otherwise train pix2pix to map each photo's left half to
-    its right half. A stray photo among pairs is skipped with a warning when the set is decoded."""
+def looks_unpaired(root: Path) -> bool:
+    """Whether ``root`` has the CycleGAN layout (``trainA/`` and ``trainB/``), so a paired model given it was most
+    likely handed an unpaired set."""
+    return (root / "trainA").is_dir() and (root / "trainB").is_dir()
+
+
+def _searched(folder: Path, files: tuple[Path, ...]) -> str:
+    """Where ``files`` were found, as a message names it: ``folder``, or ``folder`` and its subfolders when some of
+    the first :data:`PAIR_PROBE` lie deeper (naming the first file's own folder would hide the others)."""
+    deeper = any(path.parent != folder for path in files[:PAIR_PROBE])
+    return f"{folder} and its subfolders" if deeper else str(folder)
+
+
+def _unpaired_hint(root: Path) -> str:
+    """The end of the not-a-pair sentence: that ``root`` looks like an unpaired set, or what to use for one."""
+    if looks_unpaired(root):
+        return f"{root} looks like an unpaired (CycleGAN) set with trainA/ and trainB/, so train cyclegan on it"
+    return "for unpaired photos in two folders use cyclegan"
+
+
+def refuse_unpaired_files(files: tuple[Path, ...], folder: Path) -> None:
+    """Stop at once when none of the first :data:`PAIR_PROBE` files of a paired set, found below ``folder``, is an
+    A|B pair (read from their headers, no decoding): a folder of plain photos would otherwise train pix2pix to map
+    each photo's left half to its right half. A stray photo among pairs is skipped with a warning when the set is
+    decoded. The message names ``folder`` (and its subfolders when the files lie deeper), since that is what was
+    searched, and says so when it holds a CycleGAN set."""
     from PIL import Image
 
-    sizes = []
+    sizes: list[tuple[Path, tuple[int, int]]] = []
     for path in files[:PAIR_PROBE]:
         try:
             with Image.open(path) as image:
-                sizes.append(image.size)
+                sizes.append((path, image.size))
         except Exception:  # an unreadable file is skipped, with a warning, when the set is decoded
             continue
-        if is_pair_shaped(*sizes[-1]):
+        if is_pair_shaped(*sizes[-1][1]):
             return
     if sizes:
-        (width, height), looked = sizes[0], min(len(files), PAIR_PROBE)
-        raise GanzooError(f"None of the first {looked} images in {files[0].parent} is an A|B pair (two pictures side "
-                          f"by side, twice as wide as high; {files[0].name} is {width}x{height}), which paired "
-                          f"training needs; for unpaired photos in two folders use cyclegan.")
+        (first, (width, height)), looked = sizes[0], min(len(files), PAIR_PROBE)
+        raise GanzooError(f"None of the first {looked} images in {_searched(folder, files)} is an A|B pair (two "
+                          f"pictures side by side, twice as wide as high; {first.relative_to(folder)} is "
+                          f"{width}x{height}), which paired training needs; {_unpaired_hint(folder)}.")
 
 
 def read_image(path: Path, size: int, halves: bool) -> Any | None:
@@ -311,7 +333,7 @@ def _images(folder: Path, what: str) -> tuple[Path, ...]:
 
 def unpaired_folders(root: Path) -> tuple[Path, Path]:
     """``(A, B)`` folders of an unpaired set: ``trainA``/``trainB``, or the only two sub-folders."""
-    if (root / "trainA").is_dir() and (root / "trainB").is_dir():
+    if looks_unpaired(root):
         return root / "trainA", root / "trainB"
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
     if len(subfolders) == 2:
@@ -329,8 +351,9 @@ def list_files(root: Path | tuple[Path, Path], kind: str) -> TranslationFiles:
     """The files of a paired set in ``root``, or of an unpaired one in ``root`` or the folders ``(A, B)``."""
     if kind == "paired":
         assert isinstance(root, Path)
-        files = _images(paired_folder(root), "files with A and B side by side")
-        refuse_unpaired_files(files)
+        folder = paired_folder(root)
+        files = _images(folder, "files with A and B side by side")
+        refuse_unpaired_files(files, folder)
         return TranslationFiles(kind, files)
     folder_a, folder_b = unpaired_folders(root) if isinstance(root, Path) else root
     return TranslationFiles(kind, _images(folder_a, "the domain's image files"), _images(folder_b, "the domain's image files"))
@@ -382,6 +405,9 @@ def _domain_folder(path: str | os.PathLike[str], side: str) -> Path:
     from ganzoo.data.folder import IMAGE_EXTENSIONS
 
     folder = Path(path).expanduser().resolve()
+    if folder.is_file():
+        raise GanzooError(f"The domain-{side} folder {folder} is a file, not a folder; give the folder holding domain "
+                          f"{side}'s images (this file lies in {folder.parent}).")
     if not folder.is_dir():
         raise GanzooError(f"The domain-{side} folder {folder} does not exist; give an existing folder of domain-{side} "
                           f"images (a resumed run needs its folders where they were).")
@@ -407,7 +433,21 @@ def two_folder_data(model: Any, data: str | None, data_a: str | None, data_b: st
                               f"folders; pass --data DIR with such files, or train cyclegan on the two folders.")
         raise GanzooError(f"--data-a and --data-b give the two domains of an unpaired image-to-image model such as "
                           f"cyclegan; {model.name} takes --data.")
-    return FOLDER_PAIR.join(str(_domain_folder(path, side)) for path, side in ((data_a, "A"), (data_b, "B")))
+    folders = _domain_folder(data_a, "A"), _domain_folder(data_b, "B")
+    refuse_shared_images(*folders)
+    return FOLDER_PAIR.join(str(folder) for folder in folders)
+
+
+def refuse_shared_images(folder_a: Path, folder_b: Path) -> None:
+    """Refuse two domain folders (absolute) that share images: the same folder, or one inside the other (its images
+    are read with all subfolders), would make both domains, or part of one, the same pictures."""
+    if folder_a == folder_b:
+        raise GanzooError(f"--data-a and --data-b name the same folder {folder_a}; give one folder per domain.")
+    for inner, outer, side, other in ((folder_a, folder_b, "A", "B"), (folder_b, folder_a, "B", "A")):
+        if inner.is_relative_to(outer):
+            raise GanzooError(f"The domain-{side} folder {inner} lies inside the domain-{other} folder {outer}, which is "
+                              f"read with its subfolders, so domain {other} would hold domain {side}'s images too; give "
+                              f"two separate folders.")
 
 
 def two_folder_dataset(name: str, kinds: tuple[str, ...]) -> DatasetSpec:
