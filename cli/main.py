@@ -97,8 +97,9 @@ def console() -> Any:
 
 
 def report_plugin_failures(out: Any) -> None:
-    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless, and per name
-    in ``GANZOO_DISABLE_PLUGINS`` that matched nothing, so a typo there does not pass for a disabled plugin."""
+    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless, per name in
+    ``GANZOO_DISABLE_PLUGINS`` that matched nothing, so a typo there does not pass for a disabled plugin, and per
+    plugin whose import is slow, so the seconds every command loses are traced to it."""
     from ganzoo.registry import get_registry
 
     plugins = get_registry().plugins
@@ -107,6 +108,10 @@ def report_plugin_failures(out: Any) -> None:
     for name in plugins.unmatched_disabled:
         out.print(f"[yellow]GANZOO_DISABLE_PLUGINS names {name!r}, which no installed plugin or distribution has; "
                   "see 'ganzoo plugins' for their names[/yellow]")
+    for name, distribution, seconds in plugins.slow_imports:
+        out.print(f"[yellow]plugin {name!r} from {distribution} took {seconds:.1f} s to import, which every ganzoo "
+                  "command waits for; its authors should move heavy imports (torch, torchvision...) into its hook "
+                  "functions[/yellow]")
 
 
 @click.group(cls=GanzooGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
@@ -24,6 +25,9 @@ ENTRY_POINT_GROUP = "ganzoo"
 #: The distribution of the built-in plugins: loaded first, and its names win every clash.
 BUILT_IN = "ganzoo"
 DISABLE_ENV = "GANZOO_DISABLE_PLUGINS"
+#: Seconds a third-party plugin's import may take before ``ganzoo list`` and ``ganzoo plugins`` point it out: every
+#: command that reads the registry waits for it, ``ganzoo list`` included (llm's plugins made its --help take seconds).
+SLOW_IMPORT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class LoadedPlugins:
     disabled: list[str] = field(default_factory=list)
     #: names in ``GANZOO_DISABLE_PLUGINS`` that no installed plugin or distribution has (a typo disables nothing)
     unmatched_disabled: list[str] = field(default_factory=list)
+    #: third-party plugins whose import took :data:`SLOW_IMPORT_SECONDS` or more: (name, distribution, seconds)
+    slow_imports: list[tuple[str, str, float]] = field(default_factory=list)
 
     def fail(self, name: str, distribution: str, reason: str) -> None:
         """Record that plugin ``name`` failed, unregistering it if it was registered."""
@@ -150,11 +156,15 @@ def load_plugins() -> LoadedPlugins:
         if ep.name in blocked or dist in blocked:
             loaded.disabled.append(ep.name)
             continue
+        started = time.perf_counter()
         try:
             module = ep.load()
         except (Exception, SystemExit) as exc:  # a broken plugin must never break ganzoo itself, nor end it
             loaded.failures.append(PluginFailure(ep.name, dist, f"import failed ({_short(exc)})"))
             continue
+        seconds = time.perf_counter() - started
+        if seconds >= SLOW_IMPORT_SECONDS and dist != BUILT_IN:
+            loaded.slow_imports.append((ep.name, dist, seconds))
         _register(loaded, ep.name, dist, version, module)
     loaded.unmatched_disabled = sorted(blocked - matched)
     return loaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -173,6 +174,25 @@ def test_a_build_hook_that_returns_no_network_is_one_sentence(cli, tmp_path, mon
         "Error: build_generator for model 'lambdagan' (declared by plugin 'ganzoo-lambda') returned a function, "
         "not a torch.nn.Module; the plugin must return the network itself.")
     sys.modules.pop("lambda_plugin", None)
+
+
+def test_a_plugin_that_is_slow_to_import_is_pointed_out(cli, tiny_plugin, tmp_path, monkeypatch):
+    from ganzoo.plugin_manager import reset
+
+    assert "to import" not in cli("plugins").output  # the tiny plugin imports in milliseconds
+    site = make_distribution(tmp_path / "slow-site", "ganzoo-slow", "ganzoo_slow", "import time\ntime.sleep(1.2)\n"
+                             + PLUGIN_TEMPLATE.replace("tinygan", "slowgan").replace("tiny-blobs", "slow-blobs"), "slow")
+    monkeypatch.syspath_prepend(str(site))
+    reset()
+    try:
+        for command in ("plugins", "list"):
+            said = " ".join(cli(command).output.split())
+            assert re.search(r"plugin 'slow' from ganzoo-slow took 1\.\d s to import, which every ganzoo command waits "
+                             r"for; its authors should move heavy imports \(torch, torchvision\.\.\.\) into its hook "
+                             r"functions", said), said
+            assert "plugin 'tiny' from ganzoo-tinyplugin took" not in said
+    finally:
+        sys.modules.pop("ganzoo_slow", None)
 
 
 def test_disable_plugins_by_name(cli, tiny_plugin, monkeypatch):
