@@ -10,8 +10,10 @@ import click
 from ganzoo.cli.options import GivenPath
 
 
-def translate_file(module: Any, source: Path, target: Path, size: int, direction: str | None, device: str) -> None:
-    """Translate one image file: RGB, resized to ``size`` x ``size``, translated, resized back to its own size.
+def translate_file(module: Any, source: Path, target: Path, size: int, direction: str | None,
+                   device: str) -> tuple[int, int]:
+    """Translate one image file: RGB, resized to ``size`` x ``size``, translated, resized back to its own size,
+    which it returns as ``(width, height)``.
 
     An unreadable ``source`` raises ``OSError`` or ``ValueError`` (the caller skips it); a ``target`` that cannot
     be written raises :class:`GanzooError`, since every later image would fail the same way.
@@ -46,6 +48,21 @@ def translate_file(module: Any, source: Path, target: Path, size: int, direction
             picture.save(temporary, format=Image.registered_extensions().get(target.suffix.lower()))
     except OSError as exc:
         raise cannot_write(target, exc, "--out", folder=True) from None
+    return width, height
+
+
+def pair_note(config: dict[str, Any], sizes: list[tuple[int, int]]) -> str | None:
+    """A note when a model trained on A|B pairs was given such pairs to translate: it takes one side's pictures
+    alone, so a whole pair, squeezed into its square input, comes out as nothing useful (and nothing failed)."""
+    from ganzoo.data.translation import is_pair_shaped
+
+    pairs = sum(is_pair_shaped(width, height) for width, height in sizes)
+    if config.get("data_kind") != "paired" or not pairs:
+        return None
+    side = "B" if config.get("direction") == "BtoA" else "A"
+    return (f"note: {pairs} of the {len(sizes)} translated image(s) look like A|B pairs (twice as wide as high, as "
+            f"pix2pix trains on); translate takes {side} pictures alone, so each was translated whole: give it their "
+            f"{side} halves.")
 
 
 def check_image_size(loaded: Any, size: int) -> None:
@@ -155,10 +172,10 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
     check_targets(files, source, out, overwrite)
     check_writable(out, "--out", folder=True, create=False)
-    skipped = 0
+    skipped, sizes = 0, []
     for path, target in files:
         try:
-            translate_file(loaded.module, path, target, size, direction, target_device)
+            sizes.append(translate_file(loaded.module, path, target, size, direction, target_device))
         except (OSError, ValueError) as exc:  # reading only: a failed write is a GanzooError and stops the run
             skipped += 1
             console().print(f"[yellow]skipped {path} ({exc}): not a readable image[/yellow]")
@@ -166,3 +183,6 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         raise GanzooError(f"Translated nothing: no image in {source} could be read (see the skipped lines above); "
                           "pass readable image files.")
     console().print(f"translated {len(files) - skipped} image(s) with {model} into {out}/")
+    note = pair_note(loaded.config, sizes)
+    if note:
+        console().print(f"[yellow]{note}[/yellow]", soft_wrap=True)

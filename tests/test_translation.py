@@ -290,8 +290,14 @@ def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tm
     row = [r for r in (run / "metrics.jsonl").read_text().splitlines() if '"log"' in r][-1]
     assert "g_l1" in row and "d_real" in row
     image = paired / "train" / "photo_00.png"
-    cli("translate", "pix2pix", "--weights", run, "--input", image, "--out", tmp_path / "o")  # the run folder will do
+    done = cli("translate", "pix2pix", "--weights", run, "--input", image, "--out", tmp_path / "o")  # the run folder
     assert Image.open(tmp_path / "o" / "photo_00.png").size == (72, 36)
+    assert ("note: 1 of the 1 translated image(s) look like A|B pairs (twice as wide as high, as pix2pix trains on); "
+            "translate takes B pictures alone, so each was translated whole: give it their B halves.") in " ".join(
+        done.output.split())
+    Image.open(image).crop((36, 0, 72, 36)).save(tmp_path / "b_half.png")
+    done = cli("translate", "pix2pix", "--weights", run, "--input", tmp_path / "b_half.png", "--out", tmp_path / "h")
+    assert Image.open(tmp_path / "h" / "b_half.png").size == (36, 36) and "note" not in done.output
     result = cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image,
                  "--out", tmp_path / "o", "--overwrite", "--direction", "AtoB", ok=False)  # the same result file again
     assert result.exit_code == 1 and "trained BtoA" in result.output
