@@ -165,6 +165,16 @@ def test_pix2pix_on_an_unpaired_set_names_the_folder_searched_and_the_layout(cli
     assert not (tmp_path / "run").exists()
 
 
+def test_a_paired_set_of_undecodable_files_names_the_folder_that_holds_them(cli, tmp_path):
+    for part in ("x", "y"):
+        (tmp_path / "data" / part).mkdir(parents=True)
+        (tmp_path / "data" / part / "pair.png").write_bytes(b"not an image")
+    result = cli("train", "pix2pix", "--data", tmp_path / "data", "--image-size", "32", "--epochs", "1",
+                 "--out", tmp_path / "run", "--no-progress", "--device", "cpu", ok=False)
+    assert result.exit_code == 1 and (f"None of the 2 image files in {tmp_path / 'data'} and its subfolders could be "
+                                      "decoded; check that they are images.") in " ".join(result.output.split())
+
+
 def test_paired_sides_share_the_crop(tmp_path):
     from ganzoo.data.translation import load_translation
 

@@ -289,8 +289,8 @@ def read_image(path: Path, size: int, halves: bool) -> Any | None:
 
 
 def undecodable(files: tuple[Path, ...]) -> GanzooError:
-    """The error for a set none of whose ``files`` can be decoded."""
-    where = files[0].parent if files else "the folder"
+    """The error for a set none of whose ``files`` can be decoded, naming the folder that holds them all."""
+    where = _searched(Path(os.path.commonpath([path.parent for path in files])), files) if files else "the folder"
     return GanzooError(f"None of the {len(files)} image files in {where} could be decoded; check that they are images.")
 
 
