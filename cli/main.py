@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Any
@@ -105,13 +106,30 @@ def report_plugin_failures(out: Any) -> None:
     plugins = get_registry().plugins
     for failure in plugins.failures:
         out.print(f"[yellow]plugin {failure.name!r} from {failure.distribution} skipped: {failure.reason}[/yellow]")
-    for name in plugins.unmatched_disabled:
-        out.print(f"[yellow]GANZOO_DISABLE_PLUGINS names {name!r}, which no installed plugin or distribution has; "
-                  "see 'ganzoo plugins' for their names[/yellow]")
+    report_unmatched_disables(out)
     for name, distribution, seconds in plugins.slow_imports:
         out.print(f"[yellow]plugin {name!r} from {distribution} took {seconds:.1f} s to import, which every ganzoo "
                   "command waits for; its authors should move heavy imports (torch, torchvision...) into its hook "
                   "functions[/yellow]")
+
+
+def report_unmatched_disables(out: Any) -> None:
+    """One line per name in ``GANZOO_DISABLE_PLUGINS`` that matched no installed plugin or distribution, with
+    the installed names it is close to, so a typo there does not pass for a disabled plugin."""
+    import difflib
+
+    from ganzoo.plugin_manager import get_plugins
+
+    plugins = get_plugins()
+    for name in plugins.unmatched_disabled:
+        close = difflib.get_close_matches(name, plugins.installed_names, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        out.print(f"[yellow]GANZOO_DISABLE_PLUGINS names {name!r}, which no installed plugin or distribution "
+                  f"has{hint}; see 'ganzoo plugins' for their names[/yellow]")
+
+
+#: Commands that report every plugin problem themselves (on stdout, with their listing).
+LISTING_COMMANDS = ("list", "plugins", "datasets")
 
 
 @click.group(cls=GanzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -125,6 +143,15 @@ def cli() -> None:
     ganzoo train gan --data ring8      train (pictures, weights, checkpoints in --out)
     ganzoo sample dcgan --weights runs/x/generator.safetensors --out grid.png
     """
+    from ganzoo.launcher import started_by_launcher
+
+    # a mistyped name there disables nothing; every command says so (on stderr here), the launcher's processes
+    # leave it to the launcher, which said it once
+    command = click.get_current_context().invoked_subcommand
+    if os.environ.get("GANZOO_DISABLE_PLUGINS") and command not in LISTING_COMMANDS and not started_by_launcher():
+        from rich.console import Console
+
+        report_unmatched_disables(Console(stderr=True, highlight=False))
 
 
 @cli.command("list", short_help="List registered models (a pattern such as 'dc*' narrows them).")

@@ -59,6 +59,8 @@ class LoadedPlugins:
     disabled: list[str] = field(default_factory=list)
     #: names in ``GANZOO_DISABLE_PLUGINS`` that no installed plugin or distribution has (a typo disables nothing)
     unmatched_disabled: list[str] = field(default_factory=list)
+    #: every entry-point and distribution name found in the group, disabled ones included (what a typo is close to)
+    installed_names: list[str] = field(default_factory=list)
     #: third-party plugins whose import took :data:`SLOW_IMPORT_SECONDS` or more: (name, distribution, seconds)
     slow_imports: list[tuple[str, str, float]] = field(default_factory=list)
 
@@ -167,6 +169,7 @@ def load_plugins() -> LoadedPlugins:
             loaded.slow_imports.append((ep.name, dist, seconds))
         _register(loaded, ep.name, dist, version, module)
     loaded.unmatched_disabled = sorted(blocked - matched)
+    loaded.installed_names = sorted(set(owners) | {dist for dist, _ in owners.values()})
     return loaded
 
 

@@ -35,14 +35,19 @@ class Table(Generic[T]):
     items: dict[str, T] = field(default_factory=dict)
     #: the plugins that were skipped, as ``'name' from distribution``: one of them may be what registers a missing name
     skipped: tuple[str, ...] = ()
+    #: the plugins that ``GANZOO_DISABLE_PLUGINS`` kept out: one of them may be what registers a missing name
+    disabled: tuple[str, ...] = ()
 
     def get(self, name: str) -> T:
-        """The record called ``name``; unknown names raise with the closest known names and the skipped plugins."""
+        """The record called ``name``; unknown names raise with the closest known names and the skipped and
+        disabled plugins."""
         try:
             return self.items[name]
         except KeyError:
             error = unknown_name(self.kind, name, list(self.items))
-            raise (UnknownNameError(f"{error} {_skipped_sentence(self.skipped)}") if self.skipped else error) from None
+            notes = [_skipped_sentence(self.skipped)] if self.skipped else []
+            notes += [_disabled_sentence(self.disabled)] if self.disabled else []
+            raise (UnknownNameError(" ".join([str(error), *notes])) if notes else error) from None
 
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching the fnmatch ``pattern`` (``"*gan"``, ``"dc*"``)."""
@@ -64,13 +69,26 @@ class Registry:
     plugins: LoadedPlugins
 
 
+def _listed(names: tuple[str, ...]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
+
+
 def _skipped_sentence(skipped: tuple[str, ...]) -> str:
     """The sentence an unknown name ends with when plugins were skipped: the name may be one of theirs, which a
     typo's suggestions alone would hide."""
-    plugins = f"{', '.join(skipped[:-1])} and {skipped[-1]}" if len(skipped) > 1 else skipped[0]
     plural = len(skipped) > 1
-    return (f"Plugin{'s' if plural else ''} {plugins} {'were' if plural else 'was'} skipped and may be what registers "
-            "it; see 'ganzoo plugins' for why.")
+    return (f"Plugin{'s' if plural else ''} {_listed(skipped)} {'were' if plural else 'was'} skipped and may be what "
+            "registers it; see 'ganzoo plugins' for why.")
+
+
+def _disabled_sentence(disabled: tuple[str, ...]) -> str:
+    """The sentence an unknown name ends with when ``GANZOO_DISABLE_PLUGINS`` kept plugins out: a name of theirs
+    is unknown only because of that setting, which the user may have forgotten."""
+    plural = len(disabled) > 1
+    return (f"Plugin{'s' if plural else ''} {_listed(disabled)} {'are' if plural else 'is'} disabled by "
+            f"GANZOO_DISABLE_PLUGINS and may be what registers it; take {'them' if plural else 'it'} out of that "
+            "variable to use it.")
 
 
 _HOOK_TABLES = {
@@ -188,6 +206,7 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
     for table in tables.values():
         table.items = {name: spec for name, spec in table.items.items() if spec.plugin not in failed}
         table.skipped = skipped
+        table.disabled = tuple(repr(name) for name in loaded.disabled)
     return Registry(plugins=loaded, **tables)
 
 

@@ -206,8 +206,16 @@ def test_disable_plugins_by_name(cli, tiny_plugin, monkeypatch):
     assert "tinygan" not in names and "dcgan" not in names and "gan" in names
     output = " ".join(cli("plugins").output.split())
     assert "plugin 'tiny' disabled by GANZOO_DISABLE_PLUGINS" in output
-    assert ("GANZOO_DISABLE_PLUGINS names 'dcgna', which no installed plugin or distribution has; see 'ganzoo "
-            "plugins' for their names") in output and "'tiny', which" not in output
+    typo = ("GANZOO_DISABLE_PLUGINS names 'dcgna', which no installed plugin or distribution has (did you mean "
+            "'dcgan'")
+    assert typo in output and "'tiny', which" not in output
+    # the other commands say it too, on stderr, and a name the setting hides says why it is unknown
+    info = cli("info", "gan")
+    assert typo in " ".join(info.stderr.split()) and typo not in " ".join(info.stdout.split())
+    refused = cli("info", "dcgan", ok=False)
+    assert refused.exit_code == 1
+    assert ("Plugins 'dcgan' and 'tiny' are disabled by GANZOO_DISABLE_PLUGINS and may be what registers it; take "
+            "them out of that variable to use it.") in " ".join(refused.stderr.split())
 
 
 def test_spectral_norm_wraps_any_discriminator(tiny_plugin):
