@@ -283,15 +283,17 @@ def validate_numbers(config: dict[str, Any]) -> None:
         raise GanzooError(f"label_smoothing must be below 1 (0.1 is usual), got {config['label_smoothing']!r}.")
     if not 0 <= float(config.get("ema_decay", 0.999)) < 1:
         raise GanzooError(f"ema_decay must lie in [0, 1) (0.999 is usual), got {config['ema_decay']!r}.")
-    warmup = config.get("warmup_d_steps", 0)
+    warmup, d_steps = config.get("warmup_d_steps", 0), config["d_steps"]
     if not is_whole(warmup) or warmup < 0:
         raise GanzooError(f"warmup_d_steps must be a whole number of at least 0 (0 = off), got {warmup!r}.")
-    if config.get("reuse_fake") and config["d_steps"] != 1:
-        raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but d_steps is {config['d_steps']}; "
-                          "set d_steps=1 or drop reuse_fake.")
-    if config.get("reuse_fake") and warmup:
-        raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but warmup_d_steps is {warmup}; "
-                          "set warmup_d_steps=0 or drop reuse_fake.")
+    if 0 < warmup < d_steps:
+        raise GanzooError(f"warmup_d_steps ({warmup}) would give the first generator steps fewer discriminator steps "
+                          f"than d_steps ({d_steps}) gives the others; set it to 0 (off) or at least {d_steps} "
+                          "(the WGAN authors' code uses 100).")
+    if config.get("reuse_fake") and (d_steps != 1 or warmup):
+        name, value, plain = ("d_steps", d_steps, 1) if d_steps != 1 else ("warmup_d_steps", warmup, 0)
+        raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but {name} is {value}; "
+                          f"set {name}={plain} or drop reuse_fake.")
     decay = config.get("decay_epochs")
     if decay is not None and (not is_whole(decay) or not 0 <= decay <= config["epochs"]):
         raise GanzooError(f"decay_epochs must be a whole number from 0 to epochs ({config['epochs']}), got {decay!r}.")

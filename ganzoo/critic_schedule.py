@@ -7,9 +7,9 @@ authors' code (100 critic steps there), which keeps the critic near its optimum 
 the Wasserstein estimate it gives G is furthest from the truth. Its paper's Algorithm 1 has no
 such schedule, so it is off (0) unless the user sets it.
 
-The count of discriminator steps since the last generator step starts again at 0 with each
-epoch, as ``d_steps``'s always has, so a run's last few batches of an epoch may end without a
-generator step.
+Each epoch's last batch ends with a generator step, however few discriminator steps came
+before it, as the authors' inner loop ends with the data; so the count starts again at 0 with
+each epoch, and a schedule longer than an epoch still trains G once per epoch.
 """
 
 from __future__ import annotations

@@ -251,9 +251,7 @@ class Trainer:
                 decoding_settings(bar_console, self.config.get("data_workers"), alone):
             warnings.simplefilter("error" if self.request.strict_data else "always", BadImageWarning)
             try:
-                settings = {"config": self.config} if self.model.task == "image-to-image" else {}  # stream or not
-                data = plugin_checks.loaded(dataset, root, self.config.get("image_size"), self.config.get("channels"),
-                                            **settings)
+                data = plugin_checks.loaded(dataset, root, self.config)
             except BadImageWarning as exc:
                 raise GanzooError(f"{exc.path}: {exc.reason}; fix or remove it, "
                                   "or drop --strict-data to skip such files.") from None
@@ -347,8 +345,9 @@ class Trainer:
         counters = meta["counters"]
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.batch_in_epoch, self.bad_steps = counters.get("batch", 0), counters.get("bad_steps", 0)
-        d_steps = int(self.config["d_steps"])  # checkpoints from before these counters: a fixed d_steps did both
-        self.g_steps = counters.get("g_steps", self.step // d_steps)
+        d_steps = int(self.config["d_steps"])  # checkpoints from before these counters: a fixed d_steps did both,
+        self.g_steps = counters.get(  # every epoch's count from 0, its last few batches without a generator step
+            "g_steps", self.epoch * (self.steps_per_epoch // d_steps) + self.batch_in_epoch // d_steps)
         self.d_steps_since_g = counters.get("d_steps_since_g", self.batch_in_epoch % d_steps)
         torch.set_rng_state(tensors["rng.torch"])
         self.data_order.set_state(tensors["rng.data_order"])
@@ -464,8 +463,8 @@ class Trainer:
                                          optimizers=self.optimizers, state=self.state, first_batch=self.batch_in_epoch)
                 sums: dict[str, Any] = {}
                 count, tick, epoch_start, first = 0, time.perf_counter(), time.perf_counter(), self.batch_in_epoch
-                if first == 0:  # each epoch's discriminator steps count from 0 (see ganzoo.critic_schedule)
-                    self.d_steps_since_g = 0
+                if first == 0:  # each epoch's discriminator steps count from 0 (checkpoints from before the
+                    self.d_steps_since_g = 0  # epoch-end generator step below may hold a count left over)
                 self.epoch_order = self.data_order.get_state()
                 for index, batch in enumerate(self._batches(batch_size)):
                     if index < first:  # done before the checkpoint this run resumed from
@@ -474,7 +473,8 @@ class Trainer:
                         batch = speed.to_channels_last(batch)
                     self._accumulate(sums, self._optimize("discriminator", batch))
                     self.d_steps_since_g += 1
-                    if self.d_steps_since_g >= d_steps_before(self.g_steps, self.config):
+                    last_batch = index + 1 == self.steps_per_epoch  # as in the WGAN authors' loop, an epoch ends
+                    if last_batch or self.d_steps_since_g >= d_steps_before(self.g_steps, self.config):  # with G's
                         self._set_requires_grad(self.discriminator, False)
                         self._accumulate(sums, self._optimize("generator", batch))
                         self._set_requires_grad(self.discriminator, True)

@@ -110,7 +110,10 @@ def _trial_run(generator: Any, *networks: Any) -> Iterator[None]:
     draws, such as noise inputs, must not move the run's)."""
     import torch
 
-    device = next(generator.parameters()).device
+    import itertools
+
+    held = next(itertools.chain(generator.parameters(), generator.buffers()), None)  # a G may hold no parameters
+    device = held.device if held is not None else torch.device("cpu")
     modes = [(network, network.training) for network in (generator, *networks)]
     for network, _ in modes:
         network.eval()
@@ -122,7 +125,7 @@ def _trial_run(generator: Any, *networks: Any) -> Iterator[None]:
             network.train(mode)
 
 
-def _raise_blamed(exc: Exception, model: ModelSpec, where: str) -> None:
+def _raise_if_blamed(exc: Exception, model: ModelSpec, where: str) -> None:
     """Raise the sentence for ``exc``, raised while trying a network of ``model``: a hook that raised names its
     plugin; else the model's plugin built the network that failed. Returns (so the caller re-raises ``exc``)
     when it is ganzoo's own bug."""
@@ -147,7 +150,7 @@ def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) ->
         with _trial_run(generator):
             samples = sampling.generate(model, config, generator, 2, inference=False)
     except Exception as exc:
-        _raise_blamed(exc, model, f"in the generator of model {model.name!r} given noise of latent_dim "
+        _raise_if_blamed(exc, model, f"in the generator of model {model.name!r} given noise of latent_dim "
                                   f"{config['latent_dim']}")
         raise
     if tuple(samples.shape[1:]) != wanted:
@@ -166,12 +169,13 @@ def check_discriminator(model: ModelSpec, config: dict[str, Any], generator: Any
 
     if computes_own_losses(model):
         return
-    count = 2 * int(config.get("pack") or 1)  # PacGAN's discriminator takes whole packs of samples
+    packed = "pacgan" in (config.get("with") or ())  # PacGAN's discriminator takes whole packs of samples
+    count = 2 * (int(config.get("pack") or 1) if packed else 1)
     try:
         with _trial_run(generator, discriminator):
             discriminator(sampling.generate(model, config, generator, count, inference=False))
     except Exception as exc:
-        _raise_blamed(exc, model, f"in the discriminator of model {model.name!r} given samples of shape "
+        _raise_if_blamed(exc, model, f"in the discriminator of model {model.name!r} given samples of shape "
                                   f"{_shape(sample_shape(config))}")
         raise
 
@@ -229,18 +233,20 @@ def check_losses(model: ModelSpec, config: dict[str, Any], stage: str, losses: A
                           "torch.no_grad().")
 
 
-def loaded(dataset: DatasetSpec, *args: Any, **kwargs: Any) -> Any:
-    """``dataset.load(*args, **kwargs)``, checked: an exception a third-party dataset raises from its ``load`` (not
-    a hook, so not found by :func:`hook_failure`), or an answer the engine cannot train on, is one sentence naming
-    its plugin."""
+def loaded(dataset: DatasetSpec, root: Any, config: dict[str, Any]) -> Any:
+    """``dataset.load(root, image_size, channels)`` for the run ``config`` describes (image-to-image sets also get
+    ``config=``, to choose streaming or not), checked: an exception a third-party dataset raises from its ``load``
+    (not a hook, so not found by :func:`hook_failure`), or an answer the engine cannot train on, is one sentence
+    naming its plugin."""
+    settings = {"config": config} if dataset.info.kind in ("paired", "unpaired") else {}
     try:
-        data = dataset.load(*args, **kwargs)
+        data = dataset.load(root, config.get("image_size"), config.get("channels"), **settings)
     except Exception as exc:
         failure = _blamed(exc, dataset.plugin or None, f"in the load function of dataset {dataset.name!r}")
         if failure is None:
             raise
         raise failure from exc
-    check_loaded_data(dataset, data)
+    check_loaded_data(dataset, data, config)
     return data
 
 
@@ -264,24 +270,36 @@ def built_loss(loss: LossSpec, config: dict[str, Any]) -> Any:
     return made
 
 
-def _samples_problem(info: DatasetInfo, real: Any) -> str:
-    """Why the samples (``real``) a dataset's ``load`` returned are not the data its ``DatasetInfo`` declares, or
-    "": the networks are built for the declared shape."""
+def _samples_problem(info: DatasetInfo, real: Any, config: dict[str, Any]) -> tuple[str, str]:
+    """Why the samples (``real``) a dataset's ``load`` returned cannot be trained on, and what to do, or ("", ""):
+    the networks are built for the declared points, or for the images' size and channels ``load`` was given."""
     import torch
 
+    declared = "return samples of the declared shape, or declare the shape they have"
     if not isinstance(real, torch.Tensor):
-        return f"its 'real' entry is a {type(real).__name__}, not a torch tensor"
+        return f"its 'real' entry is a {type(real).__name__}, not a torch tensor", declared
     if info.kind == "vectors" and (real.dim() != 2 or real.shape[1] != info.dim):
-        return f"its samples have shape {_shape(real.shape[1:])}, but it declares {info.dim}-D points"
-    if info.kind == "images" and real.dim() != 4:
-        return f"its 'real' tensor has shape {_shape(real.shape)}, but images must be count x channels x height x width"
-    return ""
+        return f"its samples have shape {_shape(real.shape[1:])}, but it declares {info.dim}-D points", declared
+    if info.kind != "images":
+        return "", ""
+    if real.dim() != 4:
+        return (f"its 'real' tensor has shape {_shape(real.shape)}, but images must be count x channels x height x "
+                "width"), declared
+    if real.dtype != torch.uint8:
+        return (f"its images are {str(real.dtype).removeprefix('torch.')}, but images are kept as uint8 (0 to 255)",
+                "return them as uint8")
+    wanted = sample_shape(config)
+    if tuple(real.shape[1:]) != wanted:
+        return (f"its images are {_shape(real.shape[1:])}, but load was asked for {_shape(wanted)}",
+                "resize and convert them to the image_size and channels load is given (InMemoryData.fit_images "
+                "does both)")
+    return "", ""
 
 
-def check_loaded_data(dataset: DatasetSpec, data: Any) -> None:
-    """Refuse what a dataset's ``load`` returned unless the engine can train on it: a
-    :class:`ganzoo.data.InMemoryData` holding samples of the declared shape, or for paired/unpaired sets a
-    translation set."""
+def check_loaded_data(dataset: DatasetSpec, data: Any, config: dict[str, Any]) -> None:
+    """Refuse what a dataset's ``load`` returned unless the engine can train on it with ``config``: a
+    :class:`ganzoo.data.InMemoryData` holding samples of the declared shape (images: uint8, of the size and
+    channels ``load`` was given), or for paired/unpaired sets a translation set."""
     from ganzoo.data import InMemoryData
 
     if dataset.info.kind in ("paired", "unpaired"):
@@ -294,8 +312,9 @@ def check_loaded_data(dataset: DatasetSpec, data: Any) -> None:
     if not isinstance(data, wanted):
         raise GanzooError(f"The load function of dataset {dataset.name!r}{source} returned a {type(data).__name__}, "
                           f"not a {name}; it must return {name.rsplit('.', 1)[1]}(name, info, {{'real': tensor}}).")
-    problem = _samples_problem(dataset.info, data.tensors.get("real")) if wanted is InMemoryData else ""
+    if wanted is not InMemoryData:
+        return
+    problem, fix = _samples_problem(dataset.info, data.tensors.get("real"), config)
     if problem:
-        raise GanzooError(f"The load function of dataset {dataset.name!r}{source} returned data that does not match "
-                          f"its DatasetInfo: {problem}; return samples of the declared shape, or declare the shape "
-                          "they have.")
+        raise GanzooError(f"The load function of dataset {dataset.name!r}{source} returned data the run cannot train "
+                          f"on: {problem}; {fix}.")

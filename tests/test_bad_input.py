@@ -466,7 +466,9 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("gan", "--data", "line-2d", "--set", "warmup_d_steps=-1"),
      "warmup_d_steps must be a whole number of at least 0 (0 = off), got -1"),
     (("gan", "--data", "line-2d", "--set", "warmup_d_steps=100", "--set", "reuse_fake=True"),
-     "reuse_fake needs one discriminator step per generator step, but warmup_d_steps is 100"),
+     "reuse_fake needs one discriminator step per generator step, but warmup_d_steps is 100; set warmup_d_steps=0"),
+    (("gan", "--data", "line-2d", "--loss", "wgan", "--set", "warmup_d_steps=3"),
+     "warmup_d_steps (3) would give the first generator steps fewer discriminator steps than d_steps (5) gives"),
     (("dcgan", "--data", "IMAGES", "--image-size", "36"), "DCGAN cannot make 36x36 images"),
     # the models' own settings: the type of their default, and the range of the shared ones
     (("gan", "--data", "line-2d", "--set", "dim=3"), "dim comes from the dataset and cannot be set; drop --set dim"),

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-from ganzoo.checkpoint import list_checkpoints
+from ganzoo.checkpoint import list_checkpoints, load_checkpoint
 
 RUN = ["gan", "--data", "ring8", "--epochs", "2", "--no-progress", "--device", "cpu", "--set", "checkpoint_every=20"]
 START_TIMEOUT = 120.0
@@ -190,14 +190,34 @@ def test_resume_from_inside_an_epoch_is_bit_exact(cli, tmp_path):
 
 def test_resume_inside_the_critic_warmup_is_bit_exact(cli, tmp_path):
     common = ["gan", "--data", "ring8", "--epochs", "1", "--loss", "wgan", "--no-progress", "--device", "cpu",
-              "--set", "warmup_d_steps=3", "--set", "checkpoint_every=40", "--set", "keep_checkpoints=20"]
+              "--set", "warmup_d_steps=7", "--set", "checkpoint_every=40", "--set", "keep_checkpoints=20"]
     cli("train", *common, "--out", tmp_path / "a")
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     for path in list_checkpoints(tmp_path / "b")[1:]:
-        path.unlink()  # as if the run had died after 40 batches: 13 G steps of the warm-up, 1 critic step since
+        path.unlink()  # as if the run had died after 40 batches: 5 G steps of the warm-up, 5 critic steps since
     cli("train", "gan", "--resume", tmp_path / "b", "--no-progress", "--device", "cpu")
     _assert_same_state(tmp_path / "a" / "checkpoints" / "state-epoch-0001.safetensors",
                        tmp_path / "b" / "checkpoints" / "state-epoch-0001.safetensors")
+
+
+def test_a_checkpoint_from_before_the_generator_step_counters_resumes_with_the_count_it_had(cli, tmp_path):
+    """Such a checkpoint's run took floor(200 / 7) = 28 G steps in each ring8 epoch of 200 batches (the last 4
+    without one): at epoch 1, batch 25, 28 + 3 G steps and 4 critic steps since; the resume then takes 26 more
+    (at batch 28, 24 at every 7th batch after, and the epoch-end one). Counting G steps as step // 7 would give
+    32 + 26."""
+    from test_bad_input import _rewrite_json
+
+    common = ["gan", "--data", "ring8", "--epochs", "2", "--loss", "wgan", "--set", "d_steps=7", "--no-progress",
+              "--device", "cpu", "--set", "checkpoint_every=75", "--set", "keep_checkpoints=20"]
+    cli("train", *common, "--out", tmp_path / "run")
+    for path in list_checkpoints(tmp_path / "run")[4:]:
+        path.unlink()  # the run died after epoch 1, batch 25
+    old = list_checkpoints(tmp_path / "run")[-1]
+    assert old.name == "state-epoch-0001-batch-000025.safetensors"
+    _rewrite_json(old, lambda meta: [meta["counters"].pop(key) for key in ("g_steps", "d_steps_since_g")])
+    cli("train", "gan", "--resume", tmp_path / "run", "--no-progress", "--device", "cpu")
+    meta, _ = load_checkpoint(list_checkpoints(tmp_path / "run")[-1])
+    assert (meta["counters"]["g_steps"], meta["counters"]["d_steps_since_g"]) == (31 + 26, 0)
 
 
 INTERRUPTING_PLUGIN = '''

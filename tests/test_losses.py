@@ -502,21 +502,33 @@ def test_the_critic_warmup_follows_the_wgan_authors_schedule():
     assert {d_steps_before(done, {"d_steps": 5, "warmup_d_steps": 0}) for done in (0, 500)} == {5}
 
 
-def test_warmup_d_steps_gives_the_first_generator_steps_more_critic_steps(cli, tmp_path):
-    """One epoch of ring8 is 200 batches. WGAN's 5 critic steps: 40 G updates. With warmup_d_steps=3 the first 25
-    G updates come after 3 critic steps each (75 batches), the other 125 batches give 25 more: 50."""
+def _optimizer_steps(cli, out, *options) -> dict[str, set[int]]:
+    """Train on ring8 (200 batches an epoch) and read each optimizer's own step count from the last checkpoint."""
     from ganzoo.checkpoint import list_checkpoints, load_checkpoint
 
-    def updates(out, *settings):  # each optimizer's own step count, as the checkpoint keeps it
-        cli("train", "gan", "--data", "ring8", "--loss", "wgan", "--epochs", "1", "--out", out, "--no-progress",
-            "--device", "cpu", *settings)
-        _, tensors = load_checkpoint(list_checkpoints(out)[-1])
-        return {stage: {int(t.item()) for name, t in tensors.items()
-                        if name.startswith(f"optim.{stage}.") and name.endswith(".step")}
-                for stage in ("generator", "discriminator")}
+    cli("train", "gan", "--data", "ring8", "--out", out, "--no-progress", "--device", "cpu", *options)
+    _, tensors = load_checkpoint(list_checkpoints(out)[-1])
+    return {stage: {int(t.item()) for name, t in tensors.items()
+                    if name.startswith(f"optim.{stage}.") and name.endswith(".step")}
+            for stage in ("generator", "discriminator")}
 
-    assert updates(tmp_path / "plain") == {"generator": {40}, "discriminator": {200}}
-    assert updates(tmp_path / "warm", "--set", "warmup_d_steps=3") == {"generator": {50}, "discriminator": {200}}
+
+def test_warmup_d_steps_gives_the_first_generator_steps_more_critic_steps(cli, tmp_path):
+    """One epoch of ring8 is 200 batches, one G update each with ns's single critic step. With warmup_d_steps=3
+    the first 25 G updates come after 3 critic steps each (75 batches), the other 125 batches give 125 more."""
+    common = ("--loss", "ns", "--epochs", "1")
+    assert _optimizer_steps(cli, tmp_path / "plain", *common) == {"generator": {200}, "discriminator": {200}}
+    assert _optimizer_steps(cli, tmp_path / "warm", *common, "--set", "warmup_d_steps=3") == {
+        "generator": {150}, "discriminator": {200}}
+
+
+def test_every_epoch_ends_with_a_generator_step_as_in_the_wgan_authors_loop(cli, tmp_path):
+    """A warm-up longer than an epoch (500 critic steps, 200 batches) still trains G once per epoch, at its end;
+    and 7 critic steps per G step over 200 batches give 28 G steps, then a 29th after the last 4 batches."""
+    warm = ("--loss", "wgan", "--epochs", "2", "--set", "warmup_d_steps=500")
+    assert _optimizer_steps(cli, tmp_path / "warm", *warm) == {"generator": {2}, "discriminator": {400}}
+    odd = ("--loss", "wgan", "--epochs", "1", "--set", "d_steps=7")
+    assert _optimizer_steps(cli, tmp_path / "odd", *odd) == {"generator": {29}, "discriminator": {200}}
 
 
 def test_wgan_clipping_keeps_critic_weights_in_bounds(tmp_path):

@@ -299,8 +299,45 @@ def test_a_dataset_whose_samples_are_not_the_declared_shape_is_one_sentence(cli,
                                     "torch.randn(256, 5, generator=gen)"))
     assert _train(cli, tmp_path, "tinygan") == (
         "Error: The load function of dataset 'tiny-blobs' of plugin 'mistakes' from ganzoo-mistakes returned data "
-        "that does not match its DatasetInfo: its samples have shape 5, but it declares 2-D points; return samples "
-        "of the declared shape, or declare the shape they have.")
+        "the run cannot train on: its samples have shape 5, but it declares 2-D points; return samples of the "
+        "declared shape, or declare the shape they have.")
+
+
+IMAGE_DATASET = '''
+from ganzoo import hookimpl
+from ganzoo.specs import DatasetInfo, DatasetSpec
+
+@hookimpl
+def register_datasets(register):
+    def load(root=None, image_size=None, channels=None):  # 16 px grey images, whatever it is asked for
+        import torch
+        from ganzoo.data import InMemoryData
+        images = torch.randint(0, 256, (64, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        return InMemoryData("tiny-digits", DatasetInfo("images", channels=1, image_size=16), {"real": IMAGES})
+    register(DatasetSpec("tiny-digits", "16 px noise", DatasetInfo("images", channels=1, image_size=16), load))
+'''
+
+
+@pytest.mark.parametrize("mistake", ["another size than asked", "floats", None])
+def test_a_dataset_whose_images_are_not_what_the_run_asked_for_is_one_sentence(cli, install, tmp_path, mistake):
+    """Images must come as uint8 at the size and channels load is given: the networks are built for those. The
+    same images at the size asked (their own) train."""
+    images, options, said = {
+        "another size than asked": ("images", ("--image-size", "32"),
+                                    "its images are 1x16x16, but load was asked for 1x32x32; resize and convert them "
+                                    "to the image_size and channels load is given (InMemoryData.fit_images does both)."),
+        "floats": ("images.float() / 127.5 - 1", (),
+                   "its images are float32, but images are kept as uint8 (0 to 255); return them as uint8."),
+        None: ("images", (), ""),
+    }[mistake]
+    install(IMAGE_DATASET.replace("IMAGES", images))
+    if mistake is None:
+        cli("train", "dcgan", "--data", "tiny-digits", "--batch-size", "16", "--epochs", "1", "--out", tmp_path / "ok",
+            "--no-progress", "--device", "cpu")
+        return
+    assert _train(cli, tmp_path, "dcgan", "--data", "tiny-digits", "--batch-size", "16", *options) == (
+        "Error: The load function of dataset 'tiny-digits' of plugin 'mistakes' from ganzoo-mistakes returned data "
+        f"the run cannot train on: {said}")
 
 
 def test_a_loss_factory_that_returns_something_else_or_raises_is_one_sentence(cli, install, tmp_path):
