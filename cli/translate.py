@@ -10,33 +10,41 @@ import click
 from ganzoo.cli.options import GivenPath
 
 
-def translate_file(module: Any, source: Path, target: Path, size: int, direction: str | None,
-                   device: str) -> tuple[int, int]:
-    """Translate one image file: RGB, resized to ``size`` x ``size``, translated, resized back to its own size,
-    which it returns as ``(width, height)``.
+def read_picture(source: Path) -> Any:
+    """``source`` decoded as an RGB PIL image; an unreadable file raises ``OSError`` or ``ValueError``, which the
+    caller skips."""
+    from PIL import Image
 
-    An unreadable ``source`` raises ``OSError`` or ``ValueError`` (the caller skips it); a ``target`` that cannot
-    be written raises :class:`GanzooError`, since every later image would fail the same way.
+    from ganzoo.data.folder import _to_mode
+
+    with Image.open(source) as image:
+        image.load()
+        return _to_mode(image, 3)
+
+
+def translate_picture(module: Any, rgb: Any, target: Path, size: int, direction: str | None,
+                      device: str) -> tuple[int, int]:
+    """Translate one RGB picture: resized to ``size`` x ``size``, translated, resized back to its own size, which
+    it returns as ``(width, height)``, and written to ``target``.
+
+    A generator that cannot take ``size`` (its error a RuntimeError or ValueError), or a ``target`` that cannot be
+    written, raises :class:`GanzooError`, since every later image would fail the same way.
     """
     import numpy as np
     import torch
     from PIL import Image
 
-    from ganzoo.data.folder import _to_mode
     from ganzoo.errors import GanzooError
     from ganzoo.out_of_memory import is_out_of_memory
     from ganzoo.safefile import atomic_target, cannot_write
 
-    with Image.open(source) as image:
-        image.load()
-        rgb = _to_mode(image, 3)
     width, height = rgb.size
     array = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
     x = torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).div(127.5).sub(1).to(device)
     try:
         with torch.inference_mode():
             y = module.translate(x, direction)
-    except RuntimeError as exc:  # a side the network's down/up-sampling cannot take back to itself
+    except (RuntimeError, ValueError) as exc:  # a side the network's down/up-sampling cannot take back to itself
         if is_out_of_memory(exc):  # too large for the device: the CLI says so in its own sentence
             raise
         raise GanzooError(f"The generator cannot translate {size}x{size} images ({str(exc).splitlines()[0]}); "
@@ -71,7 +79,8 @@ def check_image_size(loaded: Any, size: int) -> None:
 
     The rule lives in the plugin's build hook (pix2pix: a power-of-two side; CycleGAN: a multiple of 4), so the
     network is built again for ``size`` on the meta device (no memory, no weights) rather than the rule copied here.
-    A network whose build cannot run on the meta device is left to translating, which reports a failing side too.
+    A network whose build cannot run on the meta device is left to translating, which reports a failing side too
+    (a RuntimeError or ValueError from the network, in one sentence).
     """
     import torch
 
@@ -175,10 +184,12 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     skipped, sizes = 0, []
     for path, target in files:
         try:
-            sizes.append(translate_file(loaded.module, path, target, size, direction, target_device))
-        except (OSError, ValueError) as exc:  # reading only: a failed write is a GanzooError and stops the run
+            picture = read_picture(path)
+        except (OSError, ValueError) as exc:
             skipped += 1
             console().print(f"[yellow]skipped {path} ({exc}): not a readable image[/yellow]")
+            continue
+        sizes.append(translate_picture(loaded.module, picture, target, size, direction, target_device))
     if skipped == len(files):
         raise GanzooError(f"Translated nothing: no image in {source} could be read (see the skipped lines above); "
                           "pass readable image files.")

@@ -91,20 +91,13 @@ def _disabled_sentence(disabled: tuple[str, ...]) -> str:
             "variable to use it.")
 
 
-_HOOK_TABLES = {
-    "register_models": "models",
-    "register_datasets": "datasets",
-    "register_losses": "losses",
-    "register_extensions": "extensions",
-    "register_pretrained": "pretrained",
-}
-#: the record each registration hook's ``register`` takes
-_HOOK_SPECS: dict[str, type] = {
-    "register_models": ModelSpec,
-    "register_datasets": DatasetSpec,
-    "register_losses": LossSpec,
-    "register_extensions": ExtensionSpec,
-    "register_pretrained": PretrainedSpec,
+#: each registration hook: the table it fills and the record its ``register`` takes
+_REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
+    "register_models": ("models", ModelSpec),
+    "register_datasets": ("datasets", DatasetSpec),
+    "register_losses": ("losses", LossSpec),
+    "register_extensions": ("extensions", ExtensionSpec),
+    "register_pretrained": ("pretrained", PretrainedSpec),
 }
 
 
@@ -115,7 +108,7 @@ def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str]:
     hands ``register`` something else than its spec, or returns its specs instead of registering them, is refused
     with what to do, rather than failing deep inside ganzoo or being ignored in silence.
     """
-    wanted = _HOOK_SPECS[hook_name]
+    wanted = _REGISTRATION_HOOKS[hook_name][1]
     pending: list[Any] = []
     mistakes: list[str] = []
 
@@ -179,7 +172,7 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
     }
     dist_of = {r.name: r.distribution for r in loaded.records}
     declared: list[tuple[Table[Any], Any]] = []
-    for hook_name, table_name in _HOOK_TABLES.items():
+    for hook_name, (table_name, _) in _REGISTRATION_HOOKS.items():
         caller = getattr(loaded.manager.hook, hook_name)
         for impl in caller.get_hookimpls():
             specs, problem = _declared_by(impl, hook_name)

@@ -175,6 +175,15 @@ def test_a_paired_set_of_undecodable_files_names_the_folder_that_holds_them(cli,
                                       "decoded; check that they are images.") in " ".join(result.output.split())
 
 
+def test_undecodable_files_mostly_at_the_top_still_name_the_subfolders_that_hold_the_rest(tmp_path):
+    from ganzoo.data.translation import PAIR_PROBE, undecodable
+
+    files = (*(tmp_path / f"{index}.png" for index in range(PAIR_PROBE + 5)), tmp_path / "deeper" / "last.png")
+    assert str(undecodable(files)) == (f"None of the {PAIR_PROBE + 6} image files in {tmp_path} and its subfolders "
+                                       "could be decoded; check that they are images.")
+    assert f"in {tmp_path} could" in str(undecodable(files[:-1]))
+
+
 def test_paired_sides_share_the_crop(tmp_path):
     from ganzoo.data.translation import load_translation
 

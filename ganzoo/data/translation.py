@@ -241,8 +241,8 @@ def looks_unpaired(root: Path) -> bool:
 
 def _searched(folder: Path, files: tuple[Path, ...]) -> str:
     """Where ``files`` were found, as a message names it: ``folder``, or ``folder`` and its subfolders when some of
-    the first :data:`PAIR_PROBE` lie deeper (naming the first file's own folder would hide the others)."""
-    deeper = any(path.parent != folder for path in files[:PAIR_PROBE])
+    them lie deeper (naming the first file's own folder would hide the others)."""
+    deeper = any(path.parent != folder for path in files)
     return f"{folder} and its subfolders" if deeper else str(folder)
 
 
