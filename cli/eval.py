@@ -196,7 +196,8 @@ def _real_images(dataset: Any, data_root: str | None) -> Any:
 
     @lru_cache(maxsize=1)
     def load(channels: int, size: int) -> Any:
-        return loaded(dataset, root(data_root), size, channels).tensors["real"]
+        asked = {"data_kind": dataset.info.kind, "image_size": size, "channels": channels}
+        return loaded(dataset, root(data_root), asked).tensors["real"]
 
     return load
 
