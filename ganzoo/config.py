@@ -161,6 +161,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     require_latent_dim(model, config)
     refuse_unconditional_only(model, config, overrides)
     validate_numbers(config)
+    refuse_short_warmup(config)
     refuse_non_finite(overrides)
     return config
 
@@ -250,6 +251,16 @@ def loss_network_defaults(name: str, config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in get_registry().losses.get(name).network_defaults.items() if key in config}
 
 
+def refuse_short_warmup(config: dict[str, Any]) -> None:
+    """Refuse a ``warmup_d_steps`` that would give the first generator steps fewer discriminator steps than the
+    others. New runs only: a run saved with one before this rule resumes as it was trained."""
+    warmup, d_steps = config.get("warmup_d_steps", 0), config["d_steps"]
+    if 0 < warmup < d_steps:
+        raise GanzooError(f"warmup_d_steps ({warmup}) would give the first generator steps fewer discriminator steps "
+                          f"than d_steps ({d_steps}) gives the others; set it to 0 (off) or at least {d_steps} "
+                          "(the WGAN authors' code uses 100).")
+
+
 def validate_numbers(config: dict[str, Any]) -> None:
     """Refuse settings no training could use, one clear sentence each."""
     from ganzoo.data import memory_budget_gb
@@ -286,10 +297,6 @@ def validate_numbers(config: dict[str, Any]) -> None:
     warmup, d_steps = config.get("warmup_d_steps", 0), config["d_steps"]
     if not is_whole(warmup) or warmup < 0:
         raise GanzooError(f"warmup_d_steps must be a whole number of at least 0 (0 = off), got {warmup!r}.")
-    if 0 < warmup < d_steps:
-        raise GanzooError(f"warmup_d_steps ({warmup}) would give the first generator steps fewer discriminator steps "
-                          f"than d_steps ({d_steps}) gives the others; set it to 0 (off) or at least {d_steps} "
-                          "(the WGAN authors' code uses 100).")
     if config.get("reuse_fake") and (d_steps != 1 or warmup):
         name, value, plain = ("d_steps", d_steps, 1) if d_steps != 1 else ("warmup_d_steps", warmup, 0)
         raise GanzooError(f"reuse_fake needs one discriminator step per generator step, but {name} is {value}; "

@@ -1,7 +1,8 @@
 """The generic training loop: discriminator steps, then a generator step, for any family.
 
 Per batch the discriminator's stage runs; every ``d_steps`` batches (more early on with
-``warmup_d_steps``, :mod:`ganzoo.critic_schedule`) the generator's stage runs. Each stage
+``warmup_d_steps``, :mod:`ganzoo.critic_schedule`), and after each epoch's last batch, the
+generator's stage runs. Each stage
 asks the family's plugin for its loss terms (``compute_losses``), then the
 engine backpropagates their sum and steps that stage's optimizer. Losses stay on the device
 and are read back only every ``log_every`` steps, so the loop never waits on the GPU per step.

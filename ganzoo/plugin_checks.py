@@ -110,10 +110,7 @@ def _trial_run(generator: Any, *networks: Any) -> Iterator[None]:
     draws, such as noise inputs, must not move the run's)."""
     import torch
 
-    import itertools
-
-    held = next(itertools.chain(generator.parameters(), generator.buffers()), None)  # a G may hold no parameters
-    device = held.device if held is not None else torch.device("cpu")
+    device = next(generator.parameters()).device
     modes = [(network, network.training) for network in (generator, *networks)]
     for network, _ in modes:
         network.eval()

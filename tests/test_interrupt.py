@@ -220,6 +220,22 @@ def test_a_checkpoint_from_before_the_generator_step_counters_resumes_with_the_c
     assert (meta["counters"]["g_steps"], meta["counters"]["d_steps_since_g"]) == (31 + 26, 0)
 
 
+def test_a_run_saved_with_a_warmup_shorter_than_d_steps_still_resumes(cli, tmp_path):
+    """New runs refuse warmup_d_steps below d_steps; one saved with it before that rule goes on as it was."""
+    from test_bad_input import _rewrite_json
+
+    common = ["gan", "--data", "ring8", "--epochs", "2", "--loss", "wgan", "--no-progress", "--device", "cpu"]
+    refused = cli("train", *common, "--set", "warmup_d_steps=3", "--out", tmp_path / "new", ok=False)
+    assert refused.exit_code == 1 and "warmup_d_steps (3) would give" in refused.output
+    cli("train", *common, "--out", tmp_path / "run")
+    for path in list_checkpoints(tmp_path / "run")[1:]:
+        path.unlink()  # the run stopped after its first epoch
+    _rewrite_json(list_checkpoints(tmp_path / "run")[-1], lambda meta: meta["config"].update(warmup_d_steps=3))
+    cli("train", "gan", "--resume", tmp_path / "run", "--no-progress", "--device", "cpu")
+    meta, _ = load_checkpoint(list_checkpoints(tmp_path / "run")[-1])
+    assert meta["counters"]["epoch"] == 2 and meta["config"]["warmup_d_steps"] == 3
+
+
 INTERRUPTING_PLUGIN = '''
 import os, signal
 from ganzoo import hookimpl

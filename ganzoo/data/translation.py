@@ -272,7 +272,8 @@ def refuse_unpaired_files(files: tuple[Path, ...], folder: Path) -> None:
             return
     if sizes:
         (first, (width, height)), looked = sizes[0], min(len(files), PAIR_PROBE)
-        raise GanzooError(f"None of the first {looked} images in {_searched(folder, files)} is an A|B pair (two "
+        where = _searched(folder, files[:PAIR_PROBE])  # the folders of the images looked at
+        raise GanzooError(f"None of the first {looked} images in {where} is an A|B pair (two "
                           f"pictures side by side, twice as wide as high; {first.relative_to(folder)} is "
                           f"{width}x{height}), which paired training needs; {_unpaired_hint(folder)}.")
 
