@@ -462,7 +462,7 @@ class Trainer:
                 self.discriminator.train()
                 self.hook.on_epoch_start(model=self.model, config=self.config, epoch=self.epoch,
                                          optimizers=self.optimizers, state=self.state, first_batch=self.batch_in_epoch)
-                sums: dict[str, Any] = {}
+                sums: dict[str, tuple[Any, int]] = {}
                 count, tick, epoch_start, first = 0, time.perf_counter(), time.perf_counter(), self.batch_in_epoch
                 if first == 0:  # each epoch's discriminator steps count from 0 (checkpoints from before the
                     self.d_steps_since_g = 0  # epoch-end generator step below may hold a count left over)
@@ -488,7 +488,7 @@ class Trainer:
                     count += 1
                     if count == log_every or index + 1 == self.steps_per_epoch:
                         now = time.perf_counter()
-                        last = self._log(sums, count, batch_size * count / max(now - tick, 1e-9))
+                        last = self._log(sums, batch_size * count / max(now - tick, 1e-9))
                         progress.update(self.epoch, index + 1, last)
                         sums, count, tick = {}, 0, time.perf_counter()
                         if self.world is not None:  # all processes log at the same steps: they stop at the same one
@@ -528,17 +528,21 @@ class Trainer:
             parameter.requires_grad_(flag)
 
     @staticmethod
-    def _accumulate(sums: dict[str, Any], losses: Losses) -> None:
+    def _accumulate(sums: dict[str, tuple[Any, int]], losses: Losses) -> None:
+        """Add each term and metric to its running sum (on the device) and count the steps it came from: with
+        ``d_steps`` > 1 the generator's terms come from fewer steps than the discriminator's."""
         for name, value in {**losses.terms, **losses.metrics}.items():
             value = value.detach()
-            sums[name] = sums[name] + value if name in sums else value.clone()
+            total, steps = sums.get(name, (None, 0))
+            sums[name] = (value.clone() if total is None else total + value, steps + 1)
 
-    def _log(self, sums: dict[str, Any], count: int, images_per_s: float) -> dict[str, float]:
+    def _log(self, sums: dict[str, tuple[Any, int]], images_per_s: float) -> dict[str, float]:
+        """Log the mean of each term and metric over the steps that gave it since the last log."""
         import torch
 
         self._check_guard()
         names = list(sums)
-        means = torch.stack([sums[n].float() for n in names]).div(count) if names else None
+        means = torch.stack([sums[n][0].float() / sums[n][1] for n in names]) if names else None
         if means is not None and self.world is not None:
             self.world.average([means])  # over all processes: what one process with the whole batch logs
         values = means.tolist() if means is not None else []

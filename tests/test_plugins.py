@@ -137,6 +137,27 @@ def test_an_unconditional_model_with_its_own_losses_refuses_the_standard_steps_r
     sys.modules.pop("own_losses_plugin", None)
 
 
+def test_each_logged_mean_is_over_the_steps_that_gave_it(cli, tmp_path, monkeypatch):
+    """With 3 discriminator steps per generator step, G's terms come from fewer steps than D's: a metric that is
+    always 1 must be logged as 1, not as its sum over the log window's batches. 8 batches of tiny-blobs, logs after
+    batches 4 and 8, G steps after batches 3, 6 and 8 (the epoch's end)."""
+    from ganzoo.plugin_manager import reset
+
+    source = OWN_LOSSES_PLUGIN.replace('return Losses({"g": g.mean()})',
+                                       'return Losses({"g": g.mean()}, {"always_one": torch.tensor(1.0)})')
+    make_distribution(tmp_path / "site", "ganzoo-constants", "constants_plugin", source, "own")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    run = tmp_path / "run"
+    cli("train", "owngan", "--epochs", "1", "--d-steps", "3", "--out", run, "--no-progress", "--device", "cpu",
+        "--set", "log_every=4")
+    import json
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"log"' in line]
+    assert [(row["step"], row["always_one"]) for row in rows] == [(4, 1.0), (8, 1.0)]
+    sys.modules.pop("constants_plugin", None)
+
+
 @pytest.mark.parametrize("key", ["seen", "_seen"])
 def test_state_a_checkpoint_cannot_keep_is_refused_at_the_first_step(cli, tmp_path, monkeypatch, key):
     from ganzoo.plugin_manager import reset
