@@ -23,9 +23,10 @@ TRAINING_HYPERPARAMETERS: tuple[Hyperparameter, ...] = (
     Hyperparameter("beta1", 0.5, "Adam beta1 (0.5 as in DCGAN)"),
     Hyperparameter("beta2", 0.999, "Adam beta2"),
     Hyperparameter("decay_epochs", 0, "final epochs over which both learning rates fall linearly to 0 (0: constant)"),
-    Hyperparameter("d_steps", 1, "discriminator steps per generator step"),
+    Hyperparameter("d_steps", 1, "discriminator steps per generator step (each epoch also ends with a generator "
+                   "step)"),
     Hyperparameter("warmup_d_steps", 0, "discriminator steps before each of the first 25 generator steps and every "
-                   "500th after (100 in the WGAN authors' code; 0: d_steps throughout)"),
+                   "500th after (100 in the WGAN authors' code; 0: d_steps throughout; else at least d_steps)"),
     Hyperparameter("reuse_fake", False, "G's update reuses the fake batch of D's step instead of drawing a new one "
                    "(one G forward fewer per step, as the peers' loops do; needs d_steps=1)"),
     Hyperparameter("optimizer", "adam", "adam or rmsprop (WGAN's choice; beta1/beta2 apply to adam only)"),
