@@ -367,6 +367,64 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+FIXED_SIZE_TRANSLATOR = '''
+"""A third-party image-to-image model whose generator takes 32x32 images only, and says so with a ValueError."""
+from ganzoo import hookimpl
+from ganzoo.specs import ModelSpec
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="fixed32", family="fixed32", task="image-to-image", summary="32 px only, for tests",
+                       paper=None, default_dataset="facades", data_kinds=("unpaired",), hyperparameters=()))
+
+@hookimpl
+def build_generator(model, config):
+    if model.family != "fixed32":
+        return None
+    from torch import nn
+
+    class Fixed(nn.Conv2d):
+        def translate(self, x, direction=None):
+            if x.shape[-1] != 32:
+                raise ValueError(f"this generator takes 32x32 images, not {x.shape[-1]}x{x.shape[-2]}")
+            return self(x).tanh()
+
+    return Fixed(3, 3, 3, padding=1)
+'''
+
+
+def test_a_generator_refusing_the_size_with_a_value_error_is_one_sentence_not_unreadable_images(cli, tmp_path,
+                                                                                                 monkeypatch):
+    """A ValueError from the network is about the size asked, not the pictures: one sentence, not every file
+    skipped as unreadable."""
+    from conftest import make_distribution
+    from ganzoo.build import build_generator
+    from ganzoo.plugin_manager import reset
+    from ganzoo.registry import get_model
+    from ganzoo.weights import save_network
+
+    make_distribution(tmp_path / "site", "ganzoo-fixed32", "fixed32_plugin", FIXED_SIZE_TRANSLATOR, "fixed32")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    model = get_model("fixed32")
+    config = {"image_size": 32, "channels": 3, "data_kind": "unpaired"}
+    save_network(tmp_path / "g.safetensors", model, config, build_generator(model, config), "facades", 1, 1)
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "in" / name)
+    common = ("translate", "fixed32", "--weights", tmp_path / "g.safetensors", "--input", tmp_path / "in")
+    result = cli(*common, "--out", tmp_path / "o64", "--image-size", "64", "--device", "cpu", ok=False)
+    assert result.exit_code == 1 and "skipped" not in result.output
+    assert " ".join(result.output.split()) == (
+        "Error: The generator cannot translate 64x64 images (this generator takes 32x32 images, not 64x64); drop "
+        "--image-size or use its training size.")
+    cli(*common, "--out", tmp_path / "o32", "--device", "cpu")  # its own size translates both
+    assert sorted(path.name for path in (tmp_path / "o32").iterdir()) == ["a.png", "b.png"]
+    import sys
+
+    sys.modules.pop("fixed32_plugin", None)
+
+
 @pytest.mark.parametrize("case", ["same", "dot", "link", "overwrite", "file", "subfolder", "new-subfolder"])
 def test_translate_refuses_to_write_over_its_input_images(cli, tiny_cyclegan, tmp_path, monkeypatch, case):
     from conftest import write_png_images
