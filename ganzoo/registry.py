@@ -22,7 +22,7 @@ from pluggy import HookImpl
 
 from ganzoo.errors import GanzooError, UnknownNameError, unknown_name
 from ganzoo.plugin_manager import BUILT_IN, LoadedPlugins, get_plugins
-from ganzoo.specs import DatasetSpec, ExtensionSpec, LossSpec, ModelSpec, PretrainedSpec, Task
+from ganzoo.specs import DataKind, DatasetSpec, ExtensionSpec, Hyperparameter, LossSpec, ModelSpec, PretrainedSpec, Task
 
 T = TypeVar("T")
 
@@ -134,12 +134,35 @@ def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str]:
 
 
 def _declared_twice(model: ModelSpec) -> list[str]:
-    """Hyperparameter names ``model`` declares more than once: ``ganzoo info`` would list each twice and one of the
-    defaults would win in silence. Never raises, whatever the plugin put there, so one odd spec cannot stop the
-    registry from being built."""
-    hyperparameters = model.hyperparameters if isinstance(model.hyperparameters, (tuple, list)) else ()
-    names = Counter(name for name in (getattr(hp, "name", None) for hp in hyperparameters) if isinstance(name, str))
+    """Hyperparameter names ``model`` declares more than once (checked after :func:`_model_fields_problem`):
+    ``ganzoo info`` would list each twice and one of the defaults would win in silence."""
+    names = Counter(hp.name for hp in model.hyperparameters)
     return [name for name, count in names.items() if count > 1]
+
+
+def _model_fields_problem(model: ModelSpec) -> str:
+    """Why ``model``'s ``hyperparameters`` or ``data_kinds`` are not the tuples ganzoo reads, or "": a one-item
+    tuple written without its trailing comma is the item itself, which would fail later, in every command that
+    reads the model, as a traceback."""
+    hyperparameters, kinds = model.hyperparameters, model.data_kinds
+    if isinstance(hyperparameters, Hyperparameter):
+        return (f"model {model.name!r} gives hyperparameters=Hyperparameter(...), not a tuple of them; add the "
+                "trailing comma: hyperparameters=(Hyperparameter(...),)")
+    if not isinstance(hyperparameters, (tuple, list)):
+        return (f"model {model.name!r} gives hyperparameters as a {type(hyperparameters).__name__}, not a tuple of "
+                "ganzoo.specs.Hyperparameter")
+    odd = next((hp for hp in hyperparameters if not isinstance(hp, Hyperparameter)), None)
+    if odd is not None:
+        return (f"model {model.name!r} lists a {type(odd).__name__} among its hyperparameters; write each as "
+                "ganzoo.specs.Hyperparameter(name, default, help)")
+    known = get_args(DataKind)
+    if isinstance(kinds, str):
+        return (f"model {model.name!r} gives data_kinds={kinds!r}, a string, not a tuple; add the trailing comma: "
+                f"data_kinds=({kinds!r},)")
+    unknown = [kind for kind in kinds if kind not in known] if isinstance(kinds, (tuple, list)) else [kinds]
+    if unknown:
+        return f"model {model.name!r} has data kind {unknown[0]!r}; use kinds among {', '.join(known)}"
+    return ""
 
 
 def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str]) -> str:
@@ -153,6 +176,9 @@ def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str
     tasks = get_args(Task)
     if isinstance(spec, ModelSpec) and spec.task not in tasks:
         return f"model {spec.name!r} has task {spec.task!r}; use one of {', '.join(tasks)}"
+    fields = _model_fields_problem(spec) if isinstance(spec, ModelSpec) else ""
+    if fields:
+        return fields
     twice = _declared_twice(spec) if isinstance(spec, ModelSpec) else []
     if twice:
         return f"model {spec.name!r} declares hyperparameter {twice[0]!r} twice; declare each setting once"

@@ -435,3 +435,32 @@ def test_a_model_declaring_a_hyperparameter_twice_is_refused_at_registration(cli
     assert ("plugin 'mistakes' from ganzoo-mistakes skipped: model 'tinygan' declares hyperparameter 'latent_dim' "
             "twice; declare each setting once") in listing
     assert "tinygan" not in listing.split("skipped")[0]
+
+
+_GOOD_FIELDS = {"hyperparameters": "(Hyperparameter('latent_dim', 2, 'noise size'),)", "data_kinds": "('vectors',)"}
+
+
+@pytest.mark.parametrize(("field", "written", "said"), [
+    ("hyperparameters", "(Hyperparameter('latent_dim', 2, 'noise size'))",
+     "model 'retgan' gives hyperparameters=Hyperparameter(...), not a tuple of them; add the trailing comma: "
+     "hyperparameters=(Hyperparameter(...),)"),
+    ("hyperparameters", "(('latent_dim', 2, 'noise size'),)",
+     "model 'retgan' lists a tuple among its hyperparameters; write each as ganzoo.specs.Hyperparameter(name, "
+     "default, help)"),
+    ("data_kinds", "('vectors')",
+     "model 'retgan' gives data_kinds='vectors', a string, not a tuple; add the trailing comma: "
+     "data_kinds=('vectors',)"),
+    ("data_kinds", "('points',)", "model 'retgan' has data kind 'points'; use kinds among images, vectors, paired, "
+                                  "unpaired"),
+])
+def test_a_model_whose_tuples_lost_their_trailing_comma_is_refused_at_registration(cli, install, field, written, said):
+    """A one-item tuple without its comma is the item itself: refused when the plugin registers, in one line, rather
+    than a traceback in every command that reads the model."""
+    fields = {**_GOOD_FIELDS, field: written}
+    spec = ("ModelSpec(name='retgan', family='other', task='unconditional', summary='s', paper=None, "
+            f"default_dataset='ring8', hyperparameters={fields['hyperparameters']}, "
+            f"data_kinds={fields['data_kinds']})")
+    install(_REGISTERING.format(hook="register_models", body=f"register({spec})"))
+    assert f"plugin 'mistakes' from ganzoo-mistakes skipped: {said}" in _listing(cli)
+    info = cli("info", "retgan", ok=False)
+    assert info.exit_code == 1 and "Traceback" not in info.output
