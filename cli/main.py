@@ -174,8 +174,10 @@ def list_models(pattern: str) -> None:
     wide = out.width >= WIDE_LIST_COLUMNS
     table = Table(title="ganzoo models")
     with_paper = out.width >= 80  # narrower still, the paper (in 'ganzoo info') gives way to the names
-    for column in ("model", "family", "task", *(["paper"] if with_paper else []), "default data"):
-        table.add_column(column, overflow="fold", no_wrap=column != "model")
+    longest = max(len(name) for name in names)
+    table.add_column("model", no_wrap=True, min_width=longest)  # whole, to be copied; the paper gives way
+    for column in ("family", "task", *(["paper"] if with_paper else []), "default data"):
+        table.add_column(column, overflow="fold", no_wrap=column != "paper")
     if wide:
         table.add_column("summary", overflow="fold", ratio=1)
     for spec in specs:

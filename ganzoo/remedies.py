@@ -207,9 +207,12 @@ def add_minibatch_discrimination(discriminator: Any, kernels: int, kernel_dim: i
     elif isinstance(last, nn.Conv2d) and last.padding == (0, 0) and last.stride == (1, 1):
         features = last.in_channels * last.kernel_size[0] * last.kernel_size[1]
     else:
+        held = (f"{type(discriminator).__name__} has no 'net' attribute" if net is None else
+                f"its 'net' is a {type(net).__name__}" if not isinstance(net, nn.Sequential) else
+                f"its 'net' ends in a {type(last).__name__}")
         raise GanzooError(
-            f"minibatch-discrimination needs a discriminator whose 'net' ends in a Linear or a full-size Conv2d layer; "
-            f"{type(discriminator).__name__} does not, so drop --with minibatch-discrimination for this model."
+            f"minibatch-discrimination needs a discriminator whose 'net' is an nn.Sequential ending in a Linear or a "
+            f"full-size Conv2d layer, but {held}, so drop --with minibatch-discrimination for this model."
         )
     net[-1] = nn.Sequential(nn.Flatten(1), make_minibatch_discrimination(features, kernels, kernel_dim),
                             nn.Linear(features + kernels, last.out_channels if isinstance(last, nn.Conv2d) else last.out_features))

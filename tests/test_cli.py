@@ -49,6 +49,26 @@ def test_list_keeps_each_summary_readable_at_any_terminal_width(columns):
     assert "│ dcgan    │ dcgan " in out and "…" not in out  # names whole at any width
 
 
+def test_list_keeps_a_plugins_model_name_whole_beside_a_long_family_at_80_columns(cli, tmp_path, monkeypatch):
+    """The other columns squeeze the model column at 80; the name, which the user copies, stays whole and the
+    paper folds instead."""
+    from conftest import PLUGIN_TEMPLATE, make_distribution
+    from ganzoo.plugin_manager import reset
+
+    source = PLUGIN_TEMPLATE.replace('family="tiny"', 'family="walkingpoints"').replace(
+        'model.family == "tiny"', 'model.family == "walkingpoints"').replace('name="tinygan"', 'name="pointgan"')
+    make_distribution(tmp_path / "site", "ganzoo-widecolumns", "wide_columns_plugin", source, "wide")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    monkeypatch.setenv("COLUMNS", "80")
+    out = cli("list").output
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "│ pointgan │ walkingpoints │" in out and "│ cyclegan │" in out
+    import sys
+
+    sys.modules.pop("wide_columns_plugin", None)
+
+
 def test_datasets_keeps_every_name_whole_at_80_columns(cli, monkeypatch):
     """A name is what the user copies into --data: the summaries fold, the names do not."""
     from ganzoo.registry import get_registry

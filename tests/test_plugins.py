@@ -253,6 +253,15 @@ def test_spectral_norm_wraps_any_discriminator(tiny_plugin):
         assert any("parametrizations.weight.original" in k for k in wrapped.state_dict())
 
 
+def test_minibatch_discrimination_on_a_discriminator_without_net_says_what_it_lacks(cli, tiny_plugin, tmp_path):
+    result = cli("train", "tinygan", "--with", "minibatch-discrimination", "--epochs", "1", "--out", tmp_path / "run",
+                 "--no-progress", "--device", "cpu", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        "Error: minibatch-discrimination needs a discriminator whose 'net' is an nn.Sequential ending in a Linear or "
+        "a full-size Conv2d layer, but Sequential has no 'net' attribute, so drop --with minibatch-discrimination "
+        "for this model.")
+
+
 def test_spectral_norm_also_covers_the_layers_minibatch_discrimination_adds():
     """Minibatch discrimination's wrapper is the innermost, so spectral norm (and PacGAN's rebuild) see its layers."""
     from torch import nn
