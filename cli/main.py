@@ -116,14 +116,13 @@ def report_plugin_failures(out: Any) -> None:
 def report_unmatched_disables(out: Any) -> None:
     """One line per name in ``GANZOO_DISABLE_PLUGINS`` that matched no installed plugin or distribution, with
     the installed names it is close to, so a typo there does not pass for a disabled plugin."""
-    import difflib
-
+    from ganzoo.errors import close_names
     from ganzoo.plugin_manager import get_plugins
 
     plugins = get_plugins()
     for name in plugins.unmatched_disabled:
-        close = difflib.get_close_matches(name, plugins.installed_names, n=3, cutoff=0.5)
-        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        close = close_names(name, plugins.installed_names)
+        hint = f" (did you mean {close}?)" if close else ""
         out.print(f"[yellow]GANZOO_DISABLE_PLUGINS names {name!r}, which no installed plugin or distribution "
                   f"has{hint}; see 'ganzoo plugins' for their names[/yellow]")
 

@@ -11,8 +11,8 @@ from ganzoo.cli.options import GivenPath
 
 
 def read_picture(source: Path) -> Any:
-    """``source`` decoded as an RGB PIL image; an unreadable file raises ``OSError`` or ``ValueError``, which the
-    caller skips."""
+    """``source`` decoded as an RGB PIL image; an unreadable file raises whatever PIL raises, which the caller
+    skips."""
     from PIL import Image
 
     from ganzoo.data.folder import _to_mode
@@ -157,7 +157,10 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     ganzoo translate cyclegan --weights runs/h2z/generator.safetensors --input horses/ --out zebras/
     ganzoo translate cyclegan --weights W --input zebra.jpg --out horses/ --direction BtoA
     """
+    from rich.markup import escape
+
     from ganzoo.cli.main import console
+    from ganzoo.data.decoding import unreadable_reason
     from ganzoo.data.folder import IMAGE_EXTENSIONS, list_images
     from ganzoo.device import pick_device
     from ganzoo.errors import GanzooError
@@ -185,9 +188,9 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     for path, target in files:
         try:
             picture = read_picture(path)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
             skipped += 1
-            console().print(f"[yellow]skipped {path} ({exc}): not a readable image[/yellow]")
+            console().print(f"[yellow]skipped {path}: {escape(unreadable_reason(exc))}[/yellow]")
             continue
         sizes.append(translate_picture(loaded.module, picture, target, size, direction, target_device))
     if skipped == len(files):

@@ -2,9 +2,8 @@
 
 Per batch the discriminator's stage runs; every ``d_steps`` batches (more early on with
 ``warmup_d_steps``, :mod:`ganzoo.critic_schedule`), and after each epoch's last batch, the
-generator's stage runs. Each stage
-asks the family's plugin for its loss terms (``compute_losses``), then the
-engine backpropagates their sum and steps that stage's optimizer. Losses stay on the device
+generator's stage runs. Each stage asks the family's plugin for its loss terms
+(``compute_losses``), then the engine backpropagates their sum and steps that stage's optimizer. Losses stay on the device
 and are read back only every ``log_every`` steps, so the loop never waits on the GPU per step.
 At each epoch's end it writes a sample picture, ``generator.safetensors`` (with
 ``discriminator.safetensors`` from the same step beside it) and a full checkpoint;
@@ -346,9 +345,11 @@ class Trainer:
         counters = meta["counters"]
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.batch_in_epoch, self.bad_steps = counters.get("batch", 0), counters.get("bad_steps", 0)
-        d_steps = int(self.config["d_steps"])  # checkpoints from before these counters: a fixed d_steps did both,
-        self.g_steps = counters.get(  # every epoch's count from 0, its last few batches without a generator step
-            "g_steps", self.epoch * (self.steps_per_epoch // d_steps) + self.batch_in_epoch // d_steps)
+        # checkpoints from before these counters counted with a fixed d_steps from 0 in every epoch, whose last
+        # few batches took no generator step
+        d_steps = int(self.config["d_steps"])
+        counted_before = self.epoch * (self.steps_per_epoch // d_steps) + self.batch_in_epoch // d_steps
+        self.g_steps = counters.get("g_steps", counted_before)
         self.d_steps_since_g = counters.get("d_steps_since_g", self.batch_in_epoch % d_steps)
         torch.set_rng_state(tensors["rng.torch"])
         self.data_order.set_state(tensors["rng.data_order"])
@@ -464,8 +465,10 @@ class Trainer:
                                          optimizers=self.optimizers, state=self.state, first_batch=self.batch_in_epoch)
                 sums: dict[str, tuple[Any, int]] = {}
                 count, tick, epoch_start, first = 0, time.perf_counter(), time.perf_counter(), self.batch_in_epoch
-                if first == 0:  # each epoch's discriminator steps count from 0 (checkpoints from before the
-                    self.d_steps_since_g = 0  # epoch-end generator step below may hold a count left over)
+                # each epoch's discriminator steps count from 0 (a checkpoint from before the epoch-end generator
+                # step below may hold a count left over from the epoch before)
+                if first == 0:
+                    self.d_steps_since_g = 0
                 self.epoch_order = self.data_order.get_state()
                 for index, batch in enumerate(self._batches(batch_size)):
                     if index < first:  # done before the checkpoint this run resumed from
@@ -474,8 +477,9 @@ class Trainer:
                         batch = speed.to_channels_last(batch)
                     self._accumulate(sums, self._optimize("discriminator", batch))
                     self.d_steps_since_g += 1
-                    last_batch = index + 1 == self.steps_per_epoch  # as in the WGAN authors' loop, an epoch ends
-                    if last_batch or self.d_steps_since_g >= d_steps_before(self.g_steps, self.config):  # with G's
+                    # as in the WGAN authors' loop, every epoch ends with a generator step (ganzoo.critic_schedule)
+                    last_batch = index + 1 == self.steps_per_epoch
+                    if last_batch or self.d_steps_since_g >= d_steps_before(self.g_steps, self.config):
                         self._set_requires_grad(self.discriminator, False)
                         self._accumulate(sums, self._optimize("generator", batch))
                         self._set_requires_grad(self.discriminator, True)

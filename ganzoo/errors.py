@@ -42,15 +42,20 @@ def _plural(kind: str) -> str:
     return kind if kind.endswith("s") else f"{kind}s"
 
 
+def close_names(name: str, known: list[str]) -> str:
+    """Up to three of ``known`` that look like ``name``, quoted (``'dcgan', 'cgan'``), or "" when none does."""
+    import difflib
+
+    return ", ".join(repr(close) for close in difflib.get_close_matches(name, known, n=3, cutoff=0.5))
+
+
 def unknown_name(kind: str, name: str, known: list[str], see: str = "") -> UnknownNameError:
     """Build the error for an unknown ``kind`` called ``name``, suggesting the closest known names.
 
     ``see`` names where to look them all up (e.g. ``'ganzoo info gan'``) when there are too many to list.
     """
-    import difflib
-
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    close = close_names(name, known)
+    hint = f" Did you mean {close}?" if close else ""
     listing = f" Known {_plural(kind)}: {', '.join(sorted(known))}." if len(known) <= 30 else ""
     if see and not hint and not listing:  # one sentence
         return UnknownNameError(f"Unknown {kind} {name!r}; see {see} for the {_plural(kind)}.")

@@ -17,7 +17,7 @@ keeps its traceback: that is our bug, and the traceback is what we need to fix i
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ganzoo.errors import DEBUG_ENV, GanzooError, debugging
 from ganzoo.out_of_memory import is_out_of_memory
@@ -230,36 +230,35 @@ def check_losses(model: ModelSpec, config: dict[str, Any], stage: str, losses: A
                           "torch.no_grad().")
 
 
-def loaded(dataset: DatasetSpec, root: Any, config: dict[str, Any]) -> Any:
-    """``dataset.load(root, image_size, channels)`` for the run ``config`` describes (image-to-image sets also get
-    ``config=``, to choose streaming or not), checked: an exception a third-party dataset raises from its ``load``
-    (not a hook, so not found by :func:`hook_failure`), or an answer the engine cannot train on, is one sentence
-    naming its plugin."""
-    settings = {"config": config} if dataset.info.kind in ("paired", "unpaired") else {}
+def _called_blaming(call: Callable[[], Any], plugin: str, where: str) -> Any:
+    """``call()``; an exception raised in a plugin's function that is not a hook (so not found by
+    :func:`hook_failure`) becomes the sentence naming ``plugin`` and ``where``."""
     try:
-        data = dataset.load(root, config.get("image_size"), config.get("channels"), **settings)
+        return call()
     except Exception as exc:
-        failure = _blamed(exc, dataset.plugin or None, f"in the load function of dataset {dataset.name!r}")
+        failure = _blamed(exc, plugin or None, where)
         if failure is None:
             raise
         raise failure from exc
+
+
+def loaded(dataset: DatasetSpec, root: Any, config: dict[str, Any]) -> Any:
+    """``dataset.load(root, image_size, channels)`` for the run ``config`` describes (image-to-image sets also get
+    ``config=``, to choose streaming or not), checked: an exception its ``load`` raises, or an answer the engine
+    cannot train on, is one sentence naming its plugin."""
+    settings = {"config": config} if dataset.info.kind in ("paired", "unpaired") else {}
+    data = _called_blaming(lambda: dataset.load(root, config.get("image_size"), config.get("channels"), **settings),
+                           dataset.plugin, f"in the load function of dataset {dataset.name!r}")
     check_loaded_data(dataset, data, config)
     return data
 
 
 def built_loss(loss: LossSpec, config: dict[str, Any]) -> Any:
-    """``loss.factory(config)``, checked: an exception a third-party factory raises (not a hook, so not found by
-    :func:`hook_failure`), or an object that is not an :class:`ganzoo.losses.AdversarialLoss`, is one sentence
-    naming its plugin."""
+    """``loss.factory(config)``, checked: an exception the factory raises, or an object that is not an
+    :class:`ganzoo.losses.AdversarialLoss`, is one sentence naming its plugin."""
     from ganzoo.losses import AdversarialLoss
 
-    try:
-        made = loss.factory(config)
-    except Exception as exc:
-        failure = _blamed(exc, loss.plugin or None, f"in the factory of --loss {loss.name}")
-        if failure is None:
-            raise
-        raise failure from exc
+    made = _called_blaming(lambda: loss.factory(config), loss.plugin, f"in the factory of --loss {loss.name}")
     if not isinstance(made, AdversarialLoss):
         raise GanzooError(f"The factory of --loss {loss.name} ({_named(loss.plugin)}) returned a "
                           f"{type(made).__name__}, not a ganzoo.losses.AdversarialLoss; it must return an instance of "
@@ -273,6 +272,8 @@ def _samples_problem(info: DatasetInfo, real: Any, config: dict[str, Any]) -> tu
     import torch
 
     declared = "return samples of the declared shape, or declare the shape they have"
+    if real is None:
+        return "it has no 'real' entry", "put the samples under 'real'"
     if not isinstance(real, torch.Tensor):
         return f"its 'real' entry is a {type(real).__name__}, not a torch tensor", declared
     if info.kind == "vectors" and (real.dim() != 2 or real.shape[1] != info.dim):

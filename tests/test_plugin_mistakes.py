@@ -303,6 +303,13 @@ def test_a_dataset_whose_samples_are_not_the_declared_shape_is_one_sentence(cli,
         "declared shape, or declare the shape they have.")
 
 
+def test_a_dataset_without_a_real_entry_is_one_sentence(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace('{"real": points}', '{"points": points}'))
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: The load function of dataset 'tiny-blobs' of plugin 'mistakes' from ganzoo-mistakes returned data "
+        "the run cannot train on: it has no 'real' entry; put the samples under 'real'.")
+
+
 IMAGE_DATASET = '''
 from ganzoo import hookimpl
 from ganzoo.specs import DatasetInfo, DatasetSpec
