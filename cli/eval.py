@@ -8,12 +8,13 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.command import GanzooCommand
 from ganzoo.cli.options import GivenPath, Seed, given_text
 
 DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 
 
-@click.command("eval", short_help="Score samples of MODEL (or an .npz) against a dataset: FID, KID, IS, PR, digits, toy.")
+@click.command("eval", cls=GanzooCommand, short_help="Score samples of MODEL (or an .npz) against a dataset: FID, KID, IS, PR, digits, toy.")
 @click.argument("model", required=False)
 @click.option("--weights", type=GivenPath(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from typing import Any
 
 import click
 
+from ganzoo.cli.command import GanzooCommand, report_unmatched_disables
 from ganzoo.errors import GanzooError, user_sentence
 
 
@@ -22,6 +22,8 @@ def _one_sentence(sentence: str) -> click.ClickException | click.exceptions.Exit
 
 class GanzooGroup(click.Group):
     """A click group that turns :class:`GanzooError`, and running out of memory, into one red line and exit status 1."""
+
+    command_class = GanzooCommand
 
     def invoke(self, ctx: click.Context) -> Any:
         from ganzoo.launcher import mark_ready
@@ -113,24 +115,6 @@ def report_plugin_failures(out: Any) -> None:
                   "functions[/yellow]")
 
 
-def report_unmatched_disables(out: Any) -> None:
-    """One line per name in ``GANZOO_DISABLE_PLUGINS`` that matched no installed plugin or distribution, with
-    the installed names it is close to, so a typo there does not pass for a disabled plugin."""
-    from ganzoo.errors import close_names
-    from ganzoo.plugin_manager import get_plugins
-
-    plugins = get_plugins()
-    for name in plugins.unmatched_disabled:
-        close = close_names(name, plugins.installed_names)
-        hint = f" (did you mean {close}?)" if close else ""
-        out.print(f"[yellow]GANZOO_DISABLE_PLUGINS names {name!r}, which no installed plugin or distribution "
-                  f"has{hint}; see 'ganzoo plugins' for their names[/yellow]")
-
-
-#: Commands that report every plugin problem themselves (on stdout, with their listing).
-LISTING_COMMANDS = ("list", "plugins", "datasets")
-
-
 @click.group(cls=GanzooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ganzoo")
 def cli() -> None:
@@ -142,18 +126,9 @@ def cli() -> None:
     ganzoo train gan --data ring8      train (pictures, weights, checkpoints in --out)
     ganzoo sample dcgan --weights runs/x/generator.safetensors --out grid.png
     """
-    from ganzoo.launcher import started_by_launcher
-
-    # a mistyped name there disables nothing; every command says so (on stderr here), the launcher's processes
-    # leave it to the launcher, which said it once
-    command = click.get_current_context().invoked_subcommand
-    if os.environ.get("GANZOO_DISABLE_PLUGINS") and command not in LISTING_COMMANDS and not started_by_launcher():
-        from rich.console import Console
-
-        report_unmatched_disables(Console(stderr=True, highlight=False))
 
 
-@cli.command("list", short_help="List registered models (a pattern such as 'dc*' narrows them).")
+@cli.command("list", cls=click.Command, short_help="List registered models (a pattern such as 'dc*' narrows them).")
 @click.argument("pattern", default="*")
 def list_models(pattern: str) -> None:
     """List registered models whose name matches PATTERN (e.g. '*gan', 'dc*')."""
@@ -268,7 +243,7 @@ def info(model: str) -> None:
         out.print(f"  {pretrained.name} ({_described(pretrained)}){trained}")
 
 
-@cli.command(short_help="List installed plugins, their distributions and hooks.")
+@cli.command(cls=click.Command, short_help="List installed plugins, their distributions and hooks.")
 def plugins() -> None:
     """List installed plugins, the distribution that ships each one, and the hooks it implements."""
     from rich.table import Table
@@ -288,7 +263,7 @@ def plugins() -> None:
     report_plugin_failures(out)
 
 
-@cli.command(short_help="List registered datasets (any folder of images works as --data too).")
+@cli.command(cls=click.Command, short_help="List registered datasets (any folder of images works as --data too).")
 def datasets() -> None:
     """List registered datasets (any folder of images works too: --data path/to/images)."""
     from rich.table import Table

@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.command import GanzooCommand
 from ganzoo.cli.options import GivenPath, Seed
 from ganzoo.rejection import BURN_IN, DEFAULT_QUANTILE
 
 DEFAULT_NUM = 64
 
 
-@click.command(short_help="Generate samples from MODEL's generator into a PNG grid or an .npz.")
+@click.command(cls=GanzooCommand, short_help="Generate samples from MODEL's generator into a PNG grid or an .npz.")
 @click.argument("model")
 @click.option("--weights", type=GivenPath(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")

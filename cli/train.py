@@ -7,10 +7,11 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.command import GanzooCommand
 from ganzoo.cli.options import GivenPath, given_text
 
 
-@click.command(short_help="Train MODEL on a dataset (pictures, weights, checkpoints in --out).")
+@click.command(cls=GanzooCommand, short_help="Train MODEL on a dataset (pictures, weights, checkpoints in --out).")
 @click.argument("model")
 @click.option("--data", "data", callback=given_text, help="dataset name (see 'ganzoo datasets') or a folder of images; default: the model's")
 @click.option("--data-a", callback=given_text, help="with --data-b: a folder of domain-A images (unpaired models such as cyclegan)")

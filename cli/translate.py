@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ganzoo.cli.command import GanzooCommand
 from ganzoo.cli.options import GivenPath
 
 
@@ -127,7 +128,7 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
                           f"(first: {existing[0]}); pass --overwrite to replace them, or choose another --out folder.")
 
 
-@click.command(short_help="Translate images with MODEL's generator into --out (cyclegan, pix2pix).")
+@click.command(cls=GanzooCommand, short_help="Translate images with MODEL's generator into --out (cyclegan, pix2pix).")
 @click.argument("model")
 @click.option("--weights", type=GivenPath(exists=True, path_type=Path), required=True,
               help="a generator.safetensors file of MODEL, or the run folder holding it (for cyclegan it holds both "

@@ -435,6 +435,20 @@ def test_a_misspelled_hook_is_one_sentence_suggesting_the_hook(cli, install):
     assert "<module" not in listing
 
 
+_UNKNOWN_HOOK = "@hookimpl\ndef make_everything():\n    pass\n"
+_MISSPELLED_HOOK = "@hookimpl\ndef register_model(register):\n    pass\n"
+
+
+@pytest.mark.parametrize(("hooks", "reason"), [
+    (_UNKNOWN_HOOK, "implements an unknown hook 'make_everything'; rename it to a hook of ganzoo.hookspecs"),
+    (_MISSPELLED_HOOK + _UNKNOWN_HOOK, "implements unknown hooks 'make_everything', 'register_model' (did you mean "
+                                       "'register_models'?); rename each to a hook of ganzoo.hookspecs"),
+])
+def test_a_hook_with_no_close_name_and_several_unknown_hooks_are_each_told_what_to_rename(hooks, reason, cli, install):
+    install("from ganzoo import hookimpl\n" + hooks)
+    assert f"plugin 'mistakes' from ganzoo-mistakes skipped: {reason}" in _listing(cli)
+
+
 def test_a_model_declaring_a_hyperparameter_twice_is_refused_at_registration(cli, install):
     install(PLUGIN_TEMPLATE.replace('Hyperparameter("width", 32, "hidden width")',
                                     'Hyperparameter("latent_dim", 8, "noise size again")'))

@@ -239,6 +239,37 @@ def test_disable_plugins_by_name(cli, tiny_plugin, monkeypatch):
             "them out of that variable to use it.") in " ".join(refused.stderr.split())
 
 
+def test_help_neither_loads_the_plugins_nor_repeats_the_disable_list_typo(cli, monkeypatch):
+    from ganzoo.plugin_manager import get_plugins
+
+    monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", "dcgna")
+    for command in ("train", "sample", "translate", "eval", "info"):
+        result = cli(command, "--help")
+        usage = result.output.splitlines()[0]  # "Usage: cli COMMAND [OPTIONS]...": the runner calls the group "cli"
+        assert usage.startswith("Usage: ") and f" {command} [OPTIONS]" in usage and "dcgna" not in result.output
+        assert get_plugins.cache_info().currsize == 0, f"'ganzoo {command} --help' loaded the plugins"
+
+
+def test_the_processes_of_a_devices_run_leave_the_disable_list_typo_to_the_launcher(tmp_path):
+    """The launcher said it once; its processes (marked by the launcher's variable) say nothing of it."""
+    import os
+    import subprocess
+
+    from ganzoo.launcher import LAUNCHED_ENV
+
+    def info_stderr(**extra: str) -> str:
+        env = {**os.environ, "GANZOO_DISABLE_PLUGINS": "dcgna", **extra}
+        done = subprocess.run([sys.executable, "-m", "ganzoo", "info", "gan"], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0 and "plugin gan" in done.stdout, done.stderr
+        return done.stderr
+
+    assert "GANZOO_DISABLE_PLUGINS names 'dcgna'" in " ".join(info_stderr().split())
+    launched = tmp_path / "launch"
+    launched.mkdir()
+    assert "dcgna" not in info_stderr(**{LAUNCHED_ENV: str(launched)})
+
+
 def test_spectral_norm_wraps_any_discriminator(tiny_plugin):
     from ganzoo.build import build_discriminator
     from ganzoo.config import resolve_config

@@ -393,36 +393,47 @@ def build_generator(model, config):
 '''
 
 
-def test_a_generator_refusing_the_size_with_a_value_error_is_one_sentence_not_unreadable_images(cli, tmp_path,
-                                                                                                 monkeypatch):
-    """A ValueError from the network is about the size asked, not the pictures: one sentence, not every file
-    skipped as unreadable."""
+#: The same translator, built only from real tensors (as a build that reads a tensor's value is): the check of
+#: --image-size on the meta device cannot run it, so translating is what reports the side, here with a RuntimeError.
+REAL_TENSORS_TRANSLATOR = FIXED_SIZE_TRANSLATOR.replace("raise ValueError", "raise RuntimeError").replace(
+    "    from torch import nn\n", "    import torch\n    from torch import nn\n\n    torch.zeros(1).item()\n")
+
+
+@pytest.mark.parametrize("source", [FIXED_SIZE_TRANSLATOR, REAL_TENSORS_TRANSLATOR], ids=["value-error", "no-meta-build"])
+def test_a_generator_refusing_the_size_is_one_sentence_not_unreadable_images(cli, tmp_path, monkeypatch, source):
+    """A ValueError (or RuntimeError) from the network is about the size asked, not the pictures: one sentence,
+    not every file skipped as unreadable; also when the network could not be built on the meta device first."""
+    import sys
+
     from conftest import make_distribution
     from ganzoo.build import build_generator
     from ganzoo.plugin_manager import reset
     from ganzoo.registry import get_model
     from ganzoo.weights import save_network
 
-    make_distribution(tmp_path / "site", "ganzoo-fixed32", "fixed32_plugin", FIXED_SIZE_TRANSLATOR, "fixed32")
+    make_distribution(tmp_path / "site", "ganzoo-fixed32", "fixed32_plugin", source, "fixed32")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     reset()
-    model = get_model("fixed32")
-    config = {"image_size": 32, "channels": 3, "data_kind": "unpaired"}
-    save_network(tmp_path / "g.safetensors", model, config, build_generator(model, config), "facades", 1, 1)
-    (tmp_path / "in").mkdir()
-    for name in ("a.png", "b.png"):
-        Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "in" / name)
-    common = ("translate", "fixed32", "--weights", tmp_path / "g.safetensors", "--input", tmp_path / "in")
-    result = cli(*common, "--out", tmp_path / "o64", "--image-size", "64", "--device", "cpu", ok=False)
-    assert result.exit_code == 1 and "skipped" not in result.output
-    assert " ".join(result.output.split()) == (
-        "Error: The generator cannot translate 64x64 images (this generator takes 32x32 images, not 64x64); drop "
-        "--image-size or use its training size.")
-    cli(*common, "--out", tmp_path / "o32", "--device", "cpu")  # its own size translates both
-    assert sorted(path.name for path in (tmp_path / "o32").iterdir()) == ["a.png", "b.png"]
-    import sys
-
-    sys.modules.pop("fixed32_plugin", None)
+    try:
+        model = get_model("fixed32")
+        config = {"image_size": 32, "channels": 3, "data_kind": "unpaired"}
+        if source is REAL_TENSORS_TRANSLATOR:  # the fallback this case is for: no network on the meta device
+            with pytest.raises(Exception), torch.device("meta"):
+                build_generator(model, config)
+        save_network(tmp_path / "g.safetensors", model, config, build_generator(model, config), "facades", 1, 1)
+        (tmp_path / "in").mkdir()
+        for name in ("a.png", "b.png"):
+            Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "in" / name)
+        common = ("translate", "fixed32", "--weights", tmp_path / "g.safetensors", "--input", tmp_path / "in")
+        result = cli(*common, "--out", tmp_path / "o64", "--image-size", "64", "--device", "cpu", ok=False)
+        assert result.exit_code == 1 and "skipped" not in result.output
+        assert " ".join(result.output.split()) == (
+            "Error: The generator cannot translate 64x64 images (this generator takes 32x32 images, not 64x64); drop "
+            "--image-size or use its training size.")
+        cli(*common, "--out", tmp_path / "o32", "--device", "cpu")  # its own size translates both
+        assert sorted(path.name for path in (tmp_path / "o32").iterdir()) == ["a.png", "b.png"]
+    finally:
+        sys.modules.pop("fixed32_plugin", None)
 
 
 @pytest.mark.parametrize("case", ["same", "dot", "link", "overwrite", "file", "subfolder", "new-subfolder"])
