@@ -116,3 +116,43 @@ def test_pix2pix_trains_one_step_through_the_stream(cli, twins, tmp_path):
     log = [r for r in rows if r["event"] == "log"][-1]
     assert log["step"] == 1 and np.isfinite(log["g_l1"]) and np.isfinite(log["d_real"])
     assert json.loads((run / "run.json").read_text())["config"]["stream"] is True
+
+
+def _ganzoo(*args, limit_bytes: int | None = None, env=None):
+    """Run the real ``ganzoo`` command in a process of its own (a DataLoader worker's output is the terminal's,
+    not click's runner's); ``limit_bytes`` caps its address space, so an allocation too large fails at once."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, "-m", "ganzoo", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})}, preexec_fn=cap if limit_bytes else None)
+
+
+def test_a_streamed_set_whose_files_all_fail_in_a_worker_is_one_sentence(unpaired, tmp_path):
+    for path in (unpaired / "trainA").iterdir():
+        path.write_bytes(b"not an image")
+    done = _ganzoo("train", "cyclegan", "--data", unpaired, "--image-size", "32", "--epochs", "1", "--set", "blocks=1",
+                   "--set", "stream=True", "--set", "data_workers=1", *TINY, "--no-progress", "--device", "cpu",
+                   "--out", tmp_path / "run")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "Caught" not in done.stderr
+    assert (f"Error: None of the 3 image files in {unpaired / 'trainA'} could be decoded; check that they are "
+            "images.") in " ".join(done.stderr.split())
+    skipped = [line for line in done.stderr.splitlines() if "Skipped" in line]  # as an in-memory set's, no source line
+    assert skipped and all(line.startswith("warning: Skipped ") for line in skipped), done.stderr
+
+
+def test_an_image_size_too_large_for_memory_is_said_so_not_blamed_on_the_files(unpaired, tmp_path):
+    """Each 100,000 px image would take 30 GB: decoding it in the stream fails for want of memory, which is not the
+    files' fault."""
+    done = _ganzoo("train", "cyclegan", "--data", unpaired, "--image-size", "100000", "--epochs", "1", "--set",
+                   "blocks=1", "--set", "stream=True", "--set", "data_workers=0", *TINY, "--no-progress",
+                   "--device", "cpu", "--out", tmp_path / "run", limit_bytes=8 * 2**30)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "Error: Ran out of memory; lower what sets the size" in " ".join(done.stderr.split()), done.stderr
+    assert "could be decoded" not in done.stderr and "not a readable image" not in done.stderr

@@ -54,7 +54,15 @@ class UnusableImage(ValueError):
 
 def unreadable_reason(exc: Exception) -> str:
     """Why a file whose reading raised ``exc`` was skipped, as :class:`BadImageWarning` says it: the reader's own words
-    for an :class:`UnusableImage`, else "not a readable image (what the decoder said)"."""
+    for an :class:`UnusableImage`, else "not a readable image (what the decoder said)".
+
+    Running out of memory (an image size too large for the machine) is not the file's fault: ``exc`` is raised
+    again, so that the run ends saying so rather than calling every file unreadable.
+    """
+    from ganzoo.out_of_memory import is_out_of_memory
+
+    if is_out_of_memory(exc):
+        raise exc
     if isinstance(exc, UnusableImage):
         return str(exc)
     return f"not a readable image ({str(exc) or type(exc).__name__})"

@@ -83,6 +83,33 @@ class _Decoder:
         return crop(torch.from_numpy(array)[None], torch.zeros(1, dtype=torch.long), top, left, flip, self.size)[0]
 
 
+def _plain_warnings(worker_id: int) -> None:
+    """A worker's start: a skipped file is shown as ``warning: Skipped FILE: why.``, as the training process shows
+    those of an in-memory set, rather than with the worker's source line."""
+    import sys
+    import warnings
+
+    from ganzoo.data.decoding import BadImageWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, BadImageWarning):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+
+
+def _own_sentence(text: str) -> str:
+    """The sentence of a :class:`GanzooError` a DataLoader worker raised, from the text torch re-raises it with
+    ("Caught GanzooError in DataLoader worker process 0. Original Traceback ... GanzooError: SENTENCE")."""
+    if not text.startswith("Caught "):  # raised in this process (no workers)
+        return text
+    return text.rstrip().splitlines()[-1].partition(": ")[2] or text
+
+
 class _Plan:
     """The DataLoader's batch sampler: the current epoch's batches of jobs, set in the main process before each pass.
 
@@ -131,7 +158,7 @@ class StreamedTranslationData(TranslationSet):
             ahead = {"persistent_workers": True, "prefetch_factor": PREFETCH_BATCHES} if workers else {}
             pin = torch.device(self.device).type == "cuda"
             self._loader = DataLoader(_Decoder(self.files, self.image_size), batch_sampler=self._plan,  # type: ignore[arg-type]
-                                      num_workers=workers, pin_memory=pin, **ahead)
+                                      num_workers=workers, pin_memory=pin, worker_init_fn=_plain_warnings, **ahead)
         return self._loader
 
     def batches(self, batch_size: int, generator: "torch.Generator") -> Iterator[dict[str, "torch.Tensor"]]:
@@ -141,8 +168,11 @@ class StreamedTranslationData(TranslationSet):
         jobs = list(zip(*(t.tolist() for t in self.draws(generator))))
         self._plan.batches = [jobs[s * batch_size:(s + 1) * batch_size] for s in range(self.steps_per_epoch(batch_size))]
         device = torch.device(self.device)
-        for a, b in self.loader():
-            yield {"a": to_unit(a.to(device, non_blocking=True)), "b": to_unit(b.to(device, non_blocking=True))}
+        try:
+            for a, b in self.loader():
+                yield {"a": to_unit(a.to(device, non_blocking=True)), "b": to_unit(b.to(device, non_blocking=True))}
+        except GanzooError as exc:  # raised in a worker: torch hands it on with the worker's traceback as its text
+            raise GanzooError(_own_sentence(str(exc))) from None
 
     def preview(self, num: int = PICTURE_PAIRS) -> dict[str, "torch.Tensor"]:
         """The first ``num`` images of each side, centre-cropped, unflipped, in [-1, 1] (decoded now)."""
