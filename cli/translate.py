@@ -74,27 +74,39 @@ def pair_note(config: dict[str, Any], sizes: list[tuple[int, int]]) -> str | Non
             f"{side} halves.")
 
 
-def check_image_size(loaded: Any, size: int) -> None:
-    """Refuse an ``--image-size`` that training this generator would refuse, in the plugin's own sentence, before
-    any image is read: a side the network cannot take back to itself (a U-Net's 48) otherwise fails deep in torch.
+def check_image_size(loaded: Any, size: int, direction: str | None, device: str) -> None:
+    """Refuse an ``--image-size`` that training this generator would refuse, in the plugin's own sentence, or one
+    whose translation cannot fit in ``device``'s free memory, before any image is read: a side the network cannot
+    take back to itself (a U-Net's 48) otherwise fails deep in torch, and a side far too large (25600 for 256) gets
+    the process killed by the system rather than an error.
 
     The rule lives in the plugin's build hook (pix2pix: a power-of-two side; CycleGAN: a multiple of 4), so the
-    network is built again for ``size`` on the meta device (no memory, no weights) rather than the rule copied here.
-    A network whose build cannot run on the meta device is left to translating, which reports a failing side too
-    (a RuntimeError or ValueError from the network, in one sentence).
+    network is built again for ``size`` on the meta device (no memory, no weights) rather than the rule copied here,
+    and run there on a ``size`` x ``size`` image to find the memory its largest layer needs. A network whose build
+    or pass cannot run on the meta device is left to translating, which reports a failing side too (a RuntimeError
+    or ValueError from the network, in one sentence).
     """
     import torch
 
     from ganzoo.build import build_generator
     from ganzoo.errors import GanzooError
+    from ganzoo.memory_floor import activation_floor, free_bytes
 
     try:
         with torch.device("meta"):
-            build_generator(loaded.model, {**loaded.config, "image_size": size})
+            network = build_generator(loaded.model, {**loaded.config, "image_size": size})
+            image = torch.empty(1, 3, size, size)
+        with torch.inference_mode():
+            needed = activation_floor(network, lambda: network.translate(image, direction))
     except GanzooError:
         raise
-    except Exception:  # a third-party build that needs real tensors: translating checks the side instead
+    except Exception:  # a third-party network that needs real tensors: translating checks the side instead
         return
+    free = free_bytes(torch.device(device))
+    if free is not None and needed > free:
+        raise GanzooError(f"--image-size {size} needs at least {needed / 2**30:.1f} GiB for the generator's largest "
+                          f"layer alone, more than the {free / 2**30:.1f} GiB free on {device}; use a smaller "
+                          f"--image-size (it was trained at {loaded.config['image_size']}).")
 
 
 def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overwrite: bool) -> None:
@@ -176,7 +188,7 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     loaded = load_generator(weights_path(model, weights, None), model, target_device)
     size = image_size or int(loaded.config["image_size"])
     if image_size is not None:
-        check_image_size(loaded, size)
+        check_image_size(loaded, size, direction, target_device)
     if source.is_dir():
         files = [(path, out / path.relative_to(source)) for path in list_images(source)]
     else:

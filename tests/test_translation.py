@@ -339,6 +339,26 @@ def test_translate_refuses_an_image_size_training_would_refuse(cli, paired, tiny
     assert len(list((tmp_path / "out").iterdir())) == 3
 
 
+def test_translate_refuses_an_image_size_whose_largest_layer_alone_exceeds_the_free_memory(cli, tiny_cyclegan,
+                                                                                             tmp_path):
+    """A million-pixel side needs terabytes for one layer: refused before any image is read, where translating would
+    have the system kill the process (CPU memory is overcommitted) rather than raise."""
+    import re
+
+    write_images(tmp_path / "in", 1, (36, 36), seed=3)
+    args = ("--weights", tiny_cyclegan, "--input", tmp_path / "in", "--out", tmp_path / "out", "--device", "cpu")
+    result = cli("translate", "cyclegan", *args, "--image-size", "1000000", ok=False)
+    sentence = " ".join(result.output.split())
+    assert result.exit_code == 1 and re.fullmatch(
+        r"Error: --image-size 1000000 needs at least [\d.]+ GiB for the generator's largest layer alone, more than the "
+        r"[\d.]+ GiB free on cpu; use a smaller --image-size \(it was trained at 32\)\.", sentence), sentence
+    needed = float(sentence.split("needs at least ")[1].split()[0])
+    assert needed > 10_000  # (3 + 4) channels x 10^12 pixels x 4 bytes, about 26,000 GiB
+    assert not (tmp_path / "out").exists()
+    cli("translate", "cyclegan", *args, "--image-size", "64")  # a side that fits still translates
+    assert (tmp_path / "out" / "photo_00.png").is_file()
+
+
 @pytest.fixture(scope="module")
 def tiny_cyclegan(tmp_path_factory) -> Path:
     """The smallest CycleGAN generator file (32 px, width 4, one residual block, one epoch), trained once here."""
