@@ -111,8 +111,8 @@ def report_plugin_failures(out: Any) -> None:
     report_unmatched_disables(out)
     for name, distribution, seconds in plugins.slow_imports:
         out.print(f"[yellow]plugin {name!r} from {distribution} took {seconds:.1f} s to import, which every ganzoo "
-                  "command waits for; its authors should move heavy imports (torch, torchvision...) into its hook "
-                  "functions[/yellow]")
+                  f"command waits for; GANZOO_DISABLE_PLUGINS={name} skips it when it is not needed, and its authors "
+                  "should move heavy imports (torch, torchvision...) into its hook functions[/yellow]")
 
 
 @click.group(cls=GanzooGroup, context_settings={"help_option_names": ["-h", "--help"]})

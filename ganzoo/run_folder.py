@@ -22,11 +22,16 @@ def run_results(out: Path) -> list[Path]:
     return ckpt.list_checkpoints(out) + [out / name for name in RUN_RESULTS if (out / name).is_file()]
 
 
-def run_files(out: Path) -> list[Path]:
-    """Every file a training run writes in ``out``: its results, logs and pictures; other files are not ours."""
+def run_logs(out: Path) -> list[Path]:
+    """The logs and pictures a run wrote in ``out``: what it leaves besides its results."""
     logs = [out / name for name in RUN_LOGS if (out / name).is_file()]
     pictures = sorted((out / "samples").glob("epoch_*.png")) if (out / "samples").is_dir() else []
-    return run_results(out) + logs + pictures
+    return logs + pictures
+
+
+def run_files(out: Path) -> list[Path]:
+    """Every file a training run writes in ``out``: its results, logs and pictures; other files are not ours."""
+    return run_results(out) + run_logs(out)
 
 
 def refuse_overwrite(out: Path, overwrite: bool) -> None:
@@ -45,15 +50,15 @@ def set_old_run_aside(out: Path) -> Path | None:
     back (:func:`put_old_run_back`), so a bad setting never costs the run it was to replace. Where they went, or
     None when there were none. Logs and pictures alone (a run that died before its first checkpoint) protect
     nothing: they are deleted, and a new run that fails early leaves its own logs, not the older ones."""
-    aside, old = out / REPLACED_RUN, run_files(out)
+    aside, results, logs = out / REPLACED_RUN, run_results(out), run_logs(out)
     try:
         if aside.exists():  # left by a killed earlier --overwrite: that run was already being replaced
             shutil.rmtree(aside)
-        if not run_results(out):
-            for path in old:
+        if not results:
+            for path in logs:
                 path.unlink()
             return None
-        for path in old:
+        for path in results + logs:
             target = aside / path.relative_to(out)
             target.parent.mkdir(parents=True, exist_ok=True)
             path.replace(target)
