@@ -10,20 +10,26 @@ import click
 
 class GanzooCommand(click.Command):
     """A ganzoo command that, once its arguments are parsed (so not for ``--help`` or a usage error), points out on
-    stderr each name in ``GANZOO_DISABLE_PLUGINS`` that matched nothing: a mistyped name there disables nothing.
+    stderr each name in ``GANZOO_DISABLE_PLUGINS`` that matched nothing (a mistyped name there disables nothing),
+    and runs as :data:`ganzoo.errors.RUNNING_COMMAND`.
 
     Commands that list the registry report every plugin problem below their listing instead, and are plain
     :class:`click.Command`\\ s; the processes of ``ganzoo train --devices`` leave it to the launcher, which said it once.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ganzoo.errors import RUNNING_COMMAND
         from ganzoo.launcher import started_by_launcher
 
         if os.environ.get("GANZOO_DISABLE_PLUGINS") and not started_by_launcher():
             from rich.console import Console
 
             report_unmatched_disables(Console(stderr=True, highlight=False))
-        return super().invoke(ctx)
+        running = RUNNING_COMMAND.set(ctx.info_name)  # its sentences name its own options
+        try:
+            return super().invoke(ctx)
+        finally:
+            RUNNING_COMMAND.reset(running)
 
 
 def report_unmatched_disables(out: Any) -> None:

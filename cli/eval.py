@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ganzoo.cli.command import GanzooCommand
-from ganzoo.cli.options import GivenPath, Seed, given_text
+from ganzoo.cli.options import GivenPath, Seed, given_on_command_line, given_text
 
 DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 
@@ -52,15 +52,19 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     from ganzoo import evaluation
     from ganzoo.cli.main import console
     from ganzoo.device import pick_device
+    from ganzoo.output_guard import refuse_replacing
     from ganzoo.registry import get_dataset
     from ganzoo.safefile import check_writable
 
     device_name = str(pick_device(device))
     dataset = get_dataset(data)
-    if samples_file is not None and (model or weights or pretrained or num):
-        raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained and --num.")
+    if samples_file is not None and (model or weights or pretrained or num or given_on_command_line("seed")):
+        raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained, --num and "
+                               "--seed.")
     if json_out is not None:
-        _refuse_json_over_inputs(json_out, [samples_file, weights, inception_weights, classifier])
+        read = [path / "generator.safetensors" if path is not None and path.is_dir() else path
+                for path in (samples_file, weights, inception_weights, classifier)]
+        refuse_replacing(json_out, "--json", ".json", read)
         check_writable(json_out, "--json", create=False)
     # Everything that can fail (the generator, the metrics, the feature extractors, the real data) is settled
     # before any sample is generated or featurised: those take minutes at the default --num.
@@ -75,6 +79,8 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         source = f"{model} {pretrained or weights} seed {seed}"
     metrics = evaluation.parse_metrics(metric_names) if metric_names else evaluation.default_metrics(kind)
     _check_kinds(metrics, kind, dataset.info.kind)
+    if samples is not None and samples.labels is not None and "digits" in metrics:
+        evaluation.check_digit_labels(samples_file, samples.labels)
     real_images = _real_images(dataset, data_root)
     key = evaluation.dataset_key(data)
     inception = [m for m in metrics if m in evaluation.INCEPTION_METRICS]
@@ -130,14 +136,6 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     if json_out is not None:
         _write_json(json_out, {"metrics": results, "protocol": protocol})
         out.print(f"wrote {json_out}")
-
-
-def _refuse_json_over_inputs(json_out: Path, inputs: list[Path | None]) -> None:
-    """Stop before anything is scored if --json would replace a file eval reads (the samples, the generator)."""
-    files = [path / "generator.safetensors" if path.is_dir() else path for path in inputs if path is not None]
-    if json_out.exists() and any(path.exists() and json_out.samefile(path) for path in files):
-        raise click.UsageError(f"--json {json_out} is a file this evaluation reads, and the results would replace it; "
-                               "choose another --json file.")
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ class GanzooGroup(click.Group):
             mark_ready()  # under ganzoo train --devices: from here on, a Ctrl-C ends this process in a few words
             return super().invoke(ctx)
         except Exception as exc:  # bad input, or running out of memory (torch's OutOfMemoryError is a RuntimeError)
-            sentence = user_sentence(exc)
+            sentence = user_sentence(exc, ctx.invoked_subcommand)
             if sentence is None:
                 raise
             raise _one_sentence(sentence) from None

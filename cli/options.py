@@ -37,3 +37,13 @@ class GivenPath(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail("is empty; give a path (. for the current folder)", param, ctx)
         return super().convert(value, param, ctx)
+
+
+def given_on_command_line(name: str) -> bool:
+    """Whether the user set option ``name`` on the command line, rather than leaving its default.
+
+    An option with a default cannot tell "left alone" from "given the default value" by its value.
+    """
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ganzoo.cli.command import GanzooCommand
-from ganzoo.cli.options import GivenPath, Seed
+from ganzoo.cli.options import GivenPath, Seed, given_on_command_line
 from ganzoo.rejection import BURN_IN, DEFAULT_QUANTILE
 
 DEFAULT_NUM = 64
@@ -50,6 +50,7 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     from ganzoo.cli.main import console, refuse_translator
     from ganzoo.device import pick_device
     from ganzoo.manifest import weights_path
+    from ganzoo.output_guard import refuse_replacing
     from ganzoo.registry import get_model
     from ganzoo.safefile import check_writable
     from ganzoo.weights import DISCRIMINATOR_FILE, load_generator
@@ -66,16 +67,17 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
         raise click.UsageError("--per-class N sets the number of samples (N per class); drop --num.")
     if discriminator is not None and not drs:
         raise click.UsageError("--discriminator is read only for rejection sampling; add --drs or drop it.")
-    if _given("drs_quantile") and not drs:
+    if given_on_command_line("drs_quantile") and not drs:
         raise click.UsageError("--drs-quantile is read only for rejection sampling; add --drs or drop it.")
-    if drs and pretrained and discriminator is None:
-        raise click.UsageError("Pretrained weights ship the generator only, so --drs has no discriminator to read; "
-                               "pass --discriminator FILE (a 'ganzoo train' run's discriminator.safetensors) or drop --drs.")
+    if drs and pretrained:  # a discriminator from elsewhere was not trained with this generator: load refuses it
+        raise click.UsageError("Pretrained weights ship the generator only, and --drs needs the discriminator trained "
+                               "with it; drop --drs, or use --weights of a 'ganzoo train' run, whose folder holds both.")
     path = weights_path(model, weights, pretrained)
+    critic_file = (discriminator or path.parent / DISCRIMINATOR_FILE) if drs else None
+    refuse_replacing(out, "--out", out.suffix.lower(), [path, critic_file])
     loaded = load_generator(path, model, str(pick_device(device)))
-    if drs:
-        _sample_with_rejection(loaded, discriminator or path.parent / DISCRIMINATOR_FILE, num or DEFAULT_NUM, seed,
-                               batch_size, drs_quantile, out)
+    if critic_file is not None:
+        _sample_with_rejection(loaded, critic_file, num or DEFAULT_NUM, seed, batch_size, drs_quantile, out)
         return
     labels = sampling.requested_labels(loaded.model, loaded.config, num or DEFAULT_NUM, wanted, per_class)
     total = len(labels) if labels is not None else num or DEFAULT_NUM
@@ -112,13 +114,3 @@ def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int
     sampling.write_samples(out, result.samples, loaded.config["data_kind"])
     console().print(f"wrote {num} samples of {loaded.model.name} to {out}: rejection sampling kept "
                     f"{100 * result.acceptance:.1f} % of {result.candidates} candidates (quantile {quantile})")
-
-
-def _given(name: str) -> bool:
-    """Whether the user set option ``name`` on the command line, rather than leaving its default.
-
-    An option with a default cannot tell "left alone" from "given the default value" by its value.
-    """
-    from click.core import ParameterSource
-
-    return click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE

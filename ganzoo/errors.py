@@ -1,6 +1,11 @@
 """The one exception type users see: a sentence that says what was wrong and what to do."""
 
 import os
+from contextvars import ContextVar
+
+#: The ganzoo command running in this process ("train", "sample", "eval"...), set by the CLI, so that a sentence
+#: names that command's own options and commands; None outside the CLI.
+RUNNING_COMMAND: ContextVar[str | None] = ContextVar("ganzoo_running_command", default=None)
 
 #: Set to 1 to see the traceback of what the CLI would otherwise say in one sentence (a plugin's exception,
 #: running out of memory).
@@ -12,6 +17,26 @@ def debugging() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
+def command_for(task: str) -> str:
+    """The command a sentence should suggest for a generator of ``task``: 'translate' for image-to-image models,
+    else the running command when it draws samples ('sample' or 'eval'), else 'sample'."""
+    if task == "image-to-image":
+        return "translate"
+    running = RUNNING_COMMAND.get()
+    return running if running in ("sample", "eval") else "sample"
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one word of a shell command a sentence suggests inside its single quotes: as it is when the shell
+    would take it so, else in double quotes (``$``, backquote, ``"`` and backslash escaped), e.g. a path with spaces."""
+    import shlex
+
+    if shlex.quote(text) == text:
+        return text
+    escaped = "".join("\\" + char if char in '$`"\\' else char for char in text)
+    return f'"{escaped}"'
+
+
 class GanzooError(Exception):
     """A problem caused by input (a name, a file, a number) that the user can fix.
 
@@ -20,12 +45,13 @@ class GanzooError(Exception):
     """
 
 
-def user_sentence(exc: BaseException) -> str | None:
+def user_sentence(exc: BaseException, command: str | None = None) -> str | None:
     """The one sentence the CLI prints for ``exc`` (a :class:`GanzooError`'s message, or what running out of memory
-    asked for and what to lower); None for an exception that keeps its traceback."""
+    asked for and which of ``command``'s options to lower; the running command by default); None for an exception
+    that keeps its traceback."""
     from ganzoo.out_of_memory import out_of_memory_sentence
 
-    return str(exc) if isinstance(exc, GanzooError) else out_of_memory_sentence(exc)
+    return str(exc) if isinstance(exc, GanzooError) else out_of_memory_sentence(exc, command or RUNNING_COMMAND.get())
 
 
 class UnknownNameError(GanzooError, KeyError):

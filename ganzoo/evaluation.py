@@ -27,6 +27,8 @@ REFERENCE_KEEP = 10_000
 STATS_FORMAT = "ganzoo.eval-stats/1"
 #: The Inception Score is the mean over this many splits of the samples, as in Salimans et al. 2016.
 IS_SPLITS = 10
+#: The digit classifier's classes: the ten digits.
+DIGIT_CLASSES = 10
 
 #: The first bytes of a zip archive, as ``np.load`` tells an .npz from other files: a local file header, or the
 #: end-of-directory record of an archive with no files.
@@ -106,11 +108,16 @@ def read_samples(path: str | os.PathLike[str]) -> Samples:
         raise GanzooError(f"Cannot read samples from {path} ({exc}); pass an .npz written by 'ganzoo sample --out x.npz'.") from None
     if "images" in content:
         images = content["images"]
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise GanzooError(f"{path}: 'images' must be uint8 (N, C, H, W) with C = 1 or 3, got {images.dtype} {images.shape}.")
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3) or 0 in images.shape[2:]:
+            raise GanzooError(f"{path}: 'images' must be uint8 (N, C, H, W) with C = 1 or 3 and H, W at least 1, got "
+                              f"{images.dtype} {images.shape}.")
         samples = Samples("images", torch.from_numpy(images))
     elif "samples" in content and content["samples"].ndim == 2 and content["samples"].dtype.kind in "fiu":
-        samples = Samples("vectors", torch.from_numpy(content["samples"].astype(np.float32)))
+        points = content["samples"]
+        if not np.isfinite(points).all():  # NaN or inf would be scored as far-off points, without a word
+            raise GanzooError(f"{path}: {np.count_nonzero(~np.isfinite(points)):,} of the sample values are NaN or "
+                              f"infinite, so they cannot be scored; sample again from a generator that had not diverged.")
+        samples = Samples("vectors", torch.from_numpy(points.astype(np.float32)))
     else:
         raise GanzooError(f"{path} holds neither 'images' (uint8 N,C,H,W) nor 'samples' (float N,D); "
                           f"write it with 'ganzoo sample --out x.npz'.")
@@ -123,11 +130,24 @@ def read_samples(path: str | os.PathLike[str]) -> Samples:
 
 
 def _labels(path: str | os.PathLike[str], labels: np.ndarray | None, count: int) -> np.ndarray | None:
-    """The class of each sample, checked: one whole number per sample, as 'ganzoo sample --class' writes them."""
+    """The class of each sample, checked: one class index (0 or more) per sample, as 'ganzoo sample --class' writes
+    them."""
+    again = "write the file again with 'ganzoo sample --class ... --out x.npz'"
     if labels is not None and (labels.ndim != 1 or len(labels) != count or labels.dtype.kind not in "iu"):
         raise GanzooError(f"{path}: 'labels' must hold one whole number per sample ({count}), got {labels.dtype} "
-                          f"{labels.shape}; write the file again with 'ganzoo sample --class ... --out x.npz'.")
+                          f"{labels.shape}; {again}.")
+    if labels is not None and len(labels) and labels.min() < 0:
+        raise GanzooError(f"{path}: 'labels' must be class indices (0 or more), but one is {labels.min()}; {again}.")
     return labels
+
+
+def check_digit_labels(path: str | os.PathLike[str], labels: np.ndarray) -> None:
+    """Refuse, before anything is scored, labels the digit classifier cannot compare its predictions with: its
+    conditional accuracy needs digit classes (0 to 9); another set's classes would give a meaningless share."""
+    if len(labels) and labels.max() >= DIGIT_CLASSES:
+        raise GanzooError(f"{path}: its labels go up to {labels.max()}, but the digit classifier knows the "
+                          f"{DIGIT_CLASSES} digits (0 to 9) only, so it cannot tell whether samples match their "
+                          "labels; score them with other --metrics, or write the file without its 'labels'.")
 
 
 def dataset_key(name: str) -> str:
@@ -236,7 +256,8 @@ def _read_reference_version(path: Path, mtime_ns: int, size: int) -> Reference |
         return None
     try:
         metadata = read_metadata(path)
-        if metadata.get("format") != STATS_FORMAT or not metadata.get("count", "").isdigit():
+        count = metadata.get("count", "")
+        if metadata.get("format") != STATS_FORMAT or not (count.isascii() and count.isdigit()):
             return None
         tensors = load_tensors(path)
     except WeightsError:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.download import download, file_digest
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, command_for
 from ganzoo.paths import cache_dir
 from ganzoo.specs import PretrainedSpec
 
@@ -77,6 +77,7 @@ def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Pa
         return weights
     entry = get_registry().pretrained.get(pretrained)
     if entry.model != model:
+        task = getattr(get_registry().models.items.get(entry.model), "task", "")
         raise GanzooError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}; "
-                          f"use 'ganzoo sample {entry.model} --pretrained {pretrained}'.")
+                          f"use 'ganzoo {command_for(task)} {entry.model} --pretrained {pretrained}'.")
     return resolve(entry)

@@ -48,12 +48,23 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return _asked_for(exc) is not None
 
 
-def out_of_memory_sentence(exc: BaseException) -> str | None:
-    """The sentence the CLI prints for ``exc`` when it reports memory running out; None for any other exception
-    (or when ``GANZOO_DEBUG`` asks for tracebacks)."""
+#: What sets the size of the work in each command, which a sentence about running out of memory says to lower.
+SIZE_OPTIONS = {
+    "train": "--batch-size, --image-size, or the networks' widths with --set",
+    "sample": "--num, or --batch-size",
+    "eval": "--num, or --batch-size",
+    "translate": "--image-size",
+}
+#: The same, when the command is not known.
+ANY_SIZE_OPTIONS = "--batch-size, --num, --image-size, or the networks' widths with --set"
+
+
+def out_of_memory_sentence(exc: BaseException, command: str | None = None) -> str | None:
+    """The sentence the CLI prints for ``exc`` when it reports memory running out, naming the options of
+    ``command`` that set the size; None for any other exception (or when ``GANZOO_DEBUG`` asks for tracebacks)."""
     asked = _asked_for(exc)
     if asked is None or debugging():
         return None
     detail = f" ({asked})" if asked else ""
-    return (f"Ran out of memory{detail}; lower what sets the size (--batch-size, --num, --image-size, or the networks' "
-            "widths with --set) or use a device with more memory.")
+    return (f"Ran out of memory{detail}; lower what sets the size ({SIZE_OPTIONS.get(command or '', ANY_SIZE_OPTIONS)}) "
+            "or use a device with more memory.")

@@ -37,7 +37,7 @@ def resolve_class(config: dict[str, Any], wanted: str) -> int:
     names = class_names(config)
     if wanted in names:
         return names.index(wanted)
-    if wanted.isdigit() and int(wanted) < len(names):
+    if wanted.isascii() and wanted.isdigit() and int(wanted) < len(names):  # not "²", which int() refuses
         return int(wanted)
     listing = ", ".join(name if name == str(i) else f"{i}={name}" for i, name in enumerate(names))
     raise GanzooError(f"Unknown class {wanted!r}: this generator knows {len(names)} classes; give an index or a name among {listing}.")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganzoo.errors import command_for, shell_word
 from ganzoo.safefile import WeightsError, load_tensors, read_metadata, save_tensors
 from ganzoo.specs import ModelSpec
 
@@ -134,10 +135,11 @@ def load_generator(path: str | os.PathLike[str], model_name: str | None = None, 
         raise WeightsError(f"{path} is not a ganzoo generator file ({kind}); pass OUT/generator.safetensors from 'ganzoo train'.")
     if model_name is not None and metadata.get("model") != model_name:
         saved = get_registry().models.items.get(metadata.get("model"))
-        command = "translate" if saved is not None and saved.task == "image-to-image" else "sample"
+        command = command_for(saved.task if saved is not None else "")
         raise WeightsError(
             f"{path} holds weights of model {metadata.get('model')!r}, not {model_name!r}; "
-            f"use 'ganzoo {command} {metadata.get('model')} --weights {path}' or pass a {model_name} file."
+            f"use 'ganzoo {command} {metadata.get('model')} --weights {shell_word(str(path))}' or pass a {model_name} "
+            "file."
         )
     config = _read_config(path, metadata)
     model = get_model(str(metadata.get("model")))

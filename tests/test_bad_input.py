@@ -81,8 +81,12 @@ def test_running_out_of_memory_is_one_sentence_and_leaves_no_run_folder(cli, tmp
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert " ".join(result.output.split()) == (
         "Error: Ran out of memory (tried to allocate 1.42 PiB on the CPU); lower what sets the size (--batch-size, "
-        "--num, --image-size, or the networks' widths with --set) or use a device with more memory.")
+        "--image-size, or the networks' widths with --set) or use a device with more memory.")
     assert not (tmp_path / "run").exists()
+    many = cli("sample", "cgan", "--pretrained", "cgan-mnist", "--num", "100000000000", "--out", tmp_path / "x.npz",
+               ok=False)  # the sentence names what sets the size in this command: no --image-size or --set here
+    assert many.exit_code == 1 and " ".join(many.output.split()).endswith(
+        "on the CPU); lower what sets the size (--num, or --batch-size) or use a device with more memory.")
     monkeypatch.setenv("GANZOO_DEBUG", "1")
     with pytest.raises(RuntimeError, match="DefaultCPUAllocator"):
         cli(*huge, tmp_path / "debug")

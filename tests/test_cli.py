@@ -215,6 +215,34 @@ def test_sample_and_eval_take_a_run_folder_for_its_generator_file(cli, tmp_path)
         result.output.split())
 
 
+def test_sample_out_replaces_earlier_samples_but_never_its_weights_nor_another_kind_of_file(cli, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu")
+    generator = run / "generator.safetensors"
+    for name in ("weights.npz", "weights.png"):  # weights renamed, read and written in one command
+        shutil.copy(generator, tmp_path / name)
+        result = cli("sample", "gan", "--weights", tmp_path / name, "--out", tmp_path / name, ok=False)
+        assert result.exit_code == 1 and " ".join(result.output.split()) == (
+            f"Error: --out {tmp_path / name} is a file this command reads, and its output would replace it; choose "
+            "another --out file.")
+    shutil.copy(run / "discriminator.safetensors", tmp_path / "critic.npz")
+    result = cli("sample", "gan", "--weights", run, "--drs", "--discriminator", tmp_path / "critic.npz", "--out",
+                 tmp_path / "critic.npz", ok=False)
+    assert result.exit_code == 1 and "is a file this command reads" in result.output
+    shutil.copy(generator, tmp_path / "old.npz")  # not read by this command, but no .npz either
+    result = cli("sample", "gan", "--weights", run, "--out", tmp_path / "old.npz", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        f"Error: --out {tmp_path / 'old.npz'} already exists and is not a .npz file, so writing there would destroy "
+        "it; choose another --out file, or remove that one first if it is not needed.")
+    for name in ("weights.npz", "weights.png", "critic.npz", "old.npz"):
+        assert (tmp_path / name).read_bytes()[8:9] == b"{"  # still safetensors: an 8-byte length, then the header
+    for seed in ("1", "2"):  # earlier samples are replaced
+        cli("sample", "gan", "--weights", run, "--num", "8", "--seed", seed, "--out", tmp_path / "points.npz")
+        cli("sample", "gan", "--weights", run, "--num", "8", "--seed", seed, "--out", tmp_path / "points.png")
+
+
 def test_help_lists_every_command_with_a_whole_summary(cli):
     out = cli("--help").output
     commands = out.split("Commands:")[1]

@@ -167,7 +167,7 @@ def test_cli_class_by_name_and_index_match_the_generator(cli, generator_file, tm
     assert np.array_equal(dogs["images"], expected) and not np.array_equal(dogs["images"], other)
 
 
-@pytest.mark.parametrize("wanted", ["3", "horse", "-1"])
+@pytest.mark.parametrize("wanted", ["3", "horse", "-1", "\u00b2"])  # "²" is a digit to str.isdigit, not to int()
 def test_bad_class_lists_the_valid_ones(cli, generator_file, tmp_path, wanted):
     result = cli("sample", "cgan", "--weights", generator_file("cgan"), "--class", wanted, "--out", tmp_path / "x.png",
                  ok=False)

@@ -211,6 +211,8 @@ def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
     assert "choose among" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", ",", ok=False).output
     assert "need images" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fid", ok=False).output
     assert "ring8 and grid25 only" in cli("eval", "--samples", points, "--data", "line-2d", ok=False).output
+    seeded = cli("eval", "--samples", points, "--data", "ring8", "--seed", "4", ok=False)  # a file has no seed
+    assert seeded.exit_code == 2 and "drop MODEL, --weights, --pretrained, --num and --seed" in seeded.output
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     assert "Cannot read samples" in cli("eval", "--samples", tmp_path / "bad.npz", "--data", "ring8", ok=False).output
 
@@ -225,6 +227,10 @@ def test_sample_files_that_cannot_be_scored_get_one_clear_sentence(cli, tmp_path
         archive.writestr("images.npy", header.getvalue() + bytes(100))
     np.savez(tmp_path / "labels.npz", images=digit_images(10, seed=1), labels=np.arange(3))
     np.savez(tmp_path / "one.npz", samples=np.zeros((1, 2), np.float32))
+    np.savez(tmp_path / "empty-images.npz", images=np.zeros((4, 1, 0, 0), np.uint8))
+    np.savez(tmp_path / "nan.npz", samples=np.array([[0.0, np.nan], [np.inf, 1.0], [1.0, 1.0]], np.float32))
+    np.savez(tmp_path / "negative.npz", images=digit_images(10, seed=1), labels=np.arange(10) - 1)
+    np.savez(tmp_path / "cats.npz", images=digit_images(10, seed=1), labels=np.arange(10) + 3)  # another set's classes
     for name, data, message in (
         ("huge", "mnist", "Cannot read samples from {}: its arrays claim more memory than this machine has, so it is "
                           "damaged or was not written by 'ganzoo sample'; write it again."),
@@ -232,6 +238,15 @@ def test_sample_files_that_cannot_be_scored_get_one_clear_sentence(cli, tmp_path
                             "again with 'ganzoo sample --class ... --out x.npz'."),
         ("one", "ring8", "{} holds 1 sample; scores need at least 2 (thousands for stable ones), so write more with "
                          "'ganzoo sample --num N --out x.npz'."),
+        ("empty-images", "mnist", "{}: 'images' must be uint8 (N, C, H, W) with C = 1 or 3 and H, W at least 1, got "
+                                  "uint8 (4, 1, 0, 0)."),
+        ("nan", "ring8", "{}: 2 of the sample values are NaN or infinite, so they cannot be scored; sample again from "
+                         "a generator that had not diverged."),
+        ("negative", "mnist", "{}: 'labels' must be class indices (0 or more), but one is -1; write the file again "
+                              "with 'ganzoo sample --class ... --out x.npz'."),
+        ("cats", "mnist", "{}: its labels go up to 12, but the digit classifier knows the 10 digits (0 to 9) only, so "
+                          "it cannot tell whether samples match their labels; score them with other --metrics, or "
+                          "write the file without its 'labels'."),
     ):
         path = tmp_path / f"{name}.npz"
         result = cli("eval", "--samples", path, "--data", data, "--metrics", "toy" if data == "ring8" else "digits",
@@ -250,10 +265,27 @@ def test_json_never_replaces_a_file_the_evaluation_reads(cli, tmp_path):
             target.write_bytes(b"a generator")
         before = target.read_bytes()
         result = cli("eval", *args, "--data", "ring8", "--json", target, ok=False)
-        assert result.exit_code == 2 and " ".join(result.output.split()).endswith(
-            f"Error: --json {target} is a file this evaluation reads, and the results would replace it; choose "
-            "another --json file.")
+        assert result.exit_code == 1 and " ".join(result.output.split()).endswith(
+            f"Error: --json {target} is a file this command reads, and its output would replace it; choose another "
+            "--json file.")
         assert target.read_bytes() == before
+
+
+def test_json_replaces_earlier_results_but_no_other_kind_of_file(cli, tmp_path):
+    points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
+    other = {"discriminator.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ", "losses.png": b"\x89PNG\r\n\x1a\n...",
+             "notes.json": "r\u00e9sum\u00e9: not JSON".encode()}
+    for name, content in other.items():  # a run's other files, given to --json by mistake, stay as they were
+        (tmp_path / name).write_bytes(content)
+        result = cli("eval", "--samples", points, "--data", "ring8", "--json", tmp_path / name, ok=False)
+        assert result.exit_code == 1 and " ".join(result.output.split()) == (
+            f"Error: --json {tmp_path / name} already exists and is not a .json file, so writing there would destroy "
+            "it; choose another --json file, or remove that one first if it is not needed.")
+        assert (tmp_path / name).read_bytes() == content
+    results = tmp_path / "scores.json"
+    for _ in range(2):  # written, then written again
+        cli("eval", "--samples", points, "--data", "ring8", "--json", results)
+        assert "metrics" in json.loads(results.read_text())
 
 
 def test_unknown_metric_gets_a_did_you_mean_like_unknown_models(cli, tmp_path):

@@ -185,7 +185,7 @@ def test_settings_too_large_for_memory_in_a_plugins_network_are_not_blamed_on_th
     install(PLUGIN_TEMPLATE.replace(TINY_G, 'return _mlp(config["width"], config["width"], config["dim"])'))
     assert _train(cli, tmp_path, "tinygan", "--set", "width=20000000") == (  # a 2e7 x 2e7 layer: 1.42 PiB
         "Error: Ran out of memory (tried to allocate 1.42 PiB on the CPU); lower what sets the size (--batch-size, "
-        "--num, --image-size, or the networks' widths with --set) or use a device with more memory.")
+        "--image-size, or the networks' widths with --set) or use a device with more memory.")
 
 
 def test_an_exception_in_ganzoos_own_plugins_and_core_keeps_its_traceback():

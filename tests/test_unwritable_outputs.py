@@ -96,11 +96,14 @@ def test_drs_quantile_without_drs_is_refused_in_one_sentence(cli, tmp_path, quan
     assert last_line(result) == "Error: --drs-quantile is read only for rejection sampling; add --drs or drop it."
 
 
-def test_drs_on_pretrained_weights_asks_for_a_discriminator(cli, tmp_path):
-    result = cli("sample", "dcgan", "--pretrained", "dcgan-mnist", "--drs", "--out", tmp_path / "x.npz", ok=False)
-    assert result.exit_code == 2 and last_line(result) == (
-        "Error: Pretrained weights ship the generator only, so --drs has no discriminator to read; pass "
-        "--discriminator FILE (a 'ganzoo train' run's discriminator.safetensors) or drop --drs.")
+def test_drs_on_pretrained_weights_is_refused_with_or_without_a_discriminator(cli, tmp_path):
+    (tmp_path / "d.safetensors").write_bytes(b"a discriminator of another run")
+    for extra in ((), ("--discriminator", tmp_path / "d.safetensors")):  # none could match the shipped generator
+        result = cli("sample", "dcgan", "--pretrained", "dcgan-mnist", "--drs", *extra, "--out", tmp_path / "x.npz",
+                     ok=False)
+        assert result.exit_code == 2 and last_line(result) == (
+            "Error: Pretrained weights ship the generator only, and --drs needs the discriminator trained with it; "
+            "drop --drs, or use --weights of a 'ganzoo train' run, whose folder holds both.")
 
 
 @pytest.mark.parametrize("suffix, rows", [(".npz", False), (".png", True)])

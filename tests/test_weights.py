@@ -37,10 +37,21 @@ def test_round_trip_is_bit_exact(trained):
     assert json.loads(meta["config"])["latent_dim"] == 8 and meta["ganzoo_version"]
 
 
-def test_weights_of_another_model_are_refused(cli, trained):
-    result = cli("sample", "dcgan", "--weights", trained, "--out", trained.with_name("x.png"), ok=False)
-    assert result.exit_code == 1
-    assert "holds weights of model 'gan', not 'dcgan'" in " ".join(result.output.split())
+def test_weights_of_another_model_are_refused_naming_the_command_that_was_run(cli, trained):
+    import shutil
+
+    spaced = trained.parent / "my run" / "generator.safetensors"  # a path the suggested command must quote
+    spaced.parent.mkdir()
+    shutil.copy(trained, spaced)
+    for command, out in (("sample", ("--out", trained.with_name("x.png"))), ("eval", ("--data", "ring8"))):
+        result = cli(command, "dcgan", "--weights", spaced, *out, ok=False)
+        assert result.exit_code == 1 and " ".join(result.output.split()) == (
+            f"Error: {spaced} holds weights of model 'gan', not 'dcgan'; use 'ganzoo {command} gan --weights "
+            f"\"{spaced}\"' or pass a dcgan file.")
+    result = cli("eval", "gan", "--pretrained", "dcgan-mnist", "--data", "mnist", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        "Error: Pretrained weights 'dcgan-mnist' are for model 'dcgan', not 'gan'; use 'ganzoo eval dcgan --pretrained "
+        "dcgan-mnist'.")
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".pth"])
