@@ -91,7 +91,7 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     elif per_class is not None:
         rows = ", one row per class" if out.suffix.lower() == ".png" else ""  # an .npz has no rows
         what = f" ({per_class} per class{rows})"
-    console().print(f"wrote {total} samples of {model}{what} to {out}")
+    console().print(f"wrote {total} sample{'s' if total != 1 else ''} of {model}{what} to {out}")
 
 
 def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int, batch_size: int, quantile: float,
@@ -112,5 +112,5 @@ def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int
     result = rejection.rejection_sample(loaded.model, loaded.config, loaded.module, critic, num, seed=seed,
                                         batch_size=batch_size, quantile=quantile)
     sampling.write_samples(out, result.samples, loaded.config["data_kind"])
-    console().print(f"wrote {num} samples of {loaded.model.name} to {out}: rejection sampling kept "
+    console().print(f"wrote {num} sample{'s' if num != 1 else ''} of {loaded.model.name} to {out}: rejection sampling kept "
                     f"{100 * result.acceptance:.1f} % of {result.candidates} candidates (quantile {quantile})")

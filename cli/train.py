@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import click
 
 from ganzoo.cli.command import GanzooCommand
 from ganzoo.cli.options import GivenPath, given_text
+from ganzoo.errors import shell_word
 
 
 @click.command(cls=GanzooCommand, short_help="Train MODEL on a dataset (pictures, weights, checkpoints in --out).")
@@ -89,8 +91,8 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         from ganzoo.data.translation import two_folder_data
 
         data = two_folder_data(spec, data, data_a, data_b)
-        out = out or Path("runs") / f"{spec.name}-{Path(data_a or '').name}2{Path(data_b or '').name}"
-    folder = resume or out or Path("runs") / f"{spec.name}-{Path(data or spec.default_dataset).name}"
+        out = out or Path("runs") / f"{spec.name}-{_named(data_a or '')}2{_named(data_b or '')}"
+    folder = resume or out or Path("runs") / f"{spec.name}-{_named(data or spec.default_dataset)}"
     if devices is not None and devices > 1:
         _check_before_launch(spec, data, overrides, devices, device, resume, folder)
         _relaunch(devices)
@@ -102,7 +104,8 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         result = run_training(request, out_console)
     except TrainingInterrupted as stop:
         if is_main():  # under torchrun every process stops at the same step; process 0 says where
-            out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {folder}", style="yellow",
+            out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {shell_word(str(folder))}",
+                              style="yellow",
                               soft_wrap=True, markup=False)
         raise click.exceptions.Exit(interrupted_status()) from None  # 130, or 0 and the --devices launcher says 130
     if not is_main():  # under torchrun only process 0 reports
@@ -113,11 +116,12 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     # soft_wrap: a path or command cut at the terminal's width would no longer paste whole
     out_console.print(f"[green]done[/green]: {epochs}, {result.steps} steps; files in {escape(str(result.out))}/",
                       soft_wrap=True)
+    weights = shell_word(str(result.generator_path))  # pasted whole even with spaces in the path
     lines = [f"  generator: {result.generator_path}", f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png"]
     if spec.task == "image-to-image":
-        lines.append(f"  translate: ganzoo translate {spec.name} --weights {result.generator_path} --input IMAGES --out DIR")
+        lines.append(f"  translate: ganzoo translate {spec.name} --weights {weights} --input IMAGES --out DIR")
     else:
-        lines.append(f"  sample:    ganzoo sample {spec.name} --weights {result.generator_path} --num 64 --out grid.png")
+        lines.append(f"  sample:    ganzoo sample {spec.name} --weights {weights} --num 64 --out grid.png")
     for line in lines:
         out_console.print(line, soft_wrap=True, markup=False)
 
@@ -170,3 +174,9 @@ def _relaunch(devices: int) -> None:
         else:
             args += [item for entry in (value if param.multiple else (value,)) for item in (param.opts[0], str(entry))]
     raise click.exceptions.Exit(launch(devices, args))
+
+
+def _named(data: str) -> str:
+    """The name a dataset or folder gives the default run folder: ``mnist``, or the folder's own name (``.`` is the
+    current folder's)."""
+    return Path(os.path.abspath(os.path.expanduser(data))).name or "data"

@@ -16,11 +16,11 @@ def read_picture(source: Path) -> Any:
     skips."""
     from PIL import Image
 
-    from ganzoo.data.folder import _to_mode
+    from ganzoo.data.folder import upright_in_mode
 
     with Image.open(source) as image:
         image.load()
-        return _to_mode(image, 3)
+        return upright_in_mode(image, 3)
 
 
 def translate_picture(module: Any, rgb: Any, target: Path, size: int, direction: str | None,

@@ -31,7 +31,7 @@ from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.resume import read_resume_point, recorded_data_name
-from ganzoo.run_data import data_digest, dataset_for, refuse_out_inside_data, sample_count
+from ganzoo.run_data import data_digest, dataset_for, refuse_changed_classes, refuse_out_inside_data, sample_count
 from ganzoo.run_lock import hold_run_lock, refuse_if_locked
 from ganzoo.safefile import check_writable, drop_unfinished_writes, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
@@ -62,7 +62,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __init__(self, checkpoint: Path, epoch: int, step: int, batch: int = 0) -> None:
         """``epoch``: epochs done; ``batch``: batches done of the next one (the checkpoint's name counts the same)."""
-        done = f"{epoch} epoch{'s' if epoch != 1 else ''}" + (f" and {batch} batches of epoch {epoch + 1}" if batch else "")
+        batches = f" and {batch} batch{'es' if batch != 1 else ''} of epoch {epoch + 1}" if batch else ""
+        done = f"{epoch} epoch{'s' if epoch != 1 else ''}{batches}"
         super().__init__(f"interrupted after step {step} ({done} done); state saved in {checkpoint}")
         self.checkpoint, self.epoch, self.step = checkpoint, epoch, step
 
@@ -124,6 +125,7 @@ class Trainer:
                 run_folder.refuse_overwrite(self.out, request.overwrite)
         else:
             self.resumed_from, self.config = resumed.path, resumed.config
+            refuse_changed_classes(self.model, self.config, dataset.info, self.dataset_name)
             if resumed.skipped and self.main:
                 self._say(f"note: {len(resumed.skipped)} newer checkpoint(s) could not be read whole and were "
                           f"skipped ({', '.join(path.name for path in resumed.skipped)}); the run goes on from "

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo import checkpoint as ckpt
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, shell_word
 from ganzoo.specs import ModelSpec
 
 #: Settings that may differ when a run is resumed; any other difference is refused.
@@ -47,7 +47,7 @@ def read_resume_point(out: Path, model: str | None, data: str | None, overrides:
     spec = get_model(meta["model"])
     if model and spec.name != model:
         raise GanzooError(f"{out} holds a run of model {spec.name!r}, not {model!r}; resume it with "
-                          f"'ganzoo train {spec.name} --resume {out}'.")
+                          f"'ganzoo train {spec.name} --resume {shell_word(str(out))}'.")
     if data and recorded_data_name(data) != recorded_data_name(meta["dataset"]):  # older runs kept folders relative
         raise GanzooError(f"{out} was trained on {meta['dataset']!r}, not {data!r}; drop --data to resume it.")
     config = resumed_config(out, meta["config"], overrides)

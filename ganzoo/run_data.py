@@ -55,3 +55,23 @@ def refuse_out_inside_data(out: Path, dataset_name: str) -> None:
         if Path(folder).is_absolute() and out.resolve().is_relative_to(folder):
             raise GanzooError(f"--out {out} lies inside the data folder {folder}, so the run's pictures would become "
                               f"training images of the next run on it; choose an --out folder outside it.")
+
+
+def refuse_changed_classes(model: ModelSpec, config: dict[str, Any], info: Any, dataset_name: str) -> None:
+    """Refuse to resume a conditional run whose data's classes changed since it began (a class folder added,
+    removed or renamed): its networks embed the classes it was built with, and a folder's class indices follow
+    the sorted folder names, so the run would crash on a new index or go on teaching one class's name another's
+    pictures."""
+    if model.task != "conditional":
+        return
+    saved_names, names = config.get("class_names"), list(info.class_names or ())
+    if config.get("num_classes") == info.num_classes and (saved_names is None or list(saved_names) == names):
+        return
+
+    def listed(count: Any, classes: Any) -> str:
+        return f"{count} classes ({', '.join(map(str, classes))})" if classes else f"{count} classes"
+
+    raise GanzooError(f"The classes of {dataset_name} changed since this run began: it was trained on "
+                      f"{listed(config.get('num_classes'), saved_names)}, and the data now has "
+                      f"{listed(info.num_classes, names)}; put the class folders back as they were to resume, or "
+                      "start a new run on the data as it is.")

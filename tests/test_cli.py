@@ -243,6 +243,20 @@ def test_sample_out_replaces_earlier_samples_but_never_its_weights_nor_another_k
         cli("sample", "gan", "--weights", run, "--num", "8", "--seed", seed, "--out", tmp_path / "points.png")
 
 
+def test_commands_the_run_suggests_paste_whole_and_the_current_folder_names_the_default_run(cli, tmp_path,
+                                                                                          monkeypatch):
+    from conftest import write_png_images
+
+    run = tmp_path / "my run"
+    done = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu")
+    assert f'ganzoo sample gan --weights "{run / "generator.safetensors"}" --num 64' in done.output
+    write_png_images(tmp_path / "pics", 4)
+    monkeypatch.chdir(tmp_path / "pics")  # --data . names the default run folder after this folder, not ""
+    result = cli("train", "dcgan", "--data", ".", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()).startswith(
+        "Error: --out runs/dcgan-pics lies inside the data folder")
+
+
 def test_help_lists_every_command_with_a_whole_summary(cli):
     out = cli("--help").output
     commands = out.split("Commands:")[1]

@@ -212,3 +212,26 @@ def test_shipped_digit_classifier_and_conditional_accuracy():
     assert conditional_accuracy(images, predicted, classifier) == 1.0
     wrong = conditional_scores(images, (predicted + 1) % 10, classifier)
     assert wrong.accuracy == 0.0 and not any(wrong.present) and not wrong.all_present
+
+
+@pytest.mark.parametrize("change", ["added", "renamed"])
+def test_resuming_a_conditional_run_whose_class_folders_changed_is_one_sentence(cli, labelled_folder, tmp_path, change):
+    """A class added would crash the networks (an index they have no row for); a class renamed would go on teaching
+    one name another's pictures, since indices follow the sorted folder names."""
+    run = tmp_path / "run"
+    cli("train", "cgan", "--data", labelled_folder, "--epochs", "1", "--batch-size", "16", "--set", SMALL["cgan"],
+        "--out", run, "--no-progress", "--device", "cpu")
+    if change == "added":
+        write_png_images(labelled_folder / "ant", 16, size=SIDE, mode="L", seed=9)
+        now = "4 classes (ant, cat, dog, owl)"
+    else:
+        (labelled_folder / "cat").rename(labelled_folder / "zebra")  # cat's pictures are index 2 now, dog's 0
+        now = "3 classes (dog, owl, zebra)"
+    before = sorted(path.name for path in (run / "checkpoints").iterdir())
+    result = cli("train", "cgan", "--resume", run, "--epochs", "2", "--no-progress", "--device", "cpu", ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert " ".join(result.output.split()) == (
+        f"Error: The classes of {labelled_folder} changed since this run began: it was trained on 3 classes (cat, dog, "
+        f"owl), and the data now has {now}; put the class folders back as they were to resume, or start a new run on "
+        "the data as it is.")
+    assert sorted(path.name for path in (run / "checkpoints").iterdir()) == before

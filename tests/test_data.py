@@ -143,6 +143,56 @@ def test_class_subfolders_become_labels(tmp_path):
     assert data.tensors["label"].tolist() == [0, 0, 0, 1, 1]
 
 
+def test_linked_class_folders_are_followed_and_hidden_or_tool_folders_left_out(tmp_path):
+    """Links to folders count like folders (once, even when one links back up); hidden entries and a Mac archive's
+    __MACOSX folder are no classes and no images."""
+    from ganzoo.registry import get_dataset
+
+    root = tmp_path / "pets"
+    write_png_images(root / "cats", 3, seed=1)
+    write_png_images(tmp_path / "elsewhere" / "dogs", 2, seed=2)
+    (root / "dogs").symlink_to(tmp_path / "elsewhere" / "dogs", target_is_directory=True)
+    (root / "cats" / "loop").symlink_to(root, target_is_directory=True)  # a link back up is not walked again
+    write_png_images(root / ".ipynb_checkpoints", 1, seed=3)
+    write_png_images(root / "__MACOSX" / "cats", 2, seed=4)
+    (root / "cats" / "._img_000.png").write_bytes(b"\x00\x05\x16\x07 a resource fork, no image")
+    spec = get_dataset(str(root))
+    assert spec.info.class_names == ("cats", "dogs") and spec.info.num_classes == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no file was skipped as unreadable: the resource fork was never read
+        data = spec.load(None, 16, 3)
+    assert data.tensors["label"].tolist() == [0, 0, 0, 1, 1]
+
+
+def test_an_empty_sub_folder_is_no_domain_of_an_unpaired_set(tmp_path):
+    from ganzoo.data.translation import unpaired_folders
+
+    write_png_images(tmp_path / "set" / "x", 2, seed=1)
+    write_png_images(tmp_path / "set" / "y", 2, seed=2)
+    (tmp_path / "set" / "z").mkdir()
+    (tmp_path / "set" / "__MACOSX").mkdir()
+    assert unpaired_folders(tmp_path / "set") == (tmp_path / "set" / "x", tmp_path / "set" / "y")
+
+
+def test_a_photo_stored_sideways_is_decoded_as_a_viewer_shows_it(tmp_path):
+    """A phone stores a portrait photo sideways with EXIF orientation 6 (turn 90 degrees clockwise to view): the
+    folder dataset and the translation sets both turn it upright."""
+    from PIL import Image
+
+    from ganzoo.data.folder import read_fitted
+    from ganzoo.data.translation import read_parts
+
+    stored = np.zeros((16, 32, 3), np.uint8)
+    stored[:, :16] = 255  # white on the left as stored, so on top as viewed
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "portrait.jpg", exif=exif, quality=95)
+    for image in (read_fitted(tmp_path / "portrait.jpg", 16, 3), read_parts(tmp_path / "portrait.jpg", 16, False)[0]):
+        assert image.shape == (3, 16, 16)
+        top, bottom = image[:, :6].mean(), image[:, -6:].mean()
+        assert top > 200 and bottom < 50, (top, bottom)
+
+
 def test_bad_image_is_skipped_with_a_warning_naming_it(image_folder):
     from ganzoo.data.decoding import BadImageWarning
     from ganzoo.registry import get_dataset

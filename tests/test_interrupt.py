@@ -74,8 +74,8 @@ def test_ctrl_c_or_sigterm_saves_the_position_and_resume_finishes_exactly(stop, 
     assert os.path.isfile(saved) and list_checkpoints(out)[-1] == type(out)(saved)
     epochs, batches = (int(part) for part in re.fullmatch(r"state-epoch-(\d+)-batch-(\d+)\.safetensors",
                                                            os.path.basename(saved)).groups())
-    plural = "" if epochs == 1 else "s"  # the message counts what the checkpoint's name counts
-    assert f"({epochs} epoch{plural} and {batches} batches of epoch {epochs + 1} done)" in lines[0], lines[0]
+    plural, batch_plural = "" if epochs == 1 else "s", "" if batches == 1 else "es"  # what the checkpoint's name counts
+    assert f"({epochs} epoch{plural} and {batches} batch{batch_plural} of epoch {epochs + 1} done)" in lines[0], lines[0]
     assert not (out / "checkpoints" / "state-epoch-0002.safetensors").exists()  # it really stopped early
     resumed = cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu").output
     assert f"resuming from {saved} (step " in resumed and ") up to epoch 2" in resumed

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ganzoo.data import decoded_cache
 from ganzoo.data.decoded_cache import Decoded
@@ -24,11 +24,45 @@ from ganzoo.specs import DatasetInfo, DatasetSpec
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DEFAULT_FOLDER_SIZE = 64
+#: The EXIF tag saying how a picture is turned (1: as stored).
+EXIF_ORIENTATION = 0x0112
+
+
+#: Folders that tools leave beside images and that hold none of the user's: a Mac archive's resource forks.
+TOOL_FOLDERS = ("__MACOSX",)
+
+
+def ignored(name: str) -> bool:
+    """Whether a file or folder called ``name`` is left out of a dataset: hidden ones (``.ipynb_checkpoints``,
+    macOS's ``._photo.png``) and :data:`TOOL_FOLDERS`, which would otherwise become classes or broken images."""
+    return name.startswith(".") or name in TOOL_FOLDERS
+
+
+def _walk_images(folder: Path) -> Iterator[Path]:
+    """Image files below ``folder``, in no set order; links to folders are followed (each folder once, so a link
+    back up does not loop), and :func:`ignored` names are skipped."""
+    seen: set[tuple[int, int]] = set()
+    for root, folders, files in os.walk(folder, followlinks=True):
+        status = os.stat(root)
+        if (status.st_dev, status.st_ino) in seen:
+            folders.clear()
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        folders[:] = [name for name in folders if not ignored(name)]
+        for name in files:
+            path = Path(root) / name
+            if not ignored(name) and path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+                yield path
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files below ``folder``, sorted so the dataset order is reproducible."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Image files below ``folder`` (see :func:`_walk_images`), sorted so the dataset order is reproducible."""
+    return sorted(_walk_images(folder))
+
+
+def has_images(folder: Path) -> bool:
+    """Whether any image file lies below ``folder``; stops at the first."""
+    return next(_walk_images(folder), None) is not None
 
 
 def _classes(folder: Path, files: list[Path]) -> tuple[str, ...]:
@@ -38,9 +72,13 @@ def _classes(folder: Path, files: list[Path]) -> tuple[str, ...]:
     return tuple(sorted({f.relative_to(folder).parts[0] for f in files}))
 
 
-def _to_mode(image, channels: int):
-    """Convert any PIL mode to ``L`` or ``RGB``, scaling 16-bit and compositing alpha on white."""
-    from PIL import Image
+def upright_in_mode(image, channels: int):
+    """The picture as a viewer shows it: turned as its EXIF orientation says (a phone's portrait photo is stored
+    sideways), then any PIL mode converted to ``L`` or ``RGB``, scaling 16-bit and compositing alpha on white."""
+    from PIL import Image, ImageOps
+
+    if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         import numpy as np
@@ -95,7 +133,7 @@ def read_fitted(path: Path, image_size: int, channels: int):
 
     with Image.open(path) as image:
         image.load()
-        array = np.asarray(_fit(_to_mode(image, channels), image_size), dtype=np.uint8)
+        array = np.asarray(_fit(upright_in_mode(image, channels), image_size), dtype=np.uint8)
     return array.reshape(image_size, image_size, channels).transpose(2, 0, 1)
 
 

@@ -211,11 +211,11 @@ def read_parts(path: Path, size: int, halves: bool) -> Any:
     from PIL import Image
 
     from ganzoo.data.decoding import UnusableImage
-    from ganzoo.data.folder import _to_mode
+    from ganzoo.data.folder import upright_in_mode
 
     with Image.open(path) as image:
         image.load()
-        image = _to_mode(image, 3)
+        image = upright_in_mode(image, 3)
     width, height = image.size
     if halves and not is_pair_shaped(width, height):
         raise UnusableImage(f"{width}x{height} is not an A|B pair, which is about twice as wide as high")
@@ -333,10 +333,13 @@ def _images(folder: Path, what: str) -> tuple[Path, ...]:
 
 
 def unpaired_folders(root: Path) -> tuple[Path, Path]:
-    """``(A, B)`` folders of an unpaired set: ``trainA``/``trainB``, or the only two sub-folders."""
+    """``(A, B)`` folders of an unpaired set: ``trainA``/``trainB``, or the only two sub-folders holding images."""
+    from ganzoo.data.folder import has_images, ignored
+
     if looks_unpaired(root):
         return root / "trainA", root / "trainB"
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    subfolders = [p for p in sorted(root.iterdir()) if p.is_dir() and not ignored(p.name) and has_images(p)] \
+        if root.is_dir() else []
     if len(subfolders) == 2:
         return subfolders[0], subfolders[1]
     raise GanzooError(f"{root} is not an unpaired dataset: give a folder with trainA/ and trainB/ (CycleGAN layout) "
@@ -403,7 +406,7 @@ def folder_dataset(path: str | os.PathLike[str], kind: str) -> DatasetSpec:
 
 def _domain_folder(path: str | os.PathLike[str], side: str) -> Path:
     """The domain-``side`` folder as an absolute path, refused unless it exists and holds an image."""
-    from ganzoo.data.folder import IMAGE_EXTENSIONS
+    from ganzoo.data.folder import IMAGE_EXTENSIONS, has_images
 
     folder = Path(path).expanduser().resolve()
     if folder.is_file():
@@ -415,7 +418,7 @@ def _domain_folder(path: str | os.PathLike[str], side: str) -> Path:
     if FOLDER_PAIR in str(folder):
         raise GanzooError(f"The folder name {folder} contains {FOLDER_PAIR.strip()!r}, which ganzoo uses to join two "
                           f"folders; rename it.")
-    if not any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.rglob("*")):
+    if not has_images(folder):
         raise GanzooError(f"The domain-{side} folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
                           f"put domain {side}'s images there.")
     return folder
