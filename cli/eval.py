@@ -32,7 +32,7 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 @click.option("--classifier", type=GivenPath(dir_okay=False, exists=True, path_type=Path),
               help="digit classifier for --metrics digits [default: the shipped MNIST one]")
 @click.option("--seed", type=Seed(), default=0, show_default=True, help="noise seed (same samples as 'ganzoo sample --seed')")
-@click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True, help="images per forward pass")
+@click.option("--batch-size", type=click.IntRange(min=1), default=250, show_default=True, help="samples per forward pass, generating and scoring")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
 @click.option("--json", "json_out", type=GivenPath(dir_okay=False, path_type=Path), help="also write the results here")
 def eval_command(model: str | None, weights: Path | None, pretrained: str | None, samples_file: Path | None, data: str,
@@ -99,7 +99,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     if shape is not None and not all(evaluation.reference_cached(e.name, key, real_num) for e in referenced):
         real_images(*shape)  # a dataset that cannot be had fails here, not after generating every sample
     if loaded is not None:
-        samples = _generate(loaded, num, seed)
+        samples = _generate(loaded, num, seed, batch_size)
     protocol: dict[str, Any] = {"samples": len(samples.values), "source": source, "dataset": data, "split": "train"}
     if samples.kind == "images":
         protocol["resolution"] = list(samples.values.shape[1:])
@@ -160,15 +160,17 @@ def _load(model: str | None, weights: Path | None, pretrained: str | None, devic
     return load_generator(weights_path(model, weights, pretrained), model, device)
 
 
-def _generate(loaded: Any, num: int | None, seed: int) -> Any:
-    """Samples from the generator, as ``ganzoo sample --num N --seed S --out x.npz`` would write them."""
+def _generate(loaded: Any, num: int | None, seed: int, batch_size: int) -> Any:
+    """Samples from the generator, ``batch_size`` at a time, as ``ganzoo sample --num N --seed S --out x.npz`` would
+    write them."""
     from ganzoo import sampling
     from ganzoo.evaluation import Samples
 
     kind = loaded.config["data_kind"]
     total = num or DEFAULT_NUM.get(kind, DEFAULT_NUM["vectors"])
     labels = sampling.requested_labels(loaded.model, loaded.config, total)
-    values = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, labels=labels)
+    values = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
+                               labels=labels)
     values = sampling.to_uint8(values).cpu() if kind == "images" else values.float().cpu()
     return Samples(kind, values, None if labels is None else labels.numpy())
 

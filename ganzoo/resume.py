@@ -48,12 +48,27 @@ def read_resume_point(out: Path, model: str | None, data: str | None, overrides:
     if model and spec.name != model:
         raise GanzooError(f"{out} holds a run of model {spec.name!r}, not {model!r}; resume it with "
                           f"'ganzoo train {spec.name} --resume {shell_word(str(out))}'.")
-    if data and recorded_data_name(data) != recorded_data_name(meta["dataset"]):  # older runs kept folders relative
-        raise GanzooError(f"{out} was trained on {meta['dataset']!r}, not {data!r}; drop --data to resume it.")
+    dataset, gone = meta["dataset"], _gone_folders(meta["dataset"])
+    if data and recorded_data_name(data) != recorded_data_name(dataset):  # older runs kept folders relative
+        if not gone:
+            raise GanzooError(f"{out} was trained on {dataset!r}, not {data!r}; drop --data to resume it.")
+        dataset = data  # the folder moved: the run goes on from its new place (a change of contents is noted)
+    elif gone:
+        raise GanzooError(f"{out} was trained on the folder {gone[0]}, which is gone; put it back there, or give its "
+                          f"new place with --data to resume it.")
     config = resumed_config(out, meta["config"], overrides)
-    point = ResumePoint(path, meta, tensors, spec, meta["dataset"], config, skipped)
+    point = ResumePoint(path, meta, tensors, spec, dataset, config, skipped)
     _refuse_finished(out, int(config["epochs"]), point.epochs_done)
     return point
+
+
+def _gone_folders(recorded: str) -> list[str]:
+    """The folders of a run's recorded dataset (a folder, or an ``A | B`` pair, absolute) that no longer exist."""
+    import os
+
+    from ganzoo.data.translation import FOLDER_PAIR
+
+    return [part for part in recorded.split(FOLDER_PAIR) if os.path.isabs(part) and not os.path.isdir(part)]
 
 
 def recorded_data_name(name: str) -> str:

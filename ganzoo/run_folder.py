@@ -40,8 +40,9 @@ def refuse_overwrite(out: Path, overwrite: bool) -> None:
     Logs alone (a run that died before its first checkpoint) protect nothing: the new run replaces them.
     """
     if run_results(out) and not overwrite:
-        raise GanzooError(f"{out} already holds a training run; continue it with --resume, pass --overwrite to "
-                          "replace it, or choose another --out folder.")
+        resume = "continue it with --resume, " if ckpt.list_checkpoints(out) else ""  # weights alone cannot resume
+        raise GanzooError(f"{out} already holds a training run; {resume}pass --overwrite to replace it, or choose "
+                          "another --out folder.")
 
 
 def set_old_run_aside(out: Path) -> Path | None:

@@ -74,11 +74,19 @@ def picture_labels(model: ModelSpec, config: dict[str, Any]) -> "torch.Tensor | 
     return per_class_labels(int(config["num_classes"]), PICTURE_PER_CLASS)
 
 
+#: torch's CPU normal sampler fills blocks of this many values and redraws a last partial block, so a draw of
+#: another length would change the last values: draws are made in whole blocks.
+_NORMAL_BLOCK = 16
+
+
 def noise(num: int, latent_dim: int, seed: int) -> "torch.Tensor":  # noqa: F821
-    """Standard normal noise drawn on the CPU from ``seed``, so every device gets the same z."""
+    """Standard normal noise drawn on the CPU from ``seed``, so every device gets the same z; more samples from the
+    same seed begin with the same ones (``--num 20`` starts with ``--num 10``'s ten)."""
     import torch
 
-    return torch.randn(num, latent_dim, generator=torch.Generator().manual_seed(seed))
+    values = max(_NORMAL_BLOCK, -(-num * latent_dim // _NORMAL_BLOCK) * _NORMAL_BLOCK)
+    drawn = torch.randn(values, generator=torch.Generator().manual_seed(seed))
+    return drawn[: num * latent_dim].view(num, latent_dim).clone()
 
 
 def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int, seed: int = 0,

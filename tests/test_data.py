@@ -193,6 +193,17 @@ def test_a_photo_stored_sideways_is_decoded_as_a_viewer_shows_it(tmp_path):
         assert top > 200 and bottom < 50, (top, bottom)
 
 
+def test_colour_images_after_hundreds_of_gray_ones_make_a_colour_set(tmp_path):
+    """The probe looks across the whole folder: colour pictures sorted after 300 gray ones are not made gray."""
+    from ganzoo.registry import get_dataset
+
+    gray = write_png_images(tmp_path / "set", 300, mode="L", seed=1)
+    for index, path in enumerate(write_png_images(tmp_path / "tmp", 20, seed=2)):
+        path.rename(tmp_path / "set" / f"z_colour_{index:02d}.png")
+    assert gray[0].name < "z_colour_00.png"
+    assert get_dataset(str(tmp_path / "set")).info.channels == 3
+
+
 def test_bad_image_is_skipped_with_a_warning_naming_it(image_folder):
     from ganzoo.data.decoding import BadImageWarning
     from ganzoo.registry import get_dataset

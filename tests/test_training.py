@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -162,6 +163,34 @@ def test_resume_finds_the_data_of_the_data_root_the_run_started_with_or_ganzoo_d
     assert (run / "checkpoints" / "state-epoch-0003.safetensors").is_file()
 
 
+def test_a_run_whose_image_folder_moved_resumes_from_the_new_place_given_with_data(cli, tmp_path, image_folder):
+    """Without --data the resume names the folder that is gone; with --data at its new place it goes on, exactly as
+    it would have (the same images)."""
+    tiny = ("--image-size", "16", "--batch-size", "16", "--set", "g_width=8", "--set", "d_width=8", "--no-progress",
+            "--device", "cpu")
+    cli("train", "dcgan", "--data", image_folder, *tiny, "--epochs", "2", "--out", tmp_path / "straight")
+    run = tmp_path / "run"
+    cli("train", "dcgan", "--data", image_folder, *tiny, "--epochs", "1", "--out", run)
+    moved = image_folder.rename(tmp_path / "moved")
+    refused = cli("train", "dcgan", "--resume", run, "--epochs", "2", "--no-progress", "--device", "cpu", ok=False)
+    assert refused.exit_code == 1 and " ".join(refused.output.split()) == (
+        f"Error: {run} was trained on the folder {image_folder}, which is gone; put it back there, or give its new "
+        "place with --data to resume it.")
+    output = cli("train", "dcgan", "--resume", run, "--data", moved, "--epochs", "2", "--no-progress",
+                 "--device", "cpu").output
+    assert "data changed" not in output
+    straight = _tensors(tmp_path / "straight" / "checkpoints" / "state-epoch-0002.safetensors")
+    resumed = _tensors(run / "checkpoints" / "state-epoch-0002.safetensors")
+    assert all(np.array_equal(straight[key].numpy(), resumed[key].numpy()) for key in straight)
+    assert json.loads((run / "run.json").read_text())["dataset"] == str(moved)  # the next resume finds it there
+    from conftest import write_png_images
+
+    other = tmp_path / "other"
+    write_png_images(other, 64, seed=3)  # a folder that exists is not replaced by another
+    result = cli("train", "dcgan", "--resume", run, "--data", other, "--epochs", "3", "--no-progress", ok=False)
+    assert f"was trained on '{moved}', not '{other}'; drop --data to resume it." in " ".join(result.output.split())
+
+
 def test_decay_epochs_lowers_every_learning_rate_linearly(tmp_path):
     from ganzoo.engine import Trainer, TrainRequest
 
@@ -241,8 +270,13 @@ def test_existing_run_is_not_overwritten(cli, tmp_path):
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
     before = (run / "generator.safetensors").read_bytes()
     result = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, ok=False)
-    assert "already holds a training run" in " ".join(result.output.split())
+    assert f"{run} already holds a training run; continue it with --resume, pass --overwrite" in " ".join(
+        result.output.split())
     assert (run / "generator.safetensors").read_bytes() == before
+    shutil.rmtree(run / "checkpoints")  # weights alone: nothing to resume from, so --resume is not offered
+    result = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, ok=False)
+    assert " ".join(result.output.split()) == (
+        f"Error: {run} already holds a training run; pass --overwrite to replace it, or choose another --out folder.")
 
 
 def test_overwrite_replaces_the_old_run_but_not_other_files(cli, tmp_path):

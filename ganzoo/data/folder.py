@@ -105,6 +105,23 @@ def _fit(image, size: int):
     return image.crop((left, top, left + size, top + size))
 
 
+#: About how many files :func:`probe` opens (their headers only) to tell colour from grayscale and find the size.
+PROBE_FILES = 256
+
+
+def _probed(folder: Path, files: list[Path], classes: tuple[str, ...]) -> list[Path]:
+    """The files :func:`probe` looks at: spread over the whole sorted list (not its start alone, where a gray class
+    can hide a colour one), plus each class's first file."""
+    spread = files[:: max(1, len(files) // PROBE_FILES)]
+    firsts = {name: None for name in classes}
+    for path in files:
+        name = path.relative_to(folder).parts[0]
+        if name in firsts and firsts[name] is None:
+            firsts[name] = path
+    chosen = set(spread)
+    return spread + [path for path in firsts.values() if path is not None and path not in chosen]
+
+
 def probe(folder: Path) -> DatasetInfo:
     """Look at the folder without decoding everything: channels, a native size and classes."""
     from PIL import Image
@@ -113,7 +130,8 @@ def probe(folder: Path) -> DatasetInfo:
     if not files:
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}; put image files there or in class sub-folders.")
     sizes, color = set(), False
-    for path in files[:256]:
+    classes = _classes(folder, files)
+    for path in _probed(folder, files, classes):
         try:
             with Image.open(path) as image:
                 sizes.add(image.size)
@@ -122,7 +140,6 @@ def probe(folder: Path) -> DatasetInfo:
             continue
     square = {w for (w, h) in sizes if w == h}
     native = square.pop() if len(sizes) == 1 and square else DEFAULT_FOLDER_SIZE
-    classes = _classes(folder, files)
     return DatasetInfo(kind="images", channels=3 if color else 1, image_size=native, num_classes=len(classes), class_names=classes)
 
 
