@@ -54,8 +54,7 @@ def read_resume_point(out: Path, model: str | None, data: str | None, overrides:
             raise GanzooError(f"{out} was trained on {dataset!r}, not {data!r}; drop --data to resume it.")
         dataset = data  # the folder moved: the run goes on from its new place (a change of contents is noted)
     elif gone:
-        raise GanzooError(f"{out} was trained on the folder {gone[0]}, which is gone; put it back there, or give its "
-                          f"new place with --data to resume it.")
+        raise GanzooError(_gone_sentence(out, dataset, gone[0]))
     config = resumed_config(out, meta["config"], overrides)
     point = ResumePoint(path, meta, tensors, spec, dataset, config, skipped)
     _refuse_finished(out, int(config["epochs"]), point.epochs_done)
@@ -69,6 +68,20 @@ def _gone_folders(recorded: str) -> list[str]:
     from ganzoo.data.translation import FOLDER_PAIR
 
     return [part for part in recorded.split(FOLDER_PAIR) if os.path.isabs(part) and not os.path.isdir(part)]
+
+
+def _gone_sentence(out: Path, recorded: str, gone: str) -> str:
+    """Why a run whose image folder ``gone`` no longer exists cannot resume, and the options that give its new place:
+    ``--data`` for one folder, ``--data-a`` and ``--data-b`` (both, as training took them) for a pair."""
+    from ganzoo.data.translation import FOLDER_PAIR
+
+    parts = recorded.split(FOLDER_PAIR)
+    if len(parts) == 1:
+        return (f"{out} was trained on the folder {gone}, which is gone; put it back there, or give its new place "
+                f"with --data to resume it.")
+    domain = "AB"[parts.index(gone)]
+    return (f"{out} was trained on the domain-{domain} folder {gone}, which is gone; put it back there, or give "
+            f"both folders, as they are now, with --data-a and --data-b to resume it.")
 
 
 def recorded_data_name(name: str) -> str:

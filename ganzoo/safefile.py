@@ -34,6 +34,23 @@ def _refuse_pickle(path: Path) -> WeightsError:
     )
 
 
+def _refuse_zip(path: Path) -> WeightsError:
+    """The sentence for a zip given as weights: torch.save's (a pickle inside), an .npz of samples, or another."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        names = []
+    if not names or any(name.endswith(".pkl") for name in names):  # torch.save's zip, or one too damaged to list
+        return _refuse_pickle(path)
+    if all(name.endswith(".npy") for name in names):
+        return WeightsError(f"{path} is an .npz of arrays (as 'ganzoo sample' writes), not weights; pass a "
+                            ".safetensors file written by ganzoo ('ganzoo eval --samples' scores an .npz).")
+    return WeightsError(f"{path} is a zip archive, not a safetensors file; pass a .safetensors file written by ganzoo.")
+
+
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed JSON header of a safetensors file, after checking the file is complete.
 
@@ -50,9 +67,11 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         # fits the file, or the file was cut short and its JSON header still opens after the length.
         fits = len(head) == 8 and struct.unpack("<Q", head)[0] <= size - 8
         json_follows = handle.read(1) == b"{"
-        if path.suffix.lower() in PICKLE_SUFFIXES or (
-                (head[:2] == b"PK" or head[:1] == b"\x80") and not fits and not json_follows):
-            raise _refuse_pickle(path)
+        if not fits and not json_follows:  # not safetensors, even cut short: what is it? (a renamed one passes on)
+            if head[:2] == b"PK":
+                raise _refuse_zip(path)
+            if head[:1] == b"\x80" or path.suffix.lower() in PICKLE_SUFFIXES:
+                raise _refuse_pickle(path)
         handle.seek(8)
         if len(head) < 8:
             raise WeightsError(f"{path} is not a safetensors file (only {size} bytes); pass a .safetensors file written by ganzoo.")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.errors import command_for, shell_word
-from ganzoo.safefile import WeightsError, load_tensors, read_metadata, save_tensors
+from ganzoo.safefile import DIGEST_KEY, WeightsError, load_tensors, read_metadata, save_tensors, tensor_digest
 from ganzoo.specs import ModelSpec
 
 GENERATOR_FORMAT = "ganzoo.generator/1"
@@ -45,7 +45,7 @@ def save_network(path: str | os.PathLike[str], model: ModelSpec, config: dict[st
         "format": file_format, "ganzoo_version": __version__, "model": model.name, "family": model.family,
         "config": json.dumps(config, sort_keys=True), "dataset": dataset, "epoch": str(epoch), "step": str(step),
     }
-    save_tensors(path, network.state_dict(), metadata)
+    save_tensors(path, network.state_dict(), metadata, with_digest=True)  # a damaged copy is told by its numbers
 
 
 def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any], why: str | None = None) -> None:
@@ -115,10 +115,21 @@ def check_finite(path: Path, tensors: dict[str, Any]) -> None:
                                "use an intact copy or an earlier checkpoint, or train again.")
 
 
+def check_digest(path: Path, tensors: dict[str, Any]) -> None:
+    """Raise one clear sentence when the tensors differ from the SHA-256 saved with them: a byte flipped on disk or in
+    transfer loads as a finite but wrong number, and the generator would draw noise. Files from before the digest
+    have none to compare."""
+    expected = read_metadata(path).get(DIGEST_KEY)
+    if expected is not None and tensor_digest(tensors) != expected:
+        raise WeightsError(f"{path} is damaged: its numbers no longer match the SHA-256 saved with them; use an intact "
+                           "copy or an earlier checkpoint, or train again.")
+
+
 def _load_into(path: Path, module: Any, device: str) -> Any:
     tensors = load_tensors(path)
     check_state_dict(path, module.state_dict(), tensors)
     check_finite(path, tensors)
+    check_digest(path, tensors)
     module.load_state_dict(tensors)
     return module.to(device).eval()
 

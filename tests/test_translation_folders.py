@@ -48,7 +48,12 @@ def test_cyclegan_trains_on_two_folders_and_resumes_from_elsewhere(cli, domains,
 
     shutil.move(horses, tmp_path / "moved")
     result = cli("train", "cyclegan", "--resume", run, "--epochs", "4", "--no-progress", ok=False)
-    assert result.exit_code == 1 and f"domain-A folder {horses.resolve()} does not exist" in " ".join(result.output.split())
+    assert (f"Error: {run} was trained on the domain-A folder {horses.resolve()}, which is gone; put it back there, or "
+            f"give both folders, as they are now, with --data-a and --data-b to resume it.") in " ".join(result.output.split())
+    cli("train", "cyclegan", "--resume", run, "--data-a", tmp_path / "moved", "--data-b", zebras, "--epochs", "4",
+        "--set", "data_workers=0", "--no-progress")
+    assert read_metadata(run / "generator.safetensors")["epoch"] == "4"
+    assert read_metadata(run / "generator.safetensors")["dataset"] == f"{(tmp_path / 'moved').resolve()} | {zebras.resolve()}"
 
 
 @pytest.mark.parametrize("model, args, message", [

@@ -54,6 +54,50 @@ def test_weights_of_another_model_are_refused_naming_the_command_that_was_run(cl
         "dcgan-mnist'.")
 
 
+def test_a_finite_number_changed_inside_the_weights_is_told_by_their_digest(cli, trained, tmp_path):
+    """safetensors checks a file's structure, not its numbers: one weight overwritten with another finite value
+    would load and draw noise without the SHA-256 saved beside the tensors."""
+    import shutil
+    import struct
+
+    from ganzoo.safefile import read_header
+
+    damaged = tmp_path / "damaged.safetensors"
+    shutil.copy(trained, damaged)
+    header = read_header(damaged)
+    name = sorted(key for key in header if key != "__metadata__" and header[key]["dtype"] == "F32")[0]
+    start = 8 + struct.unpack("<Q", damaged.read_bytes()[:8])[0] + header[name]["data_offsets"][0]
+    with open(damaged, "r+b") as handle:
+        handle.seek(start)
+        handle.write(struct.pack("<f", 123.0))
+    result = cli("sample", "gan", "--weights", damaged, "--out", tmp_path / "x.npz", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        f"Error: {damaged} is damaged: its numbers no longer match the SHA-256 saved with them; use an intact copy or "
+        "an earlier checkpoint, or train again.")
+    cli("sample", "gan", "--weights", trained, "--out", tmp_path / "x.npz")  # the intact file still loads
+
+
+def test_weights_are_known_by_their_contents_not_their_name(cli, trained, tmp_path):
+    """A safetensors file renamed .bin or .pt still loads; an .npz of samples or another zip given as weights is
+    named for what it is, not called a PyTorch pickle."""
+    import shutil
+    import zipfile
+
+    for suffix in (".bin", ".pt"):
+        shutil.copy(trained, tmp_path / f"generator{suffix}")
+        cli("sample", "gan", "--weights", tmp_path / f"generator{suffix}", "--num", "4", "--out", tmp_path / "x.npz")
+    cli("sample", "gan", "--weights", trained, "--num", "4", "--out", tmp_path / "samples.npz")
+    with zipfile.ZipFile(tmp_path / "notes.zip", "w") as archive:
+        archive.writestr("notes.txt", "not weights")
+    for name, sentence in (("samples.npz", "is an .npz of arrays (as 'ganzoo sample' writes), not weights; pass a "
+                                           ".safetensors file written by ganzoo ('ganzoo eval --samples' scores an "
+                                           ".npz)."),
+                           ("notes.zip", "is a zip archive, not a safetensors file; pass a .safetensors file written "
+                                         "by ganzoo.")):
+        result = cli("sample", "gan", "--weights", tmp_path / name, "--out", tmp_path / "y.png", ok=False)
+        assert result.exit_code == 1 and " ".join(result.output.split()) == f"Error: {tmp_path / name} {sentence}"
+
+
 @pytest.mark.parametrize("suffix", [".pt", ".pth"])
 def test_pickle_files_are_refused_without_loading(cli, tmp_path, suffix):
     path = tmp_path / f"model{suffix}"
