@@ -82,7 +82,9 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     if samples is not None and samples.labels is not None and "digits" in metrics:
         evaluation.check_digit_labels(samples_file, samples.labels)
     real_images = _real_images(dataset, data_root)
-    key = evaluation.dataset_key(data)
+    from ganzoo.paths import data_root as data_root_folder
+
+    key = evaluation.dataset_key(data, data_root_folder(data_root))
     inception = [m for m in metrics if m in evaluation.INCEPTION_METRICS]
     inception_extractor = digits_extractor = None
     if inception:

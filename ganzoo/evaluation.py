@@ -150,11 +150,14 @@ def check_digit_labels(path: str | os.PathLike[str], labels: np.ndarray) -> None
                           "labels; score them with other --metrics, or write the file without its 'labels'.")
 
 
-def dataset_key(name: str) -> str:
-    """A cache-safe name for a dataset; image folders are named by path and their files' count and times."""
+def dataset_key(name: str, root: Path) -> str:
+    """A cache-safe name for a dataset: image folders by path and their files' count and times, registered datasets
+    by name and the data ``root`` they are read from, since another root may hold other files under the same
+    name (a subset, say) whose features must not stand in for these."""
     folder = Path(os.path.expanduser(name))
     if not folder.is_dir():
-        return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+        where = hashlib.sha256(str(root.expanduser().resolve()).encode()).hexdigest()[:12]
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) + f"-root-{where}"
     from ganzoo.data.folder import list_images
 
     files = list_images(folder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -351,10 +352,29 @@ def test_missing_dataset_fails_before_generating_and_cached_features_need_none(c
         cli(*args, "--data-root", tmp_path / "root")
         first = json.loads(out.read_text())
         assert first["protocol"]["digits_reference"] == 64 and first["protocol"]["digits_reference_cached"] is False
-        cli(*args, "--data-root", empty)  # the reference features are cached: no dataset needed
+        shutil.rmtree(tmp_path / "root" / "MNIST")
+        cli(*args, "--data-root", tmp_path / "root")  # the reference features are cached: no dataset needed
         again = json.loads(out.read_text())
-        assert again["protocol"]["digits_reference_cached"] is True and not empty.exists()
+        assert again["protocol"]["digits_reference_cached"] is True and not (tmp_path / "root" / "MNIST").exists()
         assert again["metrics"]["digits_frechet"] == pytest.approx(first["metrics"]["digits_frechet"], rel=1e-6)
+
+
+def test_features_cached_from_one_data_root_never_stand_in_for_another(cli, tmp_path):
+    """Two data roots may hold different files under one dataset name (a 64-digit subset, the whole set): the
+    reference features read from one are never taken as the other's."""
+    from conftest import write_tiny_mnist
+
+    write_tiny_mnist(tmp_path / "subset", count=64)
+    write_tiny_mnist(tmp_path / "whole", count=96)
+    out = tmp_path / "scores.json"
+    args = ("eval", "dcgan", "--pretrained", "dcgan-mnist", "--data", "mnist", "--metrics", "digits", "--num", 20,
+            "--device", "cpu", "--json", out)
+    counts = []
+    for root in ("subset", "whole", "subset"):
+        cli(*args, "--data-root", tmp_path / root)
+        protocol = json.loads(out.read_text())["protocol"]
+        counts.append((protocol["digits_reference"], protocol["digits_reference_cached"]))
+    assert counts == [(64, False), (96, False), (64, True)]
 
 
 def test_data_root_help_reads_as_in_train(cli):
