@@ -81,7 +81,9 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
              "loss": loss, "seed": seed, "with": list(extensions) or None, "precision": precision,
              "channels_last": channels_last, "compile": compile_, "fused_adam": fused_adam, "tf32": tf32,
              "cuda_graphs": cuda_graphs, "fast": fast, "sync_bn": sync_bn}
-    overrides.update({k: v for k, v in named.items() if v is not None})
+    given = {key: value for key, value in named.items() if value is not None}
+    _refuse_set_twice(overrides, given)
+    overrides.update(given)
     if resume is not None and out is not None and Path(out) != Path(resume):
         raise click.UsageError("--resume names the run folder to continue; drop --out or give the same folder.")
     if resume is not None and overwrite:
@@ -124,6 +126,19 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         lines.append(f"  sample:    ganzoo sample {spec.name} --weights {weights} --num 64 --out grid.png")
     for line in lines:
         out_console.print(line, soft_wrap=True, markup=False)
+
+
+def _refuse_set_twice(settings: dict[str, Any], options: dict[str, Any]) -> None:
+    """Refuse a hyperparameter given both as its own option and through ``--set`` with another value: one of
+    them would be ignored without a word (``--batch-size 4 --set batch_size=8``)."""
+    for key, value in options.items():
+        if key in settings and settings[key] != value:
+            option = f"--{key.replace('_', '-')}"
+            if isinstance(value, list):
+                option = " ".join(f"{option} {item}" for item in value)
+            elif not isinstance(value, bool):
+                option = f"{option} {value}"
+            raise click.UsageError(f"{option} and --set {key}={settings[key]} give {key} two values; give it once.")
 
 
 def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any], devices: int, device: str | None,

@@ -7,6 +7,7 @@ tests/test_cli.py and tests/test_weights.py; this file adds what they do not.
 from __future__ import annotations
 
 import io
+import json
 import os
 import resource
 import signal
@@ -499,6 +500,25 @@ def test_invalid_numbers(cli, tmp_path, image_folder, args, message):
     result = cli("train", *args, "--out", tmp_path / "run", "--no-progress", ok=False)
     assert result.exit_code == 1 and message in _one_line(result)
     assert not list_checkpoints(tmp_path / "run")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--batch-size", "4", "--set", "batch_size=8"), "--batch-size 4 and --set batch_size=8 give batch_size two values"),
+    (("--set", "loss=lsgan", "--loss", "wgan"), "--loss wgan and --set loss=lsgan give loss two values"),
+    (("--channels-last", "--set", "channels_last=False"),
+     "--channels-last and --set channels_last=False give channels_last two values"),
+])
+def test_a_setting_given_twice_with_two_values_is_refused(cli, tmp_path, args, message):
+    """An option and ``--set`` naming one hyperparameter with different values: one would be ignored unsaid."""
+    result = cli("train", "gan", "--data", "line-2d", *args, "--out", tmp_path / "run", "--no-progress", ok=False)
+    assert result.exit_code == 2 and f"Error: {message}; give it once." in _one_line(result)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_setting_given_twice_with_one_value_is_taken(cli, tmp_path):
+    cli("train", "gan", "--data", "line-2d", "--batch-size", "512", "--set", "batch_size=512", "--epochs", "1",
+        "--out", tmp_path / "run", "--no-progress")
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["batch_size"] == 512
 
 
 @pytest.mark.parametrize("command", ["sample", "eval"])
