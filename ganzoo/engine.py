@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
-from ganzoo import distributed, launcher, plugin_checks, run_folder, schedule, speed
+from ganzoo import distributed, launcher, plugin_checks, run_folder, schedule, speed, training_log
 from ganzoo.critic_schedule import d_steps_before
 from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
@@ -447,11 +447,14 @@ class Trainer:
         if self.main and not self.request.resume:  # an old run's files go only once the new run can start
             self.old_run = run_folder.set_old_run_aside(self.out)
         self._write_run_info()
+        # rows of steps after the checkpoint are trained again; a row cut short by a kill would swallow the next
+        resuming = self.request.resume and self.main
+        dropped = training_log.drop_rows_after(self.out / "metrics.jsonl", self.step) if resuming else 0
         self._append_metrics({"event": "setup", **{f"{part}_seconds": round(seconds, 3)
                                                    for part, seconds in self.setup_seconds.items()}})
         if self.request.resume:
             self._append_metrics({"event": "resume", "epoch": self.epoch, "batch": self.batch_in_epoch,
-                                  "step": self.step, "from": str(self.resumed_from)})
+                                  "step": self.step, "from": str(self.resumed_from), "dropped_rows": dropped})
             if self.main and self.console is not None:
                 self.console.print(f"resuming from {self.resumed_from} (step {self.step}) up to epoch {epochs}",
                                    markup=False, soft_wrap=True, highlight=False)

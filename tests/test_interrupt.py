@@ -5,6 +5,7 @@ Both resume to the same weights as a run that was never stopped, including from 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -162,8 +163,16 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(cli, tmp_path, straigh
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL
     assert not (out / "checkpoints" / "state-epoch-0002.safetensors").exists()
+    with open(out / "metrics.jsonl", "a") as log:  # as a kill in the middle of writing a row leaves it
+        log.write('{"event": "log", "epoch": 2, "step": 10')
     cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu")
     _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for event in ("log", "epoch"):  # each step's row once, in order
+        steps = [row["step"] for row in rows if row["event"] == event]
+        assert steps == sorted(set(steps)), event
+    (resume,) = [row for row in rows if row["event"] == "resume"]
+    assert resume["dropped_rows"] >= 1  # the cut-short row, and any of steps the resumed run trained again
 
 
 def test_resume_from_inside_an_epoch_is_bit_exact(cli, tmp_path):
