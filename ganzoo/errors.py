@@ -69,10 +69,15 @@ def _plural(kind: str) -> str:
 
 
 def close_names(name: str, known: list[str]) -> str:
-    """Up to three of ``known`` that look like ``name``, quoted (``'dcgan', 'cgan'``), or "" when none does."""
+    """Up to three of ``known`` that look like ``name`` whatever its case (``DCGAN`` is ``dcgan`` first), quoted
+    (``'dcgan', 'cgan'``), or "" when none does."""
     import difflib
 
-    return ", ".join(repr(close) for close in difflib.get_close_matches(name, known, n=3, cutoff=0.5))
+    by_lower: dict[str, str] = {}
+    for each in known:
+        by_lower.setdefault(each.lower(), each)
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)
+    return ", ".join(repr(by_lower[each]) for each in close)
 
 
 def unknown_name(kind: str, name: str, known: list[str], see: str = "") -> UnknownNameError:

@@ -241,8 +241,15 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_model(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` called ``name``."""
-    return get_registry().models.get(name)
+    """The :class:`ModelSpec` called ``name``; the name of pretrained weights given in its place is told apart."""
+    registry = get_registry()
+    if name not in registry.models and name in registry.pretrained:
+        weights = registry.pretrained.get(name)
+        raise UnknownNameError(
+            f"{name!r} names pretrained weights of the model {weights.model!r}, not a model; give the model and "
+            f"the weights, as in 'ganzoo sample {weights.model} --pretrained {name}' ('ganzoo info {weights.model}' "
+            "describes both).")
+    return registry.models.get(name)
 
 
 def get_dataset(name: str) -> DatasetSpec:

@@ -139,6 +139,11 @@ def test_label_smoothing_is_refused_by_models_with_their_papers_own_loss(cli, tm
     ("args", "message"),
     [
         (["info", "dcgna"], "Unknown model 'dcgna'. Did you mean 'dcgan'"),
+        (["info", "DCGAN"], "Unknown model 'DCGAN'. Did you mean 'dcgan'"),
+        (["train", "gan", "--data", "ring8", "--loss", "WGAN-GP"], "Unknown loss 'WGAN-GP'. Did you mean 'wgan-gp'"),
+        (["info", "dcgan-mnist"], "'dcgan-mnist' names pretrained weights of the model 'dcgan', not a model; give the "
+                                  "model and the weights, as in 'ganzoo sample dcgan --pretrained dcgan-mnist' "
+                                  "('ganzoo info dcgan' describes both)."),
         (["list", "zzz*"], "No model matches 'zzz*'; run 'ganzoo list' to see them all."),
         (["train", "dcgan", "--data", "mnsit"], "Unknown dataset 'mnsit'. Did you mean 'mnist'"),
         (["train", "gan", "--data", "ring8", "--loss", "nss"], "Unknown loss 'nss'. Did you mean 'ns'? Known losses: began,"),
