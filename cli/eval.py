@@ -77,7 +77,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         loaded = _load(model, weights, pretrained, device_name)
         kind, shape = loaded.config["data_kind"], _configured_shape(loaded.config)
         source = f"{model} {pretrained or weights} seed {seed}"
-    metrics = evaluation.parse_metrics(metric_names) if metric_names else evaluation.default_metrics(kind)
+    metrics = evaluation.parse_metrics(metric_names) if metric_names is not None else evaluation.default_metrics(kind)
     _check_kinds(metrics, kind, dataset.info.kind)
     if samples is not None and samples.labels is not None and "digits" in metrics:
         evaluation.check_digit_labels(samples_file, samples.labels)

@@ -57,6 +57,9 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
 
     refuse_translator(model, "ganzoo sample")
     spec = get_model(model)
+    if out.name.lower() in sampling.SAMPLE_SUFFIXES:  # Path(".png").suffix is "": a hidden file with no ending
+        raise click.UsageError(f"--out {out.name!r} is an ending without a file name; give a name before it, as in "
+                               f"--out samples{out.name.lower()}.")
     if out.suffix.lower() not in sampling.SAMPLE_SUFFIXES:
         raise click.UsageError(f"--out must end in .png or .npz, got {out.name!r}.")
     if (wanted is not None or per_class is not None) and not sampling.is_conditional(spec):

@@ -220,6 +220,18 @@ def test_sample_and_eval_take_a_run_folder_for_its_generator_file(cli, tmp_path)
         result.output.split())
 
 
+@pytest.mark.parametrize("out, message", [
+    (".png", "--out '.png' is an ending without a file name; give a name before it, as in --out samples.png."),
+    ("grids/.NPZ", "--out '.NPZ' is an ending without a file name; give a name before it, as in --out samples.npz."),
+    ("grid.jpg", "--out must end in .png or .npz, got 'grid.jpg'."),
+])
+def test_sample_out_needs_a_file_name_and_a_known_ending(cli, tmp_path, monkeypatch, out, message):
+    monkeypatch.chdir(tmp_path)
+    result = cli("sample", "gan", "--pretrained", "gan-ring8", "--out", out, ok=False)
+    assert result.exit_code == 2 and f"Error: {message}" in " ".join(result.output.split())
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sample_out_replaces_earlier_samples_but_never_its_weights_nor_another_kind_of_file(cli, tmp_path):
     import shutil
 

@@ -210,6 +210,8 @@ def test_a_damaged_feature_cache_is_rebuilt_and_an_unwritable_one_costs_only_tim
 def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
     points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
     assert "choose among" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", ",", ok=False).output
+    empty = cli("eval", "--samples", points, "--data", "ring8", "--metrics", "", ok=False)  # not the default metrics
+    assert empty.exit_code == 1 and "No metric in ''; choose among fid, kid, is, pr, digits, toy" in empty.output
     assert "need images" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fid", ok=False).output
     assert "ring8 and grid25 only" in cli("eval", "--samples", points, "--data", "line-2d", ok=False).output
     seeded = cli("eval", "--samples", points, "--data", "ring8", "--seed", "4", ok=False)  # a file has no seed
