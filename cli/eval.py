@@ -79,6 +79,10 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         source = f"{model} {pretrained or weights} seed {seed}"
     metrics = evaluation.parse_metrics(metric_names) if metric_names is not None else evaluation.default_metrics(kind)
     _check_kinds(metrics, kind, dataset.info.kind)
+    if real_num is not None and not set(metrics) & set(evaluation.REFERENCED_METRICS):
+        *first, last = evaluation.REFERENCED_METRICS
+        raise click.UsageError(f"--real-num sets how many real images the {', '.join(first)} and {last} references "
+                               f"hold, but --metrics {','.join(metrics)} uses none; drop --real-num.")
     if samples is not None and samples.labels is not None and "digits" in metrics:
         evaluation.check_digit_labels(samples_file, samples.labels)
     real_images = _real_images(dataset, data_root)
@@ -132,7 +136,10 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
             results.update(evaluation.digit_scores(fake, real, samples.labels))
         if "toy" in metrics:
             results.update(evaluation.toy_scores(samples.values, data))
-    for note in dict.fromkeys(real.note for real in references if real.note):
+    notes = [real.note for real in references if real.note]
+    notes += [f"--real-num {real_num} is more than the {real.count} training images of {data}; the reference holds "
+              f"all of them" for real in references if real_num is not None and real.count < real_num]
+    for note in dict.fromkeys(notes):
         out.print(f"note: {note}", style="yellow", markup=False)
     _print(out, results, protocol)
     if json_out is not None:

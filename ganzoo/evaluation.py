@@ -22,6 +22,8 @@ from ganzoo.errors import GanzooError, unknown_name
 
 METRICS = ("fid", "kid", "is", "pr", "digits", "toy")
 INCEPTION_METRICS = ("fid", "kid", "is", "pr")
+#: The metrics that compare samples with features of real images (the rest, IS and toy, need none).
+REFERENCED_METRICS = ("fid", "kid", "pr", "digits")
 #: Real features kept in the cache for KID subsets and precision/recall; also the precision/recall sample cap.
 REFERENCE_KEEP = 10_000
 STATS_FORMAT = "ganzoo.eval-stats/1"

@@ -227,7 +227,7 @@ def test_sample_and_eval_take_a_run_folder_for_its_generator_file(cli, tmp_path)
 ])
 def test_sample_out_needs_a_file_name_and_a_known_ending(cli, tmp_path, monkeypatch, out, message):
     monkeypatch.chdir(tmp_path)
-    result = cli("sample", "gan", "--pretrained", "gan-ring8", "--out", out, ok=False)
+    result = cli("sample", "gan", "--pretrained", "gan-mnist", "--out", out, ok=False)
     assert result.exit_code == 2 and f"Error: {message}" in " ".join(result.output.split())
     assert list(tmp_path.iterdir()) == []
 

@@ -210,6 +210,9 @@ def test_a_damaged_feature_cache_is_rebuilt_and_an_unwritable_one_costs_only_tim
 def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
     points = write_points(tmp_path / "p.npz", np.zeros((10, 2)))
     assert "choose among" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", ",", ok=False).output
+    unused = cli("eval", "--samples", points, "--data", "ring8", "--real-num", "5", ok=False)
+    assert unused.exit_code == 2 and ("Error: --real-num sets how many real images the fid, kid, pr and digits "
+                                      "references hold, but --metrics toy uses none; drop --real-num.") in unused.output
     empty = cli("eval", "--samples", points, "--data", "ring8", "--metrics", "", ok=False)  # not the default metrics
     assert empty.exit_code == 1 and "No metric in ''; choose among fid, kid, is, pr, digits, toy" in empty.output
     assert "need images" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fid", ok=False).output
@@ -377,6 +380,21 @@ def test_features_cached_from_one_data_root_never_stand_in_for_another(cli, tmp_
         protocol = json.loads(out.read_text())["protocol"]
         counts.append((protocol["digits_reference"], protocol["digits_reference_cached"]))
     assert counts == [(64, False), (96, False), (64, True)]
+
+
+def test_a_real_num_beyond_the_dataset_says_the_reference_holds_all_of_it(cli, tmp_path):
+    from conftest import write_tiny_mnist
+
+    write_tiny_mnist(tmp_path / "root", count=64)
+    args = ("eval", "dcgan", "--pretrained", "dcgan-mnist", "--data", "mnist", "--metrics", "digits", "--num", 20,
+            "--device", "cpu", "--data-root", tmp_path / "root", "--json", tmp_path / "scores.json")
+    for cached in (False, True):
+        result = cli(*args, "--real-num", 100)
+        assert ("note: --real-num 100 is more than the 64 training images of mnist; the reference holds all of them"
+                in " ".join(result.output.split()))
+        protocol = json.loads((tmp_path / "scores.json").read_text())["protocol"]
+        assert (protocol["digits_reference"], protocol["digits_reference_cached"]) == (64, cached)
+    assert "--real-num" not in cli(*args, "--real-num", 64).output
 
 
 def test_data_root_help_reads_as_in_train(cli):
