@@ -87,6 +87,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         evaluation.check_digit_labels(samples_file, samples.labels)
     real_images = _real_images(dataset, data_root)
     from ganzoo.paths import data_root as data_root_folder
+    from ganzoo.resume import recorded_data_name
 
     key = evaluation.dataset_key(data, data_root_folder(data_root))
     inception = [m for m in metrics if m in evaluation.INCEPTION_METRICS]
@@ -137,6 +138,9 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         if "toy" in metrics:
             results.update(evaluation.toy_scores(samples.values, data))
     notes = [real.note for real in references if real.note]
+    trained_on = loaded.metadata.get("dataset") if loaded is not None else None
+    if trained_on and recorded_data_name(trained_on) != recorded_data_name(data):
+        notes.append(f"the generator was trained on {trained_on}, not on {data}, whose images it is scored against")
     notes += [f"--real-num {real_num} is more than the {real.count} training images of {data}; the reference holds "
               f"all of them" for real in references if real_num is not None and real.count < real_num]
     for note in dict.fromkeys(notes):

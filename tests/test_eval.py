@@ -397,6 +397,18 @@ def test_a_real_num_beyond_the_dataset_says_the_reference_holds_all_of_it(cli, t
     assert "--real-num" not in cli(*args, "--real-num", 64).output
 
 
+def test_a_generator_scored_against_another_dataset_than_its_own_says_so(cli, tmp_path):
+    from conftest import write_tiny_mnist
+
+    write_tiny_mnist(tmp_path / "root")
+    write_png_images(tmp_path / "letters", 12, size=28, mode="L")
+    args = ("eval", "dcgan", "--pretrained", "dcgan-mnist", "--metrics", "digits", "--num", 20, "--device", "cpu")
+    other = cli(*args, "--data", tmp_path / "letters")
+    assert (f"note: the generator was trained on mnist, not on {tmp_path / 'letters'}, whose images it is scored "
+            "against") in " ".join(other.output.split())
+    assert "trained on" not in cli(*args, "--data", "mnist", "--data-root", tmp_path / "root").output
+
+
 def test_data_root_help_reads_as_in_train(cli):
     def data_root_help(command: str) -> str:
         text = " ".join(cli(command, "--help").output.split())
