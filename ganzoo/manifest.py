@@ -51,10 +51,22 @@ def resolve(spec: PretrainedSpec) -> Path:
     if not path.is_absolute():
         path = Path(spec.base_dir) / path
     if not path.is_file():
-        raise GanzooError(f"Pretrained weights {spec.name!r} should be at {path} but that file is missing; reinstall the plugin that lists it ({spec.plugin}).")
+        raise GanzooError(f"Pretrained weights {spec.name!r} should be at {path} but that file is missing; "
+                          f"{_restore(spec)}.")
     if file_digest(path, "sha256") != spec.sha256.lower():
-        raise GanzooError(f"Pretrained weights {spec.name!r} at {path} do not match their SHA-256; the file is damaged or was replaced, reinstall it.")
+        raise GanzooError(f"Pretrained weights {spec.name!r} at {path} do not match their SHA-256; the file is "
+                          f"damaged or was replaced; {_restore(spec)}.")
     return path
+
+
+def _restore(spec: PretrainedSpec) -> str:
+    """How to get a shipped weights file back: reinstall the package whose plugin lists it, named as pip knows it
+    (a plugin's own name, such as ganzoo's ``pretrained``, means nothing to pip)."""
+    from ganzoo.registry import get_registry
+
+    shipped_by = [r.distribution for r in get_registry().plugins.records if r.name == spec.plugin and r.distribution]
+    package = shipped_by[0] if shipped_by else spec.plugin
+    return f"reinstall the package {package!r} that ships it (in a source checkout, restore the file from there)"
 
 
 def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Path:

@@ -346,3 +346,26 @@ def test_unknown_extension_is_one_clear_sentence(cli):
     result = cli("train", "gan", "--data", "ring8", "--with", "spectral-nrom", ok=False)
     assert result.exit_code != 0
     assert "Unknown extension 'spectral-nrom'" in result.output and "spectral-norm" in result.output
+
+
+def test_a_missing_shipped_weights_file_names_the_package_to_reinstall(cli, tmp_path, monkeypatch):
+    """A plugin's name (ganzoo's own is 'pretrained') means nothing to pip: the sentence names the distribution."""
+    from ganzoo.plugin_manager import reset
+
+    source = ("from ganzoo import hookimpl\nfrom ganzoo.specs import PretrainedSpec\n@hookimpl\n"
+              "def register_pretrained(register):\n"
+              f"    register(PretrainedSpec('gan-lost', 'gan', 'ring8', 'lost.safetensors', '{'0' * 64}', "
+              f"base_dir={str(tmp_path)!r}))\n")
+    make_distribution(tmp_path / "site", "ganzoo-lost-weights", "lost_weights", source, "lost")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    result = cli("sample", "gan", "--pretrained", "gan-lost", "--out", tmp_path / "s.npz", ok=False)
+    assert result.exit_code == 1 and (
+        f"Error: Pretrained weights 'gan-lost' should be at {tmp_path / 'lost.safetensors'} but that file is missing; "
+        "reinstall the package 'ganzoo-lost-weights' that ships it (in a source checkout, restore the file from "
+        "there).") in " ".join(result.output.split())
+    (tmp_path / "lost.safetensors").write_bytes(b"other bytes")
+    result = cli("sample", "gan", "--pretrained", "gan-lost", "--out", tmp_path / "s.npz", ok=False)
+    assert "do not match their SHA-256; the file is damaged or was replaced; reinstall the package " \
+           "'ganzoo-lost-weights'" in " ".join(result.output.split())
+    sys.modules.pop("lost_weights", None)
