@@ -125,6 +125,21 @@ def test_image_folder_converts_every_mode(tmp_path, mode):
     assert gray.tensors["real"].shape == (6, 1, 8, 8)
 
 
+def test_a_dark_16_bit_picture_stays_dark(tmp_path):
+    """16-bit values run to 65535: a frame whose brightest pixel is 255 (0.4 %) is near black, as in a viewer,
+    not stretched to full white beside the other pictures of its set."""
+    from PIL import Image
+
+    from ganzoo.registry import get_dataset
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name, top in (("dark", 255), ("bright", 65535)):
+        Image.fromarray(np.linspace(0, top, 16 * 16).reshape(16, 16).astype(np.uint16)).save(folder / f"{name}.png")
+    bright, dark = get_dataset(str(folder)).load(None, 16, 1).tensors["real"]  # sorted: bright.png first
+    assert int(dark.max()) == 1 and int(bright.max()) == 255
+
+
 def test_image_folder_native_size_and_channels(image_folder):
     from ganzoo.data.folder import probe
 

@@ -83,8 +83,10 @@ def upright_in_mode(image, channels: int):
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         import numpy as np
 
+        # 16-bit values span 0..65535 whatever one picture holds (a dark frame stays dark beside its set); 32-bit
+        # integers (mode I, from a TIFF say) beyond that range are scaled by their own maximum
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if array.max() > 255 else 255.0
+        top = max(65535.0, float(array.max())) if image.mode == "I" else 65535.0
         image = Image.fromarray((array / top * 255).round().clip(0, 255).astype("uint8"), mode="L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
