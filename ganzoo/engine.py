@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ganzoo import checkpoint as ckpt
-from ganzoo import distributed, launcher, plugin_checks, run_folder, schedule, speed, training_log
+from ganzoo import distributed, launcher, memory_floor, plugin_checks, run_folder, schedule, speed, training_log
 from ganzoo.critic_schedule import d_steps_before
 from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
@@ -139,6 +139,8 @@ class Trainer:
         torch.manual_seed(int(self.config["seed"]))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        per_process = int(self.config["batch_size"]) // (world.size if world is not None else 1)
+        memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process))
         networks_started = time.perf_counter()
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape

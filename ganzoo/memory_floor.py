@@ -58,3 +58,41 @@ def activation_floor(module: "nn.Module", forward: Callable[[], Any]) -> int:
         for handle in handles:
             handle.remove()
     return largest
+
+
+def training_floor(model: Any, config: dict[str, Any], batch: int) -> int | None:
+    """Bytes the generator's largest layer needs on a training batch of ``batch`` samples (see
+    :func:`activation_floor`), from a pass on the meta device; None for point data, or for a network that cannot
+    be built or run there (a third-party one needing real tensors), which training then checks itself."""
+    import torch
+
+    from ganzoo import build, sampling
+
+    if config.get("data_kind") == "vectors" or "image_size" not in config:
+        return None
+    try:
+        with torch.device("meta"):
+            network = build.build_generator(model, config)
+        with torch.no_grad():
+            if model.task == "image-to-image":
+                images = torch.empty(batch, int(config["channels"]), int(config["image_size"]),
+                                     int(config["image_size"]), device="meta")
+                return activation_floor(network, lambda: network.translate(images))
+            return activation_floor(network, lambda: sampling.generate(model, config, network, batch,
+                                                                        batch_size=batch, inference=False))
+    except Exception:  # a network the meta device cannot take: training meets the size itself
+        return None
+
+
+def refuse_training_too_large(model: Any, config: dict[str, Any], device: "torch.device", batch: int) -> None:
+    """Refuse, before any network or image takes memory, an image size and batch whose generator's largest layer
+    alone needs more than ``device`` has free: on the CPU the system would kill the process mid-step instead of
+    torch raising an error that could be reported."""
+    from ganzoo.errors import GanzooError
+
+    needed = training_floor(model, config, batch)
+    free = free_bytes(device) if needed is not None else None
+    if needed is not None and free is not None and needed > free:
+        raise GanzooError(f"--image-size {config['image_size']} with a batch of {batch} needs at least "
+                          f"{needed / 2**30:.1f} GiB for the generator's largest layer alone, more than the "
+                          f"{free / 2**30:.1f} GiB free on {device}; use a smaller --image-size or --batch-size.")

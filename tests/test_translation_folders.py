@@ -4,6 +4,7 @@ recorded so ``--resume`` finds them, and one clear sentence for each misuse."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -85,4 +86,17 @@ def test_two_folder_misuse_is_one_clear_sentence(cli, domains, tmp_path, model, 
     output = " ".join(result.output.split())
     assert result.exit_code == 1 and message.format(**names) in output, output
     assert output.startswith("Error:") and output.count(". ") == 0  # one sentence, no traceback
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_image_size_whose_largest_layer_cannot_fit_is_refused_before_training(cli, domains, tmp_path):
+    """On the CPU the system kills a process that outgrows the memory rather than torch raising, so a side far
+    too large is measured on the meta device and refused before any network or image takes memory."""
+    horses, zebras = domains
+    result = cli("train", "cyclegan", "--data-a", horses, "--data-b", zebras, "--image-size", 65536, "--out",
+                 tmp_path / "run", *TRAIN[2:], ok=False)  # TRAIN less its --image-size
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and re.fullmatch(
+        r"Error: --image-size 65536 with a batch of 1 needs at least [0-9.]+ GiB for the generator's largest layer "
+        r"alone, more than the [0-9.]+ GiB free on cpu; use a smaller --image-size or --batch-size\.", message), message
     assert not (tmp_path / "run").exists()
