@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, with_article
 from ganzoo.plugin_manager import get_manager
 from ganzoo.specs import ModelSpec
 
@@ -20,19 +20,61 @@ def _answer(hook_name: str, model: ModelSpec, result: Any) -> Any:
         )
     if not isinstance(result, torch.nn.Module):
         raise GanzooError(
-            f"{hook_name} for model {model.name!r} (declared by plugin {model.plugin!r}) returned a "
-            f"{type(result).__name__}, not a torch.nn.Module; the plugin must return the network itself."
+            f"{hook_name} for model {model.name!r} (declared by plugin {model.plugin!r}) returned "
+            f"{with_article(type(result).__name__)}, not a torch.nn.Module; the plugin must return the network itself."
         )
     return result
 
 
+def _builders(hook_name: str, model: ModelSpec, config: dict[str, Any]) -> list[str]:
+    """The plugins whose own implementation of ``hook_name`` (wrappers aside) returns a network for ``model``, in
+    the order pluggy asks them, each asked on the meta device (no memory, no arithmetic); one that fails there is
+    left out."""
+    import warnings
+
+    import torch
+
+    arguments = {"model": model, "config": config}
+    answering = []
+    for impl in reversed(getattr(get_manager().hook, hook_name).get_hookimpls()):  # pluggy calls the last first
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        try:  # quietly: the real build says what it has to say once
+            with torch.device("meta"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                network = impl.function(*(arguments[name] for name in impl.argnames))
+        except Exception:  # a network that needs real tensors; the real build reports a failure of its own
+            continue
+        if network is not None:
+            answering.append(impl.plugin_name)
+    return answering
+
+
+def _refuse_two_builders(hook_name: str, model: ModelSpec, config: dict[str, Any]) -> None:
+    """Refuse a model whose network two plugins would build: the first in pluggy's order would win unsaid, so a
+    plugin whose build hook forgets to check ``model.family`` silently trained its network in place of the one
+    the model's own plugin builds (the built-in ``gan`` included)."""
+    answering = _builders(hook_name, model, config)
+    if len(answering) < 2:
+        return
+    from ganzoo.plugin_manager import distribution_of
+
+    named = " and ".join(f"{name!r} ({distribution_of(name)})" for name in answering[:2])
+    raise GanzooError(
+        f"Plugins {named} both answer {hook_name} for model {model.name!r} (family {model.family!r}), so which "
+        f"network it gets would depend on their order; a build hook must return None for models of other "
+        f"families (compare model.family with its own), and a new family needs a name of its own.")
+
+
 def build_generator(model: ModelSpec, config: dict[str, Any]) -> Any:
-    """The generator module of ``model``, built by the plugin that owns its family."""
+    """The generator module of ``model``, built by the plugin that owns its family (the only one that answers)."""
+    _refuse_two_builders("build_generator", model, config)
     return _answer("build_generator", model, get_manager().hook.build_generator(model=model, config=config))
 
 
 def build_discriminator(model: ModelSpec, config: dict[str, Any]) -> Any:
     """The discriminator module of ``model`` (after any wrapper plugins such as spectral-norm)."""
+    _refuse_two_builders("build_discriminator", model, config)
     return _answer("build_discriminator", model, get_manager().hook.build_discriminator(model=model, config=config))
 
 

@@ -68,6 +68,11 @@ def _plural(kind: str) -> str:
     return kind if kind.endswith("s") else f"{kind}s"
 
 
+def with_article(noun: str) -> str:
+    """``noun`` after "a" or "an" as it is spoken: "a dict", "an object", "an int"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def close_names(name: str, known: list[str]) -> str:
     """Up to three of ``known`` that look like ``name`` whatever its case (``DCGAN`` is ``dcgan`` first), quoted
     (``'dcgan', 'cgan'``), or "" when none does."""

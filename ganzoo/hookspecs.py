@@ -55,7 +55,8 @@ def build_generator(model: ModelSpec, config: dict[str, Any]) -> Any:
     ``config`` holds every hyperparameter plus what the data decided (``channels``,
     ``image_size``, ``dim``, ``num_classes``). A family with two generators (CycleGAN) returns
     one module holding both; everything ``sample`` needs must live in this module, because the
-    generator file is its ``state_dict``. Return ``None`` for models of other families.
+    generator file is its ``state_dict``. Return ``None`` for models of other families: a model whose network
+    two plugins would build is refused in one sentence naming both.
     """
 
 

@@ -62,10 +62,9 @@ def resolve(spec: PretrainedSpec) -> Path:
 def _restore(spec: PretrainedSpec) -> str:
     """How to get a shipped weights file back: reinstall the package whose plugin lists it, named as pip knows it
     (a plugin's own name, such as ganzoo's ``pretrained``, means nothing to pip)."""
-    from ganzoo.registry import get_registry
+    from ganzoo.plugin_manager import distribution_of
 
-    shipped_by = [r.distribution for r in get_registry().plugins.records if r.name == spec.plugin and r.distribution]
-    package = shipped_by[0] if shipped_by else spec.plugin
+    package = distribution_of(spec.plugin)
     return f"reinstall the package {package!r} that ships it (in a source checkout, restore the file from there)"
 
 

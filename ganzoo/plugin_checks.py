@@ -19,7 +19,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from ganzoo.errors import DEBUG_ENV, GanzooError, debugging
+from ganzoo.errors import DEBUG_ENV, GanzooError, debugging, with_article
 from ganzoo.out_of_memory import is_out_of_memory
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
 from ganzoo.specs import DatasetInfo, DatasetSpec, LossSpec, Losses, ModelSpec
@@ -213,7 +213,7 @@ def check_losses(model: ModelSpec, config: dict[str, Any], stage: str, losses: A
     """Refuse what ``compute_losses`` returned for ``stage`` unless the engine can backpropagate and log it:
     a :class:`Losses` of scalar tensors, at least one term with a gradient. Called at each stage's first step only."""
     if not isinstance(losses, Losses):
-        raise GanzooError(f"{_losses_source(model, config)} returned a {type(losses).__name__} for the {stage} stage, "
+        raise GanzooError(f"{_losses_source(model, config)} returned {with_article(type(losses).__name__)} for the {stage} stage, "
                           "not a ganzoo.specs.Losses; return Losses(terms, metrics) with scalar tensors.")
     for kind, values in (("term", losses.terms), ("metric", losses.metrics)):
         for name, value in values.items():
@@ -260,8 +260,8 @@ def built_loss(loss: LossSpec, config: dict[str, Any]) -> Any:
 
     made = _called_blaming(lambda: loss.factory(config), loss.plugin, f"in the factory of --loss {loss.name}")
     if not isinstance(made, AdversarialLoss):
-        raise GanzooError(f"The factory of --loss {loss.name} ({_named(loss.plugin)}) returned a "
-                          f"{type(made).__name__}, not a ganzoo.losses.AdversarialLoss; it must return an instance of "
+        raise GanzooError(f"The factory of --loss {loss.name} ({_named(loss.plugin)}) returned "
+                          f"{with_article(type(made).__name__)}, not a ganzoo.losses.AdversarialLoss; it must return an instance of "
                           "a subclass of AdversarialLoss.")
     return made
 
@@ -308,7 +308,7 @@ def check_loaded_data(dataset: DatasetSpec, data: Any, config: dict[str, Any]) -
         wanted, name = InMemoryData, "ganzoo.data.InMemoryData"
     source = f" of {_named(dataset.plugin)}" if dataset.plugin else ""
     if not isinstance(data, wanted):
-        raise GanzooError(f"The load function of dataset {dataset.name!r}{source} returned a {type(data).__name__}, "
+        raise GanzooError(f"The load function of dataset {dataset.name!r}{source} returned {with_article(type(data).__name__)}, "
                           f"not a {name}; it must return {name.rsplit('.', 1)[1]}(name, info, {{'real': tensor}}).")
     if wanted is not InMemoryData:
         return

@@ -184,6 +184,12 @@ def get_manager() -> pluggy.PluginManager:
     return get_plugins().manager
 
 
+def distribution_of(plugin: str) -> str:
+    """The distribution (the name pip knows) that ships the loaded plugin called ``plugin``; the plugin's own name
+    when none is known."""
+    return next((r.distribution for r in get_plugins().records if r.name == plugin and r.distribution), plugin)
+
+
 def reset() -> None:
     """Forget the loaded plugins and the registry built from them (tests, notebooks)."""
     from ganzoo import registry

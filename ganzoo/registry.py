@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar, get_args
 
 from pluggy import HookImpl
 
-from ganzoo.errors import GanzooError, UnknownNameError, unknown_name
+from ganzoo.errors import GanzooError, UnknownNameError, unknown_name, with_article
 from ganzoo.plugin_manager import BUILT_IN, LoadedPlugins, get_plugins
 from ganzoo.specs import DataKind, DatasetSpec, ExtensionSpec, Hyperparameter, LossSpec, ModelSpec, PretrainedSpec, Task
 
@@ -128,7 +128,7 @@ def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str]:
     if mistakes or raised:
         return [], mistakes[0] if mistakes else raised
     if returned is not None:
-        return [], (f"{hook_name} returned a {type(returned).__name__} instead of calling register(spec) for each "
+        return [], (f"{hook_name} returned {with_article(type(returned).__name__)} instead of calling register(spec) for each "
                     "spec; call register(spec) once per spec and return nothing")
     return pending, ""
 

@@ -485,3 +485,19 @@ def test_a_model_whose_tuples_lost_their_trailing_comma_is_refused_at_registrati
     assert f"plugin 'mistakes' from ganzoo-mistakes skipped: {said}" in _listing(cli)
     info = cli("info", "retgan", ok=False)
     assert info.exit_code == 1 and "Traceback" not in info.output
+
+
+def test_a_build_hook_that_answers_for_every_family_is_refused_for_the_built_in_models_too(cli, install, tmp_path):
+    """A build hook that forgets to check ``model.family`` used to answer first for every model: ``train gan``
+    trained the plugin's network in place of ganzoo's, and ``sample gan --pretrained`` blamed the shipped file."""
+    install(PLUGIN_TEMPLATE.replace('    if model.family == "tiny":\n        return _mlp(config["latent_dim"], config["width"]',
+                                    '    if True:\n        return _mlp(config["latent_dim"], 8'))
+    said = _train(cli, tmp_path, "gan", "--data", "ring8")
+    assert ("Error: Plugins 'mistakes' (ganzoo-mistakes) and 'gan' (ganzoo) both answer build_generator for model "
+            "'gan' (family 'gan'), so which network it gets would depend on their order; a build hook must return "
+            "None for models of other families (compare model.family with its own), and a new family needs a name "
+            "of its own.") == said
+    assert not (tmp_path / "run").exists()
+    sampled = cli("sample", "gan", "--pretrained", "gan-mnist", "--out", tmp_path / "s.png", ok=False)
+    assert "both answer build_generator for model 'gan'" in " ".join(sampled.output.split())
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "tiny", "--no-progress", "--device", "cpu")
