@@ -123,18 +123,19 @@ def _extract(archive_path: Path, spec: Archive, into: Path) -> None:
 
 
 def _try_archive(archive_path: Path, spec: Archive, folder: Path) -> str | None:
-    """Extract a local archive into ``folder``; the reason it is unusable, or None when the set is in place."""
+    """Extract a local archive into ``folder``; why it is unusable ("it is damaged (...)"), or None when the set is
+    in place."""
     staging = folder.parent / f".{spec.name}.extracting"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         _extract(archive_path, spec, staging)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, GanzooError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        return f"{archive_path} is damaged ({exc})"
+        return f"it is damaged ({exc})"
     problem = spec.problem(staging / spec.name)
     if problem:
-        shutil.rmtree(staging, ignore_errors=True)
-        return f"{archive_path} is incomplete ({problem})"
+        shutil.rmtree(staging, ignore_errors=True)  # named as inside the archive: the staging folder is gone
+        return f"it is incomplete: its {problem.replace(str(staging) + os.sep, '')}"
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(staging / spec.name, folder)
     shutil.rmtree(staging, ignore_errors=True)
@@ -143,7 +144,7 @@ def _try_archive(archive_path: Path, spec: Archive, folder: Path) -> str | None:
 
 def ensure_dataset(spec: Archive, root: Path, progress: bool = True) -> Path:
     """The extracted set under ``root``, downloading and checking the archive first if needed."""
-    from ganzoo.download import download
+    from ganzoo.download import DownloadError, download
 
     withdrawn = WITHDRAWN.get((spec.paper, spec.name))
     folder = spec.folder(root)
@@ -153,15 +154,30 @@ def ensure_dataset(spec: Archive, root: Path, progress: bool = True) -> Path:
         raise GanzooError(f"{withdrawn}, then place it as {folder}/train/ (A|B side by side).")
     archive_path = folder.parent / spec.filename  # download() makes its folder, and removes it if it fails
     hint = f"download {spec.url} by hand and place {spec.filename} in {folder.parent}"
-    reason = None
-    for _ in range(2):  # an archive left by hand or by an earlier run first, then at most one fresh download
-        if not archive_path.is_file():
-            download(spec.url, archive_path, progress=progress)  # offline: one sentence naming the URL and the place
-        reason = _try_archive(archive_path, spec, folder)
-        archive_path.unlink(missing_ok=True)
-        if reason is None:
+    set_aside = None  # an unusable archive that was there before (placed by hand, say): kept until a good one is in
+    if archive_path.is_file():
+        placed_reason = _try_archive(archive_path, spec, folder)
+        if placed_reason is None:
+            archive_path.unlink()
             return folder
-    raise GanzooError(f"The dataset {spec.name!r} arrived damaged twice ({reason}); it was deleted; {hint}.")
+        set_aside = archive_path.with_name(archive_path.name + ".unusable")
+        os.replace(archive_path, set_aside)
+    try:
+        download(spec.url, archive_path, progress=progress)
+    except DownloadError as exc:
+        if set_aside is None:
+            raise  # offline: one sentence naming the URL and the place
+        raise GanzooError(f"The archive {archive_path} could not be used ({placed_reason}), so it was moved to "
+                          f"{set_aside}, and a fresh copy could not be downloaded ({exc.reason}); {hint}.") from None
+    reason = _try_archive(archive_path, spec, folder)
+    archive_path.unlink(missing_ok=True)
+    if reason is not None:
+        kept = f"; the unusable archive found before is at {set_aside}" if set_aside else ""
+        raise GanzooError(f"The archive downloaded from {spec.url} cannot be used ({reason}), so it was deleted"
+                          f"{kept}; {hint}.")
+    if set_aside is not None:
+        set_aside.unlink()  # the set is in place from a good copy: the unusable one has served its purpose
+    return folder
 
 
 def _loader(spec: Archive, kind: str, label: str) -> Callable[..., object]:

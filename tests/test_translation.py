@@ -586,19 +586,44 @@ def test_truncated_archive_is_redone_then_refused_and_never_used(server, tmp_pat
     url, handler = server
     good = cyclegan_zip("tiny")
     handler.files["/tiny.zip"] = good[: len(good) * 2 // 3]  # served complete, but the archive itself is cut
-    with pytest.raises(GanzooError, match="damaged twice") as info:
+    with pytest.raises(GanzooError) as info:
         ensure_dataset(tiny_archive(url), tmp_path, progress=False)
-    assert "/tiny.zip" in str(info.value) and str(tmp_path / "cyclegan") in str(info.value)
+    assert str(info.value).startswith(f"The archive downloaded from {url}/tiny.zip cannot be used (it is damaged (")
+    assert str(info.value).endswith(f"so it was deleted; download {url}/tiny.zip by hand and place tiny.zip in "
+                                    f"{tmp_path / 'cyclegan'}.")
     assert list((tmp_path / "cyclegan").iterdir()) == []
     handler.truncate.add("/tiny.zip")  # a transfer cut short is caught by the download itself
     with pytest.raises(GanzooError, match="place it at"):
         ensure_dataset(tiny_archive(url), tmp_path, progress=False)
     assert list((tmp_path / "cyclegan").iterdir()) == []
     handler.truncate.clear()
-    # a partial archive left from before is detected and replaced by a fresh download
-    (tmp_path / "cyclegan" / "tiny.zip").write_bytes(good[:100])
+    # an archive placed by hand that cannot be used is set aside, never deleted, while no good copy can be had
+    placed = tmp_path / "cyclegan" / "tiny.zip"
+    placed.write_bytes(good[:100])
+    del handler.files["/tiny.zip"]
+    with pytest.raises(GanzooError) as info:
+        ensure_dataset(tiny_archive(url), tmp_path, progress=False)
+    assert str(info.value).startswith(f"The archive {placed} could not be used (it is damaged (")
+    assert f"so it was moved to {placed}.unusable, and a fresh copy could not be downloaded (" in str(info.value)
+    assert (tmp_path / "cyclegan" / "tiny.zip.unusable").read_bytes() == good[:100] and not placed.exists()
+    # ... and replaced by a fresh download when one can be had
+    placed.write_bytes(good[:100])
     handler.files["/tiny.zip"] = good
     assert (ensure_dataset(tiny_archive(url), tmp_path, progress=False) / "trainA" / "0.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "cyclegan").iterdir()) == ["tiny"]
+
+
+def test_an_archive_short_of_images_says_how_many_it_holds(server, tmp_path):
+    from ganzoo.plugins.translation_datasets import Archive, ensure_dataset
+
+    url, handler = server
+    handler.files["/tiny.zip"] = cyclegan_zip("tiny")
+    spec = tiny_archive(url)
+    short = Archive(spec.paper, spec.name, spec.url, spec.folders, {"trainA": 3})
+    with pytest.raises(GanzooError) as info:
+        ensure_dataset(short, tmp_path, progress=False)
+    assert (f"cannot be used (it is incomplete: its tiny/trainA holds 2 images, expected 3), so it was deleted"
+            in str(info.value))
 
 
 def test_archive_with_unsafe_paths_is_not_extracted(server, tmp_path):
