@@ -108,6 +108,24 @@ def test_mnist_downloads_from_a_mirror_and_checks_md5(server, tmp_path):
     assert (tmp_path / "Tiny" / "raw" / "train-images-idx3-ubyte.gz").is_file()
 
 
+def test_mnist_that_no_mirror_gives_says_why_for_each_mirror(server, tmp_path):
+    """The first mirror down and the second serving a file that fails its MD5: both reasons are told, not only the
+    first (which would hide that the file did arrive, from the second)."""
+    from ganzoo.data import idx
+
+    url, handler = server
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+        handler.files["/m/train-images-idx3-ubyte.gz"] = _idx_gz(np.zeros((5, 28, 28)))
+        source = idx.IdxSource("MNIST", (down, f"{url}/m/"), idx.MNIST.md5, ())
+        with pytest.raises(GanzooError) as info:
+            idx.load_idx_dataset(source, tmp_path)
+    message = str(info.value)
+    assert f"could not be downloaded (from {down}: " in message
+    assert f"; from {url}/m/: it did not match its checksum); put train-images-idx3-ubyte.gz and " in message
+
+
 def test_mnist_offline_says_where_to_put_the_files(tmp_path):
     from ganzoo.data import idx
 

@@ -93,7 +93,7 @@ def locate(source: IdxSource, root: Path, stem: str, mirrors: tuple[str, ...] | 
             reasons.append(exc.reason)
     missing = [name for name in dict.fromkeys((stem, *needed))
                if not any((raw_dir / f).is_file() for f in (name, f"{name}.gz"))]
-    where = f"from {mirrors[0]}: {reasons[0]}" if mirrors else "no mirror is known"
+    where = "; ".join(f"from {mirror}: {reason}" for mirror, reason in zip(mirrors, reasons)) or "no mirror is known"
     raise GanzooError(
         f"{source.folder} is not in {raw_dir} and could not be downloaded ({where}); put "
         f"{' and '.join(f'{name}.gz' for name in missing)} there, or point --data-root / GANZOO_DATA at a folder "
