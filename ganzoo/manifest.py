@@ -68,6 +68,20 @@ def _restore(spec: PretrainedSpec) -> str:
     return f"reinstall the package {package!r} that ships it (in a source checkout, restore the file from there)"
 
 
+def _no_generator_sentence(folder: Path, model: str) -> str:
+    """Why a folder given as weights has no generator to load: a run stopped before its first epoch ended (it has
+    checkpoints, and resuming it writes the generator), or a folder that is no run at all."""
+    from ganzoo.checkpoint import list_checkpoints
+    from ganzoo.errors import shell_word
+
+    if list_checkpoints(folder):
+        return (f"{folder} holds a run stopped before its first epoch ended, so it has checkpoints but no "
+                f"generator.safetensors yet; finish an epoch with 'ganzoo train {model} --resume {shell_word(str(folder))}' "
+                "and pass the folder again.")
+    return (f"{folder} is a folder without generator.safetensors; pass the --out folder of a 'ganzoo train' run or "
+            "a generator .safetensors file.")
+
+
 def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Path:
     """The generator file a command should load: ``weights`` itself (a run folder stands for its
     ``generator.safetensors``), or pretrained ``NAME`` of ``model``.
@@ -82,8 +96,7 @@ def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Pa
         weights = Path(weights)
         if weights.is_dir():
             if not (weights / "generator.safetensors").is_file():
-                raise GanzooError(f"{weights} is a folder without generator.safetensors; pass the --out folder of a "
-                                  "'ganzoo train' run or a generator .safetensors file.")
+                raise GanzooError(_no_generator_sentence(weights, model))
             return weights / "generator.safetensors"
         return weights
     entry = get_registry().pretrained.get(pretrained)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -218,6 +219,14 @@ def test_sample_and_eval_take_a_run_folder_for_its_generator_file(cli, tmp_path)
     result = cli("sample", "gan", "--weights", tmp_path / "empty", "--out", tmp_path / "x.npz", ok=False)
     assert f"{tmp_path / 'empty'} is a folder without generator.safetensors; pass the --out folder" in " ".join(
         result.output.split())
+    stopped = tmp_path / "stopped"  # as a run stopped before its first epoch ended: checkpoints, no generator yet
+    shutil.copytree(run / "checkpoints", stopped / "checkpoints")
+    result = cli("sample", "gan", "--weights", stopped, "--out", tmp_path / "y.npz", ok=False)
+    assert (f"Error: {stopped} holds a run stopped before its first epoch ended, so it has checkpoints but no "
+            f"generator.safetensors yet; finish an epoch with 'ganzoo train gan --resume {stopped}' and pass the folder "
+            "again.") == " ".join(result.output.split())
+    cli("train", "gan", "--resume", stopped, "--epochs", "2", "--no-progress", "--device", "cpu")
+    cli("sample", "gan", "--weights", stopped, "--num", "16", "--out", tmp_path / "y.npz")
 
 
 @pytest.mark.parametrize("out, message", [
