@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -60,6 +61,20 @@ def translate_picture(module: Any, rgb: Any, target: Path, size: int, direction:
     return width, height
 
 
+@contextmanager
+def translation_progress(total: int) -> Iterator[tuple[Any, Callable[[], None]]]:
+    """A bar over the ``total`` images (shown on a terminal, gone when done) and the call that advances it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from ganzoo.cli.main import console
+
+    out = console()
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=out, transient=True, disable=not out.is_terminal) as progress:
+        task = progress.add_task("translating", total=total)
+        yield progress, lambda: progress.advance(task)
+
+
 def pair_note(config: dict[str, Any], sizes: list[tuple[int, int]]) -> str | None:
     """A note when a model trained on A|B pairs was given such pairs to translate: it takes one side's pictures
     alone, so a whole pair, squeezed into its square input, comes out as nothing useful (and nothing failed)."""
@@ -109,9 +124,11 @@ def check_image_size(loaded: Any, size: int, direction: str | None, device: str)
                           f"--image-size (it was trained at {loaded.config['image_size']}).")
 
 
-def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overwrite: bool) -> None:
+def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overwrite: bool,
+                  skip_existing: bool = False) -> None:
     """Refuse, before anything is translated, a run that would overwrite an input image or, without
-    ``overwrite``, a file already in ``out``: a translation written over its source loses the photo for good.
+    ``overwrite`` or ``skip_existing``, a file already in ``out``: a translation written over its source loses the
+    photo for good.
 
     ``files`` pairs each input with its result path. Paths are compared resolved (and existing files by
     identity), so ``--out photos/`` for ``--input ./photos``, or a link to the input folder, is caught too.
@@ -135,9 +152,10 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
             if target.parent.resolve() / target.name in inputs or (status is not None and (status.st_dev, status.st_ino) in identities):
                 raise GanzooError(f"--out {out} would overwrite the input image {target} with its translation; "
                                   "choose another --out folder.")
-    if existing and not overwrite:
+    if existing and not overwrite and not skip_existing:
         raise GanzooError(f"--out {out} already holds {len(existing)} file(s) the translations would replace "
-                          f"(first: {existing[0]}); pass --overwrite to replace them, or choose another --out folder.")
+                          f"(first: {existing[0]}); pass --skip-existing to keep them and translate the rest (an "
+                          "interrupted run goes on so), --overwrite to replace them, or choose another --out folder.")
 
 
 @click.command(cls=GanzooCommand, short_help="Translate images with MODEL's generator into --out (cyclegan, pix2pix).")
@@ -156,8 +174,10 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
 @click.option("--overwrite", is_flag=True,
               help="replace files already in --out instead of refusing (never the input images)")
+@click.option("--skip-existing", is_flag=True,
+              help="keep files already in --out and translate only the other images (to finish an interrupted run)")
 def translate(model: str, weights: Path, source: Path, out: Path, direction: str | None, image_size: int | None,
-              device: str | None, overwrite: bool) -> None:
+              device: str | None, overwrite: bool, skip_existing: bool) -> None:
     """Translate images with MODEL's generator, writing each result under the same file name in --out.
 
     --out must not be the --input folder, and a file already in --out stops the run before anything
@@ -182,6 +202,9 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     from ganzoo.safefile import check_writable
     from ganzoo.weights import load_generator
 
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite replaces the files already in --out and --skip-existing keeps them; "
+                               "pass only one of them.")
     if get_model(model).task != "image-to-image":
         raise click.UsageError(f"Model {model!r} does not translate images; use 'ganzoo sample' for it, or pix2pix/cyclegan.")
     target_device = str(pick_device(device))
@@ -195,21 +218,28 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         files = [(source, out / source.name)]
     if not files or files[0][0].suffix.lower() not in IMAGE_EXTENSIONS:
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
-    check_targets(files, source, out, overwrite)
+    check_targets(files, source, out, overwrite, skip_existing)
     check_writable(out, "--out", folder=True, create=False)
+    done = [target for _, target in files if skip_existing and target.is_file()]
+    todo = [(path, target) for path, target in files if target not in set(done)]
     skipped, sizes = 0, []
-    for path, target in files:
-        try:
-            picture = read_picture(path)
-        except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
-            skipped += 1
-            console().print(f"[yellow]skipped {path}: {escape(unreadable_reason(exc))}[/yellow]")
-            continue
-        sizes.append(translate_picture(loaded.module, picture, target, size, direction, target_device))
-    if skipped == len(files):
+    with translation_progress(len(todo)) as (progress, advance):
+        for path, target in todo:
+            try:
+                picture = read_picture(path)
+            except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
+                skipped += 1
+                progress.console.print(f"[yellow]skipped {path}: {escape(unreadable_reason(exc))}[/yellow]")
+                advance()
+                continue
+            sizes.append(translate_picture(loaded.module, picture, target, size, direction, target_device))
+            advance()
+    if todo and skipped == len(todo):
         raise GanzooError(f"Translated nothing: no image in {source} could be read (see the skipped lines above); "
                           "pass readable image files.")
-    console().print(f"translated {len(files) - skipped} image(s) with {model} into {out}/")
+    kept = f" (kept the {len(done)} already in --out)" if done else ""
+    console().print(f"translated {len(todo) - skipped} image(s) with {model} into {escape(str(out))}/{kept}",
+                    soft_wrap=True)
     note = pair_note(loaded.config, sizes)
     if note:
         console().print(f"[yellow]{note}[/yellow]", soft_wrap=True)

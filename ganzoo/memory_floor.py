@@ -12,21 +12,36 @@ if TYPE_CHECKING:
 
 
 def free_bytes(device: "torch.device") -> int | None:
-    """The memory ``device`` has free now: the GPU's free memory for CUDA, the host's ``MemAvailable`` for the CPU
-    (Linux); None where it cannot be known (another OS, another accelerator)."""
+    """The memory ``device`` has free now: the GPU's free memory for CUDA, for the CPU the host's ``MemAvailable``
+    (Linux), or less where ``ulimit -v`` leaves the process less room; None where it cannot be known (another OS,
+    another accelerator)."""
     import torch
 
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     if device.type != "cpu":
         return None
+    available = _proc_kib("/proc/meminfo", "MemAvailable")
+    if available is None:
+        return None
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]  # ulimit -v: the process's address space, not the machine's
+    used = _proc_kib("/proc/self/status", "VmSize")
+    if limit != resource.RLIM_INFINITY and used is not None:
+        available = min(available, max(0, limit - used))
+    return available
+
+
+def _proc_kib(path: str, field: str) -> int | None:
+    """The ``field: N kB`` line of a /proc file, in bytes; None where there is no such file or line."""
     try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
+        lines = Path(path).read_text().splitlines()
     except OSError:
         return None
     for line in lines:
         name, _, value = line.partition(":")
-        if name == "MemAvailable":
+        if name == field:
             return int(value.split()[0]) * 1024
     return None
 

@@ -499,8 +499,16 @@ def test_translate_keeps_existing_results_unless_overwrite(cli, tiny_cyclegan, t
     result = cli(*args, ok=False)
     assert result.exit_code == 1 and result.output.strip() == (
         f"Error: --out {out} already holds 2 file(s) the translations would replace (first: {earlier[0]}); "
-        "pass --overwrite to replace them, or choose another --out folder.")
+        "pass --skip-existing to keep them and translate the rest (an interrupted run goes on so), --overwrite to "
+        "replace them, or choose another --out folder.")
     assert snapshot(out) == results and snapshot(photos) == inputs  # refused before translating anything
+
+    kept = cli(*args, "--skip-existing")  # as an interrupted run goes on: only the third image is translated
+    assert "translated 1 image(s) with cyclegan into" in kept.output and "(kept the 2 already in --out)" in kept.output
+    assert {name: snapshot(out)[name] for name in results} == results and "img_002.png" in snapshot(out)
+    both = cli(*args, "--skip-existing", "--overwrite", ok=False)
+    assert both.exit_code == 2 and "pass only one of them" in both.output
+    (out / "img_002.png").unlink()
 
     assert "translated 3 image(s)" in " ".join(cli(*args, "--overwrite").output.split())
     assert snapshot(photos) == inputs and sorted(snapshot(out)) == ["img_000.png", "img_001.png", "img_002.png"]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -148,11 +149,15 @@ def test_a_streamed_set_whose_files_all_fail_in_a_worker_is_one_sentence(unpaire
 
 
 def test_an_image_size_too_large_for_memory_is_said_so_not_blamed_on_the_files(unpaired, tmp_path):
-    """Each 100,000 px image would take 30 GB: decoding it in the stream fails for want of memory, which is not the
-    files' fault."""
+    """Each 100,000 px image would take 30 GB and the generator's first layer far more: the run is refused before
+    anything is decoded, measured against the room the process has (here ``ulimit -v`` 8 GiB), not the files'
+    fault."""
     done = _ganzoo("train", "cyclegan", "--data", unpaired, "--image-size", "100000", "--epochs", "1", "--set",
                    "blocks=1", "--set", "stream=True", "--set", "data_workers=0", *TINY, "--no-progress",
                    "--device", "cpu", "--out", tmp_path / "run", limit_bytes=8 * 2**30)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "Error: Ran out of memory; lower what sets the size" in " ".join(done.stderr.split()), done.stderr
+    said = re.fullmatch(r"Error: --image-size 100000 with a batch of 1 needs at least [0-9.]+ GiB for the "
+                        r"generator's largest layer alone, more than the ([0-9.]+) GiB free on cpu; use a smaller "
+                        r"--image-size or --batch-size\.", " ".join(done.stderr.split()))
+    assert said and float(said.group(1)) < 8, done.stderr
     assert "could be decoded" not in done.stderr and "not a readable image" not in done.stderr
