@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-SHOWN_LIMIT = 6
+SHOWN_LIMIT = 10  # every term of the built-in families: CycleGAN logs ten (cycle and identity last)
 PLAIN_EVERY_SECONDS = 60.0  # within a long epoch, one plain line at most this often
 
 

@@ -61,13 +61,14 @@ def save_loss_plot(metrics_path: Path, path: Path) -> bool:
     probs = [k for k in keys if k.startswith("D(")]
     fig, axes = plt.subplots(1, 2 if probs else 1, figsize=(11 if probs else 6, 4), dpi=100, squeeze=False)
     steps = [r["step"] for r in rows]
+    marker = "o" if len(rows) < 20 else None  # a short run's few points (one, for a single log line) would draw nothing
     for key in losses:
-        axes[0][0].plot(steps, [r.get(key) for r in rows], label=key)
+        axes[0][0].plot(steps, [r.get(key) for r in rows], label=key, marker=marker)
     axes[0][0].set_xlabel("step")
     axes[0][0].set_title("losses")
     axes[0][0].legend()
     for key in probs:
-        axes[0][1].plot(steps, [r.get(key) for r in rows], label=key)
+        axes[0][1].plot(steps, [r.get(key) for r in rows], label=key, marker=marker)
     if probs:
         axes[0][1].set_xlabel("step")
         axes[0][1].set_ylim(0, 1)

@@ -100,3 +100,12 @@ def test_an_image_size_whose_largest_layer_cannot_fit_is_refused_before_training
         r"Error: --image-size 65536 with a batch of 1 needs at least [0-9.]+ GiB for the generator's largest layer "
         r"alone, more than the [0-9.]+ GiB free on cpu; use a smaller --image-size or --batch-size\.", message), message
     assert not (tmp_path / "run").exists()
+
+
+def test_the_progress_lines_show_every_cyclegan_term(cli, domains, tmp_path):
+    """The cycle and identity terms, CycleGAN's largest, come last of its ten: they were cut from the lines."""
+    horses, zebras = domains
+    result = cli("train", "cyclegan", "--data-a", horses, "--data-b", zebras, "--epochs", "1", "--out", tmp_path / "run",
+                 *(arg for arg in TRAIN if arg != "--no-progress"), "--set", "log_every=1")
+    for term in ("d_a_real", "g_ab_adv", "cycle_a", "cycle_b", "identity_ab", "identity_ba"):
+        assert f"{term} " in result.output, term
