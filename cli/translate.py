@@ -165,8 +165,9 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
                    "directions)")
 @click.option("--input", "source", type=GivenPath(exists=True, path_type=Path), required=True,
               help="an image file, or a folder of images (sub-folders kept)")
-@click.option("--out", type=GivenPath(file_okay=False, path_type=Path), required=True,
-              help="folder for the results; not the --input folder, since they take the inputs' file names")
+@click.option("--out", type=GivenPath(path_type=Path), required=True,
+              help="folder for the results, which take the inputs' file names (so not the --input folder); for one "
+                   "input picture also a file name such as zebra.jpg")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="cyclegan: AtoB (default) or BtoA; pix2pix: only the direction it was trained in")
 @click.option("--image-size", type=click.IntRange(min=4),
@@ -212,14 +213,18 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     size = image_size or int(loaded.config["image_size"])
     if image_size is not None:
         check_image_size(loaded, size, direction, target_device)
+    names_a_file = not source.is_dir() and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
+    if out.is_file() and not names_a_file:
+        raise GanzooError(f"--out {out} is a file; give the folder the translations go into (for one input picture, "
+                          "a picture's file name such as zebra.jpg).")
     if source.is_dir():
         files = [(path, out / path.relative_to(source)) for path in list_images(source)]
-    else:
-        files = [(source, out / source.name)]
+    else:  # one picture: --out is the result's own name when it ends like a picture (zebra.jpg), else its folder
+        files = [(source, out if names_a_file else out / source.name)]
     if not files or files[0][0].suffix.lower() not in IMAGE_EXTENSIONS:
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
     check_targets(files, source, out, overwrite, skip_existing)
-    check_writable(out, "--out", folder=True, create=False)
+    check_writable(out, "--out", folder=not names_a_file, create=False)
     done = [target for _, target in files if skip_existing and target.is_file()]
     todo = [(path, target) for path, target in files if target not in set(done)]
     skipped, sizes = 0, []

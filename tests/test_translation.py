@@ -293,6 +293,13 @@ def test_cyclegan_trains_and_translate_keeps_file_names(cli, unpaired, tmp_path)
         "--out", out, "--direction", "BtoA")
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (unpaired / "trainA").iterdir())
     assert Image.open(out / "photo_00.png").size == (40, 36)  # back to the input's own size
+    one = tmp_path / "one" / "zebra.jpg"  # one picture: --out may be the result's own file name
+    cli("translate", "cyclegan", "--weights", run, "--input", unpaired / "trainA" / "photo_00.png", "--out", one)
+    with Image.open(one) as written:
+        assert written.format == "JPEG" and written.size == (40, 36) and not one.with_suffix("").exists()
+    again = cli("translate", "cyclegan", "--weights", run, "--input", unpaired / "trainA" / "photo_01.png", "--out", one,
+                ok=False)
+    assert again.exit_code == 1 and "already holds 1 file(s)" in " ".join(again.output.split())
     result = cli("translate", "dcgan", "--weights", run / "generator.safetensors", "--input", unpaired, "--out", out, ok=False)
     assert result.exit_code != 0 and "does not translate" in result.output
     sampled = cli("sample", "cyclegan", "--weights", run / "generator.safetensors", "--out", tmp_path / "x.png", ok=False)
