@@ -211,8 +211,7 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     target_device = str(pick_device(device))
     loaded = load_generator(weights_path(model, weights, None), model, target_device)
     size = image_size or int(loaded.config["image_size"])
-    if image_size is not None:
-        check_image_size(loaded, size, direction, target_device)
+    check_image_size(loaded, size, direction, target_device)  # also a --direction the generator refuses, up front
     names_a_file = not source.is_dir() and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
     if out.is_file() and not names_a_file:
         raise GanzooError(f"--out {out} is a file; give the folder the translations go into (for one input picture, "
@@ -221,7 +220,10 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         files = [(path, out / path.relative_to(source)) for path in list_images(source)]
     else:  # one picture: --out is the result's own name when it ends like a picture (zebra.jpg), else its folder
         files = [(source, out if names_a_file else out / source.name)]
-    if not files or files[0][0].suffix.lower() not in IMAGE_EXTENSIONS:
+    if not source.is_dir() and source.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise GanzooError(f"--input {source} is not a picture ({', '.join(IMAGE_EXTENSIONS)}); pass an image file or a "
+                          "folder of them.")
+    if not files:
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
     check_targets(files, source, out, overwrite, skip_existing)
     check_writable(out, "--out", folder=not names_a_file, create=False)

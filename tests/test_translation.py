@@ -327,6 +327,16 @@ def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tm
     result = cli("translate", "pix2pix", "--weights", run / "generator.safetensors", "--input", image,
                  "--out", tmp_path / "o", "--overwrite", "--direction", "AtoB", ok=False)  # the same result file again
     assert result.exit_code == 1 and "trained BtoA" in result.output
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "broken.png").write_bytes(b"not a picture")
+    result = cli("translate", "pix2pix", "--weights", run, "--input", tmp_path / "mixed", "--out", tmp_path / "m",
+                 "--direction", "AtoB", ok=False)  # refused before any image is read
+    assert result.exit_code == 1 and "skipped" not in result.output and "trained BtoA" in result.output
+    (tmp_path / "notes.txt").write_text("not a picture")
+    result = cli("translate", "pix2pix", "--weights", run, "--input", tmp_path / "notes.txt", "--out", tmp_path / "m",
+                 ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()).startswith(
+        f"Error: --input {tmp_path / 'notes.txt'} is not a picture (.png,")
 
 
 def test_translate_refuses_an_image_size_training_would_refuse(cli, paired, tiny_cyclegan, tmp_path):
@@ -336,11 +346,11 @@ def test_translate_refuses_an_image_size_training_would_refuse(cli, paired, tiny
     args = ("--input", paired / "train", "--out", tmp_path / "out", "--device", "cpu")
     result = cli("translate", "pix2pix", "--weights", run, *args, "--image-size", "48", ok=False)
     assert result.exit_code == 1 and result.output.strip() == (  # the sentence training gives, not torch's text
-        "Error: The pix2pix U-Net needs a power-of-two image side of at least 32 (64, 128, 256), got 48; set "
-        "--image-size.")
+        "Error: The pix2pix U-Net needs a power-of-two image side of at least 32 (64, 128, 256), got 48; choose "
+        "such a side with --image-size.")
     result = cli("translate", "cyclegan", "--weights", tiny_cyclegan, *args, "--image-size", "30", ok=False)
     assert result.exit_code == 1 and result.output.strip() == (
-        "Error: CycleGAN needs an image side divisible by 4 and at least 24 (64, 128, 256), got 30; set --image-size.")
+        "Error: CycleGAN needs an image side divisible by 4 and at least 24 (64, 128, 256), got 30; choose such a side with --image-size.")
     assert not (tmp_path / "out").exists()  # refused before any image was read or written
     cli("translate", "pix2pix", "--weights", run, *args, "--image-size", "64")  # a side the U-Net takes still works
     assert len(list((tmp_path / "out").iterdir())) == 3

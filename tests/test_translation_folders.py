@@ -74,7 +74,7 @@ def test_cyclegan_trains_on_two_folders_and_resumes_from_elsewhere(cli, domains,
     ("pix2pix", ("--data-a", "{a}", "--data-b", "{b}"), "pix2pix trains on paired images"),
     ("dcgan", ("--data-a", "{a}", "--data-b", "{b}"), "dcgan takes --data"),
     ("cyclegan", ("--data-a", "{a}", "--data-b", "{b}", "--image-size", "20"),
-     "CycleGAN needs an image side divisible by 4 and at least 24 (64, 128, 256), got 20; set --image-size."),
+     "CycleGAN needs an image side divisible by 4 and at least 24 (64, 128, 256), got 20; choose such a side with --image-size."),
 ])
 def test_two_folder_misuse_is_one_clear_sentence(cli, domains, tmp_path, model, args, message):
     (tmp_path / "empty").mkdir()

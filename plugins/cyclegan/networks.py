@@ -75,7 +75,7 @@ class CycleGenerators(nn.Module):
         super().__init__()
         if image_size % 4 or image_size < MIN_SIDE:
             raise GanzooError(f"CycleGAN needs an image side divisible by 4 and at least {MIN_SIDE} (64, 128, 256), "
-                              f"got {image_size}; set --image-size.")
+                              f"got {image_size}; choose such a side with --image-size.")
         blocks = default_blocks(image_size) if blocks is None else blocks
         self.ab = ResnetGenerator(channels, width, blocks)
         self.ba = ResnetGenerator(channels, width, blocks)

@@ -43,7 +43,7 @@ def unet_depth(image_size: int) -> int:
     depth = int(round(math.log2(image_size))) if image_size > 0 else 0
     if image_size < 32 or 2**depth != image_size:
         raise GanzooError(f"The pix2pix U-Net needs a power-of-two image side of at least 32 (64, 128, 256), got {image_size}; "
-                          f"set --image-size.")
+                          f"choose such a side with --image-size.")
     return depth
 
 
