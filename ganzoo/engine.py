@@ -121,8 +121,6 @@ class Trainer:
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
                               world.size if world is not None else 1,
                               standard_step=not computes_own_losses(self.model))
-            if self.main:  # after the settings' checks, so a mistyped setting is named first; before any real work
-                run_folder.refuse_overwrite(self.out, request.overwrite)
         else:
             self.resumed_from, self.config = resumed.path, resumed.config
             refuse_changed_classes(self.model, self.config, dataset.info, self.dataset_name)
@@ -134,13 +132,16 @@ class Trainer:
                                                      resumed.meta["state"].get(schedule.ANCHOR_KEY))
             if note and self.main:
                 self._say(note)
+        # a side the networks cannot take, or one too large for the memory, is said before anything else is built
+        per_process = int(self.config["batch_size"]) // (world.size if world is not None else 1)
+        memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process))
+        if self.main and resumed is None:  # after the settings' checks, so a mistyped setting is named first
+            run_folder.refuse_overwrite(self.out, request.overwrite)
         if self.main:
             check_writable(self.out, "--out", folder=True, create=False)  # made just before training
         torch.manual_seed(int(self.config["seed"]))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        per_process = int(self.config["batch_size"]) // (world.size if world is not None else 1)
-        memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process))
         networks_started = time.perf_counter()
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape

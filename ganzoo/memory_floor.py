@@ -82,6 +82,7 @@ def training_floor(model: Any, config: dict[str, Any], batch: int) -> int | None
     import torch
 
     from ganzoo import build, sampling
+    from ganzoo.errors import GanzooError
 
     if config.get("data_kind") == "vectors" or "image_size" not in config:
         return None
@@ -95,6 +96,8 @@ def training_floor(model: Any, config: dict[str, Any], batch: int) -> int | None
                 return activation_floor(network, lambda: network.translate(images))
             return activation_floor(network, lambda: sampling.generate(model, config, network, batch,
                                                                         batch_size=batch, inference=False))
+    except GanzooError:  # the plugin's own refusal (a side its network cannot take): said before anything else
+        raise
     except Exception:  # a network the meta device cannot take: training meets the size itself
         return None
 

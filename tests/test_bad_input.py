@@ -75,6 +75,13 @@ def test_a_mistyped_setting_or_dataset_is_named_before_the_run_already_in_the_fo
     assert "already holds a training run" in cli(*run, ok=False).output
 
 
+def test_an_image_size_the_networks_cannot_take_is_named_before_the_run_already_in_the_folder(cli, tmp_path,
+                                                                                                image_folder):
+    cli("train", *TINY_DCGAN, "--data", image_folder, "--out", tmp_path / "run")
+    result = cli("train", *TINY_DCGAN, "--data", image_folder, "--out", tmp_path / "run", "--image-size", "36", ok=False)
+    assert result.exit_code == 1 and _one_line(result).startswith("Error: DCGAN cannot make 36x36 images")
+
+
 def test_running_out_of_memory_is_one_sentence_and_leaves_no_run_folder(cli, tmp_path, monkeypatch):
     huge = ("train", "gan", "--data", "ring8", "--epochs", "1", "--set", "hidden_dims=[20000000, 20000000]",
             "--device", "cpu", "--no-progress", "--out")  # a 2e7 x 2e7 layer: 1.42 PiB, refused by the allocator at once
