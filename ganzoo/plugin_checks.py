@@ -16,6 +16,7 @@ keeps its traceback: that is our bug, and the traceback is what we need to fix i
 
 from __future__ import annotations
 
+import errno
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -46,13 +47,21 @@ def _exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+#: The errors of the machine's limits (a full disk or quota, no memory, too many open files), never a plugin's fault.
+MACHINE_LIMITS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EFBIG})
+
+
 def _blamed(exc: Exception, plugin: str | None, where: str) -> GanzooError | None:
     """The sentence for ``exc``, raised by third-party ``plugin`` ``where`` (``in compute_losses for model 'x'``);
     None when it must propagate as it is."""
     if isinstance(exc, (GanzooError, Warning)) or plugin is None or not _third_party(plugin) or debugging():
         return None  # its own refusal, or a warning the user's filter made an error (--strict-data's bad image)
-    if isinstance(exc, OSError) or is_out_of_memory(exc):
+    if (isinstance(exc, OSError) and exc.errno in MACHINE_LIMITS) or is_out_of_memory(exc):
         return None  # the machine's limits (disk, memory), not the plugin's mistake: the CLI says so
+    if isinstance(exc, OSError):  # a file it looked for (a dataset's own data, say): the path is what matters
+        return GanzooError(f"Plugin {plugin!r} from {_distribution(plugin)} met {_exception_text(exc)} {where}; check "
+                           f"the path it names, or report it to the plugin's authors ({DEBUG_ENV}=1 shows the "
+                           "traceback).")
     return GanzooError(f"Plugin {plugin!r} from {_distribution(plugin)} raised {_exception_text(exc)} {where}; fix "
                        f"the plugin or report it to its authors ({DEBUG_ENV}=1 shows the traceback).")
 
@@ -276,8 +285,13 @@ def _samples_problem(info: DatasetInfo, real: Any, config: dict[str, Any]) -> tu
         return "it has no 'real' entry", "put the samples under 'real'"
     if not isinstance(real, torch.Tensor):
         return f"its 'real' entry is a {type(real).__name__}, not a torch tensor", declared
+    if len(real) == 0:
+        return "it holds no samples", "return the samples it should hold, or refuse in a sentence of its own"
     if info.kind == "vectors" and (real.dim() != 2 or real.shape[1] != info.dim):
         return f"its samples have shape {_shape(real.shape[1:])}, but it declares {info.dim}-D points", declared
+    if info.kind == "vectors" and real.dtype != torch.float32:
+        return (f"its points are {str(real.dtype).removeprefix('torch.')}, but points are kept as float32 (the "
+                "networks' type)", "return them as float32 (tensor.float())")
     if info.kind != "images":
         return "", ""
     if real.dim() != 4:

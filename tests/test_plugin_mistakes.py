@@ -181,6 +181,16 @@ def test_a_dataset_whose_load_raises_is_one_sentence(cli, install, tmp_path, mon
         cli("train", "gan", "--data", "tiny-blobs", "--epochs", "1", "--out", tmp_path / "debug", "--device", "cpu")
 
 
+def test_a_dataset_whose_load_misses_a_file_names_the_file_in_one_sentence(cli, install, tmp_path):
+    """A missing file is not the machine's limit (those keep their traceback): the sentence names the path."""
+    install(PLUGIN_TEMPLATE.replace("gen = torch.Generator().manual_seed(0)",
+                                    f"open({str(tmp_path / 'blobs.csv')!r})"))
+    assert _train(cli, tmp_path, "gan", "--data", "tiny-blobs") == (
+        "Error: Plugin 'mistakes' from ganzoo-mistakes met FileNotFoundError: [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'blobs.csv'}' in the load function of dataset 'tiny-blobs'; check the path it names, or report "
+        "it to the plugin's authors (GANZOO_DEBUG=1 shows the traceback).")
+
+
 def test_settings_too_large_for_memory_in_a_plugins_network_are_not_blamed_on_the_plugin(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace(TINY_G, 'return _mlp(config["width"], config["width"], config["dim"])'))
     assert _train(cli, tmp_path, "tinygan", "--set", "width=20000000") == (  # a 2e7 x 2e7 layer: 1.42 PiB
@@ -301,6 +311,20 @@ def test_a_dataset_whose_samples_are_not_the_declared_shape_is_one_sentence(cli,
         "Error: The load function of dataset 'tiny-blobs' of plugin 'mistakes' from ganzoo-mistakes returned data "
         "the run cannot train on: its samples have shape 5, but it declares 2-D points; return samples of the "
         "declared shape, or declare the shape they have.")
+
+
+@pytest.mark.parametrize("points, said", [
+    ("points.double()", "its points are float64, but points are kept as float32 (the networks' type); return them as "
+                        "float32 (tensor.float())."),
+    ("points.round().long()", "its points are int64, but points are kept as float32 (the networks' type); return "
+                              "them as float32 (tensor.float())."),
+    ("points[:0]", "it holds no samples; return the samples it should hold, or refuse in a sentence of its own."),
+])
+def test_a_dataset_whose_points_are_not_float32_or_none_is_one_sentence(cli, install, tmp_path, points, said):
+    install(PLUGIN_TEMPLATE.replace('{"real": points}', '{"real": %s}' % points))
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: The load function of dataset 'tiny-blobs' of plugin 'mistakes' from ganzoo-mistakes returned data "
+        f"the run cannot train on: {said}")
 
 
 def test_a_dataset_without_a_real_entry_is_one_sentence(cli, install, tmp_path):
