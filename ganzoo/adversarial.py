@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, with_article
 from ganzoo.specs import Losses
 
 #: ``state`` key of the fake batch (with its graph) that D's stage leaves for G's under ``reuse_fake``; not checkpointed.
@@ -79,14 +79,14 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
                 fake = fresh_fake()
         real_in, fake_in = remedies.add_instance_noise(real, std), remedies.add_instance_noise(fake, std)
         real_out, fake_out = discriminator(real_in), discriminator(fake_in)
-        terms = dict(loss.discriminator(real_out, fake_out))
+        terms = _named_terms(loss.discriminator(real_out, fake_out), config, "discriminator")
         if hasattr(loss, "penalty"):
             terms.update(loss.penalty(discriminator, real_in, fake_in))
         if config.get("r1_gamma"):
             terms["r1_penalty"] = float(config["r1_gamma"]) / 2 * remedies.r1_penalty(discriminator, real_in)
         if config.get("d_weight_penalty"):
             terms["d_weight_penalty"] = float(config["d_weight_penalty"]) * remedies.weight_penalty(discriminator)
-        metrics = dict(loss.metrics(real_out.detach(), fake_out.detach()))
+        metrics = _named_terms(loss.metrics(real_out.detach(), fake_out.detach()), config, "metrics")
         if config.get("instance_noise"):
             metrics["instance_noise"] = real.new_tensor(std)
         return Losses(terms, metrics)
@@ -98,3 +98,12 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
         params = remedies.unrolled_parameters(discriminator, loss, real_in, fake_in, int(config.get("unroll_steps", 5)), optimizer)
         return Losses(loss.generator(remedies.discriminator_with(discriminator, params, fake_in)))
     return Losses(loss.generator(discriminator(fake_in)))
+
+
+def _named_terms(returned: Any, config: dict[str, Any], method: str) -> dict[str, Any]:
+    """A copy of what the loss's ``method`` returned, which must be a mapping of named terms; anything else (a bare
+    tensor, say) is one sentence naming the loss, rather than a TypeError from ``dict()`` in the core."""
+    if not isinstance(returned, dict):
+        raise GanzooError(f"The {method}() of --loss {config['loss']} returned {with_article(type(returned).__name__)}, "
+                          "not a dict of named terms; it must return {'name': tensor, ...}.")
+    return dict(returned)

@@ -66,27 +66,38 @@ def _blamed(exc: Exception, plugin: str | None, where: str) -> GanzooError | Non
                        f"the plugin or report it to its authors ({DEBUG_ENV}=1 shows the traceback).")
 
 
-def _hook_of(exc: BaseException) -> tuple[str, str] | None:
-    """(plugin, hook) of the hook implementation that raised ``exc``: the innermost one on its traceback (a
-    wrapper such as spectral-norm sees the exception of the implementation it wraps pass through it); None if
-    none did."""
+def _raised_in(exc: BaseException) -> tuple[str, str] | None:
+    """(plugin, where) of the plugin code that raised ``exc``, the innermost on its traceback (a wrapper such as
+    spectral-norm sees the exception of the implementation it wraps pass through it): a hook implementation
+    (``"build_generator"``), or any other function of a plugin's modules, such as its loss's methods or its
+    network's ``forward`` (``"discriminator() of its module walk_losses"``); None if no plugin code did."""
+    manager = get_plugins().manager
     implementations = {getattr(impl.function, "__code__", None): (impl.plugin_name, caller.name)
-                       for caller in vars(get_plugins().manager.hook).values() for impl in caller.get_hookimpls()}
+                       for caller in vars(manager.hook).values() for impl in caller.get_hookimpls()}
+    modules = {getattr(module, "__name__", None): name for name, module in manager.list_name_plugin()
+               if _third_party(name)}  # ganzoo's own modules are the core's: their exceptions keep a traceback
     found, frame = None, exc.__traceback__
     while frame is not None:
-        found = implementations.get(frame.tb_frame.f_code, found)
+        code = frame.tb_frame.f_code
+        module = frame.tb_frame.f_globals.get("__name__", "")
+        owner = modules.get(module) or modules.get(module.split(".")[0])
+        if code in implementations:
+            found = implementations[code]
+        elif owner is not None:
+            found = owner, f"{code.co_name}() of its module {module}"
         frame = frame.tb_next
     return found
 
 
 def hook_failure(exc: Exception, model: str) -> GanzooError | None:
-    """One sentence for ``exc`` if a third-party plugin's hook raised it while training ``model``, else None (raise
-    ``exc`` itself). Read off the traceback once training stopped, so hook calls in the loop cost nothing extra."""
-    raised_in = _hook_of(exc)
+    """One sentence for ``exc`` if a third-party plugin's code (a hook, or a function of its modules) raised it
+    while training ``model``, else None (raise ``exc`` itself). Read off the traceback once training stopped, so
+    plugin calls in the loop cost nothing extra."""
+    raised_in = _raised_in(exc)
     if raised_in is None:
         return None
-    plugin, hook = raised_in
-    return _blamed(exc, plugin, f"in {hook} for model {model!r}")
+    plugin, where = raised_in
+    return _blamed(exc, plugin, f"in {where} for model {model!r}")
 
 
 def require_latent_dim(model: ModelSpec, config: dict[str, Any]) -> None:

@@ -525,3 +525,34 @@ def test_a_build_hook_that_answers_for_every_family_is_refused_for_the_built_in_
     sampled = cli("sample", "gan", "--pretrained", "gan-mnist", "--out", tmp_path / "s.png", ok=False)
     assert "both answer build_generator for model 'gan'" in " ".join(sampled.output.split())
     cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "tiny", "--no-progress", "--device", "cpu")
+
+
+def test_a_plugin_loss_whose_method_raises_is_one_sentence_naming_it(cli, install, tmp_path):
+    """Not only hooks: a function of the plugin's modules (here its loss's ``discriminator`` method, called by
+    ganzoo's standard step) that raises is named with its plugin, not shown as a traceback through the core."""
+    install(PLUGIN_TEMPLATE + (
+        "\nfrom ganzoo.losses import AdversarialLoss\n"
+        "class Grumpy(AdversarialLoss):\n"
+        "    def discriminator(self, real_out, fake_out):\n        raise ValueError('no scores today')\n"
+        "    def generator(self, fake_out):\n        return {'g_adv': fake_out.mean()}\n"
+        "@hookimpl\ndef register_losses(register):\n"
+        "    from ganzoo.specs import LossSpec\n"
+        "    register(LossSpec('grumpy', 'raises', lambda config: Grumpy()))\n"))
+    assert _train(cli, tmp_path, "tinygan", "--loss", "grumpy") == (
+        "Error: Plugin 'mistakes' from ganzoo-mistakes raised ValueError: no scores today in discriminator() of its "
+        "module ganzoo_mistakes for model 'tinygan'; fix the plugin or report it to its authors (GANZOO_DEBUG=1 "
+        "shows the traceback).")
+
+
+def test_a_plugin_loss_that_returns_a_bare_tensor_is_one_sentence_naming_it(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE + (
+        "\nfrom ganzoo.losses import AdversarialLoss\n"
+        "class Bare(AdversarialLoss):\n"
+        "    def discriminator(self, real_out, fake_out):\n        return (fake_out - real_out).mean()\n"
+        "    def generator(self, fake_out):\n        return {'g_adv': -fake_out.mean()}\n"
+        "@hookimpl\ndef register_losses(register):\n"
+        "    from ganzoo.specs import LossSpec\n"
+        "    register(LossSpec('bare', 'a tensor, not a dict', lambda config: Bare()))\n"))
+    assert _train(cli, tmp_path, "tinygan", "--loss", "bare") == (
+        "Error: The discriminator() of --loss bare returned a Tensor, not a dict of named terms; it must return "
+        "{'name': tensor, ...}.")
