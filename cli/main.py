@@ -20,6 +20,19 @@ def _one_sentence(sentence: str) -> click.ClickException | click.exceptions.Exit
     return click.exceptions.Exit(0) if leave_error(sentence) else click.ClickException(sentence)
 
 
+def _plugin_failure(exc: Exception) -> str | None:
+    """The sentence naming the third-party plugin whose code raised ``exc`` (sampling with its generate hook, say;
+    training names them itself), or None: ganzoo's own exceptions keep their traceback."""
+    from ganzoo.plugin_manager import get_plugins
+
+    if not get_plugins.cache_info().currsize:  # no plugin was loaded, so none raised (click's --help exit, say)
+        return None
+    from ganzoo.plugin_checks import hook_failure
+
+    failure = hook_failure(exc)
+    return None if failure is None else str(failure)
+
+
 class GanzooGroup(click.Group):
     """A click group that turns :class:`GanzooError`, and running out of memory, into one red line and exit status 1."""
 
@@ -32,7 +45,7 @@ class GanzooGroup(click.Group):
             mark_ready()  # under ganzoo train --devices: from here on, a Ctrl-C ends this process in a few words
             return super().invoke(ctx)
         except Exception as exc:  # bad input, or running out of memory (torch's OutOfMemoryError is a RuntimeError)
-            sentence = user_sentence(exc, ctx.invoked_subcommand)
+            sentence = user_sentence(exc, ctx.invoked_subcommand) or _plugin_failure(exc)
             if sentence is None:
                 raise
             raise _one_sentence(sentence) from None

@@ -94,8 +94,8 @@ def training_floor(model: Any, config: dict[str, Any], batch: int) -> int | None
                 images = torch.empty(batch, int(config["channels"]), int(config["image_size"]),
                                      int(config["image_size"]), device="meta")
                 return activation_floor(network, lambda: network.translate(images))
-            return activation_floor(network, lambda: sampling.generate(model, config, network, batch,
-                                                                        batch_size=batch, inference=False))
+            return activation_floor(network, lambda: sampling.generate(model, config, network, batch, batch_size=batch,
+                                                                        inference=False, checked=False))
     except GanzooError:  # the plugin's own refusal (a side its network cannot take): said before anything else
         raise
     except Exception:  # a network the meta device cannot take: training meets the size itself

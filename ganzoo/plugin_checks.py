@@ -89,15 +89,15 @@ def _raised_in(exc: BaseException) -> tuple[str, str] | None:
     return found
 
 
-def hook_failure(exc: Exception, model: str) -> GanzooError | None:
+def hook_failure(exc: Exception, model: str | None = None) -> GanzooError | None:
     """One sentence for ``exc`` if a third-party plugin's code (a hook, or a function of its modules) raised it
-    while training ``model``, else None (raise ``exc`` itself). Read off the traceback once training stopped, so
-    plugin calls in the loop cost nothing extra."""
+    (while training ``model``, when given), else None (raise ``exc`` itself). Read off the traceback once the
+    command stopped, so plugin calls in the loop cost nothing extra."""
     raised_in = _raised_in(exc)
     if raised_in is None:
         return None
     plugin, where = raised_in
-    return _blamed(exc, plugin, f"in {where} for model {model!r}")
+    return _blamed(exc, plugin, f"in {where}" + (f" for model {model!r}" if model else ""))
 
 
 def require_latent_dim(model: ModelSpec, config: dict[str, Any]) -> None:
@@ -110,8 +110,8 @@ def require_latent_dim(model: ModelSpec, config: dict[str, Any]) -> None:
                       "'noise size') to its ModelSpec's hyperparameters.")
 
 
-def _shape(shape: Any) -> str:
-    """``3x28x28``."""
+def describe_shape(shape: Any) -> str:
+    """A sample's shape as the sentences write it: ``3x28x28``."""
     return "x".join(str(size) for size in shape)
 
 
@@ -165,14 +165,14 @@ def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) ->
     wanted = sample_shape(config)
     try:
         with _trial_run(generator):
-            samples = sampling.generate(model, config, generator, 2, inference=False)
+            samples = sampling.generate(model, config, generator, 2, inference=False, checked=False)
     except Exception as exc:
         _raise_if_blamed(exc, model, f"in the generator of model {model.name!r} given noise of latent_dim "
                                   f"{config['latent_dim']}")
         raise
     if tuple(samples.shape[1:]) != wanted:
         raise GanzooError(f"The generator of model {model.name!r} ({_named(model.plugin)}) makes samples of shape "
-                          f"{_shape(samples.shape[1:])}, but the data's samples are {_shape(wanted)}; its "
+                          f"{describe_shape(samples.shape[1:])}, but the data's samples are {describe_shape(wanted)}; its "
                           "build_generator must follow config's dim, or channels and image_size.")
 
 
@@ -193,7 +193,7 @@ def check_discriminator(model: ModelSpec, config: dict[str, Any], generator: Any
             discriminator(sampling.generate(model, config, generator, count, inference=False))
     except Exception as exc:
         _raise_if_blamed(exc, model, f"in the discriminator of model {model.name!r} given samples of shape "
-                                  f"{_shape(sample_shape(config))}")
+                                  f"{describe_shape(sample_shape(config))}")
         raise
 
 
@@ -225,7 +225,7 @@ def _value_problem(value: Any) -> str:
     if not isinstance(value, torch.Tensor):
         return f"a {type(value).__name__}, not a torch tensor"
     if value.dim() != 0:
-        return f"a tensor of shape {_shape(value.shape)}, not a scalar (reduce it with .mean() or .sum())"
+        return f"a tensor of shape {describe_shape(value.shape)}, not a scalar (reduce it with .mean() or .sum())"
     return ""
 
 
@@ -299,21 +299,21 @@ def _samples_problem(info: DatasetInfo, real: Any, config: dict[str, Any]) -> tu
     if len(real) == 0:
         return "it holds no samples", "return the samples it should hold, or refuse in a sentence of its own"
     if info.kind == "vectors" and (real.dim() != 2 or real.shape[1] != info.dim):
-        return f"its samples have shape {_shape(real.shape[1:])}, but it declares {info.dim}-D points", declared
+        return f"its samples have shape {describe_shape(real.shape[1:])}, but it declares {info.dim}-D points", declared
     if info.kind == "vectors" and real.dtype != torch.float32:
         return (f"its points are {str(real.dtype).removeprefix('torch.')}, but points are kept as float32 (the "
                 "networks' type)", "return them as float32 (tensor.float())")
     if info.kind != "images":
         return "", ""
     if real.dim() != 4:
-        return (f"its 'real' tensor has shape {_shape(real.shape)}, but images must be count x channels x height x "
+        return (f"its 'real' tensor has shape {describe_shape(real.shape)}, but images must be count x channels x height x "
                 "width"), declared
     if real.dtype != torch.uint8:
         return (f"its images are {str(real.dtype).removeprefix('torch.')}, but images are kept as uint8 (0 to 255)",
                 "return them as uint8")
     wanted = sample_shape(config)
     if tuple(real.shape[1:]) != wanted:
-        return (f"its images are {_shape(real.shape[1:])}, but load was asked for {_shape(wanted)}",
+        return (f"its images are {describe_shape(real.shape[1:])}, but load was asked for {describe_shape(wanted)}",
                 "resize and convert them to the image_size and channels load is given (InMemoryData.fit_images "
                 "does both)")
     return "", ""

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, with_article
 from ganzoo.specs import ModelSpec
 
 SAMPLE_SUFFIXES = (".png", ".npz")
@@ -91,12 +91,13 @@ def noise(num: int, latent_dim: int, seed: int) -> "torch.Tensor":  # noqa: F821
 
 def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int, seed: int = 0,
              batch_size: int = 1000, labels: Any = None, z: Any = None,
-             inference: bool = True) -> "torch.Tensor":  # noqa: F821
+             inference: bool = True, checked: bool = True) -> "torch.Tensor":  # noqa: F821
     """``num`` samples on the generator's device in batches; returns them on that device.
 
     Conditional models get ``labels`` (a long tensor of ``num`` classes); without them the classes take turns.
     The noise is drawn from ``seed`` unless ``z`` (``num`` rows on the CPU) is given. ``inference=False``
-    leaves torch's inference mode off, for a caller whose generator still has to train afterwards.
+    leaves torch's inference mode off, for a caller whose generator still has to train afterwards. The first batch
+    must be that many samples of the data's shape (``checked=False``: the caller checks the shape itself).
     """
     import torch
 
@@ -111,11 +112,32 @@ def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int,
     with torch.inference_mode(inference):
         for start in range(0, num, batch_size):
             part_labels = None if labels is None else labels[start : start + batch_size].to(device)
-            parts.append(get_manager().hook.generate(
+            part = get_manager().hook.generate(
                 model=model, config=config, generator=generator, num=min(batch_size, num - start),
                 noise=z[start : start + batch_size].to(device, non_blocking=True), labels=part_labels,
-            ))
+            )
+            if checked and not parts:  # the first batch tells: the rest come from the same code
+                _check_batch(model, config, part, min(batch_size, num - start))
+            parts.append(part)
     return torch.cat(parts)
+
+
+def _check_batch(model: ModelSpec, config: dict[str, Any], samples: Any, asked: int) -> None:
+    """Refuse a batch of samples that is not ``asked`` samples of the data's shape (the generate hook of a plugin
+    that returns half of them, or another shape), which would be written or scored as if it were right."""
+    import torch
+
+    from ganzoo.plugin_checks import describe_shape, sample_shape
+
+    wanted = sample_shape(config)
+    if isinstance(samples, torch.Tensor) and samples.dim() >= 1 and len(samples) == asked and \
+            tuple(samples.shape[1:]) == wanted:
+        return
+    got = (f"{len(samples)} samples of shape {describe_shape(samples.shape[1:])}"
+           if isinstance(samples, torch.Tensor) and samples.dim() >= 1 else with_article(type(samples).__name__))
+    raise GanzooError(f"The generator of model {model.name!r} (plugin {model.plugin!r}) gave {got} where "
+                      f"{asked} samples of shape {describe_shape(wanted)} were asked for; its generate hook must "
+                      "return one sample of the data's shape per noise row.")
 
 
 def to_uint8(images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821

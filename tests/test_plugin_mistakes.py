@@ -556,3 +556,33 @@ def test_a_plugin_loss_that_returns_a_bare_tensor_is_one_sentence_naming_it(cli,
     assert _train(cli, tmp_path, "tinygan", "--loss", "bare") == (
         "Error: The discriminator() of --loss bare returned a Tensor, not a dict of named terms; it must return "
         "{'name': tensor, ...}.")
+
+
+GENERATE_HOOK = ("\n@hookimpl\ndef generate(model, config, generator, num, noise, labels):\n"
+                 "    import os\n"
+                 "    if model.family == 'tiny' and os.environ.get('BREAK_SAMPLING'):  # trains, then samples so\n"
+                 "        {body}\n")
+
+
+@pytest.mark.parametrize("body, said", [
+    ("raise RuntimeError('no samples today')",
+     "Error: Plugin 'mistakes' from ganzoo-mistakes raised RuntimeError: no samples today in generate; fix the plugin "
+     "or report it to its authors (GANZOO_DEBUG=1 shows the traceback)."),
+    ("return generator(noise)[:, :1]",
+     "Error: The generator of model 'tinygan' (plugin 'mistakes') gave 16 samples of shape 1 where 16 samples of "
+     "shape 2 were asked for; its generate hook must return one sample of the data's shape per noise row."),
+    ("return generator(noise)[: num // 2]",
+     "Error: The generator of model 'tinygan' (plugin 'mistakes') gave 8 samples of shape 2 where 16 samples of "
+     "shape 2 were asked for; its generate hook must return one sample of the data's shape per noise row."),
+])
+def test_a_generate_hook_that_fails_at_sampling_is_one_sentence_and_writes_nothing(cli, install, tmp_path, monkeypatch,
+                                                                                 body, said):
+    """Training checks the generator once; sampling goes through the plugin's generate hook on its own, which
+    must neither end in a traceback nor write a file of the wrong count or shape."""
+    install(PLUGIN_TEMPLATE + GENERATE_HOOK.format(body=body))
+    run = tmp_path / "run"
+    cli("train", "tinygan", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu")
+    monkeypatch.setenv("BREAK_SAMPLING", "1")
+    result = cli("sample", "tinygan", "--weights", run, "--num", "16", "--out", tmp_path / "s.npz", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == said
+    assert not (tmp_path / "s.npz").exists()

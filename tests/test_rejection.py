@@ -82,7 +82,7 @@ def _drs(quantile, num=20_000, seed=0):
     from ganzoo.registry import get_model
 
     generator, discriminator = _Doubling.build()
-    config = {"loss": "ns", "latent_dim": 1, "with": []}
+    config = {"loss": "ns", "latent_dim": 1, "with": [], "data_kind": "vectors", "dim": 1}
     return rejection_sample(get_model("gan"), config, generator, discriminator, num, seed=seed, quantile=quantile)
 
 
@@ -193,6 +193,6 @@ def test_a_sampler_that_keeps_almost_nothing_gives_up_in_one_sentence():
         def forward(self, x):
             return 50.0 * (x[:, :1] > 5.8).float()
 
-    config = {"loss": "ns", "latent_dim": 1, "with": []}
+    config = {"loss": "ns", "latent_dim": 1, "with": [], "data_kind": "vectors", "dim": 1}
     with pytest.raises(GanzooError, match=r"kept only \d+ of \d+ candidates; lower --drs-quantile or train longer"):
         rejection_sample(get_model("gan"), config, generator, RareFavourite().eval(), 200, quantile=None)
