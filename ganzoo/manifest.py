@@ -53,9 +53,11 @@ def resolve(spec: PretrainedSpec) -> Path:
     if not path.is_file():
         raise GanzooError(f"Pretrained weights {spec.name!r} should be at {path} but that file is missing; "
                           f"{_restore(spec)}.")
-    if file_digest(path, "sha256") != spec.sha256.lower():
+    actual = file_digest(path, "sha256")
+    if actual != spec.sha256.lower():
         raise GanzooError(f"Pretrained weights {spec.name!r} at {path} do not match their SHA-256; the file is "
-                          f"damaged or was replaced; {_restore(spec)}.")
+                          f"damaged or was replaced; {_restore(spec)} (if you wrote the plugin and the file is right, "
+                          f"register the file's SHA-256, {actual}).")
     return path
 
 

@@ -113,6 +113,8 @@ def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str]:
     mistakes: list[str] = []
 
     def register(spec: Any) -> None:
+        if isinstance(spec, PretrainedSpec) and not spec.base_dir:  # a relative file lies beside the plugin's module
+            spec = dataclasses.replace(spec, base_dir=os.path.dirname(getattr(impl.plugin, "__file__", "") or ""))
         if isinstance(spec, wanted):
             pending.append(dataclasses.replace(spec, plugin=impl.plugin_name))
         else:
@@ -221,6 +223,12 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
             failed.add(spec.plugin)
         else:
             table.items.setdefault(spec.name, spec)
+    for spec in tables["pretrained"].items.values():  # every model is known by now, wherever it was declared
+        if spec.plugin not in failed and spec.model not in tables["models"].items:
+            loaded.fail(spec.plugin, dist_of.get(spec.plugin, "?"),
+                        f"registers pretrained weights {spec.name!r} for model {spec.model!r}, which no plugin "
+                        "registers; give the name of the model they were trained with")
+            failed.add(spec.plugin)
     skipped = tuple(dict.fromkeys(f"{failure.name!r} from {failure.distribution}" for failure in loaded.failures))
     for table in tables.values():
         table.items = {name: spec for name, spec in table.items.items() if spec.plugin not in failed}

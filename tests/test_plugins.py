@@ -366,6 +366,44 @@ def test_a_missing_shipped_weights_file_names_the_package_to_reinstall(cli, tmp_
         "there).") in " ".join(result.output.split())
     (tmp_path / "lost.safetensors").write_bytes(b"other bytes")
     result = cli("sample", "gan", "--pretrained", "gan-lost", "--out", tmp_path / "s.npz", ok=False)
-    assert "do not match their SHA-256; the file is damaged or was replaced; reinstall the package " \
-           "'ganzoo-lost-weights'" in " ".join(result.output.split())
+    import hashlib
+
+    assert ("do not match their SHA-256; the file is damaged or was replaced; reinstall the package "
+            "'ganzoo-lost-weights' that ships it (in a source checkout, restore the file from there) (if you wrote the "
+            f"plugin and the file is right, register the file's SHA-256, {hashlib.sha256(b'other bytes').hexdigest()})."
+            ) in " ".join(result.output.split())
     sys.modules.pop("lost_weights", None)
+
+
+def test_a_plugins_relative_weights_file_lies_beside_its_module_and_weights_of_no_model_are_refused(cli, tmp_path,
+                                                                                                monkeypatch):
+    """A PretrainedSpec's relative file is found next to the plugin's module wherever the command runs, not in the
+    working folder; weights registered for a model no plugin registers skip the plugin in one line."""
+    import hashlib
+
+    from ganzoo.plugin_manager import reset
+
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "ring.safetensors").write_bytes((run / "generator.safetensors").read_bytes())
+    digest = hashlib.sha256((site / "ring.safetensors").read_bytes()).hexdigest()
+    source = ("from ganzoo import hookimpl\nfrom ganzoo.specs import PretrainedSpec\n@hookimpl\n"
+              "def register_pretrained(register):\n"
+              f"    register(PretrainedSpec('gan-ring', 'gan', 'ring8', 'ring.safetensors', '{digest}'))\n"
+              "    register(PretrainedSpec('lost-ring', '{model}', 'ring8', 'ring.safetensors', "
+              f"'{digest}'))\n")
+    make_distribution(site, "ganzoo-ring-weights", "ring_weights", source.replace("{model}", "gan"), "ring")
+    monkeypatch.syspath_prepend(str(site))
+    reset()
+    monkeypatch.chdir(tmp_path)  # not the plugin's folder
+    cli("sample", "gan", "--pretrained", "gan-ring", "--num", "8", "--out", tmp_path / "s.npz")
+    assert (tmp_path / "s.npz").is_file()
+    (site / "ring_weights.py").write_text(source.replace("{model}", "nosuchgan"))
+    sys.modules.pop("ring_weights", None)
+    reset()
+    listing = " ".join(cli("plugins").output.split())
+    assert ("plugin 'ring' from ganzoo-ring-weights skipped: registers pretrained weights 'lost-ring' for model "
+            "'nosuchgan', which no plugin registers; give the name of the model they were trained with") in listing
+    sys.modules.pop("ring_weights", None)
