@@ -140,7 +140,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     notes = [real.note for real in references if real.note]
     trained_on = loaded.metadata.get("dataset") if loaded is not None else None
     if trained_on and recorded_data_name(trained_on) != recorded_data_name(data):
-        notes.append(f"the generator was trained on {trained_on}, not on {data}, whose images it is scored against")
+        notes.append(f"the generator was trained on {trained_on}, not on {data}, which it is scored against")
     notes += [f"--real-num {real_num} is more than the {real.count} training images of {data}; the reference holds "
               f"all of them" for real in references if real_num is not None and real.count < real_num]
     for note in dict.fromkeys(notes):

@@ -404,7 +404,7 @@ def test_a_generator_scored_against_another_dataset_than_its_own_says_so(cli, tm
     write_png_images(tmp_path / "letters", 12, size=28, mode="L")
     args = ("eval", "dcgan", "--pretrained", "dcgan-mnist", "--metrics", "digits", "--num", 20, "--device", "cpu")
     other = cli(*args, "--data", tmp_path / "letters")
-    assert (f"note: the generator was trained on mnist, not on {tmp_path / 'letters'}, whose images it is scored "
+    assert (f"note: the generator was trained on mnist, not on {tmp_path / 'letters'}, which it is scored "
             "against") in " ".join(other.output.split())
     assert "trained on" not in cli(*args, "--data", "mnist", "--data-root", tmp_path / "root").output
 
