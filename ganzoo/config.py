@@ -10,7 +10,7 @@ from typing import Any
 from ganzoo.errors import GanzooError, unknown_name
 from ganzoo.plugin_checks import require_latent_dim
 from ganzoo.setting_checks import (DATASET_ONLY, check_ranges, check_types, is_number, is_whole, refuse_dataset_keys,
-                                   refuse_non_finite, refuse_unset_choices)
+                                   refuse_non_finite, refuse_unset_choices, require_classes)
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
 
 #: Settings every model has, shown by ``ganzoo info`` after the model's own.
@@ -148,6 +148,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
     )
     if model.task == "conditional":  # kept in the generator file so 'ganzoo sample --class NAME' knows them
+        require_classes(model, config)
         config["class_names"] = list(info.class_names)
     if config.get("image_size") is None:
         config["image_size"] = info.image_size

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from ganzoo.errors import GanzooError
+from ganzoo.specs import ModelSpec
 
 #: Keys only the dataset sets (``image_size``, also filled from the data, may be set); ``--set`` refuses them.
 DATASET_ONLY = ("channels", "dim", "num_classes", "data_kind", "class_names")
@@ -140,3 +141,17 @@ def _kind_name(default: Any) -> str:
     if isinstance(default, str):
         return "text"
     return f"a {type(default).__name__}"
+
+
+def require_classes(model: ModelSpec, config: dict[str, Any]) -> int:
+    """The number of classes of a conditional ``model``'s data, or a clear refusal when the dataset has no labels
+    (checked for every conditional model, a plugin's too, when its settings are resolved: sampling would otherwise
+    divide by the number of classes)."""
+    classes = int(config.get("num_classes") or 0)
+    if classes < 2:
+        raise GanzooError(
+            f"Model {model.name!r} is conditional and needs a dataset with class labels (mnist, fashion-mnist, cifar10, "
+            f"or an image folder whose images all lie in sub-folders, one per class, two or more), but this dataset has "
+            f"{classes} classes (a folder gives none when images lie beside its sub-folders or it has only one)."
+        )
+    return classes

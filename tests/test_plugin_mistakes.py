@@ -389,6 +389,16 @@ def test_a_conditional_model_whose_plugin_computes_no_losses_is_told_to(cli, ins
         "compute_losses for it.")
 
 
+def test_a_conditional_plugin_model_on_data_without_classes_is_refused_before_building(cli, install, tmp_path):
+    """A plugin's conditional model on a dataset with no labels: the core refuses it, as for ganzoo's own, rather
+    than sampling dividing by zero classes and the plugin being blamed for it."""
+    install(CONDITIONAL_PLUGIN)
+    assert _train(cli, tmp_path, "tinygan", "--data", "ring8") == (
+        "Error: Model 'tinygan' is conditional and needs a dataset with class labels (mnist, fashion-mnist, cifar10, "
+        "or an image folder whose images all lie in sub-folders, one per class, two or more), but this dataset has 0 "
+        "classes (a folder gives none when images lie beside its sub-folders or it has only one).")
+
+
 # Mistakes a plugin makes in how it registers itself: the plugin is skipped with one line, the others keep working.
 
 def _listing(cli) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ganzoo.hookspecs import hookimpl
-from ganzoo.plugins.cgan import CLASS_NAMES, NUM_CLASSES, labelled_sample, require_classes
+from ganzoo.plugins.cgan import CLASS_NAMES, NUM_CLASSES, labelled_sample
+from ganzoo.setting_checks import require_classes
 from ganzoo.plugins.dcgan import D_NORM, IMAGE_SIZE
 from ganzoo.specs import Hyperparameter, Losses, ModelSpec, Paper
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from ganzoo.errors import GanzooError
 from ganzoo.hookspecs import hookimpl
 from ganzoo.plugins.dcgan import D_NORM, IMAGE_SIZE
+from ganzoo.setting_checks import require_classes
 from ganzoo.specs import Hyperparameter, Losses, ModelSpec, Paper
 
 FAMILY = "cgan"
@@ -47,18 +48,6 @@ CONV_HYPERPARAMETERS = (
     Hyperparameter("batch_size", 64, "samples per optimisation step"),
     NUM_CLASSES, CLASS_NAMES,
 )
-
-
-def require_classes(model: ModelSpec, config: dict[str, Any]) -> int:
-    """The number of classes, or a clear refusal when the dataset has no labels."""
-    classes = int(config.get("num_classes") or 0)
-    if classes < 2:
-        raise GanzooError(
-            f"Model {model.name!r} is conditional and needs a dataset with class labels (mnist, fashion-mnist, cifar10, "
-            f"or an image folder whose images all lie in sub-folders, one per class, two or more), but this dataset has "
-            f"{classes} classes (a folder gives none when images lie beside its sub-folders or it has only one)."
-        )
-    return classes
 
 
 def labelled_sample(model: ModelSpec, generator: Any, noise: Any, labels: Any) -> Any:
