@@ -170,6 +170,10 @@ def _model_fields_problem(model: ModelSpec) -> str:
 def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str]) -> str:
     """Why ``spec`` cannot join ``table`` (a name another plugin or it already has, a task no code handles), or ""."""
     holder = table.items.get(spec.name)
+    alike = next((held for name, held in table.items.items() if name.lower() == spec.name.lower()), None)
+    if holder is None and alike is not None:  # 'GAN' beside 'gan': one typed in the wrong case runs the other
+        return (f"registers {table.kind} {spec.name!r}, which differs only in case from {alike.name!r} of plugin "
+                f"{alike.plugin!r} ({dist_of.get(alike.plugin, '?')}); give it a name of its own")
     if holder is not None and holder.plugin == spec.plugin:
         return f"registers {table.kind} {spec.name!r} twice; register each name once"
     if holder is not None:

@@ -49,6 +49,7 @@ BROKEN = {
     "unknown-hook": ("ganzoo-typo", "typo_plugin",
                      "from ganzoo import hookimpl\n@hookimpl\ndef build_genrator(model, config):\n    return None\n"),
     "name-clash": ("ganzoo-clash", "clash_plugin", _MODEL_PLUGIN.format(name="gan", task="unconditional")),
+    "case-clash": ("ganzoo-case", "case_plugin", _MODEL_PLUGIN.format(name="GAN", task="unconditional")),
     "bad-task": ("ganzoo-bad-task", "bad_task_plugin", _MODEL_PLUGIN.format(name="toygan", task="toy")),
     "no-hooks": ("ganzoo-no-hooks", "no_hooks_plugin", "def register_models(register):\n    pass\n"),
     "twice": ("ganzoo-twice", "twice_plugin", _MODEL_PLUGIN.format(name="twicegan", task="unconditional")
@@ -62,6 +63,8 @@ BROKEN = {
 EXPECTED = {"import": "import failed", "signature": "Argument(s) {'surprise'} are declared in the hookimpl",
             "raises": "boom", "unknown-hook": "unknown hook",
             "name-clash": "registers model 'gan', which plugin 'gan' of ganzoo already registers; give it another name",
+            "case-clash": "registers model 'GAN', which differs only in case from 'gan' of plugin 'gan' (ganzoo); give "
+                          "it a name of its own",
             "bad-task": "model 'toygan' has task 'toy'; use one of unconditional, conditional, image-to-image",
             "bad-checksum": "pretrained weights 'gan-x' have sha256 'abc', not 64 hexadecimal digits",
             "no-hooks": "implements no ganzoo hook; mark its hook functions with ganzoo.hookspecs.hookimpl",
