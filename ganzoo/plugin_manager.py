@@ -108,12 +108,27 @@ def _unknown_hooks_reason(manager: pluggy.PluginManager, module: object, exc: Ex
     return f"implements unknown hooks {named}; rename each to a hook of ganzoo.hookspecs"
 
 
+def _signature_reason(manager: pluggy.PluginManager, exc: Exception) -> str:
+    """For a hook implementation that takes arguments its spec does not give: which ones, and the spec's own, in
+    place of pluggy's text; "" for any other refusal."""
+    import re
+
+    hook = re.search(r"for hook '(\w+)'", str(exc))
+    extra = re.search(r"Argument\(s\) \{(.*?)\} are declared in the hookimpl", str(exc))
+    caller = getattr(manager.hook, hook.group(1), None) if hook else None
+    if extra is None or caller is None or caller.spec is None:
+        return ""
+    return (f"its hook {caller.name} takes {extra.group(1)}, which ganzoo does not give: {caller.name} gives "
+            f"{', '.join(caller.spec.argnames)} (an implementation may take fewer of them, by those names)")
+
+
 def _register(loaded: LoadedPlugins, name: str, dist: str, version: str, module: object) -> None:
     manager = loaded.manager
     try:
         manager.register(module, name=name)
     except Exception as exc:  # pluggy.PluginValidationError, duplicate names
-        loaded.failures.append(PluginFailure(name, dist, f"invalid hook implementation ({_short(exc)})"))
+        reason = _signature_reason(manager, exc) or f"invalid hook implementation ({_short(exc)})"
+        loaded.failures.append(PluginFailure(name, dist, reason))
         return
     try:
         manager.check_pending()

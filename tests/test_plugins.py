@@ -60,7 +60,9 @@ BROKEN = {
                      "def register_pretrained(register):\n"
                      "    register(PretrainedSpec('gan-x', 'gan', 'ring8', 'https://example.org/g.safetensors', 'abc'))\n"),
 }
-EXPECTED = {"import": "import failed", "signature": "Argument(s) {'surprise'} are declared in the hookimpl",
+EXPECTED = {"import": "import failed",
+            "signature": "its hook register_models takes 'surprise', which ganzoo does not give: register_models gives "
+                         "register (an implementation may take fewer of them, by those names)",
             "raises": "boom", "unknown-hook": "unknown hook",
             "name-clash": "registers model 'gan', which plugin 'gan' of ganzoo already registers; give it another name",
             "case-clash": "registers model 'GAN', which differs only in case from 'gan' of plugin 'gan' (ganzoo); give "
