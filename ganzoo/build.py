@@ -16,7 +16,9 @@ def _answer(hook_name: str, model: ModelSpec, result: Any) -> Any:
     if result is None:
         raise GanzooError(
             f"No installed plugin answers {hook_name} for model {model.name!r} (family {model.family!r}, "
-            f"declared by plugin {model.plugin!r}); reinstall that plugin or check 'ganzoo plugins'."
+            f"declared by plugin {model.plugin!r}); the plugin of that family must implement {hook_name} and return "
+            f"the network when model.family is {model.family!r} ('ganzoo plugins' shows the hooks each plugin has, "
+            "and any skipped or disabled)."
         )
     if not isinstance(result, torch.nn.Module):
         raise GanzooError(

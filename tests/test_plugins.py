@@ -202,6 +202,21 @@ def test_a_build_hook_that_returns_no_network_is_one_sentence(cli, tmp_path, mon
     sys.modules.pop("lambda_plugin", None)
 
 
+def test_a_model_whose_family_no_plugin_builds_says_which_hook_to_write(cli, tmp_path, monkeypatch):
+    from ganzoo.plugin_manager import reset
+
+    make_distribution(tmp_path / "site", "ganzoo-nobuild", "nobuild_plugin",
+                      _MODEL_PLUGIN.format(name="nobuildgan", task="unconditional"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    result = cli("train", "nobuildgan", "--data", "ring8", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        "Error: No installed plugin answers build_generator for model 'nobuildgan' (family 'other', declared by plugin "
+        "'ganzoo-nobuild'); the plugin of that family must implement build_generator and return the network when "
+        "model.family is 'other' ('ganzoo plugins' shows the hooks each plugin has, and any skipped or disabled).")
+    sys.modules.pop("nobuild_plugin", None)
+
+
 def test_a_plugin_that_is_slow_to_import_is_pointed_out(cli, tiny_plugin, tmp_path, monkeypatch):
     from ganzoo.plugin_manager import reset
 
