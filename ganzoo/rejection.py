@@ -137,8 +137,8 @@ def rejection_sample(model: ModelSpec, config: dict[str, Any], generator: Any, d
         with torch.inference_mode():
             outputs = torch.cat([discriminator(x[i : i + batch_size]).reshape(-1) for i in range(0, count, batch_size)])
         if len(outputs) != count:
-            raise GanzooError(f"Rejection sampling needs one discriminator output per sample; {model.name!r}'s D gives "
-                              f"{len(outputs) // count} per sample.")
+            raise GanzooError(f"Rejection sampling needs one discriminator output per sample; the discriminator of "
+                              f"model {model.name!r} gives {len(outputs) // count} per sample.")
         return x, loss.log_density_ratio(outputs.float()).cpu()
 
     x, log_ratio = candidates(burn_in)

@@ -152,6 +152,7 @@ def require_classes(model: ModelSpec, config: dict[str, Any]) -> int:
         raise GanzooError(
             f"Model {model.name!r} is conditional and needs a dataset with class labels (mnist, fashion-mnist, cifar10, "
             f"or an image folder whose images all lie in sub-folders, one per class, two or more), but this dataset has "
-            f"{classes} classes (a folder gives none when images lie beside its sub-folders or it has only one)."
+            f"{classes} classes (a folder gives none when images lie beside its sub-folders or it has only one; a "
+            f"plugin's dataset declares its classes as DatasetInfo(..., num_classes=N))."
         )
     return classes

@@ -396,7 +396,8 @@ def test_a_conditional_plugin_model_on_data_without_classes_is_refused_before_bu
     assert _train(cli, tmp_path, "tinygan", "--data", "ring8") == (
         "Error: Model 'tinygan' is conditional and needs a dataset with class labels (mnist, fashion-mnist, cifar10, "
         "or an image folder whose images all lie in sub-folders, one per class, two or more), but this dataset has 0 "
-        "classes (a folder gives none when images lie beside its sub-folders or it has only one).")
+        "classes (a folder gives none when images lie beside its sub-folders or it has only one; a plugin's dataset "
+        "declares its classes as DatasetInfo(..., num_classes=N)).")
 
 
 # Mistakes a plugin makes in how it registers itself: the plugin is skipped with one line, the others keep working.
