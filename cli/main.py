@@ -120,7 +120,8 @@ def report_plugin_failures(out: Any) -> None:
 
     plugins = get_registry().plugins
     for failure in plugins.failures:
-        out.print(f"[yellow]plugin {failure.name!r} from {failure.distribution} skipped: {failure.reason}[/yellow]")
+        out.print(f"plugin {failure.name!r} from {failure.distribution} skipped: {failure.reason}", style="yellow",
+                  markup=False)  # reasons quote exceptions and TOML ("[project.entry-points.ganzoo]") verbatim
     report_unmatched_disables(out)
     for name, distribution, seconds in plugins.slow_imports:
         out.print(f"[yellow]plugin {name!r} from {distribution} took {seconds:.1f} s to import, which every ganzoo "

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, EntryPoints, entry_points
 
 import pluggy
 
@@ -149,6 +149,18 @@ def _load_order(ep: EntryPoint) -> tuple[bool, str, str]:
     return dist != BUILT_IN, dist.lower(), ep.name
 
 
+def _report_other_groups(loaded: LoadedPlugins, found: EntryPoints) -> None:
+    """A failure line for each entry point in a group that looks meant for ganzoo (``ganzoo.plugins``,
+    ``ganzoo_plugins``) but is not its group, which ganzoo never reads: the plugin would be missing without a word."""
+    for group in sorted(found.groups):
+        if group != ENTRY_POINT_GROUP and group.lower().replace("_", ".").startswith(f"{ENTRY_POINT_GROUP}."):
+            for ep in found.select(group=group):
+                dist = ep.dist.name if ep.dist is not None else "?"
+                loaded.failures.append(PluginFailure(ep.name, dist, (
+                    f"its entry point is in the group {group!r}, which ganzoo does not read; declare it under "
+                    f"[project.entry-points.{ENTRY_POINT_GROUP}]")))
+
+
 def load_plugins() -> LoadedPlugins:
     """Build a fresh plugin manager from the ``ganzoo`` entry points (no caching)."""
     manager = pluggy.PluginManager(hookspecs.PROJECT)
@@ -159,7 +171,9 @@ def load_plugins() -> LoadedPlugins:
     blocked = disabled_names()
     owners: dict[str, tuple[str, str]] = {}  # entry-point name -> (distribution, object reference)
     matched: set[str] = set()
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=_load_order):
+    found = entry_points()
+    _report_other_groups(loaded, found)
+    for ep in sorted(found.select(group=ENTRY_POINT_GROUP), key=_load_order):
         dist = ep.dist.name if ep.dist is not None else "?"
         version = ep.dist.version if ep.dist is not None else "?"
         if ep.name in owners:

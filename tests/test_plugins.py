@@ -427,3 +427,23 @@ def test_a_plugins_relative_weights_file_lies_beside_its_module_and_weights_of_n
     assert ("plugin 'ring' from ganzoo-ring-weights skipped: registers pretrained weights 'lost-ring' for model "
             "'nosuchgan', which no plugin registers; give the name of the model they were trained with") in listing
     sys.modules.pop("ring_weights", None)
+
+
+def test_an_entry_point_in_another_group_than_ganzoo_is_pointed_out(cli, tmp_path, monkeypatch):
+    """``[project.entry-points."ganzoo.plugins"]`` is a group ganzoo never reads: the plugin would be missing
+    without a word, so its line says where the entry point belongs."""
+    from ganzoo.plugin_manager import reset
+
+    site = make_distribution(tmp_path / "site", "ganzoo-grouped", "grouped_plugin",
+                             _MODEL_PLUGIN.format(name="groupedgan", task="unconditional"))
+    entry_points = next(site.glob("*.dist-info")) / "entry_points.txt"
+    entry_points.write_text(entry_points.read_text().replace("[ganzoo]", "[ganzoo.plugins]"))
+    monkeypatch.syspath_prepend(str(site))
+    reset()
+    result = cli("train", "groupedgan", "--data", "ring8", "--out", tmp_path / "run", ok=False)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Unknown model 'groupedgan'" in said and "'ganzoo-grouped' from ganzoo-grouped" \
+        in said
+    assert ("plugin 'ganzoo-grouped' from ganzoo-grouped skipped: its entry point is in the group 'ganzoo.plugins', "
+            "which ganzoo does not read; declare it under [project.entry-points.ganzoo]") in " ".join(
+        cli("plugins").output.split())
