@@ -127,7 +127,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     """
     if info.kind not in model.data_kinds:
         raise GanzooError(
-            f"Model {model.name!r} trains on {' or '.join(model.data_kinds)} data, but this dataset holds {info.kind}; "
+            f"Model {model.name!r} trains on {' or '.join(model.data_kinds)} data, but this dataset holds {info.kind} data; "
             f"pick a dataset of that kind (see 'ganzoo datasets')."
         )
     if info.kind == "vectors" and overrides.get("image_size") is not None:

@@ -109,3 +109,16 @@ def test_the_progress_lines_show_every_cyclegan_term(cli, domains, tmp_path):
                  *(arg for arg in TRAIN if arg != "--no-progress"), "--set", "log_every=1")
     for term in ("d_a_real", "g_ab_adv", "cycle_a", "cycle_b", "identity_ab", "identity_ba"):
         assert f"{term} " in result.output, term
+
+
+def test_a_folder_of_two_sub_folders_says_which_is_domain_a(cli, domains, tmp_path):
+    horses, zebras = domains
+    both = tmp_path / "both"
+    shutil.copytree(zebras, both / "zebras")
+    shutil.copytree(horses, both / "horses")
+    result = cli("train", "cyclegan", "--data", both, "--epochs", "1", "--out", tmp_path / "run", *TRAIN)
+    assert ("domain A is horses/ (3 images) and domain B is zebras/ (4 images), in name order: AtoB turns horses into "
+            "zebras") in " ".join(result.output.split())
+    named = cli("train", "cyclegan", "--data-a", horses, "--data-b", zebras, "--epochs", "1", "--out",
+                tmp_path / "named", *TRAIN)
+    assert "domain A is" not in named.output  # given by name, nothing to tell

@@ -157,6 +157,8 @@ class TranslationData(TranslationSet):
     tensors: dict[str, "torch.Tensor"]
     image_size: int
     flip: bool = True
+    #: Lines the run prints once loaded (which sub-folder is domain A).
+    notes: tuple[str, ...] = ()
 
     def sizes(self) -> tuple[int, int]:
         return int(self.tensors["a"].shape[0]), int(self.tensors["b"].shape[0])
@@ -375,12 +377,24 @@ def load_translation(root: Path | tuple[Path, Path], kind: str, name: str, image
 
     files = list_files(root, kind)
     info = DatasetInfo(kind, channels=3, image_size=image_size)  # type: ignore[arg-type]
+    notes = _domains_note(root, files) if kind == "unpaired" else ()
     note = streaming_note(files, image_size, config or {})
     if note is not None:
         return StreamedTranslationData(name, info, files, image_size, workers=(config or {}).get("data_workers"),
-                                       notes=(note,))
+                                       notes=(*notes, note))
     workers = (config or {}).get("data_workers")
-    return TranslationData(name, info, decode_set(files, load_size(image_size), workers=workers), image_size)
+    return TranslationData(name, info, decode_set(files, load_size(image_size), workers=workers), image_size,
+                           notes=notes)
+
+
+def _domains_note(root: Path | tuple[Path, Path], files: TranslationFiles) -> tuple[str, ...]:
+    """Which of a folder's two image sub-folders became domain A, when nothing but their names' order says so
+    (not ``trainA``/``trainB``, nor ``--data-a``/``--data-b``): AtoB and BtoA mean nothing until it is said."""
+    if not isinstance(root, Path) or looks_unpaired(root):
+        return ()
+    folder_a, folder_b = unpaired_folders(root)
+    return (f"domain A is {folder_a.name}/ ({len(files.a)} images) and domain B is {folder_b.name}/ "
+            f"({len(files.b)} images), in name order: AtoB turns {folder_a.name} into {folder_b.name}",)
 
 
 def _loader(source: Path | tuple[Path, Path], kind: str, name: str) -> Any:
