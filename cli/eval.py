@@ -123,14 +123,16 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
             fake = evaluation.extract(inception_extractor, samples.values, batch_size, progress, "Inception features")
             real = None
             if inception != ["is"]:
-                real = evaluation.reference(inception_extractor, key, load_real, batch_size, real_num, progress)
+                real = evaluation.reference(inception_extractor, key, load_real, batch_size, real_num, progress,
+                                            say=progress.console.print)
                 references.append(real)
                 protocol.update(inception_reference=real.count, inception_reference_cached=real.cached)
             protocol["inception"] = inception_extractor.name
             results.update(evaluation.inception_scores(inception, fake, real))
         if digits_extractor is not None:
             fake = evaluation.extract(digits_extractor, samples.values, batch_size, progress, "digit features")
-            real = evaluation.reference(digits_extractor, key, load_real, batch_size, real_num, progress)
+            real = evaluation.reference(digits_extractor, key, load_real, batch_size, real_num, progress,
+                                        say=progress.console.print)
             references.append(real)
             protocol.update(digits_classifier=digits_extractor.name, digits_reference=real.count,
                             digits_reference_cached=real.cached)

@@ -202,11 +202,12 @@ def reference_cached(extractor_name: str, key: str, real_num: int | None) -> boo
 
 
 def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size: int, real_num: int | None,
-              progress: Any = None) -> Reference:
+              progress: Any = None, say: Callable[[str], None] | None = None) -> Reference:
     """Features of the real images, from the cache when this dataset/extractor/size was seen before.
 
     A cache file that is damaged (truncated, non-finite, shapes that do not fit) is computed again and
-    replaced; one that cannot be written costs only the next run's time, so the scores still come out.
+    replaced; one that cannot be written costs only the next run's time, so the scores still come out. ``say``
+    is told when the features are computed rather than read.
     """
     import torch
 
@@ -221,6 +222,8 @@ def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size
     images = load_real()
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     images = images[order[: real_num or len(images)]]
+    if say is not None:  # minutes for a whole training split, with no bar where the output is not a terminal
+        say(f"computing the features of {len(images)} real images, once: later evals read them from {path.parent}")
     running, kept = RunningStats(), []
     for outputs in feature_batches(extractor, images, batch_size, progress, "real features"):
         running.update(outputs["features"])

@@ -394,6 +394,8 @@ def test_a_real_num_beyond_the_dataset_says_the_reference_holds_all_of_it(cli, t
                 in " ".join(result.output.split()))
         protocol = json.loads((tmp_path / "scores.json").read_text())["protocol"]
         assert (protocol["digits_reference"], protocol["digits_reference_cached"]) == (64, cached)
+        computing = "computing the features of 64 real images, once: later evals read them from"  # no bar when piped
+        assert (computing in " ".join(result.output.split())) is not cached
     assert "--real-num" not in cli(*args, "--real-num", 64).output
 
 
