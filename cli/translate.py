@@ -55,7 +55,9 @@ def translate_picture(module: Any, rgb: Any, target: Path, size: int, direction:
     picture = Image.fromarray(out, "RGB").resize((width, height), Image.Resampling.BICUBIC)
     try:  # through a temporary file, so a file replaced with --overwrite is never left half-written
         with atomic_target(target) as temporary:
-            picture.save(temporary, format=Image.registered_extensions().get(target.suffix.lower()))
+            file_format = Image.registered_extensions().get(target.suffix.lower())
+            quality = {"quality": 95} if file_format == "JPEG" else {}  # PIL's default 75 blurs fine texture
+            picture.save(temporary, format=file_format, **quality)
     except OSError as exc:
         raise cannot_write(target, exc, "--out", folder=True) from None
     return width, height
