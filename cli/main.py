@@ -245,7 +245,8 @@ def info(model: str) -> None:
     own_losses = computes_own_losses(spec)
     specs = [registry.extensions.get(name) for name in registry.extensions.names()]
     extensions = [ext.name for ext in specs
-                  if (not ext.tasks or spec.task in ext.tasks) and not (own_losses and ext.standard_step)]
+                  if (not ext.tasks or spec.task in ext.tasks) and not (own_losses and ext.standard_step)
+                  and (not ext.families or spec.family in ext.families)]
     out.print("extensions (--with NAME):" if extensions else "extensions (--with): none for this model")
     for name in extensions:
         out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))

@@ -225,6 +225,10 @@ def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], override
                               f"{model.task} and cannot use it, so drop --with {name}.")
         if own_losses and name in extensions and extensions[name].standard_step:
             raise GanzooError(f"--with {name} {why}, so drop --with {name}.")
+        families = extensions[name].families if name in extensions else ()
+        if families and model.family not in families:
+            raise GanzooError(f"--with {name} works only with models of the {' or '.join(families)} family; "
+                              f"{model.name!r} is of the {model.family} family and cannot use it, so drop --with {name}.")
 
 
 def refused_settings(model: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:

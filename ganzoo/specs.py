@@ -121,6 +121,8 @@ class ExtensionSpec:
     tasks: tuple[str, ...] = ()
     #: it acts inside the core's standard unconditional step, so models that compute their own losses refuse it too
     standard_step: bool = False
+    #: the model families it works with (its own plugin's, say); empty: every family. Others refuse it in one sentence.
+    families: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -597,3 +597,14 @@ def test_a_generate_hook_that_fails_at_sampling_is_one_sentence_and_writes_nothi
     result = cli("sample", "tinygan", "--weights", run, "--num", "16", "--out", tmp_path / "s.npz", ok=False)
     assert result.exit_code == 1 and " ".join(result.output.split()) == said
     assert not (tmp_path / "s.npz").exists()
+
+
+def test_an_extension_of_one_family_is_refused_by_models_of_others_and_left_out_of_their_info(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE + (
+        "\n@hookimpl\ndef register_extensions(register):\n"
+        "    from ganzoo.specs import ExtensionSpec\n"
+        "    register(ExtensionSpec('tiny-noise', 'noise for tiny models', families=('tiny',)))\n"))
+    assert _train(cli, tmp_path, "gan", "--data", "ring8", "--with", "tiny-noise") == (
+        "Error: --with tiny-noise works only with models of the tiny family; 'gan' is of the gan family and cannot "
+        "use it, so drop --with tiny-noise.")
+    assert "tiny-noise" not in cli("info", "gan").output and "tiny-noise" in cli("info", "tinygan").output
