@@ -81,8 +81,9 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     _check_kinds(metrics, kind, dataset.info.kind)
     if real_num is not None and not set(metrics) & set(evaluation.REFERENCED_METRICS):
         *first, last = evaluation.REFERENCED_METRICS
+        asked = f"--metrics {','.join(metrics)}" if metric_names is not None else f"the default --metrics {metrics[0]}"
         raise click.UsageError(f"--real-num sets how many real images the {', '.join(first)} and {last} references "
-                               f"hold, but --metrics {','.join(metrics)} uses none; drop --real-num.")
+                               f"hold, but {asked} uses none; drop --real-num.")
     if samples is not None and samples.labels is not None and "digits" in metrics:
         evaluation.check_digit_labels(samples_file, samples.labels)
     real_images = _real_images(dataset, data_root)
@@ -124,7 +125,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
             real = None
             if inception != ["is"]:
                 real = evaluation.reference(inception_extractor, key, load_real, batch_size, real_num, progress,
-                                            say=progress.console.print)
+                                            say=lambda text: progress.console.print(text, markup=False))
                 references.append(real)
                 protocol.update(inception_reference=real.count, inception_reference_cached=real.cached)
             protocol["inception"] = inception_extractor.name
@@ -132,7 +133,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         if digits_extractor is not None:
             fake = evaluation.extract(digits_extractor, samples.values, batch_size, progress, "digit features")
             real = evaluation.reference(digits_extractor, key, load_real, batch_size, real_num, progress,
-                                        say=progress.console.print)
+                                        say=lambda text: progress.console.print(text, markup=False))
             references.append(real)
             protocol.update(digits_classifier=digits_extractor.name, digits_reference=real.count,
                             digits_reference_cached=real.cached)

@@ -136,9 +136,13 @@ def _refuse_set_twice(settings: dict[str, Any], options: dict[str, Any]) -> None
             option = f"--{key.replace('_', '-')}"
             if isinstance(value, list):
                 option = " ".join(f"{option} {item}" for item in value)
+            elif value is False:  # the off switch of a --x/--no-x pair (--no-fused-adam)
+                option = f"--no-{key.replace('_', '-')}"
             elif not isinstance(value, bool):
                 option = f"{option} {value}"
-            raise click.UsageError(f"{option} and --set {key}={settings[key]} give {key} two values; give it once.")
+            written = settings[key]
+            written = f"[{','.join(map(str, written))}]" if isinstance(written, list) else written
+            raise click.UsageError(f"{option} and --set {key}={written} give {key} two values; give it once.")
 
 
 def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any], devices: int, device: str | None,

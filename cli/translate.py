@@ -105,22 +105,12 @@ def check_image_size(loaded: Any, size: int, direction: str | None, device: str)
     """
     import torch
 
-    from ganzoo.build import build_generator
     from ganzoo.errors import GanzooError
-    from ganzoo.memory_floor import activation_floor, free_bytes
+    from ganzoo.memory_floor import free_bytes, generator_floor
 
-    try:
-        with torch.device("meta"):
-            network = build_generator(loaded.model, {**loaded.config, "image_size": size})
-            image = torch.empty(1, 3, size, size)
-        with torch.inference_mode():
-            needed = activation_floor(network, lambda: network.translate(image, direction))
-    except GanzooError:
-        raise
-    except Exception:  # a third-party network that needs real tensors: translating checks the side instead
-        return
-    free = free_bytes(torch.device(device))
-    if free is not None and needed > free:
+    needed = generator_floor(loaded.model, {**loaded.config, "image_size": size}, 1, direction)
+    free = free_bytes(torch.device(device)) if needed is not None else None
+    if needed is not None and free is not None and needed > free:
         raise GanzooError(f"--image-size {size} needs at least {needed / 2**30:.1f} GiB for the generator's largest "
                           f"layer alone, more than the {free / 2**30:.1f} GiB free on {device}; use a smaller "
                           f"--image-size (it was trained at {loaded.config['image_size']}).")
@@ -181,10 +171,11 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
               help="keep files already in --out and translate only the other images (to finish an interrupted run)")
 def translate(model: str, weights: Path, source: Path, out: Path, direction: str | None, image_size: int | None,
               device: str | None, overwrite: bool, skip_existing: bool) -> None:
-    """Translate images with MODEL's generator, writing each result under the same file name in --out.
+    """Translate images with MODEL's generator, writing each result under the same file name in --out (one input
+    picture may also be written to a file name of its own, --out zebra.jpg).
 
     --out must not be the --input folder, and a file already in --out stops the run before anything
-    is translated unless --overwrite is given.
+    is translated unless --overwrite replaces such files or --skip-existing keeps them (and translates the rest).
 
     Any input size works: each image is resized to the generator's size (its training --image-size,
     or --image-size here), translated, and resized back to its own width and height.
@@ -229,8 +220,8 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         raise GanzooError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {source}; pass an image file or a folder of them.")
     check_targets(files, source, out, overwrite, skip_existing)
     check_writable(out, "--out", folder=not names_a_file, create=False)
-    done = [target for _, target in files if skip_existing and target.is_file()]
-    todo = [(path, target) for path, target in files if target not in set(done)]
+    done = {target for _, target in files if skip_existing and target.is_file()}
+    todo = [(path, target) for path, target in files if target not in done]
     skipped, sizes = 0, []
     with translation_progress(len(todo)) as (progress, advance):
         for path, target in todo:
@@ -247,8 +238,8 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
         raise GanzooError(f"Translated nothing: no image in {source} could be read (see the skipped lines above); "
                           "pass readable image files.")
     kept = f" (kept the {len(done)} already in --out)" if done else ""
-    console().print(f"translated {len(todo) - skipped} image(s) with {model} into {escape(str(out))}/{kept}",
-                    soft_wrap=True)
+    into = escape(str(out)) if names_a_file else f"{escape(str(out))}/"
+    console().print(f"translated {len(todo) - skipped} image(s) with {model} into {into}{kept}", soft_wrap=True)
     note = pair_note(loaded.config, sizes)
     if note:
         console().print(f"[yellow]{note}[/yellow]", soft_wrap=True)

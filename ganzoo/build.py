@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ganzoo.errors import GanzooError, with_article
-from ganzoo.plugin_manager import get_manager
+from ganzoo.plugin_manager import distribution_of, get_manager, get_plugins
 from ganzoo.specs import ModelSpec
 
 
@@ -56,11 +56,13 @@ def _refuse_two_builders(hook_name: str, model: ModelSpec, config: dict[str, Any
     """Refuse a model whose network two plugins would build: the first in pluggy's order would win unsaid, so a
     plugin whose build hook forgets to check ``model.family`` silently trained its network in place of the one
     the model's own plugin builds (the built-in ``gan`` included)."""
+    checked = get_plugins().single_builders  # once per model and process: a build hook may print or download
+    if (hook_name, model.name) in checked:
+        return
     answering = _builders(hook_name, model, config)
     if len(answering) < 2:
+        checked.add((hook_name, model.name))
         return
-    from ganzoo.plugin_manager import distribution_of
-
     named = " and ".join(f"{name!r} ({distribution_of(name)})" for name in answering[:2])
     raise GanzooError(
         f"Plugins {named} both answer {hook_name} for model {model.name!r} (family {model.family!r}), so which "

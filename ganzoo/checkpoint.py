@@ -17,8 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ganzoo.errors import GanzooError
-from ganzoo.safefile import DIGEST_KEY, WeightsError, load_tensors, read_metadata, save_tensors, tensor_digest
+from ganzoo.errors import GanzooError, with_article
+from ganzoo.safefile import WeightsError, digest_matches, load_tensors, read_metadata, save_tensors
 
 STATE_FORMAT = "ganzoo.state/1"
 #: Metadata key of the SHA-256 of the JSON part, which the tensors' digest does not cover.
@@ -75,7 +75,7 @@ def check_state(state: dict[str, Any]) -> None:
         try:
             json.dumps(value)
         except (TypeError, ValueError):
-            raise GanzooError(f"Training state[{key!r}] holds a {type(value).__name__}, which a checkpoint cannot "
+            raise GanzooError(f"Training state[{key!r}] holds {with_article(type(value).__name__)}, which a checkpoint cannot "
                               f"keep; the plugin that sets it must store a tensor or JSON values (numbers, strings, "
                               f"lists, dicts), or name it {'_' + key!r} to keep it out of checkpoints.") from None
 
@@ -184,7 +184,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if not sealed or not _well_formed(meta):
         raise WeightsError(f"{path} holds a damaged training state; resume from an older checkpoint.")
     tensors = load_tensors(path)
-    if DIGEST_KEY in metadata and tensor_digest(tensors) != metadata[DIGEST_KEY]:  # older checkpoints have none
+    if not digest_matches(metadata, tensors):
         raise WeightsError(f"{path} holds tensors that do not match their checksum; resume from an older checkpoint.")
     return meta, tensors
 

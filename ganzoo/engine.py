@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -134,7 +135,9 @@ class Trainer:
                 self._say(note)
         # a side the networks cannot take, or one too large for the memory, is said before anything else is built
         per_process = int(self.config["batch_size"]) // (world.size if world is not None else 1)
-        memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process))
+        # CPU processes on one machine share its memory (torchrun's LOCAL_WORLD_SIZE of them); GPUs have their own
+        sharing = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if world is not None and self.device.type == "cpu" else 1
+        memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process), sharing)
         if self.main and resumed is None:  # after the settings' checks, so a mistyped setting is named first
             run_folder.refuse_overwrite(self.out, request.overwrite)
         if self.main:

@@ -223,7 +223,7 @@ def reference(extractor: Any, key: str, load_real: Callable[[], Any], batch_size
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     images = images[order[: real_num or len(images)]]
     if say is not None:  # minutes for a whole training split, with no bar where the output is not a terminal
-        say(f"computing the features of {len(images)} real images, once: later evals read them from {path.parent}")
+        say(f"computing the features of {len(images)} real images, to keep in {path.parent} for later evals")
     running, kept = RunningStats(), []
     for outputs in feature_batches(extractor, images, batch_size, progress, "real features"):
         running.update(outputs["features"])

@@ -75,10 +75,11 @@ def activation_floor(module: "nn.Module", forward: Callable[[], Any]) -> int:
     return largest
 
 
-def training_floor(model: Any, config: dict[str, Any], batch: int) -> int | None:
-    """Bytes the generator's largest layer needs on a training batch of ``batch`` samples (see
-    :func:`activation_floor`), from a pass on the meta device; None for point data, or for a network that cannot
-    be built or run there (a third-party one needing real tensors), which training then checks itself."""
+def generator_floor(model: Any, config: dict[str, Any], batch: int, direction: str | None = None) -> int | None:
+    """Bytes the generator's largest layer needs on a batch of ``batch`` samples (see :func:`activation_floor`;
+    an image-to-image one translating ``direction``), from a pass on the meta device; None for point data, or for
+    a network that cannot be built or run there (a third-party one needing real tensors), which training and
+    translating then meet themselves. A side the plugin's build refuses raises its own :class:`GanzooError`."""
     import torch
 
     from ganzoo import build, sampling
@@ -93,24 +94,27 @@ def training_floor(model: Any, config: dict[str, Any], batch: int) -> int | None
             if model.task == "image-to-image":
                 images = torch.empty(batch, int(config["channels"]), int(config["image_size"]),
                                      int(config["image_size"]), device="meta")
-                return activation_floor(network, lambda: network.translate(images))
+                return activation_floor(network, lambda: network.translate(images, direction))
             return activation_floor(network, lambda: sampling.generate(model, config, network, batch, batch_size=batch,
                                                                         inference=False, checked=False))
     except GanzooError:  # the plugin's own refusal (a side its network cannot take): said before anything else
         raise
-    except Exception:  # a network the meta device cannot take: training meets the size itself
+    except Exception:  # a network the meta device cannot take: training or translating meets the size itself
         return None
 
 
-def refuse_training_too_large(model: Any, config: dict[str, Any], device: "torch.device", batch: int) -> None:
+def refuse_training_too_large(model: Any, config: dict[str, Any], device: "torch.device", batch: int,
+                              sharing: int = 1) -> None:
     """Refuse, before any network or image takes memory, an image size and batch whose generator's largest layer
-    alone needs more than ``device`` has free: on the CPU the system would kill the process mid-step instead of
-    torch raising an error that could be reported."""
+    alone needs more than ``device`` has free, for each of the ``sharing`` processes that share it (``--devices``
+    on one machine's CPU): on the CPU the system would kill a process mid-step instead of torch raising an error
+    that could be reported."""
     from ganzoo.errors import GanzooError
 
-    needed = training_floor(model, config, batch)
+    needed = generator_floor(model, config, batch)
     free = free_bytes(device) if needed is not None else None
-    if needed is not None and free is not None and needed > free:
+    if needed is not None and free is not None and needed * sharing > free:
+        each = f" in each of the {sharing} processes sharing it" if sharing > 1 else ""
         raise GanzooError(f"--image-size {config['image_size']} with a batch of {batch} needs at least "
-                          f"{needed / 2**30:.1f} GiB for the generator's largest layer alone, more than the "
+                          f"{needed / 2**30:.1f} GiB for the generator's largest layer alone{each}, more than the "
                           f"{free / 2**30:.1f} GiB free on {device}; use a smaller --image-size or --batch-size.")

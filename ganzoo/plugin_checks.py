@@ -58,7 +58,7 @@ def _blamed(exc: Exception, plugin: str | None, where: str) -> GanzooError | Non
         return None  # its own refusal, or a warning the user's filter made an error (--strict-data's bad image)
     if (isinstance(exc, OSError) and exc.errno in MACHINE_LIMITS) or is_out_of_memory(exc):
         return None  # the machine's limits (disk, memory), not the plugin's mistake: the CLI says so
-    if isinstance(exc, OSError):  # a file it looked for (a dataset's own data, say): the path is what matters
+    if isinstance(exc, OSError) and exc.filename is not None:  # a file it looked for (a dataset's own data, say)
         return GanzooError(f"Plugin {plugin!r} from {_distribution(plugin)} met {_exception_text(exc)} {where}; check "
                            f"the path it names, or report it to the plugin's authors ({DEBUG_ENV}=1 shows the "
                            "traceback).")
@@ -74,13 +74,15 @@ def _raised_in(exc: BaseException) -> tuple[str, str] | None:
     manager = get_plugins().manager
     implementations = {getattr(impl.function, "__code__", None): (impl.plugin_name, caller.name)
                        for caller in vars(manager.hook).values() for impl in caller.get_hookimpls()}
-    modules = {getattr(module, "__name__", None): name for name, module in manager.list_name_plugin()
-               if _third_party(name)}  # ganzoo's own modules are the core's: their exceptions keep a traceback
+    # a plugin's package, not only the module its entry point names (mypkg.nets beside mypkg.plugin); ganzoo's own
+    # modules are the core's, whose exceptions keep their traceback
+    packages = {getattr(module, "__name__", "").split(".")[0]: name for name, module in manager.list_name_plugin()
+                if _third_party(name)}
     found, frame = None, exc.__traceback__
     while frame is not None:
         code = frame.tb_frame.f_code
         module = frame.tb_frame.f_globals.get("__name__", "")
-        owner = modules.get(module) or modules.get(module.split(".")[0])
+        owner = packages.get(module.split(".")[0])
         if code in implementations:
             found = implementations[code]
         elif owner is not None:
@@ -223,7 +225,7 @@ def _value_problem(value: Any) -> str:
     import torch
 
     if not isinstance(value, torch.Tensor):
-        return f"a {type(value).__name__}, not a torch tensor"
+        return f"{with_article(type(value).__name__)}, not a torch tensor"
     if value.dim() != 0:
         return f"a tensor of shape {describe_shape(value.shape)}, not a scalar (reduce it with .mean() or .sum())"
     return ""
@@ -295,8 +297,8 @@ def _samples_problem(info: DatasetInfo, real: Any, config: dict[str, Any]) -> tu
     if real is None:
         return "it has no 'real' entry", "put the samples under 'real'"
     if not isinstance(real, torch.Tensor):
-        return f"its 'real' entry is a {type(real).__name__}, not a torch tensor", declared
-    if len(real) == 0:
+        return f"its 'real' entry is {with_article(type(real).__name__)}, not a torch tensor", declared
+    if real.dim() >= 1 and real.shape[0] == 0:
         return "it holds no samples", "return the samples it should hold, or refuse in a sentence of its own"
     if info.kind == "vectors" and (real.dim() != 2 or real.shape[1] != info.dim):
         return f"its samples have shape {describe_shape(real.shape[1:])}, but it declares {info.dim}-D points", declared

@@ -63,6 +63,8 @@ class LoadedPlugins:
     installed_names: list[str] = field(default_factory=list)
     #: third-party plugins whose import took :data:`SLOW_IMPORT_SECONDS` or more: (name, distribution, seconds)
     slow_imports: list[tuple[str, str, float]] = field(default_factory=list)
+    #: (build hook, model) pairs found to have one builder (see ganzoo.build): each plugin's hook is asked once
+    single_builders: set[tuple[str, str]] = field(default_factory=set)
 
     def fail(self, name: str, distribution: str, reason: str) -> None:
         """Record that plugin ``name`` failed, unregistering it if it was registered."""

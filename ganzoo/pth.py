@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, with_article
 
 #: The storage classes a tensor's persistent id names, and the dtype (torch attribute name) of each.
 STORAGE_DTYPES = {
@@ -191,7 +191,7 @@ class _Machine:
 
     def _set(self, target: Any, key: Any, value: Any) -> None:
         if not isinstance(target, dict) or not isinstance(key, _KEY_TYPES):
-            raise _Refused(f"an item keyed by a {type(key).__name__} in a {type(target).__name__}")
+            raise _Refused(f"an item keyed by {with_article(type(key).__name__)} in {with_article(type(target).__name__)}")
         target[key] = value
 
     def op_MARK(self) -> None:
@@ -259,7 +259,7 @@ class _Machine:
     @staticmethod
     def _append(target: Any, items: list[Any]) -> None:
         if not isinstance(target, list):
-            raise _Refused(f"appending to a {type(target).__name__}")
+            raise _Refused(f"appending to {with_article(type(target).__name__)}")
         target.extend(items)
 
     def op_SETITEM(self) -> None:
@@ -280,7 +280,7 @@ class _Machine:
         function, args = self._pop(2)
         call = _CALLABLES.get(str(function)) if isinstance(function, _Global) else None
         if call is None:
-            named = str(function) if isinstance(function, _Global) else f"a {type(function).__name__}"
+            named = str(function) if isinstance(function, _Global) else f"{with_article(type(function).__name__)}"
             raise _Refused(f"a call of {named}")
         if not isinstance(args, tuple):
             raise ValueError(f"a call of {function} without an argument tuple")
@@ -290,13 +290,13 @@ class _Machine:
         (state,) = self._pop(1)
         target = self._top()  # a state dict's OrderedDict carries its modules' versions as _metadata: not needed
         if not (isinstance(target, OrderedDict) and isinstance(state, dict) and set(state) <= {"_metadata"}):
-            raise _Refused(f"setting the state of a {type(target).__name__}")
+            raise _Refused(f"setting the state of {with_article(type(target).__name__)}")
 
     def _storage(self, pid: Any) -> _Storage:
         """A persistent id: ('storage', type, key, location, numel), and in the legacy format a view (None)."""
         if not (isinstance(pid, tuple) and len(pid) == self.pid_fields and pid[0] == "storage"
                 and isinstance(pid[1], _Global) and isinstance(pid[2], str) and _whole(pid[4])):
-            raise _Refused(f"a persistent object other than a storage (a {type(pid).__name__})")
+            raise _Refused(f"a persistent object other than a storage ({with_article(type(pid).__name__)})")
         kind, key = pid[1], pid[2]
         if kind.module != "torch" or kind.name not in STORAGE_DTYPES:
             raise _Refused(f"a storage of type {kind}")

@@ -118,7 +118,7 @@ def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str]:
         if isinstance(spec, wanted):
             pending.append(dataclasses.replace(spec, plugin=impl.plugin_name))
         else:
-            mistakes.append(f"{hook_name} called register() with a {type(spec).__name__}; register() takes a "
+            mistakes.append(f"{hook_name} called register() with {with_article(type(spec).__name__)}; register() takes a "
                             f"ganzoo.specs.{wanted.__name__}")
 
     arguments = {"register": register}
@@ -151,11 +151,11 @@ def _model_fields_problem(model: ModelSpec) -> str:
         return (f"model {model.name!r} gives hyperparameters=Hyperparameter(...), not a tuple of them; add the "
                 "trailing comma: hyperparameters=(Hyperparameter(...),)")
     if not isinstance(hyperparameters, (tuple, list)):
-        return (f"model {model.name!r} gives hyperparameters as a {type(hyperparameters).__name__}, not a tuple of "
+        return (f"model {model.name!r} gives hyperparameters as {with_article(type(hyperparameters).__name__)}, not a tuple of "
                 "ganzoo.specs.Hyperparameter")
     odd = next((hp for hp in hyperparameters if not isinstance(hp, Hyperparameter)), None)
     if odd is not None:
-        return (f"model {model.name!r} lists a {type(odd).__name__} among its hyperparameters; write each as "
+        return (f"model {model.name!r} lists {with_article(type(odd).__name__)} among its hyperparameters; write each as "
                 "ganzoo.specs.Hyperparameter(name, default, help)")
     known = get_args(DataKind)
     if isinstance(kinds, str):
@@ -227,18 +227,29 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
             failed.add(spec.plugin)
         else:
             table.items.setdefault(spec.name, spec)
-    for spec in tables["pretrained"].items.values():  # every model is known by now, wherever it was declared
-        if spec.plugin not in failed and spec.model not in tables["models"].items:
-            loaded.fail(spec.plugin, dist_of.get(spec.plugin, "?"),
-                        f"registers pretrained weights {spec.name!r} for model {spec.model!r}, which no plugin "
-                        "registers; give the name of the model they were trained with")
-            failed.add(spec.plugin)
+    _refuse_weights_of_no_model(loaded, tables, failed, dist_of)
     skipped = tuple(dict.fromkeys(f"{failure.name!r} from {failure.distribution}" for failure in loaded.failures))
     for table in tables.values():
         table.items = {name: spec for name, spec in table.items.items() if spec.plugin not in failed}
         table.skipped = skipped
         table.disabled = tuple(repr(name) for name in loaded.disabled)
     return Registry(plugins=loaded, **tables)
+
+
+def _refuse_weights_of_no_model(loaded: LoadedPlugins, tables: dict[str, "Table[Any]"], failed: set[str],
+                                dist_of: dict[str, str]) -> None:
+    """Leave out pretrained weights whose model no plugin registered. While a plugin is disabled or skipped the model
+    may be its own, so they are left out quietly; otherwise the plugin that listed them made a mistake, and is
+    skipped saying so."""
+    pretrained, models = tables["pretrained"].items, tables["models"].items
+    orphans = [spec for spec in pretrained.values() if spec.plugin not in failed and spec.model not in models]
+    for spec in orphans:
+        del pretrained[spec.name]
+        if not loaded.disabled and not loaded.failures:
+            loaded.fail(spec.plugin, dist_of.get(spec.plugin, "?"),
+                        f"registers pretrained weights {spec.name!r} for model {spec.model!r}, which no plugin "
+                        "registers; give the name of the model they were trained with")
+            failed.add(spec.plugin)
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, with_article
 
 #: Name of the counter of discriminator steps kept in the run's state (JSON, checkpointed).
 NOISE_STEP = "instance_noise_step"
@@ -208,8 +208,8 @@ def add_minibatch_discrimination(discriminator: Any, kernels: int, kernel_dim: i
         features = last.in_channels * last.kernel_size[0] * last.kernel_size[1]
     else:
         held = (f"{type(discriminator).__name__} has no 'net' attribute" if net is None else
-                f"its 'net' is a {type(net).__name__}" if not isinstance(net, nn.Sequential) else
-                f"its 'net' ends in a {type(last).__name__}")
+                f"its 'net' is {with_article(type(net).__name__)}" if not isinstance(net, nn.Sequential) else
+                f"its 'net' ends in {with_article(type(last).__name__)}")
         raise GanzooError(
             f"minibatch-discrimination needs a discriminator whose 'net' is an nn.Sequential ending in a Linear or a "
             f"full-size Conv2d layer, but {held}, so drop --with minibatch-discrimination for this model."

@@ -235,6 +235,13 @@ def tensor_digest(tensors: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def digest_matches(metadata: dict[str, str], tensors: dict[str, Any]) -> bool:
+    """Whether ``tensors`` still match the :func:`tensor_digest` their file's ``metadata`` keeps; files written
+    before the digest was kept have none, and pass."""
+    expected = metadata.get(DIGEST_KEY)
+    return expected is None or tensor_digest(tensors) == expected
+
+
 def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str],
                  with_digest: bool = False) -> None:
     """Save tensors (moved to CPU, made contiguous) with string metadata, atomically; ``with_digest`` adds

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, with_article
 from ganzoo.specs import ModelSpec
 
 #: Keys only the dataset sets (``image_size``, also filled from the data, may be set); ``--set`` refuses them.
@@ -140,7 +140,7 @@ def _kind_name(default: Any) -> str:
         return "a list"
     if isinstance(default, str):
         return "text"
-    return f"a {type(default).__name__}"
+    return f"{with_article(type(default).__name__)}"
 
 
 def require_classes(model: ModelSpec, config: dict[str, Any]) -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.errors import command_for, shell_word
-from ganzoo.safefile import DIGEST_KEY, WeightsError, load_tensors, read_metadata, save_tensors, tensor_digest
+from ganzoo.safefile import WeightsError, digest_matches, load_tensors, read_metadata, save_tensors
 from ganzoo.specs import ModelSpec
 
 GENERATOR_FORMAT = "ganzoo.generator/1"
@@ -119,8 +119,7 @@ def check_digest(path: Path, tensors: dict[str, Any]) -> None:
     """Raise one clear sentence when the tensors differ from the SHA-256 saved with them: a byte flipped on disk or in
     transfer loads as a finite but wrong number, and the generator would draw noise. Files from before the digest
     have none to compare."""
-    expected = read_metadata(path).get(DIGEST_KEY)
-    if expected is not None and tensor_digest(tensors) != expected:
+    if not digest_matches(read_metadata(path), tensors):
         raise WeightsError(f"{path} is damaged: its numbers no longer match the SHA-256 saved with them; use an intact "
                            "copy or an earlier checkpoint, or train again.")
 

@@ -514,6 +514,7 @@ def test_invalid_numbers(cli, tmp_path, image_folder, args, message):
     (("--set", "loss=lsgan", "--loss", "wgan"), "--loss wgan and --set loss=lsgan give loss two values"),
     (("--channels-last", "--set", "channels_last=False"),
      "--channels-last and --set channels_last=False give channels_last two values"),
+    (("--no-fused-adam", "--set", "fused_adam=True"), "--no-fused-adam and --set fused_adam=True give fused_adam two values"),
 ])
 def test_a_setting_given_twice_with_two_values_is_refused(cli, tmp_path, args, message):
     """An option and ``--set`` naming one hyperparameter with different values: one would be ignored unsaid."""

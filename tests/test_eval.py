@@ -212,7 +212,7 @@ def test_bad_requests_get_one_clear_sentence(cli, tmp_path):
     assert "choose among" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", ",", ok=False).output
     unused = cli("eval", "--samples", points, "--data", "ring8", "--real-num", "5", ok=False)
     assert unused.exit_code == 2 and ("Error: --real-num sets how many real images the fid, kid, pr and digits "
-                                      "references hold, but --metrics toy uses none; drop --real-num.") in unused.output
+                                      "references hold, but the default --metrics toy uses none; drop --real-num.") in unused.output
     empty = cli("eval", "--samples", points, "--data", "ring8", "--metrics", "", ok=False)  # not the default metrics
     assert empty.exit_code == 1 and "No metric in ''; choose among fid, kid, is, pr, digits, toy" in empty.output
     assert "need images" in cli("eval", "--samples", points, "--data", "ring8", "--metrics", "fid", ok=False).output
@@ -394,7 +394,7 @@ def test_a_real_num_beyond_the_dataset_says_the_reference_holds_all_of_it(cli, t
                 in " ".join(result.output.split()))
         protocol = json.loads((tmp_path / "scores.json").read_text())["protocol"]
         assert (protocol["digits_reference"], protocol["digits_reference_cached"]) == (64, cached)
-        computing = "computing the features of 64 real images, once: later evals read them from"  # no bar when piped
+        computing = "computing the features of 64 real images, to keep in"  # told, as no bar shows when piped
         assert (computing in " ".join(result.output.split())) is not cached
     assert "--real-num" not in cli(*args, "--real-num", 64).output
 

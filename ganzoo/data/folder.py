@@ -77,16 +77,19 @@ def upright_in_mode(image, channels: int):
     sideways), then any PIL mode converted to ``L`` or ``RGB``, scaling 16-bit and compositing alpha on white."""
     from PIL import Image, ImageOps
 
+    file_format = image.format  # a turned copy has none
     if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
         image = ImageOps.exif_transpose(image)
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         import numpy as np
 
-        # 16-bit values span 0..65535 whatever one picture holds (a dark frame stays dark beside its set); 32-bit
-        # integers (mode I, from a TIFF say) beyond that range are scaled by their own maximum
+        # 16-bit values span 0..65535 whatever one picture holds (a dark frame stays dark beside its set): the I;16
+        # modes, and a PNG in mode I (older Pillow opens 16-bit PNGs so); other 32-bit integers (a TIFF) have no
+        # such range: 0..255 when they fit in it, else their own maximum
         array = np.asarray(image, dtype=np.float64)
-        top = max(65535.0, float(array.max())) if image.mode == "I" else 65535.0
+        sixteen_bit = image.mode != "I" or file_format == "PNG"
+        top = 65535.0 if sixteen_bit else (255.0 if array.max() <= 255 else max(65535.0, float(array.max())))
         image = Image.fromarray((array / top * 255).round().clip(0, 255).astype("uint8"), mode="L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
