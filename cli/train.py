@@ -23,7 +23,7 @@ from ganzoo.errors import shell_word
 @click.option("--epochs", type=int, help="passes over the data")
 @click.option("--batch-size", type=int, help="samples per step")
 @click.option("--lr", type=float, help="learning rate of both networks")
-@click.option("--image-size", type=int, help="side of generated images (default: the dataset's)")
+@click.option("--image-size", type=int, help="side of generated images (default: the model's, as 'ganzoo info MODEL' shows, else the dataset's)")
 @click.option("--d-steps", type=int, help="discriminator steps per generator step")
 @click.option("--loss", help="adversarial loss (see 'ganzoo info MODEL')")
 @click.option("--with", "extensions", multiple=True, help="switch on an extension, e.g. --with spectral-norm (repeatable)")
