@@ -44,8 +44,8 @@ from ganzoo.errors import shell_word
 @click.option("--cuda-graphs", is_flag=True, default=None,
               help="replay each training stage as a CUDA graph (gan and dcgan with standard losses)")
 @click.option("--fast", is_flag=True, default=None,
-              help="bf16 and fused Adam; on CUDA also TF32, torch.compile, CUDA graphs and a 4x batch at 2x lr; "
-                   "on the CPU reuse_fake (options you set win)")
+              help="bf16, fused Adam and TF32 (which only CUDA uses); on CUDA also torch.compile, CUDA graphs and a 4x "
+                   "batch at 2x lr; on the CPU reuse_fake (options you set win)")
 @click.option("--devices", type=click.IntRange(min=1),
               help="train on N processes (GPUs, or CPU processes) through torchrun; --batch-size stays the global batch")
 @click.option("--sync-bn", is_flag=True, default=None, help="with several CUDA processes: SyncBatchNorm over the whole batch")
