@@ -93,7 +93,7 @@ def pair_note(config: dict[str, Any], sizes: list[tuple[int, int]]) -> str | Non
 
 def check_image_size(loaded: Any, size: int, direction: str | None, device: str) -> None:
     """Refuse an ``--image-size`` that training this generator would refuse, in the plugin's own sentence, or one
-    whose translation cannot fit in ``device``'s free memory, before any image is read: a side the network cannot
+    whose translation cannot fit in ``device``'s free memory (known for the CPU and CUDA), before any image is read: a side the network cannot
     take back to itself (a U-Net's 48) otherwise fails deep in torch, and a side far too large (25600 for 256) gets
     the process killed by the system rather than an error.
 

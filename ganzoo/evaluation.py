@@ -153,17 +153,19 @@ def check_digit_labels(path: str | os.PathLike[str], labels: np.ndarray) -> None
 
 
 def dataset_key(name: str, root: Path) -> str:
-    """A cache-safe name for a dataset: image folders by path and their files' count and times, registered datasets
-    by name and the data ``root`` they are read from, since another root may hold other files under the same
-    name (a subset, say) whose features must not stand in for these."""
+    """A cache-safe name for a dataset: image folders by path, their files' count and times and the decoding's
+    version; registered datasets by name and the data ``root`` they are read from, since another root may hold
+    other files under the same name (a subset, say) whose features must not stand in for these."""
     folder = Path(os.path.expanduser(name))
     if not folder.is_dir():
         where = hashlib.sha256(str(root.expanduser().resolve()).encode()).hexdigest()[:12]
         return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) + f"-root-{where}"
+    from ganzoo.data.decoded_cache import FORMAT
     from ganzoo.data.folder import list_images
 
     files = list_images(folder)
-    stamp = f"{folder.resolve()}|{len(files)}|{max((f.stat().st_mtime_ns for f in files), default=0)}"
+    # with the decoding's version: pictures decoded another way (before EXIF turning, say) give other features
+    stamp = f"{folder.resolve()}|{len(files)}|{max((f.stat().st_mtime_ns for f in files), default=0)}|{FORMAT}"
     return f"folder-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
 
 

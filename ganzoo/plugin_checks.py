@@ -298,7 +298,9 @@ def _samples_problem(info: DatasetInfo, real: Any, config: dict[str, Any]) -> tu
         return "it has no 'real' entry", "put the samples under 'real'"
     if not isinstance(real, torch.Tensor):
         return f"its 'real' entry is {with_article(type(real).__name__)}, not a torch tensor", declared
-    if real.dim() >= 1 and real.shape[0] == 0:
+    if real.dim() == 0:
+        return "its 'real' tensor is a single number, not a batch of samples", declared
+    if real.shape[0] == 0:
         return "it holds no samples", "return the samples it should hold, or refuse in a sentence of its own"
     if info.kind == "vectors" and (real.dim() != 2 or real.shape[1] != info.dim):
         return f"its samples have shape {describe_shape(real.shape[1:])}, but it declares {info.dim}-D points", declared

@@ -138,6 +138,11 @@ def test_a_dark_16_bit_picture_stays_dark(tmp_path):
         Image.fromarray(np.linspace(0, top, 16 * 16).reshape(16, 16).astype(np.uint16)).save(folder / f"{name}.png")
     bright, dark = get_dataset(str(folder)).load(None, 16, 1).tensors["real"]  # sorted: bright.png first
     assert int(dark.max()) == 1 and int(bright.max()) == 255
+    tiff = tmp_path / "tiff"  # 32-bit integers (mode I) have no 16-bit range: values of 0..255 keep theirs
+    tiff.mkdir()
+    Image.fromarray(np.full((16, 16), 200, dtype=np.int32)).save(tiff / "gray.tif")
+    (gray,) = get_dataset(str(tiff)).load(None, 16, 1).tensors["real"]
+    assert int(gray.max()) == 200
 
 
 def test_image_folder_native_size_and_channels(image_folder):

@@ -540,3 +540,16 @@ def test_digit_classifier_judges_larger_digits_as_their_28px_originals():
     for wrong in (torch.zeros(2, 3, 28, 28), torch.zeros(2, 1, 28, 20), torch.zeros(2, 28, 28)):
         with pytest.raises(Exception, match="square grayscale"):
             features(wrong.to(torch.uint8))
+
+
+def test_a_folders_cached_features_are_not_reused_once_its_pictures_decode_another_way(tmp_path, monkeypatch):
+    """Reference features of an image folder are keyed by the decoding's version too: after a change in how pictures
+    decode (turned by their EXIF orientation, 16-bit range), those of the old decoding no longer match."""
+    from ganzoo import evaluation
+    from ganzoo.data import decoded_cache
+
+    write_png_images(tmp_path / "photos", 3)
+    key = evaluation.dataset_key(str(tmp_path / "photos"), tmp_path)
+    assert key == evaluation.dataset_key(str(tmp_path / "photos"), tmp_path / "elsewhere")  # a folder has no root
+    monkeypatch.setattr(decoded_cache, "FORMAT", decoded_cache.FORMAT + "-next")
+    assert evaluation.dataset_key(str(tmp_path / "photos"), tmp_path) != key

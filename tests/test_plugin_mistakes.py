@@ -319,6 +319,8 @@ def test_a_dataset_whose_samples_are_not_the_declared_shape_is_one_sentence(cli,
     ("points.round().long()", "its points are int64, but points are kept as float32 (the networks' type); return "
                               "them as float32 (tensor.float())."),
     ("points[:0]", "it holds no samples; return the samples it should hold, or refuse in a sentence of its own."),
+    ("points.sum()", "its 'real' tensor is a single number, not a batch of samples; return samples of the declared "
+                     "shape, or declare the shape they have."),
 ])
 def test_a_dataset_whose_points_are_not_float32_or_none_is_one_sentence(cli, install, tmp_path, points, said):
     install(PLUGIN_TEMPLATE.replace('{"real": points}', '{"real": %s}' % points))

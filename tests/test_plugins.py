@@ -258,6 +258,10 @@ def test_disable_plugins_by_name(cli, tiny_plugin, monkeypatch):
     assert refused.exit_code == 1
     assert ("Plugins 'dcgan' and 'tiny' are disabled by GANZOO_DISABLE_PLUGINS and may be what registers it; take "
             "them out of that variable to use it.") in " ".join(refused.stderr.split())
+    # the shipped weights of the disabled family are left out quietly; the others stay
+    assert "skipped" not in output
+    cli("sample", "gan", "--pretrained", "gan-mnist", "--num", "4", "--out", tiny_plugin / "digits.png")
+    assert (tiny_plugin / "digits.png").is_file()
 
 
 def test_help_neither_loads_the_plugins_nor_repeats_the_disable_list_typo(cli, monkeypatch):
