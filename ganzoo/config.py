@@ -122,8 +122,8 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
 
     Precedence, lowest first: common training defaults, the model's defaults, the model's
     defaults for this data kind, the chosen loss's paper settings (``LossSpec.defaults``, and
-    ``LossSpec.network_defaults`` for the settings this model has), the data's shape, the user's
-    ``overrides``. Unknown keys are refused so a typo never silently does nothing.
+    ``LossSpec.network_defaults`` for the settings this model has), the dataset's paper settings
+    (``DatasetInfo.paper_settings``) that this model has, the data's shape, the user's ``overrides``. Unknown keys are refused so a typo never silently does nothing.
     """
     if info.kind not in model.data_kinds:
         raise GanzooError(
@@ -144,6 +144,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     config.update(loss_defaults(loss))
     check_types(loss_defaults(loss), overrides)  # the loss's own settings (gp_weight, clip_value...)
     config.update(networks)
+    config.update({name: value for name, value in info.paper_settings if name in config})
     config.update(
         channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
     )

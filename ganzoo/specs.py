@@ -77,6 +77,9 @@ class DatasetInfo:
     dim: int = 0
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
+    #: settings the dataset's paper trains with, as (name, value) pairs (pix2pix on facades: direction BtoA); they
+    #: apply to the models that have the setting, over the models' defaults and under the user's own
+    paper_settings: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

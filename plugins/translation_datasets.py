@@ -44,12 +44,22 @@ CYCLEGAN_SETS = {
     "iphone2dslr_flower": "iPhone <-> DSLR flower photos (shallow depth of field)",
 }
 PIX2PIX_SETS = {
-    "facades": "CMP Facades, photo (A) | labels (B): 400 training pairs; the paper trains BtoA",
+    "facades": "CMP Facades, photo (A) | labels (B): 400 training pairs; trained BtoA, as in the paper",
     "maps": "aerial photo (A) | Google map (B), 1096 training pairs",
-    "cityscapes": "Cityscapes photo | labels pairs (no longer distributed by the authors)",
+    "cityscapes": "Cityscapes photo (A) | labels (B) pairs (no longer distributed by the authors); trained BtoA, as "
+                  "in the paper",
     "edges2shoes": "shoe edges | photo, 49825 training pairs (needs much memory at 256)",
     "edges2handbags": "handbag edges | photo, 138567 training pairs (needs much memory at 256)",
     "night2day": "night | day photos of the same webcam scenes, 17823 training pairs",
+}
+#: What the left (A) and right (B) half of each pix2pix pair shows, and the direction the paper trains on the set.
+PAIRED_SIDES = {
+    "facades": ("photo", "labels", "BtoA"),
+    "maps": ("aerial photo", "map", "AtoB"),
+    "cityscapes": ("photo", "labels", "BtoA"),
+    "edges2shoes": ("edges", "photo", "AtoB"),
+    "edges2handbags": ("edges", "photo", "AtoB"),
+    "night2day": ("night", "day", "AtoB"),
 }
 #: Image counts per folder where they are known; other sets only need non-empty folders.
 KNOWN_COUNTS = {
@@ -180,11 +190,23 @@ def ensure_dataset(spec: Archive, root: Path, progress: bool = True) -> Path:
     return folder
 
 
+def direction_note(name: str, direction: str) -> str:
+    """What ``direction`` turns into what on the pix2pix set ``name``, and whether its paper trains that way."""
+    a, b, paper = PAIRED_SIDES[name]
+    source, target = (a, b) if direction == "AtoB" else (b, a)
+    other = "BtoA" if direction == "AtoB" else "AtoB"
+    how = "as in the paper" if direction == paper else f"the paper trains {paper}"
+    return (f"{name} pairs hold the {a} (A) | the {b} (B): this run turns {source} into {target} ({direction}, {how}; "
+            f"--set direction={other} for the other way)")
+
+
 def _loader(spec: Archive, kind: str, label: str) -> Callable[..., object]:
     def load(root: Path, image_size: int | None = None, channels: int | None = None, config: dict | None = None):
         from ganzoo.data.translation import load_translation
 
-        return load_translation(ensure_dataset(spec, Path(root)), kind, label, image_size or 256, config)
+        direction = (config or {}).get("direction")
+        notes = (direction_note(spec.name, direction),) if kind == "paired" and direction in ("AtoB", "BtoA") else ()
+        return load_translation(ensure_dataset(spec, Path(root)), kind, label, image_size or 256, config, notes)
 
     return load
 
@@ -199,5 +221,5 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     for name, summary in PIX2PIX_SETS.items():
         spec = Archive.of("pix2pix", name)
         label = f"pix2pix-{name}" if name in CYCLEGAN_SETS else name
-        register(DatasetSpec(label, summary, DatasetInfo("paired", channels=3, image_size=256),
-                             _loader(spec, "paired", label), source=spec.url))
+        info = DatasetInfo("paired", channels=3, image_size=256, paper_settings=(("direction", PAIRED_SIDES[name][2]),))
+        register(DatasetSpec(label, summary, info, _loader(spec, "paired", label), source=spec.url))

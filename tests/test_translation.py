@@ -682,3 +682,25 @@ def test_named_sets_are_registered_with_the_authors_urls():
     assert datasets.get("edges2shoes").source == "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2shoes.tar.gz"
     assert get_dataset("facades", ("paired",)).info.kind == "paired"
     assert get_dataset("facades", ("unpaired",)).info.kind == "unpaired"
+
+
+def test_pix2pix_on_facades_trains_labels_to_photo_as_the_paper_unless_told_otherwise(cli, tmp_path):
+    """The facades pairs hold photo | labels and the paper learns labels -> photo (BtoA): the named set brings that
+    direction, a run says what it turns into what, and --set direction=AtoB still wins."""
+    from ganzoo.weights import load_generator
+
+    rng = np.random.default_rng(0)
+    facades = tmp_path / "data" / "pix2pix" / "facades"
+    for split, count in (("train", 400), ("val", 100), ("test", 106)):  # the counts a complete copy has
+        (facades / split).mkdir(parents=True)
+        for index in range(count):
+            Image.fromarray(rng.integers(0, 256, (8, 16, 3), dtype=np.uint8)).save(facades / split / f"{index}.png")
+    common = ("--data", "facades", "--data-root", tmp_path / "data", "--image-size", "32", "--epochs", "1",
+              "--batch-size", "100", *TINY, "--no-progress", "--device", "cpu")
+    paper = cli("train", "pix2pix", *common, "--out", tmp_path / "paper")
+    assert ("facades pairs hold the photo (A) | the labels (B): this run turns labels into photo (BtoA, as in the "
+            "paper; --set direction=AtoB for the other way)") in " ".join(paper.output.split())
+    assert load_generator(tmp_path / "paper" / "generator.safetensors").config["direction"] == "BtoA"
+    other = cli("train", "pix2pix", *common, "--set", "direction=AtoB", "--out", tmp_path / "other")
+    assert "this run turns photo into labels (AtoB, the paper trains BtoA;" in " ".join(other.output.split())
+    assert load_generator(tmp_path / "other" / "generator.safetensors").config["direction"] == "AtoB"

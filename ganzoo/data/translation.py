@@ -366,8 +366,9 @@ def list_files(root: Path | tuple[Path, Path], kind: str) -> TranslationFiles:
 
 
 def load_translation(root: Path | tuple[Path, Path], kind: str, name: str, image_size: int,
-                     config: dict[str, Any] | None = None) -> "TranslationSet":
-    """Load a paired or unpaired set from ``root`` (or two folders) for crops of ``image_size``.
+                     config: dict[str, Any] | None = None, notes: tuple[str, ...] = ()) -> "TranslationSet":
+    """Load a paired or unpaired set from ``root`` (or two folders) for crops of ``image_size``; ``notes`` are
+    lines the run prints once the set is loaded.
 
     The images are held in memory unless ``config`` asks to stream them (``stream``) or they
     would not fit in ``max_memory_gb``; then a :class:`~ganzoo.data.translation_stream.StreamedTranslationData`
@@ -377,7 +378,7 @@ def load_translation(root: Path | tuple[Path, Path], kind: str, name: str, image
 
     files = list_files(root, kind)
     info = DatasetInfo(kind, channels=3, image_size=image_size)  # type: ignore[arg-type]
-    notes = _domains_note(root, files) if kind == "unpaired" else ()
+    notes = (*notes, *(_domains_note(root, files) if kind == "unpaired" else ()))
     note = streaming_note(files, image_size, config or {})
     if note is not None:
         return StreamedTranslationData(name, info, files, image_size, workers=(config or {}).get("data_workers"),

@@ -22,7 +22,8 @@ PAPER = Paper("Image-to-Image Translation with Conditional Adversarial Networks"
 
 HYPERPARAMETERS = (
     Hyperparameter("image_size", 256, "side of the random crops and outputs: a power of two of at least 32 (64, 128, 256)"),
-    Hyperparameter("direction", "AtoB", "AtoB: left half -> right half of each pair; BtoA the other way (facades: BtoA in the paper)"),
+    Hyperparameter("direction", "AtoB", "AtoB: left half -> right half of each pair; BtoA the other way (a named "
+                   "set trains as its paper does: BtoA, labels -> photo, on facades and cityscapes)"),
     Hyperparameter("g_width", 64, "U-Net features at the outermost level (ngf), doubled per level up to 8x"),
     Hyperparameter("d_width", 64, "PatchGAN features at the first layer (ndf)"),
     Hyperparameter("lambda_l1", 100.0, "weight of the L1 distance between output and target"),
