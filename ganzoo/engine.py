@@ -599,7 +599,8 @@ class Trainer:
             return
         info = {"model": self.model.name, "dataset": self.dataset_name, "data_root": self.data_root, "config": self.config,
                 "device": str(self.device), "processes": self.world.size if self.world is not None else 1,
-                "resumed_at_epoch": self.epoch if self.request.resume else None}
+                "resumed_at_epoch": self.epoch if self.request.resume else None,
+                "optimizers": {stage: speed.describe_optimizer(optimizer) for stage, optimizer in self.optimizers.items()}}
         (self.out / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
     # -- epoch end: pictures, weights, checkpoint -----------------------------------------

@@ -122,3 +122,11 @@ def to_channels_last(batch: dict[str, Any]) -> dict[str, Any]:
 
     return {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 and v.is_floating_point() else v
             for k, v in batch.items()}
+
+
+def describe_optimizer(optimizer: Any) -> str:
+    """The optimizer as built, for ``run.json``: ``"Adam (fused)"``, ``"Adam (foreach)"``, ``"RMSprop"``. The
+    ``fused_adam`` setting's default (None) is decided on the device, so only the built optimizer says which ran."""
+    kernels = [kernel for kernel in ("fused", "foreach") if optimizer.defaults.get(kernel)]
+    name = type(optimizer).__name__
+    return f"{name} ({kernels[0]})" if kernels else name

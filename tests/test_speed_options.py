@@ -60,8 +60,19 @@ def test_no_fused_adam_turns_the_default_fused_kernel_off(cli, tmp_path):
 
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu",
         "--no-fused-adam")
-    config = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    config = info["config"]
     assert config["fused_adam"] is False
+    assert info["optimizers"] == {"generator": "Adam (foreach)", "discriminator": "Adam (foreach)"}
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "default", "--no-progress",
+        "--device", "cpu", "--loss", "wgan")
+    default = json.loads((tmp_path / "default" / "run.json").read_text())  # WGAN's RMSprop: fused_adam does not apply
+    assert default["config"]["fused_adam"] is None and default["optimizers"] == {"generator": "RMSprop (foreach)",
+        "discriminator": "RMSprop (foreach)"}
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", tmp_path / "adam", "--no-progress",
+        "--device", "cpu")
+    adam = json.loads((tmp_path / "adam" / "run.json").read_text())  # the setting's None, decided on the CPU
+    assert adam["config"]["fused_adam"] is None and adam["optimizers"]["generator"] == "Adam (fused)"
     model = get_model("gan")
     for run_config, fused in ((config, False), ({**config, "fused_adam": None}, True)):  # the run's; the CPU default
         nets = build.build_generator(model, run_config), build.build_discriminator(model, run_config)
