@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ganzoo.download import download, file_digest
-from ganzoo.errors import GanzooError, command_for
+from ganzoo.errors import GanzooError
 from ganzoo.paths import cache_dir
 from ganzoo.specs import PretrainedSpec
 
@@ -90,7 +90,7 @@ def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Pa
 
     Exactly one of the two must be given; pretrained weights of another model are refused.
     """
-    from ganzoo.registry import get_registry
+    from ganzoo.registry import command_for_model, get_registry
 
     if (weights is None) == (pretrained is None):
         raise GanzooError("Give exactly one of --weights FILE or --pretrained NAME.")
@@ -103,7 +103,6 @@ def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Pa
         return weights
     entry = get_registry().pretrained.get(pretrained)
     if entry.model != model:
-        task = getattr(get_registry().models.items.get(entry.model), "task", "")
         raise GanzooError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}; "
-                          f"use 'ganzoo {command_for(task)} {entry.model} --pretrained {pretrained}'.")
+                          f"use 'ganzoo {command_for_model(entry.model)} {entry.model} --pretrained {pretrained}'.")
     return resolve(entry)

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar, get_args
 
 from pluggy import HookImpl
 
-from ganzoo.errors import GanzooError, UnknownNameError, unknown_name, with_article
+from ganzoo.errors import GanzooError, UnknownNameError, command_for, unknown_name, with_article
 from ganzoo.plugin_manager import BUILT_IN, LoadedPlugins, get_plugins
 from ganzoo.specs import DataKind, DatasetSpec, ExtensionSpec, Hyperparameter, LossSpec, ModelSpec, PretrainedSpec, Task
 
@@ -270,9 +270,17 @@ def get_model(name: str) -> ModelSpec:
         weights = registry.pretrained.get(name)
         raise UnknownNameError(
             f"{name!r} names pretrained weights of the model {weights.model!r}, not a model; give the model and "
-            f"the weights, as in 'ganzoo sample {weights.model} --pretrained {name}' ('ganzoo info {weights.model}' "
+            f"the weights, as in 'ganzoo {command_for_model(weights.model)} {weights.model} --pretrained {name}' "
+            f"('ganzoo info {weights.model}' "
             "describes both).")
     return registry.models.get(name)
+
+
+def command_for_model(name: str) -> str:
+    """The command a sentence suggests for a generator of model ``name`` (:func:`ganzoo.errors.command_for` of its
+    task); a model no plugin registers counts as one that samples."""
+    model = get_registry().models.items.get(name)
+    return command_for(model.task if model is not None else "")
 
 
 def get_dataset(name: str) -> DatasetSpec:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganzoo.errors import command_for, shell_word
+from ganzoo.errors import shell_word
 from ganzoo.safefile import WeightsError, digest_matches, load_tensors, read_metadata, save_tensors
 from ganzoo.specs import ModelSpec
 
@@ -136,7 +136,7 @@ def _load_into(path: Path, module: Any, device: str) -> Any:
 def load_generator(path: str | os.PathLike[str], model_name: str | None = None, device: str = "cpu") -> LoadedGenerator:
     """Rebuild the generator saved in ``path``; ``model_name`` must match the model it was trained as."""
     from ganzoo.build import build_generator
-    from ganzoo.registry import get_model, get_registry
+    from ganzoo.registry import command_for_model, get_model
 
     path = Path(path)
     metadata = read_metadata(path)
@@ -144,12 +144,10 @@ def load_generator(path: str | os.PathLike[str], model_name: str | None = None, 
         kind = metadata.get("format", "no ganzoo metadata")
         raise WeightsError(f"{path} is not a ganzoo generator file ({kind}); pass OUT/generator.safetensors from 'ganzoo train'.")
     if model_name is not None and metadata.get("model") != model_name:
-        saved = get_registry().models.items.get(metadata.get("model"))
-        command = command_for(saved.task if saved is not None else "")
+        saved = str(metadata.get("model"))
         raise WeightsError(
-            f"{path} holds weights of model {metadata.get('model')!r}, not {model_name!r}; "
-            f"use 'ganzoo {command} {metadata.get('model')} --weights {shell_word(str(path))}' or pass a {model_name} "
-            "file."
+            f"{path} holds weights of model {saved!r}, not {model_name!r}; use 'ganzoo {command_for_model(saved)} "
+            f"{saved} --weights {shell_word(str(path))}' or pass a {model_name} file."
         )
     config = _read_config(path, metadata)
     model = get_model(str(metadata.get("model")))
