@@ -125,6 +125,18 @@ def sample_shape(config: dict[str, Any]) -> tuple[int, ...]:
     return int(config["channels"]), size, size
 
 
+def samples_problem(config: dict[str, Any], samples: Any, asked: int) -> str | None:
+    """What a generator gave instead of ``asked`` samples of the data's shape ("1 samples of shape 3x8x8", "a
+    tuple"), or None when it gave those."""
+    import torch
+
+    if not isinstance(samples, torch.Tensor) or samples.dim() == 0:
+        return with_article(type(samples).__name__ if not isinstance(samples, torch.Tensor) else "0-d tensor")
+    if len(samples) == asked and tuple(samples.shape[1:]) == sample_shape(config):
+        return None
+    return f"{len(samples)} samples of shape {describe_shape(samples.shape[1:])}"
+
+
 @contextmanager
 def _trial_run(generator: Any, *networks: Any) -> Iterator[None]:
     """Run new networks once without changing them or the run: eval mode (batch-norm statistics stay), no_grad
@@ -172,10 +184,11 @@ def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) ->
         _raise_if_blamed(exc, model, f"in the generator of model {model.name!r} given noise of latent_dim "
                                   f"{config['latent_dim']}")
         raise
-    if tuple(samples.shape[1:]) != wanted:
-        raise GanzooError(f"The generator of model {model.name!r} ({_named(model.plugin)}) makes samples of shape "
-                          f"{describe_shape(samples.shape[1:])}, but the data's samples are {describe_shape(wanted)}; its "
-                          "build_generator must follow config's dim, or channels and image_size.")
+    problem = samples_problem(config, samples, 2)
+    if problem is not None:
+        raise GanzooError(f"The generator of model {model.name!r} ({_named(model.plugin)}) gave {problem} where 2 "
+                          f"samples of the data's shape {describe_shape(wanted)} were asked for; its build_generator "
+                          "must follow config's dim, or channels and image_size.")
 
 
 def check_discriminator(model: ModelSpec, config: dict[str, Any], generator: Any, discriminator: Any) -> None:

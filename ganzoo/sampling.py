@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ganzoo.errors import GanzooError, with_article
+from ganzoo.errors import GanzooError
 from ganzoo.specs import ModelSpec
 
 SAMPLE_SUFFIXES = (".png", ".npz")
@@ -119,25 +119,19 @@ def generate(model: ModelSpec, config: dict[str, Any], generator: Any, num: int,
             if checked and not parts:  # the first batch tells: the rest come from the same code
                 _check_batch(model, config, part, min(batch_size, num - start))
             parts.append(part)
-    return torch.cat(parts)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)  # one batch as it came, for the caller that checks it
 
 
 def _check_batch(model: ModelSpec, config: dict[str, Any], samples: Any, asked: int) -> None:
     """Refuse a batch of samples that is not ``asked`` samples of the data's shape (the generate hook of a plugin
     that returns half of them, or another shape), which would be written or scored as if it were right."""
-    import torch
+    from ganzoo.plugin_checks import describe_shape, sample_shape, samples_problem
 
-    from ganzoo.plugin_checks import describe_shape, sample_shape
-
-    wanted = sample_shape(config)
-    if isinstance(samples, torch.Tensor) and samples.dim() >= 1 and len(samples) == asked and \
-            tuple(samples.shape[1:]) == wanted:
-        return
-    got = (f"{len(samples)} samples of shape {describe_shape(samples.shape[1:])}"
-           if isinstance(samples, torch.Tensor) and samples.dim() >= 1 else with_article(type(samples).__name__))
-    raise GanzooError(f"The generator of model {model.name!r} (plugin {model.plugin!r}) gave {got} where "
-                      f"{asked} samples of shape {describe_shape(wanted)} were asked for; its generate hook must "
-                      "return one sample of the data's shape per noise row.")
+    problem = samples_problem(config, samples, asked)
+    if problem is not None:
+        raise GanzooError(f"The generator of model {model.name!r} (plugin {model.plugin!r}) gave {problem} where "
+                          f"{asked} samples of shape {describe_shape(sample_shape(config))} were asked for; its "
+                          "generate hook must return one sample of the data's shape per noise row.")
 
 
 def to_uint8(images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821

@@ -98,17 +98,30 @@ def test_a_generator_of_another_shape_than_the_data_is_refused_before_training(c
         "        return nn.Sequential(nn.Linear(config['latent_dim'], 16 * 16), nn.Unflatten(1, (1, 16, 16)))"))
     install(images.replace('_mlp(config["dim"], config["width"], 1)', "nn.Flatten(), nn.Linear(3 * 16 * 16, 1)"))
     assert _train(cli, tmp_path, "tinygan", "--data", image_folder) == (
-        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) makes samples of shape "
-        "1x16x16, but the data's samples are 3x16x16; its build_generator must follow config's dim, or channels and "
-        "image_size.")
+        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) gave 2 samples of shape "
+        "1x16x16 where 2 samples of the data's shape 3x16x16 were asked for; its build_generator must follow config's "
+        "dim, or channels and image_size.")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused while building, before any step
 
 
 def test_a_generator_of_another_vector_size_is_refused(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace(TINY_G, 'return _mlp(config["latent_dim"], config["width"], 3)'))
     assert _train(cli, tmp_path, "tinygan") == (
-        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) makes samples of shape 3, "
-        "but the data's samples are 2; its build_generator must follow config's dim, or channels and image_size.")
+        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) gave 2 samples of shape 3 "
+        "where 2 samples of the data's shape 2 were asked for; its build_generator must follow config's dim, or "
+        "channels and image_size.")
+
+
+def test_a_generator_that_returns_a_tuple_is_refused_before_training(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace(TINY_G, "from torch import nn\n"
+                                            "        class Pair(nn.Linear):\n"
+                                            "            def forward(self, z):\n"
+                                            "                return super().forward(z), z\n"
+                                            "        return Pair(config['latent_dim'], config['dim'])"))
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) gave a tuple where 2 "
+        "samples of the data's shape 2 were asked for; its build_generator must follow config's dim, or channels and "
+        "image_size.")
 
 
 def test_a_generator_that_fails_on_noise_is_one_sentence(cli, install, tmp_path):
