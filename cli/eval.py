@@ -52,6 +52,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     from ganzoo import evaluation
     from ganzoo.cli.main import console
     from ganzoo.device import pick_device
+    from ganzoo.manifest import generator_file
     from ganzoo.output_guard import refuse_replacing
     from ganzoo.registry import get_dataset
     from ganzoo.safefile import check_writable
@@ -62,8 +63,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         raise click.UsageError("--samples scores an existing file; drop MODEL, --weights, --pretrained, --num and "
                                "--seed.")
     if json_out is not None:
-        read = [path / "generator.safetensors" if path is not None and path.is_dir() else path
-                for path in (samples_file, weights, inception_weights, classifier)]
+        read = [samples_file, generator_file(weights) if weights is not None else None, inception_weights, classifier]
         refuse_replacing(json_out, "--json", ".json", read)
         check_writable(json_out, "--json", create=False)
     # Everything that can fail (the generator, the metrics, the feature extractors, the real data) is settled

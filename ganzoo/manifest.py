@@ -84,6 +84,11 @@ def _no_generator_sentence(folder: Path, model: str) -> str:
             "a generator .safetensors file.")
 
 
+def generator_file(weights: Path) -> Path:
+    """The file ``--weights`` names: a run folder stands for its ``generator.safetensors``."""
+    return weights / "generator.safetensors" if weights.is_dir() else weights
+
+
 def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Path:
     """The generator file a command should load: ``weights`` itself (a run folder stands for its
     ``generator.safetensors``), or pretrained ``NAME`` of ``model``.
@@ -96,11 +101,9 @@ def weights_path(model: str, weights: Path | None, pretrained: str | None) -> Pa
         raise GanzooError("Give exactly one of --weights FILE or --pretrained NAME.")
     if pretrained is None:
         weights = Path(weights)
-        if weights.is_dir():
-            if not (weights / "generator.safetensors").is_file():
-                raise GanzooError(_no_generator_sentence(weights, model))
-            return weights / "generator.safetensors"
-        return weights
+        if weights.is_dir() and not generator_file(weights).is_file():
+            raise GanzooError(_no_generator_sentence(weights, model))
+        return generator_file(weights)
     entry = get_registry().pretrained.get(pretrained)
     if entry.model != model:
         raise GanzooError(f"Pretrained weights {pretrained!r} are for model {entry.model!r}, not {model!r}; "
