@@ -224,6 +224,16 @@ def test_colour_images_after_hundreds_of_gray_ones_make_a_colour_set(tmp_path):
     assert get_dataset(str(tmp_path / "set")).info.channels == 3
 
 
+@pytest.mark.parametrize("count", [256, 257, 511, 5000])
+def test_the_probe_opens_at_most_probe_files_spread_over_the_whole_folder(tmp_path, count):
+    from ganzoo.data.folder import PROBE_FILES, _probed
+
+    files = [tmp_path / "faces" / f"{index:04d}.png" for index in range(count)]
+    chosen = _probed(tmp_path, files, ("faces",))
+    assert PROBE_FILES // 2 <= len(chosen) <= PROBE_FILES and chosen[0] == files[0]
+    assert files.index(chosen[-1]) >= count - count // PROBE_FILES - 2  # the end of the list too
+
+
 def test_bad_image_is_skipped_with_a_warning_naming_it(image_folder):
     from ganzoo.data.decoding import BadImageWarning
     from ganzoo.registry import get_dataset
