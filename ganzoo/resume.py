@@ -42,6 +42,7 @@ def read_resume_point(out: Path, model: str | None, data: str | None, overrides:
     with ``overrides``; refuses another model, another dataset, a setting outside :data:`RESUMABLE_CHANGES` and
     ``--epochs`` that leave nothing to train."""
     from ganzoo.registry import get_model
+    from ganzoo.run_data import refuse_out_inside_data
 
     path, meta, tensors, skipped = ckpt.load_latest_checkpoint(out)
     spec = get_model(meta["model"])
@@ -53,6 +54,7 @@ def read_resume_point(out: Path, model: str | None, data: str | None, overrides:
         if not gone:
             raise GanzooError(f"{out} was trained on {dataset!r}, not {data!r}; drop --data to resume it.")
         dataset = data  # the folder moved: the run goes on from its new place (a change of contents is noted)
+        refuse_out_inside_data(out, recorded_data_name(data), resumed=True)  # checked when a run starts, so here too
     elif gone:
         raise GanzooError(_gone_sentence(out, dataset, gone[0]))
     config = resumed_config(out, meta["config"], overrides)

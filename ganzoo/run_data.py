@@ -46,15 +46,18 @@ def data_digest(data: Any) -> str | None:
     return tensor_digest(tensors)
 
 
-def refuse_out_inside_data(out: Path, dataset_name: str) -> None:
-    """Stop a run whose ``--out`` lies inside its image folder(s): its pictures and files would join the
-    training images of the next run on that folder, without a word."""
+def refuse_out_inside_data(out: Path, dataset_name: str, resumed: bool = False) -> None:
+    """Stop a run whose ``--out`` (or, ``resumed`` at a new data place, ``--resume``) lies inside its image
+    folder(s): its pictures and files would join the training images of the next run on that folder, without a
+    word."""
     from ganzoo.data.translation import FOLDER_PAIR
 
     for folder in dataset_name.split(FOLDER_PAIR):
         if Path(folder).is_absolute() and out.resolve().is_relative_to(folder):
-            raise GanzooError(f"--out {out} lies inside the data folder {folder}, so the run's pictures would become "
-                              f"training images of the next run on it; choose an --out folder outside it.")
+            option, fix = (("--resume", "move the run folder out of it, or the data elsewhere, first") if resumed
+                           else ("--out", "choose an --out folder outside it"))
+            raise GanzooError(f"{option} {out} lies inside the data folder {folder}, so the run's pictures would "
+                              f"become training images of the next run on it; {fix}.")
 
 
 def refuse_changed_classes(model: ModelSpec, config: dict[str, Any], info: Any, dataset_name: str) -> None:

@@ -189,6 +189,14 @@ def test_a_run_whose_image_folder_moved_resumes_from_the_new_place_given_with_da
     write_png_images(other, 64, seed=3)  # a folder that exists is not replaced by another
     result = cli("train", "dcgan", "--resume", run, "--data", other, "--epochs", "3", "--no-progress", ok=False)
     assert f"was trained on '{moved}', not '{other}'; drop --data to resume it." in " ".join(result.output.split())
+    run.rename(tmp_path / "moved" / "run")  # the run folder now lies inside the data it would resume on
+    moved.rename(tmp_path / "again")
+    inside = tmp_path / "again" / "run"
+    result = cli("train", "dcgan", "--resume", inside, "--data", tmp_path / "again", "--epochs", "3", "--no-progress",
+                 ok=False)
+    assert " ".join(result.output.split()) == (
+        f"Error: --resume {inside} lies inside the data folder {tmp_path / 'again'}, so the run's pictures would "
+        "become training images of the next run on it; move the run folder out of it, or the data elsewhere, first.")
 
 
 def test_decay_epochs_lowers_every_learning_rate_linearly(tmp_path):
