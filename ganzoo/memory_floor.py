@@ -11,14 +11,15 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def free_bytes(device: "torch.device") -> int | None:
-    """The memory ``device`` has free now: the GPU's free memory for CUDA, for the CPU the host's ``MemAvailable``
-    (Linux), or less where ``ulimit -v`` leaves the process less room; None where it cannot be known (another OS,
-    another accelerator)."""
+def free_bytes(device: "torch.device", sharing: int = 1) -> int | None:
+    """The memory ``device`` has free now for each of ``sharing`` processes that share it: the GPU's free memory
+    for CUDA, for the CPU the host's ``MemAvailable`` (Linux), each process's share of it, or less where
+    ``ulimit -v`` leaves the process less room (a limit each process has for itself); None where it cannot be
+    known (another OS, another accelerator)."""
     import torch
 
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+        return int(torch.cuda.mem_get_info(device)[0]) // sharing
     if device.type != "cpu":
         return None
     available = _proc_kib("/proc/meminfo", "MemAvailable")
@@ -26,6 +27,7 @@ def free_bytes(device: "torch.device") -> int | None:
         return None
     import resource
 
+    available //= sharing
     limit = resource.getrlimit(resource.RLIMIT_AS)[0]  # ulimit -v: the process's address space, not the machine's
     used = _proc_kib("/proc/self/status", "VmSize")
     if limit != resource.RLIM_INFINITY and used is not None:
@@ -112,9 +114,9 @@ def refuse_training_too_large(model: Any, config: dict[str, Any], device: "torch
     from ganzoo.errors import GanzooError
 
     needed = generator_floor(model, config, batch)
-    free = free_bytes(device) if needed is not None else None
-    if needed is not None and free is not None and needed * sharing > free:
-        each = f" in each of the {sharing} processes sharing it" if sharing > 1 else ""
+    free = free_bytes(device, sharing) if needed is not None else None
+    if needed is not None and free is not None and needed > free:
+        each = f" for each of the {sharing} processes sharing it" if sharing > 1 else ""
         raise GanzooError(f"--image-size {config['image_size']} with a batch of {batch} needs at least "
-                          f"{needed / 2**30:.1f} GiB for the generator's largest layer alone{each}, more than the "
-                          f"{free / 2**30:.1f} GiB free on {device}; use a smaller --image-size or --batch-size.")
+                          f"{needed / 2**30:.1f} GiB for the generator's largest layer alone, more than the "
+                          f"{free / 2**30:.1f} GiB free on {device}{each}; use a smaller --image-size or --batch-size.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -375,6 +376,34 @@ def test_an_error_in_one_process_alone_ends_the_run_with_its_sentence_once(tmp_p
     assert done.returncode == 1, output
     assert output.count("Error:") == 1 and f"Error: Process {rank} ran out of memory; lower --batch-size." in output
     assert "Traceback" not in output and "FAILED" not in output, output
+
+
+def test_cpu_processes_under_devices_each_count_on_their_share_of_the_memory(tmp_path, image_folder):
+    """Two CPU processes on one machine (torchrun's LOCAL_WORLD_SIZE=2) share its memory: a batch whose largest
+    generator layer fits in the free memory once, but not twice, is refused before any network is built."""
+    import torch
+
+    from ganzoo.config import resolve_config
+    from ganzoo.memory_floor import free_bytes, generator_floor
+    from ganzoo.registry import get_dataset, get_model
+
+    model = get_model("dcgan")
+    config = resolve_config(model, get_dataset(str(image_folder)).info, {"image_size": 256})
+    one = generator_floor(model, config, 1)
+    free = free_bytes(torch.device("cpu"))
+    batch = int(0.75 * free / one)  # each process's batch: its largest layer takes 3/4 of the free memory
+    assert free / 2 < generator_floor(model, config, batch) < free  # fits one process, not two
+    done = subprocess.run([sys.executable, "-m", "ganzoo", "train", "dcgan", "--data", str(image_folder),
+                           "--image-size", "256", "--batch-size", str(2 * batch), "--epochs", "1", "--devices", "2",
+                           "--device", "cpu", "--no-progress", "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1, output
+    assert output.count("Error:") == 1 and re.search(
+        rf"Error: --image-size 256 with a batch of {batch} needs at least [0-9.]+ GiB for the generator's largest "
+        r"layer alone, more than the [0-9.]+ GiB free on cpu for each of the 2 processes sharing it; use a smaller "
+        r"--image-size or --batch-size\.", output), output
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 SLOW_SETUP_PLUGIN = '''
