@@ -161,3 +161,30 @@ def test_an_image_size_too_large_for_memory_is_said_so_not_blamed_on_the_files(u
                         r"--image-size or --batch-size\.", " ".join(done.stderr.split()))
     assert said and float(said.group(1)) < 8, done.stderr
     assert "could be decoded" not in done.stderr and "not a readable image" not in done.stderr
+
+
+class _Refusing:
+    """A dataset whose every item raises a GanzooError subclass with a message of two lines (as a plugin's may)."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index):
+        from ganzoo.download import DownloadError
+
+        raise DownloadError("The archive could not be read.\nPut a good copy at data/set.zip.", "damaged")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_an_error_raised_in_a_worker_comes_back_with_its_class_and_whole_message(workers):
+    from torch.utils.data import DataLoader
+
+    from ganzoo.data.translation_stream import worker_error
+    from ganzoo.download import DownloadError
+
+    with pytest.raises(DownloadError) as caught:
+        next(iter(DataLoader(_Refusing(), num_workers=workers)))
+    assert str(caught.value).startswith("Caught" if workers else "The archive")  # torch's wrapping in a worker
+    error = worker_error(caught.value)
+    assert type(error) is DownloadError
+    assert str(error) == "The archive could not be read.\nPut a good copy at data/set.zip."

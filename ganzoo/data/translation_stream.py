@@ -102,12 +102,21 @@ def _plain_warnings(worker_id: int) -> None:
     warnings.showwarning = show
 
 
-def _own_sentence(text: str) -> str:
-    """The sentence of a :class:`GanzooError` a DataLoader worker raised, from the text torch re-raises it with
-    ("Caught GanzooError in DataLoader worker process 0. Original Traceback ... GanzooError: SENTENCE")."""
-    if not text.startswith("Caught "):  # raised in this process (no workers)
-        return text
-    return text.rstrip().splitlines()[-1].partition(": ")[2] or text
+def worker_error(exc: GanzooError) -> GanzooError:
+    """The error a DataLoader worker raised, as it was raised there. Torch hands it on as an error of the same
+    class whose text is "Caught NAME in DataLoader worker process 0. Original Traceback ... module.NAME: MESSAGE";
+    the class and the whole message (of one line or several) come back. One raised in this process (no workers)
+    is returned as it is."""
+    text = str(exc)
+    if not text.startswith("Caught "):
+        return exc
+    marker = f"\n{type(exc).__module__}.{type(exc).__qualname__}: "
+    at = text.rfind(marker)  # the traceback's last line names the class; the message follows it to the end
+    message = text[at + len(marker):].rstrip() if at >= 0 else text.rstrip().splitlines()[-1]
+    try:
+        return type(exc)(message)
+    except Exception:  # a subclass that takes other arguments: its message at least
+        return GanzooError(message)
 
 
 class _Plan:
@@ -172,7 +181,7 @@ class StreamedTranslationData(TranslationSet):
             for a, b in self.loader():
                 yield {"a": to_unit(a.to(device, non_blocking=True)), "b": to_unit(b.to(device, non_blocking=True))}
         except GanzooError as exc:  # raised in a worker: torch hands it on with the worker's traceback as its text
-            raise GanzooError(_own_sentence(str(exc))) from None
+            raise worker_error(exc) from None
 
     def preview(self, num: int = PICTURE_PAIRS) -> dict[str, "torch.Tensor"]:
         """The first ``num`` images of each side, centre-cropped, unflipped, in [-1, 1] (decoded now)."""
