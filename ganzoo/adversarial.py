@@ -78,14 +78,8 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
             with torch.no_grad():
                 fake = fresh_fake()
         real_in, fake_in = remedies.add_instance_noise(real, std), remedies.add_instance_noise(fake, std)
-        real_out, fake_out = discriminator(real_in), discriminator(fake_in)
-        terms = _named_terms(loss.discriminator(real_out, fake_out), config, "discriminator")
-        if hasattr(loss, "penalty"):
-            terms.update(loss.penalty(discriminator, real_in, fake_in))
-        if config.get("r1_gamma"):
-            terms["r1_penalty"] = float(config["r1_gamma"]) / 2 * remedies.r1_penalty(discriminator, real_in)
-        if config.get("d_weight_penalty"):
-            terms["d_weight_penalty"] = float(config["d_weight_penalty"]) * remedies.weight_penalty(discriminator)
+        terms, real_out, fake_out = discriminator_terms(discriminator, discriminator.parameters(), loss, real_in,
+                                                        fake_in, config)
         metrics = _named_terms(loss.metrics(real_out.detach(), fake_out.detach()), config, "metrics")
         if config.get("instance_noise"):
             metrics["instance_noise"] = real.new_tensor(std)
@@ -95,9 +89,32 @@ def unconditional_losses(generator: Any, discriminator: Any, batch: dict[str, An
     if "unrolled" in config.get("with", []):
         real_in = remedies.add_instance_noise(real, std)
         optimizer = state["_optimizers"]["discriminator"]
-        params = remedies.unrolled_parameters(discriminator, loss, real_in, fake_in, int(config.get("unroll_steps", 5)), optimizer)
+
+        def objective(score: Any, weights: Any) -> Any:  # D's whole loss, penalties included, as its own step has it
+            return sum(discriminator_terms(score, weights, loss, real_in, fake_in, config)[0].values())
+
+        params = remedies.unrolled_parameters(discriminator, objective, int(config.get("unroll_steps", 5)), optimizer,
+                                              getattr(loss, "clip", None))
         return Losses(loss.generator(remedies.discriminator_with(discriminator, params, fake_in)))
     return Losses(loss.generator(discriminator(fake_in)))
+
+
+def discriminator_terms(score: Any, weights: Any, loss: Any, real_in: Any, fake_in: Any,
+                        config: dict[str, Any]) -> tuple[dict[str, Any], Any, Any]:
+    """D's loss terms on ``real_in`` and ``fake_in`` (the loss's own, its gradient penalty, R1 and the weight
+    penalty), with D's outputs on both. ``score`` is D, or D with other ``weights`` (its trainable parameters),
+    so that unrolled steps minimise exactly what D's own step does."""
+    from ganzoo import remedies
+
+    real_out, fake_out = score(real_in), score(fake_in)
+    terms = _named_terms(loss.discriminator(real_out, fake_out), config, "discriminator")
+    if hasattr(loss, "penalty"):
+        terms.update(loss.penalty(score, real_in, fake_in))
+    if config.get("r1_gamma"):
+        terms["r1_penalty"] = float(config["r1_gamma"]) / 2 * remedies.r1_penalty(score, real_in)
+    if config.get("d_weight_penalty"):
+        terms["d_weight_penalty"] = float(config["d_weight_penalty"]) * remedies.weight_penalty(weights)
+    return terms, real_out, fake_out
 
 
 def _named_terms(returned: Any, config: dict[str, Any], method: str) -> dict[str, Any]:

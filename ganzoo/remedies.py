@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ganzoo.errors import GanzooError, with_article
 
@@ -36,9 +36,9 @@ def add_instance_noise(x: "torch.Tensor", std: float) -> "torch.Tensor":  # noqa
     return x + std * torch.randn_like(x) if std > 0 else x
 
 
-def weight_penalty(module: Any) -> "torch.Tensor":  # noqa: F821
-    """Σ w² over ``module``'s trainable weights (an L2 penalty, as weight decay on the loss)."""
-    return sum(p.pow(2).sum() for p in module.parameters() if p.requires_grad)
+def weight_penalty(weights: Iterable[Any]) -> "torch.Tensor":  # noqa: F821
+    """Σ w² over the trainable ``weights`` of a discriminator (an L2 penalty, as weight decay on the loss)."""
+    return sum(p.pow(2).sum() for p in weights if p.requires_grad)
 
 
 def r1_penalty(discriminator: Any, real: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
@@ -65,17 +65,20 @@ def penalty_batch_norm_warning(config: dict[str, Any], loss: Any, discriminator:
             f"the discriminator makes each image's score depend on its whole batch; {remedy} keeps the images apart.")
 
 
-def unrolled_parameters(discriminator: Any, loss: Any, real: "torch.Tensor", fake: "torch.Tensor",  # noqa: F821
-                        steps: int, optimizer: Any) -> dict[str, "torch.Tensor"]:  # noqa: F821
-    """D's parameters after ``steps`` differentiable updates by its own ``optimizer`` on ``loss``.
+def unrolled_parameters(discriminator: Any, objective: Callable[[Any, Any], Any], steps: int, optimizer: Any,
+                        clip: float | None = None) -> dict[str, "torch.Tensor"]:  # noqa: F821
+    """D's parameters after ``steps`` differentiable updates by its own ``optimizer`` on ``objective(score,
+    weights)``: D's whole loss, computed with ``score`` (D with the unrolled parameters) and ``weights`` (those
+    parameters), and with WGAN's weight ``clip`` after each update, as D's own steps have them.
 
-    ``fake`` keeps its graph to the generator, and every step is built with ``create_graph``, so a
-    loss computed with the returned parameters backpropagates into the generator through the
-    unrolled updates (Metz et al. 2016, eq. 12) and not only through the final D. Each update is
-    the optimizer's own rule started from its current state, as in the paper, which unrolls Adam
-    with its moment estimates: Adam and RMSprop are unrolled exactly (see :func:`_unrolled_update`),
-    any other optimizer as gradient descent at its learning rate. The optimizer's state and the
-    real discriminator are left untouched; buffers (batch-norm statistics) are copied.
+    The objective's fake samples keep their graph to the generator, and every step is built with
+    ``create_graph``, so a loss computed with the returned parameters backpropagates into the
+    generator through the unrolled updates (Metz et al. 2016, eq. 12) and not only through the final D.
+    Each update is the optimizer's own rule started from its current state, as in the paper, which
+    unrolls Adam with its moment estimates: Adam and RMSprop are unrolled exactly (see
+    :func:`_unrolled_update`), any other optimizer as gradient descent at its learning rate. The
+    optimizer's state and the real discriminator are left untouched; buffers (batch-norm statistics)
+    are copied.
     """
     import torch
     from torch.func import functional_call
@@ -87,11 +90,12 @@ def unrolled_parameters(discriminator: Any, loss: Any, real: "torch.Tensor", fak
     moments = {name: _optimizer_moments(optimizer, p) for name, p in named}
     for _ in range(steps):
         state = {**params, **buffers}
-        terms = loss.discriminator(functional_call(discriminator, state, (real,)),
-                                   functional_call(discriminator, state, (fake,)))
-        grads = torch.autograd.grad(sum(terms.values()), list(params.values()), create_graph=True)
+        total = objective(lambda x, state=state: functional_call(discriminator, state, (x,)), list(params.values()))
+        grads = torch.autograd.grad(total, list(params.values()), create_graph=True)
         for (name, p), g in zip(list(params.items()), grads):
             params[name], moments[name] = _unrolled_update(optimizer, group, p, g, moments[name])
+            if clip:
+                params[name] = params[name].clamp(-clip, clip)
     return {**params, **buffers}
 
 
@@ -117,7 +121,8 @@ def _unrolled_update(optimizer: Any, group: dict[str, Any], p: Any, g: Any, mome
     if isinstance(optimizer, torch.optim.RMSprop) and not group.get("centered") and not group.get("momentum"):
         alpha = group["alpha"]
         v = alpha * moments.get("square_avg", torch.zeros_like(p)) + (1 - alpha) * g * g
-        return p - lr * g / (v.sqrt() + group["eps"]), {**moments, "square_avg": v}
+        # as in Adam's rule, 1e-16 under the root keeps its derivative finite at a gradient of exactly 0
+        return p - lr * g / ((v + 1e-16).sqrt() + group["eps"]), {**moments, "square_avg": v}
     return p - lr * g, moments
 
 

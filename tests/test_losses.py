@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -376,6 +377,11 @@ def _adam(module: nn.Module) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=1e-3, betas=(0.5, 0.999))
 
 
+def _objective(loss, real: torch.Tensor, fake: torch.Tensor):
+    """D's loss as unrolled_parameters takes it: computed with D under other weights (``score``)."""
+    return lambda score, weights: sum(loss.discriminator(score(real).squeeze(1), score(fake).squeeze(1)).values())
+
+
 def _generator_grad(unroll_steps: int | None) -> torch.Tensor:
     generator, discriminator = _mlp(4, 2, 0), _mlp(2, 1, 1)
     loss = losses.NonSaturatingLoss()
@@ -384,7 +390,8 @@ def _generator_grad(unroll_steps: int | None) -> torch.Tensor:
     if unroll_steps is None:
         g_loss = loss.generator(discriminator(fake).squeeze(1))["g_adv"]
     else:
-        params = remedies.unrolled_parameters(discriminator, loss, real, fake, unroll_steps, _adam(discriminator))
+        params = remedies.unrolled_parameters(discriminator, _objective(loss, real, fake), unroll_steps,
+                                              _adam(discriminator))
         g_loss = loss.generator(remedies.discriminator_with(discriminator, params, fake).squeeze(1))["g_adv"]
     return torch.cat([g.flatten() for g in torch.autograd.grad(g_loss, list(generator.parameters()))])
 
@@ -396,7 +403,8 @@ def test_unrolling_changes_the_generators_gradient():
     # the difference is not only D's new weights: gradients flow through the unrolled updates into G
     generator, discriminator = _mlp(4, 2, 0), _mlp(2, 1, 1)
     fake = generator(torch.randn(8, 4))
-    params = remedies.unrolled_parameters(discriminator, losses.NonSaturatingLoss(), torch.randn(8, 2), fake, 2, _adam(discriminator))
+    params = remedies.unrolled_parameters(discriminator, _objective(losses.NonSaturatingLoss(), torch.randn(8, 2), fake),
+                                          2, _adam(discriminator))
     weight = params["2.weight"]
     assert weight.grad_fn is not None
     (through_d,) = torch.autograd.grad(weight.sum(), generator[2].weight, allow_unused=True)
@@ -415,7 +423,7 @@ def test_unrolled_adam_matches_the_optimizers_own_steps():
             optimizer.zero_grad()
             sum(loss.discriminator(discriminator(real).squeeze(1), discriminator(fake).squeeze(1)).values()).backward()
             optimizer.step()
-        params = remedies.unrolled_parameters(discriminator, loss, real, fake, 3, optimizer)
+        params = remedies.unrolled_parameters(discriminator, _objective(loss, real, fake), 3, optimizer)
         before = {name: p.detach().clone() for name, p in discriminator.named_parameters()}
         for _ in range(3):
             optimizer.zero_grad()
@@ -424,6 +432,47 @@ def test_unrolled_adam_matches_the_optimizers_own_steps():
         for name, p in discriminator.named_parameters():
             assert torch.allclose(params[name], p, atol=1e-6), (type(optimizer).__name__, name)
             assert not torch.equal(before[name], p)
+
+
+def test_unrolled_steps_minimise_ds_whole_loss_with_its_penalties_and_clipping():
+    """The look-ahead D is the D that D's own steps would make: R1 and the weight penalty in its loss, WGAN's clipping
+    after each update, and RMSprop's rule where a gradient is exactly 0 (WGAN's output bias) stays finite."""
+    from ganzoo.adversarial import discriminator_terms
+
+    real, fake = torch.randn(16, 2, generator=torch.Generator().manual_seed(4)), torch.randn(16, 2)
+    penalties = {"r1_gamma": 1.0, "d_weight_penalty": 0.05}
+    for loss, clip, config in ((losses.NonSaturatingLoss(), None, penalties),
+                               (losses.WassersteinLoss({"clip_value": 0.05}), 0.05, {})):
+        discriminator = _mlp(2, 1, 1)
+        optimizer = torch.optim.RMSprop(discriminator.parameters(), lr=5e-3)
+
+        def objective(score, weights):
+            return sum(discriminator_terms(lambda x: score(x).squeeze(1), weights, loss, real, fake, config)[0].values())
+
+        params = remedies.unrolled_parameters(discriminator, objective, 3, optimizer, clip)
+        for _ in range(3):
+            optimizer.zero_grad()
+            objective(discriminator, discriminator.parameters()).backward()
+            optimizer.step()
+            if clip:
+                with torch.no_grad():
+                    for p in discriminator.parameters():
+                        p.clamp_(-clip, clip)
+        for name, p in discriminator.named_parameters():
+            assert torch.allclose(params[name], p, atol=1e-6), (loss.name, name)
+        if clip:
+            assert max(float(p.detach().abs().max()) for p in params.values()) <= torch.tensor(clip).item()  # float32
+            g_loss = loss.generator(remedies.discriminator_with(discriminator, params, fake.requires_grad_()).squeeze(1))
+            (grad,) = torch.autograd.grad(g_loss["g_adv"], fake)
+            assert torch.isfinite(grad).all()
+
+
+def test_wgan_with_unrolled_steps_trains_without_nan(cli, tmp_path):
+    cli("train", "gan", "--data", "ring8", "--loss", "wgan", "--with", "unrolled", "--batch-size", "2048",
+        "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert not [row for row in rows if row["event"] in ("bad_step", "diverged")]
+    assert all(math.isfinite(row["g_adv"]) for row in rows if row["event"] == "log")
 
 
 def test_packed_discriminator_shapes():
