@@ -198,8 +198,8 @@ def info(model: str) -> None:
     """Show MODEL's paper, task and data, and the hyperparameters, losses and extensions its task accepts."""
     from rich.table import Table
 
-    from ganzoo.config import (SHARED_LOSS_SETTINGS, all_hyperparameters, loss_defaults, loss_network_defaults,
-                               refused_settings)
+    from ganzoo.config import (SHARED_LOSS_SETTINGS, accepts_loss, all_hyperparameters, loss_defaults,
+                               loss_network_defaults, refused_settings)
     from ganzoo.registry import computes_own_losses, get_model, get_registry
 
     spec = get_model(model)
@@ -238,6 +238,8 @@ def info(model: str) -> None:
             losses.add_column(column, overflow="fold")
         for name in registry.losses.names():
             loss = registry.losses.get(name)
+            if not accepts_loss(spec, loss):
+                continue
             networks = {k: v for k, v in loss.network_defaults.items() if k in model_settings}
             settings = ", ".join(f"{k}={v!r}" for k, v in {**loss.defaults, **networks}.items())
             losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)

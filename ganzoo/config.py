@@ -140,6 +140,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     if not isinstance(loss, str):
         raise GanzooError(f"loss must be the name of a loss, such as ns or wgan-gp, got {loss!r}; "
                           f"'ganzoo info {model.name}' lists them.")
+    refuse_unmatched_loss(model, loss)
     networks = loss_network_defaults(loss, config)
     config.update(loss_defaults(loss))
     check_types(loss_defaults(loss), overrides)  # the loss's own settings (gp_weight, clip_value...)
@@ -241,6 +242,27 @@ def refused_settings(model: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]
     if not computes_own_losses(model):
         return (), ()
     return UNCONDITIONAL_REMEDIES, UNCONDITIONAL_TUNING if model.task != "unconditional" else STANDARD_STEP_TUNING
+
+
+def accepts_loss(model: ModelSpec, loss: Any) -> bool:
+    """Whether ``model`` and the :class:`LossSpec` ``loss`` train together: neither limits itself to others."""
+    return (not model.losses or loss.name in model.losses) and (not loss.models or model.name in loss.models)
+
+
+def refuse_unmatched_loss(model: ModelSpec, name: str) -> None:
+    """Refuse a loss that ``model`` does not train with (``ModelSpec.losses``), or that works only with other
+    models (``LossSpec.models``): BEGAN's autoencoder discriminator scores by reconstruction error, which other
+    losses would read as logits, and BEGAN's loss needs that discriminator."""
+    from ganzoo.registry import get_registry
+
+    loss = get_registry().losses.get(name)
+    if accepts_loss(model, loss):
+        return
+    if model.losses and name not in model.losses:
+        raise GanzooError(f"Model {model.name!r} trains with the {' or '.join(model.losses)} loss alone (its networks "
+                          f"read no other); drop --loss {name}.")
+    raise GanzooError(f"--loss {name} works only with the {' or '.join(loss.models)} model; train that model, or pick "
+                      f"another loss ('ganzoo info {model.name}' lists them).")
 
 
 def loss_defaults(name: str) -> dict[str, Any]:

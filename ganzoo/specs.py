@@ -58,6 +58,9 @@ class ModelSpec:
     data_kinds: tuple[DataKind, ...] = ("images",)
     defaults_by_data: dict[str, dict[str, Any]] = field(default_factory=dict)
     plugin: str = ""
+    #: the only losses (``--loss``) it trains with, when its networks read no other (BEGAN's autoencoder
+    #: discriminator); empty: any its task takes
+    losses: tuple[str, ...] = ()
 
     def defaults(self, data_kind: str | None = None) -> dict[str, Any]:
         """Hyperparameter defaults, with the overrides for ``data_kind`` applied."""
@@ -111,6 +114,9 @@ class LossSpec:
     plugin: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
     network_defaults: dict[str, Any] = field(default_factory=dict)
+    #: the only models it works with, when it needs their networks (BEGAN's loss: an autoencoder discriminator);
+    #: empty: any model
+    models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def register_losses(register: Callable[[LossSpec], None]) -> None:
     register(LossSpec("began", "boundary equilibrium: D is an autoencoder, L = L1 reconstruction error; D minimises "
                       "L(x) - k L(G(z)), G minimises L(G(z)), k += lambda_k (gamma L(x) - L(G(z))); logs M and k_t "
                       "(model 'began' only)",
-                      _factory("BEGANLoss"), BEGAN))
+                      _factory("BEGANLoss"), BEGAN, models=("began",)))
 
 
 @hookimpl(tryfirst=True)

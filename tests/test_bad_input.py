@@ -632,6 +632,29 @@ def test_pacgan_refuses_begans_autoencoder_discriminator(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_began_and_its_loss_train_only_together(cli, tmp_path):
+    """BEGAN's discriminator scores by reconstruction error, never negative: read as logits by --loss ns it could
+    never call a sample fake. Both directions are refused before anything is written, and 'info' lists only the
+    losses each model takes."""
+    result = cli("train", "began", "--data", "ring8", "--loss", "ns", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and _one_line(result) == (
+        "Error: Model 'began' trains with the began loss alone (its networks read no other); drop --loss ns.")
+    result = cli("train", "gan", "--data", "ring8", "--loss", "began", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and _one_line(result) == (
+        "Error: --loss began works only with the began model; train that model, or pick another loss ('ganzoo info "
+        "gan' lists them).")
+    assert not (tmp_path / "run").exists()
+
+    def listed(model: str) -> set[str]:
+        table = cli("info", model).output.split("losses (--loss NAME", 1)[1].split("extensions", 1)[0]
+        return {line.split("│")[1].strip() for line in table.splitlines()
+                if line.startswith("│") and line.split("│")[1].strip()}
+
+    assert listed("began") == {"began"}
+    gan = listed("gan")
+    assert "began" not in gan and {"ns", "wgan-gp", "kl-wgan"} <= gan
+
+
 @pytest.mark.parametrize("model", ["cyclegan", "pix2pix"])
 def test_ema_trains_translation_models_and_translates_with_the_average(cli, tmp_path, family_data, model):
     import torch
