@@ -114,6 +114,10 @@ class LeastSquaresLoss(AdversarialLoss):
     def generator(self, fake):
         return {"g_adv": 0.5 * (fake - 1).pow(2).mean()}
 
+    def metrics(self, real, fake):
+        """D's outputs as they are: its targets are 1 and 0, so they read as its belief (not logits)."""
+        return {"D(x)": real.mean(), "D(G(z))": fake.mean()}
+
     def log_density_ratio(self, output):
         """The optimal D (targets 0 and 1) is p_data/(p_data + p_G): log(D/(1-D)), D kept inside (0, 1)."""
         clamped = output.clamp(1e-6, 1 - 1e-6)
@@ -134,7 +138,8 @@ class HingeLoss(AdversarialLoss):
         return {"g_adv": -fake.mean()}
 
     def metrics(self, real, fake):
-        return {"D(x)": real.mean(), "D(G(z))": fake.mean()}
+        """The critic's raw scores (margins at ±1, not beliefs in [0, 1]), named as WGAN's are."""
+        return {"critic(x)": real.mean(), "critic(G(z))": fake.mean()}
 
 
 class WassersteinLoss(AdversarialLoss):

@@ -62,6 +62,8 @@ def save_loss_plot(metrics_path: Path, path: Path) -> bool:
     fig, axes = plt.subplots(1, 2 if probs else 1, figsize=(11 if probs else 6, 4), dpi=100, squeeze=False)
     steps = [r["step"] for r in rows]
     marker = "o" if len(rows) < 20 else None  # a short run's few points (one, for a single log line) would draw nothing
+    if len(losses) > 10:  # the default cycle has 10 colours: more series would share them
+        axes[0][0].set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for key in losses:
         axes[0][0].plot(steps, [r.get(key) for r in rows], label=key, marker=marker)
     axes[0][0].set_xlabel("step")
@@ -71,7 +73,8 @@ def save_loss_plot(metrics_path: Path, path: Path) -> bool:
         axes[0][1].plot(steps, [r.get(key) for r in rows], label=key, marker=marker)
     if probs:
         axes[0][1].set_xlabel("step")
-        axes[0][1].set_ylim(0, 1)
+        seen = [r[key] for r in rows for key in probs if isinstance(r.get(key), (int, float))]
+        axes[0][1].set_ylim(min([0.0, *seen]) - 0.02, max([1.0, *seen]) + 0.02)  # 0..1, widened to show every value
         axes[0][1].set_title("discriminator outputs")
         axes[0][1].legend()
     fig.savefig(path, bbox_inches="tight")

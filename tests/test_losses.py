@@ -532,6 +532,19 @@ ALL_LOSSES = ["ns", "minimax", "lsgan", "wgan", "wgan-gp", "dragan", "hinge", "k
               "f-gan-kl", "f-gan-rkl", "f-gan-js", "f-gan-pearson", "f-gan-hellinger"]
 
 
+def test_logged_outputs_are_beliefs_only_where_the_loss_makes_them_beliefs():
+    """ns reads D's outputs as logits, LSGAN's D aims at 1 and 0 itself, hinge and KL-WGAN critics score with
+    margins at ±1: each logs what its outputs mean, under a name that says so."""
+    real, fake = torch.tensor([0.9, 0.7]), torch.tensor([-1.6, 0.2])
+    logged = {name: {k: round(float(v), 4) for k, v in loss.metrics(real, fake).items()}
+              for name, loss in (("ns", losses.NonSaturatingLoss()), ("lsgan", losses.LeastSquaresLoss()),
+                                 ("hinge", losses.HingeLoss()), ("kl-wgan", losses.KLWassersteinLoss()))}
+    assert logged["ns"] == {"D(x)": round((torch.sigmoid(real).mean()).item(), 4),
+                            "D(G(z))": round((torch.sigmoid(fake).mean()).item(), 4)}
+    assert logged["lsgan"] == {"D(x)": 0.8, "D(G(z))": -0.7}
+    assert logged["hinge"] == logged["kl-wgan"] == {"critic(x)": 0.8, "critic(G(z))": -0.7}
+
+
 def test_every_registered_loss_trains_without_nan(tmp_path):
     from ganzoo.registry import get_registry
 
