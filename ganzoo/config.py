@@ -79,6 +79,10 @@ UNCONDITIONAL_TUNING = ("instance_noise_steps", "unroll_steps", "pack", "mbd_ker
 #: whose plugin computes its own losses refuses these, and keeps the D wrappers' ones.
 STANDARD_STEP_TUNING = ("instance_noise_steps", "unroll_steps")
 
+#: Settings that only tune an extension, and the extension (``--with NAME``) they tune.
+EXTENSION_TUNING = {"unroll_steps": "unrolled", "pack": "pacgan", "mbd_kernels": "minibatch-discrimination",
+                    "mbd_kernel_dim": "minibatch-discrimination", "ema_decay": "ema"}
+
 #: Settings of the shared adversarial losses (:mod:`ganzoo.losses`), which image-to-image models, trained
 #: with their paper's own fixed loss, would ignore: they refuse them when set, and ``ganzoo info`` leaves them out.
 SHARED_LOSS_SETTINGS = ("label_smoothing",)
@@ -161,9 +165,10 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     if unknown:
         raise unknown_setting(model, unknown[0], sorted(known - set(DATASET_ONLY)))
     config.update({k: v for k, v in overrides.items() if v is not None})
-    config["with"] = list(config.get("with") or [])
+    config["with"] = list(dict.fromkeys(config.get("with") or []))  # each once: --with ema --with ema is one
     require_latent_dim(model, config)
     refuse_unconditional_only(model, config, overrides)
+    refuse_idle_tuning(config, overrides)
     validate_numbers(config)
     refuse_short_warmup(config)
     refuse_non_finite(overrides)
@@ -231,6 +236,30 @@ def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], override
         if families and model.family not in families:
             raise GanzooError(f"--with {name} works only with models of the {' or '.join(families)} family; "
                               f"{model.name!r} is of the {model.family} family and cannot use it, so drop --with {name}.")
+
+
+def refuse_idle_tuning(config: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Refuse a setting the user set that only tunes an extension or remedy this run leaves off (``--set pack=3``
+    without ``--with pacgan``): it would change nothing, without a word."""
+    for key, extension in EXTENSION_TUNING.items():
+        if overrides.get(key) is not None and extension not in config["with"]:
+            raise GanzooError(f"{key} tunes --with {extension}, which this run does not switch on; add --with "
+                              f"{extension}, or drop --set {key}.")
+    if overrides.get("instance_noise_steps") is not None and not config.get("instance_noise"):
+        raise GanzooError("instance_noise_steps tunes instance noise, which is off in this run (instance_noise 0); "
+                          "set instance_noise=STD too, or drop --set instance_noise_steps.")
+
+
+def renamed_loss_note(model: ModelSpec, config: dict[str, Any]) -> str | None:
+    """A note when a model named after its loss (``lsgan``, ``wgan-gp``) trains with another: it is then its
+    family's networks with that loss, which the reader of its run folder would not guess from the model's name."""
+    from ganzoo.registry import get_registry
+
+    loss = config.get("loss")
+    if model.name not in get_registry().losses.names() or loss == model.name:
+        return None
+    return (f"note: model {model.name!r} is {model.family} networks trained with the {model.name} loss; with --loss "
+            f"{loss} it trains them with {loss} instead (its other settings stay {model.name}'s)")
 
 
 def refused_settings(model: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -333,8 +362,11 @@ def validate_numbers(config: dict[str, Any]) -> None:
     decay = config.get("decay_epochs")
     if decay is not None and (not is_whole(decay) or not 0 <= decay <= config["epochs"]):
         raise GanzooError(f"decay_epochs must be a whole number from 0 to epochs ({config['epochs']}), got {decay!r}.")
-    for key, low in (("unroll_steps", 0), ("pack", 1), ("mbd_kernels", 1), ("mbd_kernel_dim", 1), ("instance_noise_steps", 1)):
+    for key, low in (("unroll_steps", 1), ("pack", 2), ("mbd_kernels", 1), ("mbd_kernel_dim", 1), ("instance_noise_steps", 1)):
         value = config.get(key, low)
         if not is_whole(value) or value < low:
             raise GanzooError(f"{key} must be a whole number of at least {low}, got {value!r}.")
+    if "pacgan" in config["with"] and config["pack"] > config["batch_size"]:
+        raise GanzooError(f"--with pacgan packs pack={config['pack']} samples into each discriminator input, more than "
+                          f"a batch of {config['batch_size']} holds; lower --set pack or raise --batch-size.")
     check_ranges(config)

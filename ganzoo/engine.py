@@ -91,7 +91,7 @@ class Trainer:
         import torch
 
         from ganzoo import build
-        from ganzoo.config import resolve_config
+        from ganzoo.config import renamed_loss_note, resolve_config
         from ganzoo.device import pick_device
         from ganzoo.paths import data_root
         from ganzoo.plugin_manager import get_manager
@@ -119,6 +119,9 @@ class Trainer:
         anchor = None  # where a decay re-planned for other --epochs on resume starts (see ganzoo.schedule)
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
+            note = renamed_loss_note(self.model, self.config)
+            if note and self.main:
+                self._say(note)
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
                               world.size if world is not None else 1,
                               standard_step=not computes_own_losses(self.model))

@@ -24,7 +24,10 @@ WHOLE_AT_LEAST_ONE = ("latent_dim", "g_width", "d_width", "embedding_dim", "bloc
 #: Settings that must be whole numbers of at least 0.
 WHOLE_AT_LEAST_ZERO = ("pool_size", "lr_patience")
 #: Settings that must be numbers of at least 0 (loss weights).
-AT_LEAST_ZERO = ("lambda_cycle", "lambda_identity", "lambda_l1", "lambda_k", "validity_weight", "class_weight")
+AT_LEAST_ZERO = ("lambda_cycle", "lambda_identity", "lambda_l1", "lambda_k", "validity_weight", "class_weight",
+                 "gp_weight")
+#: Settings that must be numbers above 0: WGAN's clipping bound (0 would switch the clipping off), BEGAN's gamma.
+POSITIVE = ("clip_value", "gamma")
 #: Settings that must lie in [0, 1): Adam's betas and dropout rates.
 FRACTIONS = ("beta1", "beta2", "dropout")
 #: Settings that take one of a few words: the DCGAN discriminator's normalisation, pix2pix's direction.
@@ -85,6 +88,10 @@ def check_ranges(config: dict[str, Any]) -> None:
         value = config.get(key)
         if value is not None and (not is_number(value) or not 0 <= value < float("inf")):
             raise GanzooError(f"{key} must be a finite number of at least 0, got {value!r}.")
+    for key in POSITIVE:
+        value = config.get(key)
+        if value is not None and (not is_number(value) or not 0 < value < float("inf")):
+            raise GanzooError(f"{key} must be a positive finite number, got {value!r}.")
     for key in FRACTIONS:
         value = config.get(key)
         if value is not None and (not is_number(value) or not 0 <= value < 1):

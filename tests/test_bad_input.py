@@ -465,7 +465,8 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("gan", "--data", "line-2d", "--set", "lr_d=1e999"), "lr_d must be a positive finite number, got inf"),
     (("gan", "--data", "line-2d", "--set", "lr=inf"), "lr must be a positive finite number, got inf"),
     (("gan", "--data", "line-2d", "--set", "r1_gamma=nan"), "r1_gamma must be a finite number, got nan"),
-    (("gan", "--data", "line-2d", "--loss", "wgan-gp", "--set", "gp_weight=1e999"), "gp_weight must be a finite number, got inf"),
+    (("gan", "--data", "line-2d", "--loss", "wgan-gp", "--set", "gp_weight=1e999"),
+     "gp_weight must be a finite number of at least 0, got inf"),
     (("gan", "--data", "line-2d", "--set", "lr=--inf"), "lr must be a number like its default 0.001, got '--inf'"),
     (("gan", "--data", "line-2d", "--seed", str(2**64)), f"seed must be a whole number from {-2**63} to {2**63 - 1}"),
     (("gan", "--data", "line-2d", "--set", "checkpoint_every=-5"), "checkpoint_every must be a whole number"),
@@ -501,12 +502,48 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     (("began", "--data", "line-2d", "--set", "lr_patience=-1"), "lr_patience must be a whole number of at least 0, got -1"),
     (("began", "--data", "line-2d", "--set", "uniform_noise=3"),
      "uniform_noise must be True or False like its default True, got 3"),
+    # settings that would switch their own remedy off, or weigh it the wrong way round
+    (("gan", "--data", "line-2d", "--loss", "wgan", "--set", "clip_value=0"),
+     "clip_value must be a positive finite number, got 0"),
+    (("gan", "--data", "line-2d", "--loss", "wgan", "--set", "clip_value=-0.01"),
+     "clip_value must be a positive finite number, got -0.01"),
+    (("gan", "--data", "line-2d", "--loss", "wgan-gp", "--set", "gp_weight=-1"),
+     "gp_weight must be a finite number of at least 0, got -1"),
+    (("began", "--data", "line-2d", "--set", "gamma=0"), "gamma must be a positive finite number, got 0"),
+    (("gan", "--data", "line-2d", "--with", "unrolled", "--set", "unroll_steps=0"),
+     "unroll_steps must be a whole number of at least 1, got 0"),
+    (("gan", "--data", "line-2d", "--with", "pacgan", "--set", "pack=1"), "pack must be a whole number of at least 2"),
+    (("gan", "--data", "line-2d", "--with", "pacgan", "--set", "pack=300", "--batch-size", "64"),
+     "--with pacgan packs pack=300 samples into each discriminator input, more than a batch of 64 holds; lower --set "
+     "pack or raise --batch-size."),
+    # settings that tune an extension or remedy the run leaves off
+    (("gan", "--data", "line-2d", "--set", "pack=3"),
+     "pack tunes --with pacgan, which this run does not switch on; add --with pacgan, or drop --set pack."),
+    (("gan", "--data", "line-2d", "--set", "unroll_steps=10"), "unroll_steps tunes --with unrolled, which this run"),
+    (("gan", "--data", "line-2d", "--set", "mbd_kernels=8"),
+     "mbd_kernels tunes --with minibatch-discrimination, which this run does not switch on"),
+    (("dcgan", "--data", "IMAGES", "--set", "ema_decay=0.9"), "ema_decay tunes --with ema, which this run"),
+    (("gan", "--data", "line-2d", "--set", "instance_noise_steps=100"),
+     "instance_noise_steps tunes instance noise, which is off in this run (instance_noise 0); set instance_noise=STD "
+     "too, or drop --set instance_noise_steps."),
 ])
 def test_invalid_numbers(cli, tmp_path, image_folder, args, message):
     args = tuple(str(image_folder) if a == "IMAGES" else a for a in args)
     result = cli("train", *args, "--out", tmp_path / "run", "--no-progress", ok=False)
     assert result.exit_code == 1 and message in _one_line(result)
     assert not list_checkpoints(tmp_path / "run")
+
+
+def test_a_model_named_after_its_loss_says_so_when_given_another_and_extensions_count_once(cli, tmp_path,
+                                                                                          image_folder):
+    tiny = ("--data", image_folder, "--image-size", "16", "--epochs", "1", "--set", "g_width=4", "--set", "d_width=4",
+            "--no-progress", "--device", "cpu")
+    other = cli("train", "lsgan", *tiny, "--loss", "ns", "--with", "ema", "--with", "ema", "--out", tmp_path / "ns")
+    assert ("note: model 'lsgan' is dcgan networks trained with the lsgan loss; with --loss ns it trains them with ns "
+            "instead (its other settings stay lsgan's)") in _one_line(other)
+    assert json.loads((tmp_path / "ns" / "run.json").read_text())["config"]["with"] == ["ema"]
+    own = cli("train", "lsgan", *tiny, "--out", tmp_path / "own")
+    assert "note: model" not in own.output
 
 
 @pytest.mark.parametrize("args, message", [
