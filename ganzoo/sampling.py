@@ -166,10 +166,12 @@ def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any
 
 def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any) -> None:  # noqa: F821
     """The arrays of :func:`write_samples`' ``.npz``: what ``ganzoo eval --samples`` reads back."""
+    from ganzoo.safefile import atomic_target
+
     arrays = {"images": to_uint8(samples).cpu().numpy()} if data_kind == "images" else {"samples": samples.float().cpu().numpy()}
     if labels is not None:
         arrays["labels"] = labels.cpu().numpy().astype(np.int64)
-    with open(path, "wb") as handle:
+    with atomic_target(path) as temporary, open(temporary, "wb") as handle:  # a full disk keeps a good file whole
         np.savez(handle, **arrays)
 
 

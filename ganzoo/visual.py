@@ -12,9 +12,12 @@ def save_image_grid(images: Any, path: Path, nrow: int | None = None) -> None:
     """Save images in [-1, 1], shape (N, C, H, W), as one PNG grid (square-ish by default)."""
     from torchvision.utils import save_image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ganzoo.safefile import atomic_target
+
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
-    save_image(images.detach().float().cpu(), str(path), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+    with atomic_target(path) as temporary:  # a full disk never leaves half a picture in place of a good one
+        save_image(images.detach().float().cpu(), str(temporary), format="png", nrow=nrow, normalize=True,
+                   value_range=(-1, 1), padding=2)
 
 
 def _pyplot():
@@ -43,9 +46,7 @@ def save_vector_plot(fake: Any, real: Any, path: Path, title: str) -> None:
         ax.hist(fake.ravel(), bins=bins, density=True, alpha=0.6, color="#d62728", label="generated")
     ax.set_title(title)
     ax.legend(loc="upper right", markerscale=4)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def save_loss_plot(metrics_path: Path, path: Path) -> bool:
@@ -77,6 +78,17 @@ def save_loss_plot(metrics_path: Path, path: Path) -> bool:
         axes[0][1].set_ylim(min([0.0, *seen]) - 0.02, max([1.0, *seen]) + 0.02)  # 0..1, widened to show every value
         axes[0][1].set_title("discriminator outputs")
         axes[0][1].legend()
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    _save_figure(fig, path)
     return True
+
+
+def _save_figure(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG at ``path`` through a temporary file (a full disk keeps the picture there whole), and
+    free it."""
+    from ganzoo.safefile import atomic_target
+
+    try:
+        with atomic_target(path) as temporary:
+            fig.savefig(temporary, format="png", bbox_inches="tight")
+    finally:
+        _pyplot().close(fig)

@@ -455,6 +455,28 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     assert "done: 2 epochs" in result.output
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".png"])
+def test_full_disk_while_writing_samples_keeps_the_file_that_was_there(cli, tmp_path, suffix):
+    """``sample --out`` over an earlier result on a disk that fills up: the earlier file stays whole and no partial
+    file is left beside it (the write goes through a temporary file)."""
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "line-2d", "--epochs", "1", "--out", run, "--no-progress")
+    out = tmp_path / "samples" / f"points{suffix}"
+    cli("sample", "gan", "--weights", run, "--num", "20", "--out", out)
+    before = out.read_bytes()
+    limit = len(before) + 2048  # 20,000 points need far more
+
+    def limit_file_size() -> None:  # in the child: writes past `limit` bytes fail with EFBIG instead of killing it
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    command = [sys.executable, "-m", "ganzoo", "sample", "gan", "--weights", str(run), "--num", "20000", "--out",
+               str(out)]
+    child = subprocess.run(command, capture_output=True, text=True, preexec_fn=limit_file_size, timeout=300)
+    assert child.returncode == 1 and f"Cannot write to {out}" in " ".join(child.stderr.split()), child.stderr
+    assert out.read_bytes() == before and sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
 # -- numbers ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, message", [
