@@ -34,7 +34,7 @@ from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.resume import read_resume_point, recorded_data_name
 from ganzoo.run_data import data_digest, dataset_for, refuse_changed_classes, refuse_out_inside_data, sample_count
 from ganzoo.run_lock import hold_run_lock, refuse_if_locked
-from ganzoo.safefile import check_writable, drop_unfinished_writes, tensor_digest
+from ganzoo.safefile import atomic_write_bytes, check_writable, drop_unfinished_writes, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
 from ganzoo.stop_signals import deferred_stop
 
@@ -604,7 +604,7 @@ class Trainer:
                 "device": str(self.device), "processes": self.world.size if self.world is not None else 1,
                 "resumed_at_epoch": self.epoch if self.request.resume else None,
                 "optimizers": {stage: speed.describe_optimizer(optimizer) for stage, optimizer in self.optimizers.items()}}
-        (self.out / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        atomic_write_bytes(self.out / "run.json", (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
 
     # -- epoch end: pictures, weights, checkpoint -----------------------------------------
 
