@@ -155,7 +155,13 @@ def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any],
     from ganzoo.run_data import dataset_for, refuse_out_inside_data
     from ganzoo.errors import GanzooError
     from ganzoo.resume import read_resume_point, recorded_data_name
+    from ganzoo.run_folder import recover_replaced_run
 
+    recovered = recover_replaced_run(out)  # before the processes look at the folder
+    if recovered:
+        from ganzoo.cli.main import console
+
+        console().print(recovered, style="yellow", markup=False, soft_wrap=True)
     if resume is not None:
         point = read_resume_point(resume, spec.name, data, overrides)
         config, scaled_later = point.config, False  # the saved batch is the one the run trains with

@@ -105,6 +105,9 @@ class Trainer:
         self.device = world.device if world is not None else pick_device(request.device)
         if self.main:
             refuse_if_locked(self.out)  # at once, not after the setup; checked again under the lock in run()
+            recovered = run_folder.recover_replaced_run(self.out)
+            if recovered:
+                self._say(recovered)
             self.found_checkpoints = ckpt.list_checkpoints(self.out)
         resumed = read_resume_point(self.out, request.model, request.data, request.overrides) if request.resume else None
         self.model: ModelSpec = get_model(request.model) if resumed is None else resumed.model

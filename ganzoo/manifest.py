@@ -80,6 +80,12 @@ def _no_generator_sentence(folder: Path, model: str) -> str:
         return (f"{folder} holds a run stopped before its first epoch ended, so it has checkpoints but no "
                 f"generator.safetensors yet; finish an epoch with 'ganzoo train {model} --resume {shell_word(str(folder))}' "
                 "and pass the folder again.")
+    from ganzoo.run_folder import REPLACED_RUN
+
+    if (folder / REPLACED_RUN).is_dir():
+        return (f"{folder} holds no generator.safetensors: an --overwrite run stopped there before its first checkpoint "
+                f"left the run it was to replace in {folder / REPLACED_RUN}; 'ganzoo train {model} --resume "
+                f"{shell_word(str(folder))}' puts that run back and goes on with it.")
     return (f"{folder} is a folder without generator.safetensors; pass the --out folder of a 'ganzoo train' run or "
             "a generator .safetensors file.")
 

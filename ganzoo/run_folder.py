@@ -53,7 +53,7 @@ def set_old_run_aside(out: Path) -> Path | None:
     nothing: they are deleted, and a new run that fails early leaves its own logs, not the older ones."""
     aside, results, logs = out / REPLACED_RUN, run_results(out), run_logs(out)
     try:
-        if aside.exists():  # left by a killed earlier --overwrite: that run was already being replaced
+        if aside.exists():  # a killed --overwrite run's, after its checkpoint (before it, recover_replaced_run)
             shutil.rmtree(aside)
         if not results:
             for path in logs:
@@ -78,6 +78,31 @@ def put_old_run_back(out: Path, aside: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         path.replace(target)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def recover_replaced_run(out: Path) -> str | None:
+    """Give back the earlier run an ``--overwrite`` run set aside in ``out`` when that run was killed before its
+    first checkpoint (``kill -9``, power loss: nothing put the files back); a note saying so, or None when there
+    was nothing to give back. Called before a run looks at ``out``, so that a resume finds the earlier run and a
+    new run without ``--overwrite`` is refused as it would have been. Under the run lock: an ``--overwrite`` run
+    still training there is refused, not undone."""
+    from ganzoo.run_lock import hold_run_lock
+
+    aside = out / REPLACED_RUN
+    if not aside.is_dir():
+        return None
+    with hold_run_lock(out):
+        if not aside.is_dir():
+            return None
+        if run_results(out):  # the replacing run had its checkpoint: what it set aside was due to go
+            shutil.rmtree(aside, ignore_errors=True)
+            return None
+        try:
+            put_old_run_back(out, aside)
+        except OSError as exc:
+            raise cannot_write(out, exc, "--out", folder=True) from None
+    return (f"note: a run started with --overwrite was stopped before its first checkpoint, so the files of the run "
+            f"it was to replace are back in {out}")
 
 
 def drop_old_run(aside: Path) -> None:

@@ -455,6 +455,34 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_pa
     assert "done: 2 epochs" in result.output
 
 
+def test_a_killed_overwrite_run_gives_the_run_it_was_replacing_back(cli, tmp_path):
+    """An --overwrite run killed (kill -9) before its first checkpoint cannot put the earlier run back itself: the
+    next command there does, so a new run without --overwrite is still refused and --resume goes on with it."""
+    import time
+
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    before = (run / "generator.safetensors").read_bytes()
+    child = subprocess.Popen([sys.executable, "-m", "ganzoo", "train", "gan", "--data", "ring8", "--batch-size", "8",
+                              "--epochs", "1", "--out", str(run), "--overwrite", "--no-progress"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (run / ".replaced-run").is_dir() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.kill()
+    child.wait()
+    assert (run / ".replaced-run").is_dir() and not (run / "generator.safetensors").exists()  # 6,400 steps to go
+    sampled = cli("sample", "gan", "--weights", run, "--out", tmp_path / "s.png", ok=False)
+    assert f"left the run it was to replace in {run / '.replaced-run'}; 'ganzoo train gan --resume {run}' puts" in (
+        _one_line(sampled))
+    refused = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", ok=False)
+    assert (f"note: a run started with --overwrite was stopped before its first checkpoint, so the files of the run "
+            f"it was to replace are back in {run}") in _one_line(refused)
+    assert f"Error: {run} already holds a training run; continue it with --resume" in _one_line(refused)
+    assert (run / "generator.safetensors").read_bytes() == before and not (run / ".replaced-run").exists()
+    assert "done: 2 epochs" in cli("train", "gan", "--resume", run, "--epochs", "2", "--no-progress").output
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".png"])
 def test_full_disk_while_writing_samples_keeps_the_file_that_was_there(cli, tmp_path, suffix):
     """``sample --out`` over an earlier result on a disk that fills up: the earlier file stays whole and no partial
