@@ -10,9 +10,9 @@ from ganzoo.safefile import atomic_target
 
 def drop_rows_after(path: Path, step: int) -> int:
     """Remove from the log at ``path`` the rows of steps after ``step`` (training lost when the process was killed
-    after its last checkpoint, which the resumed run does again) and a last line cut short by the kill, which the
-    next row would otherwise be glued to; returns how many rows went. The file is replaced whole, never half
-    written."""
+    after its last checkpoint, which the resumed run does again), a last line cut short by the kill, which the
+    next row would otherwise be glued to, and lines that are no row at all (the zeros a crash can leave in a
+    file's last block); returns how many lines went. The file is replaced whole, never half written."""
     if not path.is_file():
         return 0
     text = path.read_text(errors="replace")
@@ -26,9 +26,21 @@ def drop_rows_after(path: Path, step: int) -> int:
 
 
 def _after(line: str, step: int) -> bool:
-    """Whether the row ``line`` logs a step after ``step``; rows without one (setup, resume) are kept."""
+    """Whether ``line`` is no row, or a row logging a step after ``step``; rows without one (setup, resume) stay."""
+    row = read_row(line)
+    return row is None or (isinstance(row.get("step"), int) and row["step"] > step)
+
+
+def read_row(line: str) -> dict | None:
+    """The row ``line`` holds, or None for a line that holds none (damaged, or a blank one)."""
     try:
         row = json.loads(line)
     except ValueError:
-        return False
-    return isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] > step
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of the log at ``path``, passing over lines that hold none (a damaged log still plots)."""
+    rows = (read_row(line) for line in path.read_text(errors="replace").splitlines())
+    return [row for row in rows if row is not None]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -51,8 +50,9 @@ def save_vector_plot(fake: Any, real: Any, path: Path, title: str) -> None:
 
 def save_loss_plot(metrics_path: Path, path: Path) -> bool:
     """Plot every logged loss and metric from ``metrics.jsonl`` against the step; False if nothing to plot."""
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("event") == "log"]
+    from ganzoo.training_log import read_rows
+
+    rows = [r for r in read_rows(metrics_path) if r.get("event") == "log"]
     if not rows:
         return False
     plt = _pyplot()

@@ -163,16 +163,17 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(cli, tmp_path, straigh
     process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL
     assert not (out / "checkpoints" / "state-epoch-0002.safetensors").exists()
-    with open(out / "metrics.jsonl", "a") as log:  # as a kill in the middle of writing a row leaves it
-        log.write('{"event": "log", "epoch": 2, "step": 10')
+    with open(out / "metrics.jsonl", "a") as log:  # zeros a crash can leave in a file's last block, and a row cut short
+        log.write("\x00" * 16 + "\n" + '{"event": "log", "epoch": 2, "step": 10')
     cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu")
+    assert (out / "losses.png").stat().st_mtime >= (out / "metrics.jsonl").stat().st_mtime - 1  # drawn at the end
     _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     for event in ("log", "epoch"):  # each step's row once, in order
         steps = [row["step"] for row in rows if row["event"] == event]
         assert steps == sorted(set(steps)), event
     (resume,) = [row for row in rows if row["event"] == "resume"]
-    assert resume["dropped_rows"] >= 1  # the cut-short row, and any of steps the resumed run trained again
+    assert resume["dropped_rows"] >= 2  # the zeros, the cut-short row, and any of steps the resumed run trained again
 
 
 def test_resume_from_inside_an_epoch_is_bit_exact(cli, tmp_path):
