@@ -72,6 +72,31 @@ def test_the_pool_really_decodes_in_other_processes(tmp_path):
     assert os.getpid() % 251 not in set(pooled.ravel().tolist())
 
 
+def marking_clean_exit(folder: Path, path: Path) -> np.ndarray:
+    """A reader whose worker process, on its first file, arranges to leave a file in ``folder`` when it ends
+    normally (multiprocessing's exit finalizers run then, not when the process is terminated)."""
+    from multiprocessing import util
+
+    if not getattr(marking_clean_exit, "armed", False):
+        marking_clean_exit.armed = True
+        util.Finalize(None, (folder / str(os.getpid())).touch, exitpriority=0)
+    return np.zeros(1, dtype=np.uint8)
+
+
+def test_a_pool_that_decoded_everything_ends_its_workers_calmly(tmp_path):
+    """Workers are told to stop and exit on their own once every file is decoded: terminating them then printed
+    their tracebacks ("EOFError: Ran out of input") over a run that had gone well."""
+    from functools import partial
+
+    from ganzoo.data.decoding import decode_files
+
+    (tmp_path / "exits").mkdir()
+    files = write_png_images(tmp_path / "images", 40)
+    _, reasons = decode_files(partial(marking_clean_exit, tmp_path / "exits"), files, (1,), workers=2)
+    assert reasons == [None] * 40 and multiprocessing.active_children() == []
+    assert len(list((tmp_path / "exits").iterdir())) == 2  # both workers ended normally
+
+
 def test_data_workers_of_a_run_reach_decoding_its_loader_starts_and_bad_values_are_one_sentence(tmp_path, cli):
     from ganzoo.data.decoding import decode_files, decoding_settings
     from ganzoo.errors import GanzooError

@@ -213,7 +213,7 @@ def decode_files(read: Callable[[Path], Any], files: Sequence[Path], shape: tupl
                   disable=console is None or len(chunks) < 2) as bar, \
             closing(_chunk_results(read, chunks, workers)) as chunk_results:
         task = bar.add_task("decode", total=len(files))
-        for chunk, results in zip(chunks, chunk_results):
+        for chunk, results in zip(chunks, chunk_results, strict=True):  # strict: drains the pool, which ends calmly
             for path, (array, reason, raised) in zip(chunk, results):
                 for message, category in raised:
                     warnings.warn(message, category, stacklevel=2)
