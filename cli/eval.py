@@ -137,10 +137,12 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
             references.append(real)
             protocol.update(digits_classifier=digits_extractor.name, digits_reference=real.count,
                             digits_reference_cached=real.cached)
-            results.update(evaluation.digit_scores(fake, real, samples.labels))
+            results.update(evaluation.digit_scores(fake, real, samples.labels, samples.class_names))
         if "toy" in metrics:
             results.update(evaluation.toy_scores(samples.values, data))
     notes = [real.note for real in references if real.note]
+    if digits_extractor is not None and evaluation.digit_classes_note(samples):
+        notes.append(evaluation.digit_classes_note(samples))
     trained_on = loaded.metadata.get("dataset") if loaded is not None else None
     if trained_on and recorded_data_name(trained_on) != recorded_data_name(data):
         notes.append(f"the generator was trained on {trained_on}, not on {data}, which it is scored against")
@@ -188,7 +190,9 @@ def _generate(loaded: Any, num: int | None, seed: int, batch_size: int) -> Any:
     values = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
                                labels=labels)
     values = sampling.to_uint8(values).cpu() if kind == "images" else values.float().cpu()
-    return Samples(kind, values, None if labels is None else labels.numpy())
+    names = loaded.config.get("class_names")
+    return Samples(kind, values, None if labels is None else labels.numpy(),
+                   tuple(map(str, names)) if labels is not None and names else None)
 
 
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:

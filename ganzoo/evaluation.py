@@ -14,7 +14,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -46,6 +46,8 @@ class Samples:
     kind: str
     values: Any
     labels: np.ndarray | None = None
+    #: the name of each class index ``labels`` holds (a conditional generator's classes); None: not known
+    class_names: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -315,10 +317,16 @@ def inception_scores(metrics: list[str], fake: dict[str, np.ndarray], real: Refe
     return results
 
 
-def digit_scores(fake: dict[str, np.ndarray], real: Reference, labels: np.ndarray | None) -> dict[str, Any]:
-    """Fréchet distance in the digit classifier's feature space, class histogram, KL to uniform, confidence."""
-    from ganzoo.metrics.digits import class_statistics, conditional_accuracy
+def digit_scores(fake: dict[str, np.ndarray], real: Reference, labels: np.ndarray | None,
+                 class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Fréchet distance in the digit classifier's feature space, class histogram, KL to uniform, confidence, and
+    for samples of asked classes the share the classifier reads as the digit asked for (each class read through its
+    name in ``class_names``; left out when a class names no digit, see :func:`digit_classes_note`)."""
+    from ganzoo.metrics.digits import class_statistics, conditional_accuracy, digit_labels
     from ganzoo.metrics.frechet import GaussianStats, frechet_distance_to
+
+    if labels is not None:
+        labels = digit_labels(labels, class_names)
 
     classes = class_statistics(fake["logits"])
     results: dict[str, Any] = {
@@ -330,6 +338,19 @@ def digit_scores(fake: dict[str, np.ndarray], real: Reference, labels: np.ndarra
     if labels is not None:
         results["digits_conditional_accuracy"] = conditional_accuracy(fake["logits"], labels)
     return results
+
+
+def digit_classes_note(samples: Samples) -> str | None:
+    """Why the digits' conditional accuracy is left out for ``samples`` of classes that name no digit, or None."""
+    from ganzoo.metrics.digits import digit_labels
+
+    if samples.labels is None or samples.class_names is None or digit_labels(samples.labels, samples.class_names) \
+            is not None:
+        return None
+    shown = ", ".join(samples.class_names[:4]) + (", ..." if len(samples.class_names) > 4 else "")
+    return (f"digits_conditional_accuracy is left out: the generator's classes ({shown}) do not name the digits "
+            "0 to 9 (as folders named 0..9 or zero..nine would), so its labels cannot be matched with the digit "
+            "classifier's")
 
 
 def toy_scores(samples: Any, dataset: str) -> dict[str, Any]:

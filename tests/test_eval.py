@@ -100,6 +100,44 @@ def test_class_statistics_histogram_kl_confidence():
     assert conditional_accuracy(np.eye(10) * 5, np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 0])) == pytest.approx(0.9)
 
 
+def test_class_folders_are_read_as_the_digits_they_name():
+    """Folders sort by name (eight, five, zero), so index 0 is the class named eight: the classifier's 8."""
+    from ganzoo.metrics.digits import digit_labels
+
+    labels = np.array([0, 1, 2, 2])
+    assert digit_labels(labels, ("eight", "five", "zero")).tolist() == [8, 5, 0, 0]
+    assert digit_labels(labels, ("3", "Seven", "9")).tolist() == [3, 7, 9, 9]
+    assert digit_labels(labels, ("cats", "dogs", "zero")) is None
+    assert digit_labels(labels, None) is labels  # samples written without names: their indices are the digits
+
+
+def test_a_generator_of_named_classes_is_scored_against_the_digits_its_classes_name(cli, tmp_path):
+    import torch
+
+    from ganzoo.metrics.classifier import DigitClassifier, save_classifier
+
+    torch.manual_seed(0)
+    classifier = tmp_path / "random-classifier.safetensors"
+    save_classifier(classifier, DigitClassifier().eval(), test_accuracy=0.1)
+    for folders in (("eight", "five"), ("cats", "dogs")):
+        data = tmp_path / "-".join(folders)
+        for seed, name in enumerate(folders):
+            write_png_images(data / name, 8, size=28, mode="L", seed=seed)
+        run = tmp_path / f"run-{folders[0]}"
+        cli("train", "cgan", "--data", data, "--epochs", "1", "--batch-size", "8", "--set", "hidden_dims=[16]", "--out", run,
+            "--no-progress", "--device", "cpu")
+        out = tmp_path / f"{folders[0]}.json"
+        result = cli("eval", "cgan", "--weights", run, "--data", data, "--metrics", "digits", "--num", "20",
+                     "--classifier", classifier, "--json", out)
+        metrics = json.loads(out.read_text())["metrics"]
+        note = ("note: digits_conditional_accuracy is left out: the generator's classes (cats, dogs) do not name the "
+                "digits 0 to 9")
+        if folders[0] == "eight":
+            assert 0 <= metrics["digits_conditional_accuracy"] <= 1 and note[:40] not in result.output
+        else:
+            assert "digits_conditional_accuracy" not in metrics and note in " ".join(result.output.split())
+
+
 def write_points(path: Path, points: np.ndarray) -> Path:
     np.savez(path, samples=points.astype(np.float32))
     return path

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -79,6 +79,30 @@ def class_statistics(logits: np.ndarray) -> ClassStatistics:
     nonzero = histogram > 0
     kl = float(np.sum(histogram[nonzero] * np.log(histogram[nonzero] * classes)))
     return ClassStatistics(tuple(float(h) for h in histogram), kl, float(probs.max(axis=1).mean()))
+
+
+#: Class names read as the digit they name, besides "0" to "9".
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def digit_of(name: str) -> int | None:
+    """The digit a class name names ("7", "seven", "Seven"), or None for a name that names none."""
+    text = str(name).strip().lower()
+    if len(text) == 1 and text.isdigit():
+        return int(text)
+    return DIGIT_WORDS.index(text) if text in DIGIT_WORDS else None
+
+
+def digit_labels(labels: np.ndarray, class_names: Sequence[str] | None) -> np.ndarray | None:
+    """The digits samples of class indices ``labels`` were asked to show: a class's index is its place among
+    ``class_names`` (class folders in name order: ``eight`` before ``five``), so each index is read through its
+    name; None when a class names no digit. Without names the indices are the digits themselves."""
+    if class_names is None:
+        return labels
+    digits = [digit_of(name) for name in class_names]
+    if any(digit is None for digit in digits):
+        return None
+    return np.asarray(digits, dtype=np.int64)[np.asarray(labels)]
 
 
 def conditional_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
