@@ -306,12 +306,13 @@ class Trainer:
         return None
 
     def _warn_of_penalties_batch_norm_mixes(self) -> None:
-        """Say once, at the start, when a gradient penalty taken image by image meets batch norm in D."""
+        """Say once, at the start, when a gradient penalty taken image by image meets batch norm in D: in the
+        standard step, and in conditional models, whose steps take the loss's penalty on (sample, label) pairs."""
         from ganzoo.adversarial import make_loss
         from ganzoo.registry import computes_own_losses
         from ganzoo.remedies import penalty_batch_norm_warning
 
-        if not computes_own_losses(self.model):
+        if not computes_own_losses(self.model) or self.model.task == "conditional":
             warning = penalty_batch_norm_warning(self.config, make_loss(self.config), self.discriminator)
             if warning:
                 self._say(warning)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import write_png_images
 from ganzoo import losses, remedies
 from ganzoo.errors import GanzooError
 
@@ -351,6 +352,12 @@ def test_a_per_image_gradient_penalty_on_a_batch_norm_critic_is_warned_of(cli, i
     quiet = (["--loss", "dragan", "--set", "d_norm=layer"], ["--loss", "wgan-gp"], ["--loss", "hinge"])
     for run, extra in enumerate(quiet):
         assert "batch norm" not in cli("train", "dcgan", *tiny, *extra, "--out", tmp_path / f"quiet{run}").output
+    for seed, name in enumerate(("a", "b")):  # conditional models take the loss's penalty on (sample, label) pairs
+        write_png_images(tmp_path / "classes" / name, 8, seed=seed)
+    conditional = cli("train", "cdcgan", "--data", tmp_path / "classes", *tiny[2:], "--loss", "dragan",
+                      "--out", tmp_path / "conditional").output
+    assert " ".join(conditional.split()).count("warning: the gradient penalty of --loss dragan is taken image by "
+                                               "image, but batch norm in the discriminator") == 1
 
 
 def test_wgan_gets_rmsprop_and_others_adam():
