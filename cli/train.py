@@ -106,9 +106,8 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
         result = run_training(request, out_console)
     except TrainingInterrupted as stop:
         if is_main():  # under torchrun every process stops at the same step; process 0 says where
-            out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {shell_word(str(folder))}",
-                              style="yellow",
-                              soft_wrap=True, markup=False)
+            out_console.print(f"{stop}; continue with: ganzoo train {spec.name} --resume {shell_word(str(folder))}"
+                              f"{_as_many_processes()}", style="yellow", soft_wrap=True, markup=False)
         raise click.exceptions.Exit(interrupted_status()) from None  # 130, or 0 and the --devices launcher says 130
     if not is_main():  # under torchrun only process 0 reports
         return
@@ -199,6 +198,20 @@ def _relaunch(devices: int) -> None:
         else:
             args += [item for entry in (value if param.multiple else (value,)) for item in (param.opts[0], str(entry))]
     raise click.exceptions.Exit(launch(devices, args))
+
+
+def _as_many_processes() -> str:
+    """What the resume command needs to go on with the processes this run had: ``--devices N`` for a run that
+    --devices started, a word on torchrun for one started under it; nothing for one process. A resume on
+    another number of processes is not bit-exact."""
+    from ganzoo.launcher import LAUNCHED_ENV
+
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes < 2:
+        return ""
+    if os.environ.get(LAUNCHED_ENV):
+        return f" --devices {processes}"
+    return f" (under torchrun with {processes} processes, as this run was)"
 
 
 def _named(data: str) -> str:

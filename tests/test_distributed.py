@@ -188,7 +188,7 @@ def _interrupted_step(run, launcher):
     output = launcher.communicate(timeout=120)[0]
     assert launcher.returncode == 130 and "Traceback" not in output and "SignalException" not in output, output
     (line,) = [line for line in output.splitlines() if "--resume" in line]
-    assert f"continue with: ganzoo train gan --resume {run}" in line
+    assert f"continue with: ganzoo train gan --resume {run} --devices 2" in line  # as many processes: bit-exact
     assert os.path.isfile(line.split("state saved in ")[1].split(";")[0])
     return int(re.search(r"interrupted after step (\d+) ", line).group(1))
 
