@@ -125,6 +125,9 @@ class Trainer:
             note = renamed_loss_note(self.model, self.config)
             if note and self.main:
                 self._say(note)
+            if self.config.get("sync_bn") and world is None:
+                raise GanzooError("--sync-bn shares batch-norm statistics among several processes, and this run has "
+                                  "one; drop it, or train on several GPUs with --devices N.")
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
                               world.size if world is not None else 1,
                               standard_step=not computes_own_losses(self.model))

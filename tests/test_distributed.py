@@ -685,6 +685,14 @@ def test_in_memory_parts_tile_each_global_batch():
         assert torch.equal(torch.cat([p[step] for p in parts]), batch)
 
 
+def test_sync_bn_on_one_process_is_refused_rather_than_ignored(cli, tmp_path):
+    result = cli("train", "gan", "--data", "ring8", "--sync-bn", "--out", tmp_path / "run", "--no-progress", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        "Error: --sync-bn shares batch-norm statistics among several processes, and this run has one; drop it, or "
+        "train on several GPUs with --devices N.")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_world_refuses_uneven_batches_and_sync_bn_on_the_cpu():
     import torch
 
