@@ -114,10 +114,15 @@ def resumed_config(out: Path, saved: dict[str, Any], overrides: dict[str, Any]) 
         if value is None or config.get(key) == value:
             continue
         if key not in RESUMABLE_CHANGES:
-            raise GanzooError(
-                f"Cannot resume {out} with {key}={value!r}: it was trained with {key}={config.get(key)!r}; "
-                f"only {', '.join(RESUMABLE_CHANGES)} may change on resume."
-            )
+            trained = config.get(key)
+            if key == "image_size" and config.get("data_kind") == "vectors":
+                trained_with = "points, which have no image size"
+            elif trained is None:
+                trained_with = f"{key} unset (its default, decided when the run started)"
+            else:
+                trained_with = f"{key}={trained!r}"
+            raise GanzooError(f"Cannot resume {out} with {key}={value!r}: it was trained with {trained_with}; "
+                              f"only {', '.join(RESUMABLE_CHANGES)} may change on resume.")
         config[key] = value
     # decay_epochs cannot change on resume and was checked against the epochs the run started with; other
     # epochs re-plan the decay from where it is (ganzoo.schedule), which copes with fewer epochs than it

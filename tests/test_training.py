@@ -271,6 +271,12 @@ def test_resume_refuses_other_model_and_changed_settings(cli, tmp_path):
     assert "holds a run of model 'gan', not 'dcgan'" in " ".join(other.output.split())
     changed = cli("train", "gan", "--resume", run, "--lr", "0.1", ok=False)
     assert "Cannot resume" in changed.output and "lr" in changed.output
+    unset = cli("train", "gan", "--resume", run, "--fused-adam", ok=False)
+    assert (f"Cannot resume {run} with fused_adam=True: it was trained with fused_adam unset (its default, decided "
+            "when the run started); only epochs,") in " ".join(unset.output.split())
+    sized = cli("train", "gan", "--resume", run, "--image-size", "32", ok=False)
+    assert (f"Cannot resume {run} with image_size=32: it was trained with points, which have no image size;") in (
+        " ".join(sized.output.split()))
 
 
 def test_existing_run_is_not_overwritten(cli, tmp_path):
