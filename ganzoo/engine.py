@@ -150,7 +150,7 @@ class Trainer:
         if self.main and resumed is None:  # after the settings' checks, so a mistyped setting is named first
             run_folder.refuse_overwrite(self.out, request.overwrite)
         if self.main:
-            check_writable(self.out, "--out", folder=True, create=False)  # made just before training
+            check_writable(self.out, self._out_option(), folder=True, create=False)  # made just before training
         torch.manual_seed(int(self.config["seed"]))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -320,6 +320,10 @@ class Trainer:
             if warning:
                 self._say(warning)
 
+    def _out_option(self) -> str:
+        """The option that named the run folder, for sentences about it: ``--resume`` or ``--out``."""
+        return "--resume" if self.request.resume else "--out"
+
     def _say(self, text: str) -> None:
         """One warning line for the user (plain text: file names may hold brackets), unwrapped."""
         if self.console is not None:
@@ -439,7 +443,7 @@ class Trainer:
         """
         if not self.main:  # only process 0 writes
             return self._train()
-        check_writable(self.out, "--out", folder=True)
+        check_writable(self.out, self._out_option(), folder=True)
         with hold_run_lock(self.out):
             self._recheck_under_lock()
             for folder in (self.out, self.out / ckpt.CHECKPOINT_DIR, self.out / "samples"):

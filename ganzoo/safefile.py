@@ -125,7 +125,10 @@ def cannot_write(path: str | os.PathLike[str], exc: OSError, option: str, folder
     if the output itself were in the way; the shell's "Not a directory" names the real problem.
     """
     reason = os.strerror(errno.ENOTDIR) if isinstance(exc, FileExistsError) else exc.strerror or str(exc)
-    advice = f"choose a writable {option} folder" if folder else f"point {option} at a file in a writable folder"
+    if option == "--resume":  # the run's own folder: it cannot move, but a copy can
+        advice = "copy the run folder to a writable place and resume it there"
+    else:
+        advice = f"choose a writable {option} folder" if folder else f"point {option} at a file in a writable folder"
     return GanzooError(f"Cannot write to {path} ({reason}); {advice}.")
 
 

@@ -433,6 +433,17 @@ def test_read_only_output_folder(cli, tmp_path):
     assert result.exit_code == 1 and "Cannot write to" in _one_line(result)
 
 
+def test_an_unwritable_run_folder_to_resume_is_told_to_copy_it():
+    """--resume cannot be given another folder (--out is refused with it), so the way out is a writable copy."""
+    import errno
+
+    from ganzoo.safefile import cannot_write
+
+    error = cannot_write("runs/r", OSError(errno.EROFS, os.strerror(errno.EROFS)), "--resume", folder=True)
+    assert str(error) == ("Cannot write to runs/r (Read-only file system); copy the run folder to a writable place "
+                          "and resume it there.")
+
+
 def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(cli, tmp_path):
     run = tmp_path / "run"
     cli("train", "gan", "--data", "line-2d", "--epochs", "1", "--out", run, "--no-progress")
