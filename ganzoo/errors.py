@@ -12,9 +12,22 @@ RUNNING_COMMAND: ContextVar[str | None] = ContextVar("ganzoo_running_command", d
 DEBUG_ENV = "GANZOO_DEBUG"
 
 
+#: How an on/off environment variable may say "off" (anything else says "on").
+OFF_WORDS = ("", "0", "false", "no", "off")
+
+
+def env_switch(name: str, default: bool) -> bool:
+    """Whether the environment variable ``name`` is on: unset means ``default``; ``0``, ``false``, ``no`` and ``off``
+    (any case) mean off; another value means on."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in OFF_WORDS
+
+
 def debugging() -> bool:
     """Whether ``GANZOO_DEBUG`` asks for exceptions as they are, with their tracebacks."""
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    return env_switch(DEBUG_ENV, False)
 
 
 def command_for(task: str) -> str:

@@ -117,8 +117,9 @@ def test_small_folders_and_a_switched_off_cache_are_not_cached(tmp_path, big_fol
 
     write_png_images(tmp_path / "small", MIN_CACHED_FILES - 1)
     assert load_folder(tmp_path / "small", 16, 3)[2] == ()
-    monkeypatch.setenv("GANZOO_DECODE_CACHE", "0")
-    assert load_folder(big_folder, 16, 3)[2] == ()
+    for off in ("0", "false", "No", "off"):  # the words a switch is turned off with, in any case
+        monkeypatch.setenv("GANZOO_DECODE_CACHE", off)
+        assert load_folder(big_folder, 16, 3)[2] == ()
     assert cache_entries() == []
 
 

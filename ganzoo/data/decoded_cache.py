@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from ganzoo.errors import env_switch
 from ganzoo.paths import cache_dir
 
 #: Folders with fewer images decode in about a second: not worth a file in the cache.
@@ -57,7 +58,7 @@ class Decoded:
 
 def enabled(files: Sequence[Path]) -> bool:
     """Whether a folder of ``files`` is cached: large enough, and the cache not switched off."""
-    return len(files) >= MIN_CACHED_FILES and os.environ.get(CACHE_SWITCH_ENV, "1") != "0"
+    return len(files) >= MIN_CACHED_FILES and env_switch(CACHE_SWITCH_ENV, True)
 
 
 def entry_path(folder: Path, image_size: int, channels: int) -> Path:
