@@ -157,6 +157,10 @@ def list_models(pattern: str) -> None:
     if not names:
         report_plugin_failures(out)  # a broken or disabled plugin may be why nothing matches
         advice = "see 'ganzoo plugins' for what is installed" if pattern == "*" else "run 'ganzoo list' to see them all"
+        if pattern == "*" and registry.plugins.disabled:  # nothing at all: the switch may have turned it all off
+            shown = ", ".join(registry.plugins.disabled[:6]) + (", ..." if len(registry.plugins.disabled) > 6 else "")
+            advice = (f"GANZOO_DISABLE_PLUGINS leaves out the plugins {shown}, which may be every one that registers "
+                      "models; unset it or name fewer")
         raise GanzooError(f"No model matches {pattern!r}; {advice}.")
     specs = [registry.models.get(name) for name in names]
     wide = out.width >= WIDE_LIST_COLUMNS

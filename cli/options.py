@@ -10,7 +10,7 @@ import click
 def given_text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Callback refusing an empty name or folder (``--data ""`` would quietly mean the model's default dataset)."""
     if value is not None and not value.strip():
-        raise click.BadParameter("is empty; give a dataset name or a folder", ctx, param)
+        raise click.BadParameter("it is empty; give a dataset name or a folder.", ctx, param)
     return value
 
 
@@ -35,7 +35,7 @@ class GivenPath(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and not value.strip():
-            self.fail("is empty; give a path (. for the current folder)", param, ctx)
+            self.fail("it is empty; give a path (. for the current folder).", param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -115,7 +115,8 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     from rich.markup import escape
 
     # soft_wrap: a path or command cut at the terminal's width would no longer paste whole
-    out_console.print(f"[green]done[/green]: {epochs}, {result.steps} steps; files in {escape(str(result.out))}/",
+    steps = f"{result.steps} step{'s' if result.steps != 1 else ''}"
+    out_console.print(f"[green]done[/green]: {epochs}, {steps}; files in {escape(str(result.out))}/",
                       soft_wrap=True)
     weights = shell_word(str(result.generator_path))  # pasted whole even with spaces in the path
     lines = [f"  generator: {result.generator_path}", f"  pictures:  {result.out}/samples/  losses: {result.out}/losses.png"]

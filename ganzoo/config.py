@@ -331,7 +331,8 @@ def validate_numbers(config: dict[str, Any]) -> None:
             raise GanzooError(f"{key} must be a whole number of at least 1, got {value!r}.")
     every = config.get("checkpoint_every")
     if not is_whole(every) or every < 0:
-        raise GanzooError(f"checkpoint_every must be a whole number of steps (0 = only at epoch ends), got {every!r}.")
+        raise GanzooError(f"checkpoint_every must be a whole number of steps of at least 0 (0 = only at epoch ends), "
+                          f"got {every!r}.")
     for key in ("lr", "lr_d", "lr_g"):
         value = config.get(key)
         if value is not None and (not is_number(value) or not 0 < value < math.inf):

@@ -176,7 +176,7 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(cli, args, tmp_
     option = args[args.index("") - 1] if "" in args else "--out"
     what = "a dataset name or a folder" if option.startswith("--data") else "a path (. for the current folder)"
     assert result.exit_code == 2 and result.output.strip().endswith(
-        f"Error: Invalid value for '{option}': is empty; give {what}")
+        f"Error: Invalid value for '{option}': it is empty; give {what}.")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
 
 

@@ -262,6 +262,11 @@ def test_disable_plugins_by_name(cli, tiny_plugin, monkeypatch):
     assert "skipped" not in output
     cli("sample", "gan", "--pretrained", "gan-mnist", "--num", "4", "--out", tiny_plugin / "digits.png")
     assert (tiny_plugin / "digits.png").is_file()
+    monkeypatch.setenv("GANZOO_DISABLE_PLUGINS", "ganzoo,tiny")  # the distribution: every built-in plugin, and tiny
+    reset()
+    nothing = cli("list", ok=False)
+    assert nothing.exit_code == 1 and "Error: No model matches '*'; GANZOO_DISABLE_PLUGINS leaves out the plugins " in (
+        " ".join(nothing.output.split()))
 
 
 def test_help_neither_loads_the_plugins_nor_repeats_the_disable_list_typo(cli, monkeypatch):
