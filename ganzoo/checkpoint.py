@@ -61,6 +61,10 @@ def load_latest_checkpoint(out: Path) -> tuple[Path, dict[str, Any], dict[str, A
             return (path, *load_checkpoint(path), skipped)
         except WeightsError:
             skipped.append(path)
+    if skipped:
+        raise WeightsError(f"No usable checkpoint in {out / CHECKPOINT_DIR}: all {len(skipped)} there are damaged "
+                           f"({', '.join(p.name for p in reversed(skipped))}), so the run cannot go on; start it again "
+                           "with --overwrite in place of --resume.")
     raise WeightsError(f"No usable checkpoint in {out / CHECKPOINT_DIR}; start a new run without --resume, or pass the run's --out folder.")
 
 

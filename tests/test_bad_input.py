@@ -188,6 +188,13 @@ def test_damaged_newest_checkpoint_is_skipped_on_resume(cli, tmp_path):
     assert "done: 3 epochs" in result.output
     meta, _ = load_checkpoint(list_checkpoints(run)[-1])
     assert meta["counters"]["epoch"] == 3
+    for path in list_checkpoints(run):  # every one damaged: the run cannot go on, and the sentence says why
+        path.write_bytes(path.read_bytes()[:-50])
+    names = ", ".join(path.name for path in list_checkpoints(run))
+    result = cli("train", "gan", "--resume", run, "--epochs", "4", "--no-progress", ok=False)
+    assert _one_line(result) == (f"Error: No usable checkpoint in {run / 'checkpoints'}: all 3 there are damaged "
+                                 f"({names}), so the run cannot go on; start it again with --overwrite in place of "
+                                 "--resume.")
 
 
 def test_newest_checkpoint_with_a_damaged_training_state_is_skipped_on_resume(cli, tmp_path):
