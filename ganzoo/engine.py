@@ -515,7 +515,8 @@ class Trainer:
                     self.step += 1
                     self.batch_in_epoch = index + 1
                     count += 1
-                    if count == log_every or index + 1 == self.steps_per_epoch:
+                    # rows at the same steps of every epoch as an uninterrupted run's, a resumed one's too
+                    if (index + 1) % log_every == 0 or index + 1 == self.steps_per_epoch:
                         now = time.perf_counter()
                         last = self._log(sums, batch_size * count / max(now - tick, 1e-9))
                         progress.update(self.epoch, index + 1, last)
@@ -528,6 +529,8 @@ class Trainer:
                         stopping = interrupt.requested
                     if index + 1 < self.steps_per_epoch:
                         if stopping:
+                            if count:  # the steps since the last row get theirs: each step is in one row
+                                self._log(sums, batch_size * count / max(time.perf_counter() - tick, 1e-9))
                             raise TrainingInterrupted(self._save_checkpoint(), self.epoch, self.step, self.batch_in_epoch)
                         if every and self.step % every == 0:
                             self._save_checkpoint()

@@ -81,6 +81,14 @@ def test_ctrl_c_or_sigterm_saves_the_position_and_resume_finishes_exactly(stop, 
     resumed = cli("train", "gan", "--resume", out, "--no-progress", "--device", "cpu").output
     assert f"resuming from {saved} (step " in resumed and ") up to epoch 2" in resumed
     _assert_same_state(straight, out / "checkpoints" / "state-epoch-0002.safetensors")
+    # the log has the uninterrupted run's rows, and one at the stop for the steps since the row before it
+    stopped_at = int(re.search(r"interrupted after step (\d+)", lines[0]).group(1))
+    assert _log_steps(out) == sorted({*_log_steps(straight.parent.parent), stopped_at})
+
+
+def _log_steps(run) -> list[int]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [row["step"] for row in rows if row["event"] == "log"]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="this system has no hang-up signal")
