@@ -87,7 +87,8 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     check_writable(out, "--out", create=False)
     samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
                                 labels=labels)
-    sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class)
+    sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class,
+                           **_points_picture(loaded, out, total))
     what = ""
     if wanted is not None:
         what = f" of class {sampling.class_names(loaded.config)[int(labels[0])]}"
@@ -95,6 +96,19 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
         rows = ", one row per class" if out.suffix.lower() == ".png" else ""  # an .npz has no rows
         what = f" ({per_class} per class{rows})"
     console().print(f"wrote {total} sample{'s' if total != 1 else ''} of {model}{what} to {out}")
+
+
+def _points_picture(loaded: Any, out: Path, num: int) -> dict[str, Any]:
+    """For a picture of points: the real points of the generated set the generator learned (as the pictures of its
+    training show them, up to as many as the samples), and a title naming model and set; nothing otherwise."""
+    from ganzoo import sampling
+
+    if loaded.config["data_kind"] != "vectors" or out.suffix.lower() != ".png":
+        return {}
+    dataset = loaded.metadata.get("dataset")
+    real = sampling.generated_reference(dataset, num)
+    title = f"{num} samples of {loaded.model.name}" + (f" on {dataset}" if real is not None else "")
+    return {"real": real, "title": title}
 
 
 def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int, batch_size: int, quantile: float,
@@ -114,6 +128,6 @@ def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int
     check_writable(out, "--out", create=False)
     result = rejection.rejection_sample(loaded.model, loaded.config, loaded.module, critic, num, seed=seed,
                                         batch_size=batch_size, quantile=quantile)
-    sampling.write_samples(out, result.samples, loaded.config["data_kind"])
+    sampling.write_samples(out, result.samples, loaded.config["data_kind"], **_points_picture(loaded, out, num))
     console().print(f"wrote {num} sample{'s' if num != 1 else ''} of {loaded.model.name} to {out}: rejection sampling kept "
                     f"{100 * result.acceptance:.1f} % of {result.candidates} candidates (quantile {quantile})")

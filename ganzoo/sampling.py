@@ -141,8 +141,19 @@ def to_uint8(images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
     return images.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def generated_reference(dataset: str | None, num: int) -> Any:
+    """Up to ``num`` real points of ``dataset`` when it is a generated set (the toy sets: made in memory, so at hand
+    without any download), for a picture of samples over them as training draws; None for other data."""
+    from ganzoo.registry import get_registry
+
+    datasets = get_registry().datasets
+    if dataset is None or dataset not in datasets or datasets.get(dataset).source != "generated":
+        return None
+    return datasets.get(dataset).load().tensors["real"][:num]
+
+
 def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any = None,  # noqa: F821
-                  labels: Any = None, nrow: int | None = None) -> None:
+                  labels: Any = None, nrow: int | None = None, title: str | None = None) -> None:
     """``.png``: a grid (images, ``nrow`` per row) or a scatter/histogram (vectors); ``.npz``: ``images`` uint8
     or ``samples`` float, plus ``labels`` int64 when given.
 
@@ -159,7 +170,7 @@ def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any
         if suffix == ".npz":
             _write_npz(path, samples, data_kind, labels)
         else:
-            _write_picture(path, samples, data_kind, real, nrow)
+            _write_picture(path, samples, data_kind, real, nrow, title or f"{len(samples)} samples")
     except OSError as exc:
         raise cannot_write(path, exc, "--out") from None
 
@@ -175,11 +186,12 @@ def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any)
         np.savez(handle, **arrays)
 
 
-def _write_picture(path: Path, samples: "torch.Tensor", data_kind: str, real: Any, nrow: int | None) -> None:  # noqa: F821
-    """The picture of :func:`write_samples`' ``.png``: an image grid, or points over ``real`` ones."""
+def _write_picture(path: Path, samples: "torch.Tensor", data_kind: str, real: Any, nrow: int | None,  # noqa: F821
+                   title: str) -> None:
+    """The picture of :func:`write_samples`' ``.png``: an image grid, or points over ``real`` ones under ``title``."""
     from ganzoo import visual
 
     if data_kind == "images":
         visual.save_image_grid(samples, path, nrow=nrow)
     else:
-        visual.save_vector_plot(samples, real if real is not None else samples[:0], path, title=f"{len(samples)} samples")
+        visual.save_vector_plot(samples, real if real is not None else samples[:0], path, title=title)

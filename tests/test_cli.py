@@ -283,6 +283,33 @@ def test_commands_the_run_suggests_paste_whole_and_the_current_folder_names_the_
         "Error: --out runs/dcgan-pics lies inside the data folder")
 
 
+def test_a_picture_of_sampled_points_shows_the_toy_set_they_were_trained_on(cli, tmp_path):
+    """As the pictures of training do: generated points over the real ones of a generated set, which is at hand
+    without a download; a set that is not generated gives no real layer."""
+    import numpy as np
+    from PIL import Image
+
+    from ganzoo import sampling
+
+    real = sampling.generated_reference("ring8", 300)
+    assert real.shape == (300, 2) and sampling.generated_reference("mnist", 300) is None
+    assert sampling.generated_reference("/some/folder", 300) is None
+    run = tmp_path / "run"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--batch-size", "2048", "--out", run, "--no-progress")
+    cli("sample", "gan", "--weights", run, "--num", "300", "--out", tmp_path / "over.png")
+    samples = sampling.generate(*_loaded(run), 300)
+    sampling.write_samples(tmp_path / "alone.png", samples, "vectors", title="300 samples of gan on ring8")
+    over, alone = (np.asarray(Image.open(tmp_path / name).convert("L")) for name in ("over.png", "alone.png"))
+    assert over.shape == alone.shape and (over < 80).sum() > (alone < 80).sum()  # the real points' dark layer
+
+
+def _loaded(run):
+    from ganzoo.weights import load_generator
+
+    loaded = load_generator(run / "generator.safetensors")
+    return loaded.model, loaded.config, loaded.module
+
+
 def test_more_samples_from_one_seed_begin_with_the_fewer_ones(cli, tmp_path):
     """torch's CPU sampler redraws its last partial block of 16 values, so a plain draw of 10 x 8 noise values
     ends otherwise than the first 80 of a draw of 20 x 8."""
