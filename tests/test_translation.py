@@ -647,7 +647,7 @@ def test_an_archive_short_of_images_says_how_many_it_holds(server, tmp_path):
     short = Archive(spec.paper, spec.name, spec.url, spec.folders, {"trainA": 3})
     with pytest.raises(GanzooError) as info:
         ensure_dataset(short, tmp_path, progress=False)
-    assert (f"cannot be used (it is incomplete: its tiny/trainA holds 2 images, expected 3), so it was deleted"
+    assert ("cannot be used (it is incomplete: its tiny/trainA holds 2 images, expected 3), so it was deleted"
             in str(info.value))
 
 
