@@ -141,8 +141,9 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         if "toy" in metrics:
             results.update(evaluation.toy_scores(samples.values, data))
     notes = [real.note for real in references if real.note]
-    if digits_extractor is not None and evaluation.digit_classes_note(samples):
-        notes.append(evaluation.digit_classes_note(samples))
+    classes_note = evaluation.digit_classes_note(samples) if digits_extractor is not None else None
+    if classes_note:
+        notes.append(classes_note)
     trained_on = loaded.metadata.get("dataset") if loaded is not None else None
     if trained_on and recorded_data_name(trained_on) != recorded_data_name(data):
         notes.append(f"the generator was trained on {trained_on}, not on {data}, which it is scored against")

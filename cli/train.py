@@ -149,15 +149,15 @@ def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any],
                          resume: Path | None, out: Path) -> None:
     """Refuse settings, data names, batch sizes, --sync-bn off CUDA, an --out inside the data and a run that cannot
     resume as the processes would, before torchrun starts them: one sentence here, rather than one per process
-    inside torchrun's failure report."""
-    from ganzoo.config import resolve_config
+    inside torchrun's failure report. A run an interrupted --overwrite set aside is put back first."""
+    from ganzoo.config import refuse_pack_over_batch, resolve_config
     from ganzoo.distributed import SYNC_BN_NEEDS_CUDA, split_batch, uses_cuda
     from ganzoo.run_data import dataset_for, refuse_out_inside_data
     from ganzoo.errors import GanzooError
     from ganzoo.resume import read_resume_point, recorded_data_name
     from ganzoo.run_folder import recover_replaced_run
 
-    recovered = recover_replaced_run(out)  # before the processes look at the folder
+    recovered = recover_replaced_run(out, "--resume" if resume is not None else "--out")  # before the processes look
     if recovered:
         from ganzoo.cli.main import console
 
@@ -171,7 +171,7 @@ def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any],
         # --fast on CUDA may scale a batch the user did not set (ganzoo.speed.expand_fast): the processes check that one
         scaled_later = bool(config.get("fast")) and "batch_size" not in overrides and uses_cuda(device)
     if not scaled_later:
-        split_batch(int(config["batch_size"]), devices)
+        refuse_pack_over_batch(config, split_batch(int(config["batch_size"]), devices), devices)
     if config.get("sync_bn") and not uses_cuda(device):
         raise GanzooError(SYNC_BN_NEEDS_CUDA)
 
@@ -205,12 +205,12 @@ def _as_many_processes() -> str:
     """What the resume command needs to go on with the processes this run had: ``--devices N`` for a run that
     --devices started, a word on torchrun for one started under it; nothing for one process. A resume on
     another number of processes is not bit-exact."""
-    from ganzoo.launcher import LAUNCHED_ENV
+    from ganzoo.launcher import started_by_launcher
 
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if processes < 2:
         return ""
-    if os.environ.get(LAUNCHED_ENV):
+    if started_by_launcher():
         return f" --devices {processes}"
     return f" (under torchrun with {processes} processes, as this run was)"
 

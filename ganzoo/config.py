@@ -127,7 +127,8 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     Precedence, lowest first: common training defaults, the model's defaults, the model's
     defaults for this data kind, the chosen loss's paper settings (``LossSpec.defaults``, and
     ``LossSpec.network_defaults`` for the settings this model has), the dataset's paper settings
-    (``DatasetInfo.paper_settings``) that this model has, the data's shape, the user's ``overrides``. Unknown keys are refused so a typo never silently does nothing.
+    (``DatasetInfo.paper_settings``) that this model has, the data's shape, the user's
+    ``overrides``. Unknown keys are refused so a typo never silently does nothing.
     """
     if info.kind not in model.data_kinds:
         raise GanzooError(
@@ -250,6 +251,16 @@ def refuse_idle_tuning(config: dict[str, Any], overrides: dict[str, Any]) -> Non
                           "set instance_noise=STD too, or drop --set instance_noise_steps.")
 
 
+def refuse_pack_over_batch(config: dict[str, Any], batch: int, processes: int = 1) -> None:
+    """Refuse a PacGAN ``pack`` larger than the ``batch`` each of ``processes`` processes gives its discriminator:
+    no pack could be formed at the first step."""
+    if "pacgan" in config["with"] and int(config["pack"]) > batch:
+        held = (f"the {batch} samples of each process's share of the batch ({config['batch_size']} over {processes} "
+                f"processes) hold" if processes > 1 else f"a batch of {batch} holds")
+        raise GanzooError(f"--with pacgan packs pack={config['pack']} samples into each discriminator input, more than "
+                          f"{held}; lower --set pack or raise --batch-size.")
+
+
 def renamed_loss_note(model: ModelSpec, config: dict[str, Any]) -> str | None:
     """A note when a model named after its loss (``lsgan``, ``wgan-gp``) trains with another: it is then its
     family's networks with that loss, which the reader of its run folder would not guess from the model's name."""
@@ -258,8 +269,8 @@ def renamed_loss_note(model: ModelSpec, config: dict[str, Any]) -> str | None:
     loss = config.get("loss")
     if model.name not in get_registry().losses.names() or loss == model.name:
         return None
-    return (f"note: model {model.name!r} is {model.family} networks trained with the {model.name} loss; with --loss "
-            f"{loss} it trains them with {loss} instead (its other settings stay {model.name}'s)")
+    return (f"note: model {model.name!r} is {model.family} networks trained with the {model.name} loss and its "
+            f"settings; with --loss {loss} it trains as 'ganzoo train {model.family} --loss {loss}' would")
 
 
 def refused_settings(model: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -367,7 +378,5 @@ def validate_numbers(config: dict[str, Any]) -> None:
         value = config.get(key, low)
         if not is_whole(value) or value < low:
             raise GanzooError(f"{key} must be a whole number of at least {low}, got {value!r}.")
-    if "pacgan" in config["with"] and config["pack"] > config["batch_size"]:
-        raise GanzooError(f"--with pacgan packs pack={config['pack']} samples into each discriminator input, more than "
-                          f"a batch of {config['batch_size']} holds; lower --set pack or raise --batch-size.")
+    refuse_pack_over_batch(config, int(config["batch_size"]))
     check_ranges(config)

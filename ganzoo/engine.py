@@ -91,7 +91,7 @@ class Trainer:
         import torch
 
         from ganzoo import build
-        from ganzoo.config import renamed_loss_note, resolve_config
+        from ganzoo.config import refuse_pack_over_batch, renamed_loss_note, resolve_config
         from ganzoo.device import pick_device
         from ganzoo.paths import data_root
         from ganzoo.plugin_manager import get_manager
@@ -105,10 +105,12 @@ class Trainer:
         self.device = world.device if world is not None else pick_device(request.device)
         if self.main:
             refuse_if_locked(self.out)  # at once, not after the setup; checked again under the lock in run()
-            recovered = run_folder.recover_replaced_run(self.out)
+            recovered = run_folder.recover_replaced_run(self.out, self._out_option())
             if recovered:
                 self._say(recovered)
             self.found_checkpoints = ckpt.list_checkpoints(self.out)
+        if world is not None:  # the others read the folder once process 0 has put a replaced run back
+            world.any_of(False)
         resumed = read_resume_point(self.out, request.model, request.data, request.overrides) if request.resume else None
         self.model: ModelSpec = get_model(request.model) if resumed is None else resumed.model
         named = request.data or (resumed.dataset if resumed else self.model.default_dataset)
@@ -125,9 +127,6 @@ class Trainer:
             note = renamed_loss_note(self.model, self.config)
             if note and self.main:
                 self._say(note)
-            if self.config.get("sync_bn") and world is None:
-                raise GanzooError("--sync-bn shares batch-norm statistics among several processes, and this run has "
-                                  "one; drop it, or train on several GPUs with --devices N.")
             speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
                               world.size if world is not None else 1,
                               standard_step=not computes_own_losses(self.model))
@@ -142,8 +141,16 @@ class Trainer:
                                                      resumed.meta["state"].get(schedule.ANCHOR_KEY))
             if note and self.main:
                 self._say(note)
+        if self.config.get("sync_bn") and world is None:  # a resumed run goes on: sync_bn cannot change on resume
+            if resumed is None:
+                raise GanzooError("--sync-bn shares batch-norm statistics among several processes, and this run has "
+                                  "one; drop it, or train on several GPUs with --devices N.")
+            if self.main:
+                self._say("note: this run was started with --sync-bn on several processes; on one it has no effect")
         # a side the networks cannot take, or one too large for the memory, is said before anything else is built
         per_process = int(self.config["batch_size"]) // (world.size if world is not None else 1)
+        if world is not None:
+            refuse_pack_over_batch(self.config, per_process, world.size)
         # CPU processes on one machine share its memory (torchrun's LOCAL_WORLD_SIZE of them); GPUs have their own
         sharing = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if world is not None and self.device.type == "cpu" else 1
         memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process), sharing)
@@ -528,11 +535,14 @@ class Trainer:
                     if self.world is None:
                         stopping = interrupt.requested
                     if index + 1 < self.steps_per_epoch:
+                        checkpoint = stopping or (every and self.step % every == 0)
+                        if checkpoint and count:  # the steps since the last row get theirs before a checkpoint, so
+                            # a run resumed from it (after a stop or a kill) has each step in one row
+                            self._log(sums, batch_size * count / max(time.perf_counter() - tick, 1e-9))
+                            sums, count, tick = {}, 0, time.perf_counter()
                         if stopping:
-                            if count:  # the steps since the last row get theirs: each step is in one row
-                                self._log(sums, batch_size * count / max(time.perf_counter() - tick, 1e-9))
                             raise TrainingInterrupted(self._save_checkpoint(), self.epoch, self.step, self.batch_in_epoch)
-                        if every and self.step % every == 0:
+                        if checkpoint:
                             self._save_checkpoint()
                 self.epoch += 1
                 self.batch_in_epoch = 0

@@ -13,16 +13,16 @@ DEBUG_ENV = "GANZOO_DEBUG"
 
 
 #: How an on/off environment variable may say "off" (anything else says "on").
-OFF_WORDS = ("", "0", "false", "no", "off")
+OFF_WORDS = ("0", "false", "no", "off")
 
 
 def env_switch(name: str, default: bool) -> bool:
-    """Whether the environment variable ``name`` is on: unset means ``default``; ``0``, ``false``, ``no`` and ``off``
-    (any case) mean off; another value means on."""
-    value = os.environ.get(name)
-    if value is None:
+    """Whether the environment variable ``name`` is on: unset or empty means ``default``; ``0``, ``false``, ``no``
+    and ``off`` (any case) mean off; another value means on."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() not in OFF_WORDS
+    return value not in OFF_WORDS
 
 
 def debugging() -> bool:

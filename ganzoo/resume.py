@@ -126,8 +126,28 @@ def resumed_config(out: Path, saved: dict[str, Any], overrides: dict[str, Any]) 
         config[key] = value
     # decay_epochs cannot change on resume and was checked against the epochs the run started with; other
     # epochs re-plan the decay from where it is (ganzoo.schedule), which copes with fewer epochs than it
-    validate_numbers(config if config["epochs"] == saved.get("epochs") else {**config, "decay_epochs": None})
+    checked = config if config["epochs"] == saved.get("epochs") else {**config, "decay_epochs": None}
+    try:
+        validate_numbers(checked)
+    except GanzooError:
+        if _valid({**checked, **{key: saved[key] for key in RESUMABLE_CHANGES if key in saved}}):
+            raise  # the change is what is wrong
+        # the run's own settings, which a later version checks more strictly (pack=1 once passed), trained
+        # anyway: only the changes are judged, among the defaults
+        validate_numbers({**{hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS},
+                          **{key: config[key] for key in RESUMABLE_CHANGES if key in config}})
     return config
+
+
+def _valid(config: dict[str, Any]) -> bool:
+    """Whether ``config`` passes :func:`ganzoo.config.validate_numbers`."""
+    from ganzoo.config import validate_numbers
+
+    try:
+        validate_numbers(config)
+    except GanzooError:
+        return False
+    return True
 
 
 def _refuse_finished(out: Path, epochs: int, done: int) -> None:

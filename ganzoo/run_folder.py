@@ -80,27 +80,29 @@ def put_old_run_back(out: Path, aside: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def recover_replaced_run(out: Path) -> str | None:
+def recover_replaced_run(out: Path, option: str = "--out") -> str | None:
     """Give back the earlier run an ``--overwrite`` run set aside in ``out`` when that run was killed before its
     first checkpoint (``kill -9``, power loss: nothing put the files back); a note saying so, or None when there
     was nothing to give back. Called before a run looks at ``out``, so that a resume finds the earlier run and a
     new run without ``--overwrite`` is refused as it would have been. Under the run lock: an ``--overwrite`` run
-    still training there is refused, not undone."""
+    still training there is refused, not undone. Only a checkpoint shows that the replacing run got far enough:
+    its weights are written just before its first one. ``option`` names the folder in the sentence of a folder
+    that cannot be written."""
     from ganzoo.run_lock import hold_run_lock
 
     aside = out / REPLACED_RUN
     if not aside.is_dir():
         return None
-    with hold_run_lock(out):
-        if not aside.is_dir():
-            return None
-        if run_results(out):  # the replacing run had its checkpoint: what it set aside was due to go
-            shutil.rmtree(aside, ignore_errors=True)
-            return None
-        try:
+    try:
+        with hold_run_lock(out):
+            if not aside.is_dir():
+                return None
+            if ckpt.list_checkpoints(out):  # the replacing run had its checkpoint: what it set aside was due to go
+                shutil.rmtree(aside, ignore_errors=True)
+                return None
             put_old_run_back(out, aside)
-        except OSError as exc:
-            raise cannot_write(out, exc, "--out", folder=True) from None
+    except OSError as exc:
+        raise cannot_write(out, exc, option, folder=True) from None
     return (f"note: a run started with --overwrite was stopped before its first checkpoint, so the files of the run "
             f"it was to replace are back in {out}")
 

@@ -125,7 +125,7 @@ def to_channels_last(batch: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_optimizer(optimizer: Any) -> str:
-    """The optimizer as built, for ``run.json``: ``"Adam (fused)"``, ``"Adam (foreach)"``, ``"RMSprop"``. The
+    """The optimizer as built, for ``run.json``: ``"Adam (fused)"``, ``"Adam (foreach)"``, ``"RMSprop (foreach)"``. The
     ``fused_adam`` setting's default (None) is decided on the device, so only the built optimizer says which ran."""
     kernels = [kernel for kernel in ("fused", "foreach") if optimizer.defaults.get(kernel)]
     name = type(optimizer).__name__

@@ -490,9 +490,12 @@ def test_a_killed_overwrite_run_gives_the_run_it_was_replacing_back(cli, tmp_pat
     child.kill()
     child.wait()
     assert (run / ".replaced-run").is_dir() and not (run / "generator.safetensors").exists()  # 6,400 steps to go
+    (run / "generator.safetensors").write_bytes(b"weights")  # as if killed between its weights and its checkpoint
+    (run / "generator.safetensors").rename(tmp_path / "new-weights")
     sampled = cli("sample", "gan", "--weights", run, "--out", tmp_path / "s.png", ok=False)
     assert f"left the run it was to replace in {run / '.replaced-run'}; 'ganzoo train gan --resume {run}' puts" in (
         _one_line(sampled))
+    (tmp_path / "new-weights").rename(run / "generator.safetensors")
     refused = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress", ok=False)
     assert (f"note: a run started with --overwrite was stopped before its first checkpoint, so the files of the run "
             f"it was to replace are back in {run}") in _one_line(refused)
@@ -607,8 +610,8 @@ def test_a_model_named_after_its_loss_says_so_when_given_another_and_extensions_
     tiny = ("--data", image_folder, "--image-size", "16", "--epochs", "1", "--set", "g_width=4", "--set", "d_width=4",
             "--no-progress", "--device", "cpu")
     other = cli("train", "lsgan", *tiny, "--loss", "ns", "--with", "ema", "--with", "ema", "--out", tmp_path / "ns")
-    assert ("note: model 'lsgan' is dcgan networks trained with the lsgan loss; with --loss ns it trains them with ns "
-            "instead (its other settings stay lsgan's)") in _one_line(other)
+    assert ("note: model 'lsgan' is dcgan networks trained with the lsgan loss and its settings; with --loss ns it "
+            "trains as 'ganzoo train dcgan --loss ns' would") in _one_line(other)
     assert json.loads((tmp_path / "ns" / "run.json").read_text())["config"]["with"] == ["ema"]
     own = cli("train", "lsgan", *tiny, "--out", tmp_path / "own")
     assert "note: model" not in own.output

@@ -79,8 +79,8 @@ def marking_clean_exit(folder: Path, path: Path) -> np.ndarray:
 
     if not getattr(marking_clean_exit, "armed", False):
         marking_clean_exit.armed = True
-        util.Finalize(None, (folder / str(os.getpid())).touch, exitpriority=0)
-    return np.zeros(1, dtype=np.uint8)
+        util.Finalize(None, (folder / str(os.getpid() % 251)).touch, exitpriority=0)
+    return np.array([os.getpid() % 251], dtype=np.uint8)
 
 
 def test_a_pool_that_decoded_everything_ends_its_workers_calmly(tmp_path):
@@ -92,9 +92,10 @@ def test_a_pool_that_decoded_everything_ends_its_workers_calmly(tmp_path):
 
     (tmp_path / "exits").mkdir()
     files = write_png_images(tmp_path / "images", 40)
-    _, reasons = decode_files(partial(marking_clean_exit, tmp_path / "exits"), files, (1,), workers=2)
+    decoded, reasons = decode_files(partial(marking_clean_exit, tmp_path / "exits"), files, (1,), workers=2)
     assert reasons == [None] * 40 and multiprocessing.active_children() == []
-    assert len(list((tmp_path / "exits").iterdir())) == 2  # both workers ended normally
+    readers = {str(pid) for pid in decoded.ravel().tolist()}
+    assert readers and sorted(p.name for p in (tmp_path / "exits").iterdir()) == sorted(readers)  # each ended normally
 
 
 def test_data_workers_of_a_run_reach_decoding_its_loader_starts_and_bad_values_are_one_sentence(tmp_path, cli):

@@ -632,6 +632,9 @@ def test_process_states_carry_each_processs_own_tensors_and_refuse_together(tmp_
     (["--data", "ring8", "--batch-size", "255", "--fast"], "--batch-size 255 does not split evenly over 2 processes"),
     (["--data", "ring8", "--set", "r1_gama=1"], "Unknown setting 'r1_gama'. Did you mean 'r1_gamma'"),
     (["--data", "ring8", "--sync-bn"], "--sync-bn needs CUDA devices"),
+    (["--data", "ring8", "--batch-size", "4", "--with", "pacgan", "--set", "pack=3"],  # each process gets 2
+     "--with pacgan packs pack=3 samples into each discriminator input, more than the 2 samples of each process's "
+     "share of the batch (4 over 2 processes) hold"),
 ])
 def test_devices_refuses_what_its_processes_would_before_starting_them(cli, tmp_path, args, message):
     result = cli("train", "gan", *args, "--device", "cpu", "--devices", "2", "--out", tmp_path / "run", ok=False)

@@ -474,6 +474,28 @@ def test_unrolled_steps_minimise_ds_whole_loss_with_its_penalties_and_clipping()
             assert torch.isfinite(grad).all()
 
 
+def test_the_standard_steps_unrolled_critic_is_clipped_as_the_run_clips_it():
+    """Through the standard step itself: WGAN's clip_value reaches the unrolled updates, so the generator's loss
+    against the look-ahead critic changes with it (the critic's own weights and the batch being the same)."""
+    from ganzoo import build
+    from ganzoo.adversarial import unconditional_losses
+    from ganzoo.registry import get_model
+
+    model = get_model("gan")
+    g_losses = {}
+    for clip in (0.5, 1e-4):
+        config = _config("gan", loss="wgan", clip_value=clip, unroll_steps=3, **{"with": ["unrolled"]})
+        torch.manual_seed(0)
+        generator, critic = build.build_generator(model, config), build.build_discriminator(model, config)
+        state = {"_optimizers": build.build_optimizers(model, config, generator, critic)}
+        torch.manual_seed(1)
+        batch = {"real": torch.randn(64, 2)}
+        terms = unconditional_losses(generator, critic, batch, "generator", config, state).terms
+        g_losses[clip] = float(terms["g_adv"].detach())
+    assert g_losses[0.5] != g_losses[1e-4]
+    assert abs(g_losses[1e-4]) < 0.01  # a critic clipped to ±1e-4 can only score near 0
+
+
 def test_wgan_with_unrolled_steps_trains_without_nan(cli, tmp_path):
     cli("train", "gan", "--data", "ring8", "--loss", "wgan", "--with", "unrolled", "--batch-size", "2048",
         "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")

@@ -279,6 +279,20 @@ def test_resume_refuses_other_model_and_changed_settings(cli, tmp_path):
         " ".join(sized.output.split()))
 
 
+def test_a_run_whose_saved_settings_a_later_version_refuses_still_resumes(cli, tmp_path):
+    """pack=1 (no --with pacgan) was accepted before pack had to be at least 2: such a run trained, and since pack
+    cannot change on resume, the stricter check must judge only what the resume changes."""
+    from ganzoo.errors import GanzooError
+    from ganzoo.resume import resumed_config
+
+    run = tmp_path / "r"
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")
+    saved = {**json.loads((run / "run.json").read_text())["config"], "pack": 1}
+    assert resumed_config(run, saved, {"epochs": 2})["epochs"] == 2
+    with pytest.raises(GanzooError, match="log_every must be a whole number of at least 1, got 0"):
+        resumed_config(run, saved, {"epochs": 2, "log_every": 0})  # what the resume changes is still checked
+
+
 def test_existing_run_is_not_overwritten(cli, tmp_path):
     run = tmp_path / "r"
     cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, "--no-progress")

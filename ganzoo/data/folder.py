@@ -117,7 +117,7 @@ PROBE_FILES = 256
 def _probed(folder: Path, files: list[Path], classes: tuple[str, ...]) -> list[Path]:
     """The files :func:`probe` looks at: spread over the whole sorted list (not its start alone, where a gray class
     can hide a colour one), plus each class's first file."""
-    spread = files[:: -(-len(files) // PROBE_FILES)]  # a step rounded up: at most PROBE_FILES of them
+    spread = files[:: max(1, -(-len(files) // PROBE_FILES))]  # a step rounded up: at most PROBE_FILES of them
     firsts = {name: None for name in classes}
     for path in files:
         name = path.relative_to(folder).parts[0]

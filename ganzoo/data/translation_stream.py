@@ -103,10 +103,10 @@ def _plain_warnings(worker_id: int) -> None:
 
 
 def worker_error(exc: GanzooError) -> GanzooError:
-    """The error a DataLoader worker raised, as it was raised there. Torch hands it on as an error of the same
-    class whose text is "Caught NAME in DataLoader worker process 0. Original Traceback ... module.NAME: MESSAGE";
-    the class and the whole message (of one line or several) come back. One raised in this process (no workers)
-    is returned as it is."""
+    """The error a DataLoader worker raised, with its class and its whole message (of one line or several; other
+    attributes stay behind in the worker). Torch hands it on as an error of the same class whose text is "Caught
+    NAME in DataLoader worker process 0. Original Traceback ... module.NAME: MESSAGE". One raised in this process
+    (no workers) is returned as it is."""
     text = str(exc)
     if not text.startswith("Caught "):
         return exc
