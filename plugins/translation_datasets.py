@@ -197,7 +197,7 @@ def direction_note(name: str, direction: str) -> str:
     other = "BtoA" if direction == "AtoB" else "AtoB"
     how = "as in the paper" if direction == paper else f"the paper trains {paper}"
     return (f"{name} pairs hold the {a} (A) | the {b} (B): this run turns {source} into {target} ({direction}, {how}; "
-            f"--set direction={other} for the other way)")
+            f"a new run with --set direction={other} trains the other way)")
 
 
 def _loader(spec: Archive, kind: str, label: str) -> Callable[..., object]:

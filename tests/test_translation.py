@@ -699,7 +699,7 @@ def test_pix2pix_on_facades_trains_labels_to_photo_as_the_paper_unless_told_othe
               "--batch-size", "100", *TINY, "--no-progress", "--device", "cpu")
     paper = cli("train", "pix2pix", *common, "--out", tmp_path / "paper")
     assert ("facades pairs hold the photo (A) | the labels (B): this run turns labels into photo (BtoA, as in the "
-            "paper; --set direction=AtoB for the other way)") in " ".join(paper.output.split())
+            "paper; a new run with --set direction=AtoB trains the other way)") in " ".join(paper.output.split())
     assert load_generator(tmp_path / "paper" / "generator.safetensors").config["direction"] == "BtoA"
     other = cli("train", "pix2pix", *common, "--set", "direction=AtoB", "--out", tmp_path / "other")
     assert "this run turns photo into labels (AtoB, the paper trains BtoA;" in " ".join(other.output.split())
