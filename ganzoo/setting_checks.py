@@ -26,8 +26,9 @@ WHOLE_AT_LEAST_ZERO = ("pool_size", "lr_patience")
 #: Settings that must be numbers of at least 0 (loss weights).
 AT_LEAST_ZERO = ("lambda_cycle", "lambda_identity", "lambda_l1", "lambda_k", "validity_weight", "class_weight",
                  "gp_weight")
-#: Settings that must be numbers above 0: WGAN's clipping bound (0 would switch the clipping off), BEGAN's gamma.
-POSITIVE = ("clip_value", "gamma")
+#: Settings that must be numbers above 0 when the built-in loss that reads them trains, with that loss: WGAN's
+#: clipping bound (0 would switch the clipping off) and BEGAN's gamma. A plugin's own ``gamma`` is its own business.
+POSITIVE = {"clip_value": "wgan", "gamma": "began"}
 #: Settings that must lie in [0, 1): Adam's betas and dropout rates.
 FRACTIONS = ("beta1", "beta2", "dropout")
 #: Settings that take one of a few words: the DCGAN discriminator's normalisation, pix2pix's direction.
@@ -88,9 +89,9 @@ def check_ranges(config: dict[str, Any]) -> None:
         value = config.get(key)
         if value is not None and (not is_number(value) or not 0 <= value < float("inf")):
             raise GanzooError(f"{key} must be a finite number of at least 0, got {value!r}.")
-    for key in POSITIVE:
+    for key, loss in POSITIVE.items():
         value = config.get(key)
-        if value is not None and (not is_number(value) or not 0 < value < float("inf")):
+        if config.get("loss") == loss and value is not None and (not is_number(value) or not 0 < value < float("inf")):
             raise GanzooError(f"{key} must be a positive finite number, got {value!r}.")
     for key in FRACTIONS:
         value = config.get(key)

@@ -202,6 +202,24 @@ def test_a_build_hook_that_returns_no_network_is_one_sentence(cli, tmp_path, mon
     sys.modules.pop("lambda_plugin", None)
 
 
+def test_a_plugins_own_setting_named_like_a_builtin_losses_is_not_held_to_that_losses_range(cli, tmp_path,
+                                                                                              monkeypatch):
+    """BEGAN's gamma must be above 0, but only when BEGAN's loss trains: a plugin model's own ``gamma`` (a decay,
+    say) of 0 trains, and the same value under --loss began is still refused."""
+    from ganzoo.plugin_manager import reset
+
+    source = PLUGIN_TEMPLATE.replace('Hyperparameter("width", 32, "hidden width"),',
+                                     'Hyperparameter("width", 32, "hidden width"), Hyperparameter("gamma", 0.9, "decay"),')
+    make_distribution(tmp_path / "site", "ganzoo-gamma", "gamma_plugin", source, "tiny")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    run = cli("train", "tinygan", "--set", "gamma=0", "--epochs", "1", "--out", tmp_path / "run", "--no-progress")
+    assert run.exit_code == 0 and (tmp_path / "run" / "generator.safetensors").is_file()
+    refused = cli("train", "began", "--data", "line-2d", "--set", "gamma=0", "--out", tmp_path / "began", ok=False)
+    assert "gamma must be a positive finite number, got 0" in refused.output
+    sys.modules.pop("gamma_plugin", None)
+
+
 def test_a_model_whose_family_no_plugin_builds_says_which_hook_to_write(cli, tmp_path, monkeypatch):
     from ganzoo.plugin_manager import reset
 
