@@ -81,11 +81,12 @@ class GanzooGroup(click.Group):
         except BaseException:
             if not ends_here():
                 raise
-            from ganzoo.launcher import another_process_left_error
+            from ganzoo.launcher import another_process_left
 
-            # a collective broken by a process that left with a sentence (torch's distributed errors are
-            # RuntimeErrors): the launcher prints that cause, once; any other failure is this process's own
-            if isinstance(sys.exc_info()[1], RuntimeError) and another_process_left_error():
+            # a collective broken by a process that left with a sentence, or ended outright (torch's distributed
+            # errors are RuntimeErrors): the launcher, or torchrun, says that cause, once; any other failure is
+            # this process's own
+            if isinstance(sys.exc_info()[1], RuntimeError) and another_process_left():
                 distributed.end_worker(0)
             traceback.print_exc()
             distributed.end_worker(1)

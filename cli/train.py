@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -97,7 +97,7 @@ def train(model: str, data: str | None, data_a: str | None, data_b: str | None, 
     folder = resume or out or Path("runs") / f"{spec.name}-{_named(data or spec.default_dataset)}"
     if devices is not None and devices > 1:
         _check_before_launch(spec, data, overrides, devices, device, resume, folder)
-        _relaunch(devices)
+        _relaunch(devices, lambda: _resume_advice(spec.name, folder, devices))
     out_console = console()
     request = TrainRequest(model=spec.name, out=folder, data=data, overrides=overrides, data_root=data_root,
                            device=device, resume=resume is not None, overwrite=overwrite, progress=not no_progress,
@@ -176,8 +176,9 @@ def _check_before_launch(spec: Any, data: str | None, overrides: dict[str, Any],
         raise GanzooError(SYNC_BN_NEEDS_CUDA)
 
 
-def _relaunch(devices: int) -> None:
-    """Run this same ``ganzoo train`` command, without --devices, as ``devices`` torchrun processes; exit with its status."""
+def _relaunch(devices: int, after_failure: Callable[[], str | None]) -> None:
+    """Run this same ``ganzoo train`` command, without --devices, as ``devices`` torchrun processes; exit with its
+    status (``after_failure``: what to print when a process failed)."""
     from ganzoo.distributed import launched
     from ganzoo.launcher import launch
 
@@ -198,7 +199,17 @@ def _relaunch(devices: int) -> None:
             args.append(param.opts[0])
         else:
             args += [item for entry in (value if param.multiple else (value,)) for item in (param.opts[0], str(entry))]
-    raise click.exceptions.Exit(launch(devices, args))
+    raise click.exceptions.Exit(launch(devices, args, after_failure))
+
+
+def _resume_advice(model: str, folder: Path, devices: int) -> str | None:
+    """How a --devices run whose process failed goes on: from its last checkpoint, when it saved one."""
+    from ganzoo.checkpoint import list_checkpoints
+
+    if not list_checkpoints(folder):
+        return None
+    return (f"The run keeps its last checkpoint; continue with: ganzoo train {model} --resume "
+            f"{shell_word(str(folder))} --devices {devices}")
 
 
 def _as_many_processes() -> str:

@@ -15,10 +15,12 @@ run's last log interval lets it finish (status 0). A second Ctrl-C kills them al
 130), as it stops a single process. A process stopped by a ganzoo error (bad input: one sentence) leaves
 its sentence in the folder and ends with status 0, so torchrun prints no failure report; the launcher
 prints each distinct sentence once and ends with status 1. A process whose collective breaks (a RuntimeError: the
-peer it waited on left) after another left its sentence ends with status 0 too, without its traceback, as that
-sentence is the cause; any other failure keeps its traceback. A signal the launcher was started to ignore (a
+peer it waited on left) after another left its sentence, or ended outright, ends with status 0 too, without its
+traceback, as that sentence (or torchrun's, for the one that ended) is the cause; any other failure keeps its traceback. A signal the launcher was started to ignore (a
 background job's Ctrl-C) stays ignored. On Linux torchrun gets SIGTERM if the launcher dies, and passes it on.
-Without ``/proc`` (macOS) torchrun gets the signals itself and answers them its own way.
+Without ``/proc`` (macOS) torchrun gets the signals itself and answers them its own way. torchrun runs as
+:mod:`ganzoo.torchrun`, which ends a run whose process failed, or one torchrun itself got a signal in, with a sentence
+instead of torchrun's traceback and report; the launcher adds how to go on (``after_failure``).
 """
 
 from __future__ import annotations
@@ -105,16 +107,21 @@ def leave_error_before_leaving(exc: BaseException) -> None:
         leave_error(sentence)
 
 
-def another_process_left_error(wait: float = ERROR_WAIT_SECONDS) -> bool:
-    """Under :func:`launch`, whether a process other than this one left an error sentence, looked for up to ``wait``
-    seconds (a failing process leaves it before it leaves the process group, so it is there when this one's
-    collective breaks; the wait covers a file system slow to show it). False elsewhere."""
+def another_process_left(wait: float = ERROR_WAIT_SECONDS) -> bool:
+    """Under :func:`launch`, whether a process other than this one left an error sentence, or ended without one
+    (killed outright or crashed, which torchrun then reports in a sentence: :mod:`ganzoo.torchrun`), looked for up to
+    ``wait`` seconds (a failing process leaves its sentence before it leaves the process group, so it is there when
+    this one's collective breaks; the wait covers a file system slow to show it, and a process still on its way
+    out). False elsewhere."""
     folder = os.environ.get(LAUNCHED_ENV)
     if not folder:
         return False
     own, deadline = _error_file(folder).name, time.monotonic() + wait
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "0"))  # torchrun's processes on this machine: all of them
     while True:
         if any(path.name != own for path in Path(folder).glob(f"{_ERROR}*")):
+            return True
+        if processes and Path("/proc").is_dir() and len(children(os.getppid(), running=True)) < processes:
             return True
         if time.monotonic() >= deadline:
             return False
@@ -163,19 +170,20 @@ def interrupted_by_user() -> int:
 
 def launch_command(devices: int, args: list[str]) -> list[str]:
     """The torchrun command that runs ``ganzoo ARGS`` as ``devices`` processes on this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
+    return [sys.executable, "-m", "ganzoo.torchrun", "--standalone", f"--nproc-per-node={devices}",
             "-m", "ganzoo", *args]
 
 
-def children(parent: int) -> list[int]:
-    """The process ids whose parent is ``parent``, read from ``/proc`` (empty where there is none)."""
+def children(parent: int, running: bool = False) -> list[int]:
+    """The process ids whose parent is ``parent``, read from ``/proc`` (empty where there is none); with ``running``
+    only those that have not ended (an ended one stays, as a zombie, until its parent collects its status)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command name: state, parent id, ...
         except (OSError, IndexError):  # the process ended meanwhile
             continue
-        if int(fields[1]) == parent:
+        if int(fields[1]) == parent and not (running and fields[0] == "Z"):
             found.append(int(stat.parent.name))
     return found
 
@@ -275,9 +283,10 @@ class _Relay:
         _send(torchrun.pid, signal.SIGKILL, group=True)
 
 
-def launch(devices: int, args: list[str]) -> int:
+def launch(devices: int, args: list[str], after_failure: Callable[[], str | None] = lambda: None) -> int:
     """Run ``ganzoo ARGS`` under torchrun with ``devices`` processes; its exit status (130 once stopped by a
-    signal, 128 + N when torchrun died of signal N otherwise)."""
+    signal, 128 + N when torchrun died of signal N otherwise). When a process failed (torchrun has said which, in
+    a sentence: :mod:`ganzoo.torchrun`), what ``after_failure`` returns is printed below it (how to go on)."""
     folder = Path(tempfile.mkdtemp(prefix="ganzoo-devices-"))
     relay, previous = _Relay(folder, devices), {}
     handled = {number for number in _PASSED_ON if signal.getsignal(number) is not signal.SIG_IGN}
@@ -317,4 +326,9 @@ def launch(devices: int, args: list[str]) -> int:
         return INTERRUPTED
     if status < 0:
         return 128 - status
-    return INTERRUPTED if stopped and status == 0 else status
+    if stopped and status == 0:
+        return INTERRUPTED
+    advice = after_failure() if status != 0 else None
+    if advice:
+        print(advice, file=sys.stderr)
+    return status

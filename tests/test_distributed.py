@@ -276,6 +276,42 @@ def test_sigterm_to_one_process_stops_all_and_a_second_ctrl_c_kills_them_at_once
     assert not list((tmp_path / "two" / "checkpoints").glob("*batch*"))  # killed, not stopped at a step
 
 
+def test_a_process_killed_under_devices_is_one_sentence_and_the_run_resumes_from_its_checkpoint(tmp_path):
+    """A process killed outright (the kernel's out-of-memory killer) and a launcher killed outright each end in one
+    sentence rather than torchrun's traceback and report; the first names how to resume, and the resume goes on."""
+    import signal
+    import time
+
+    from ganzoo.checkpoint import list_checkpoints
+
+    def first_checkpoint(run):
+        deadline = time.monotonic() + 120
+        while not list_checkpoints(run) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list_checkpoints(run)
+
+    run = tmp_path / "worker"
+    launcher, workers = _launch(run)
+    first_checkpoint(run)
+    os.kill(workers[-1], signal.SIGKILL)
+    output = launcher.communicate(timeout=120)[0]
+    assert launcher.returncode == 1 and "Traceback" not in output and "FAILED" not in output, output
+    said = " ".join(output.split())
+    assert "Error: training process 1 of 2 was killed by SIGKILL (the kernel's out-of-memory killer" in said, output
+    assert f"The run keeps its last checkpoint; continue with: ganzoo train gan --resume {run} --devices 2" in said
+    epochs = int(re.fullmatch(r"state-epoch-(\d+).*", list_checkpoints(run)[-1].name).group(1)) + 1
+    subprocess.run([sys.executable, "-m", "ganzoo", "train", "gan", "--resume", str(run), "--epochs", str(epochs),
+                    "--devices", "2", "--device", "cpu", "--no-progress"], check=True, timeout=300)
+    _check_processes_identical(run, epochs)
+
+    launcher, workers = _launch(tmp_path / "launcher", "--set", "log_every=5")
+    os.kill(launcher.pid, signal.SIGKILL)  # Linux sends torchrun SIGTERM; it stops its processes, which save
+    output = launcher.communicate(timeout=120)[0]
+    assert "Traceback" not in output and "SignalException" not in output, output
+    assert "Error: torchrun got SIGTERM (its --devices launcher ended, or it came from outside)" in " ".join(
+        output.split()), output
+
+
 NODE_FOLDERS_PLUGIN = '''
 import os
 from pathlib import Path
