@@ -149,11 +149,15 @@ def test_plain_photos_are_not_taken_for_pairs(cli, tmp_path):
 
 
 def test_pix2pix_on_an_unpaired_set_names_the_folder_searched_and_the_layout(cli, unpaired, tmp_path):
+    refused = (f"Error: {unpaired} has trainA/ and trainB/, the layout of an unpaired (CycleGAN) set, while paired "
+               "training needs files with A and B side by side; train cyclegan on it.")
     result = cli("train", "pix2pix", "--data", unpaired, "--image-size", "32", "--out", tmp_path / "run", ok=False)
-    assert result.exit_code == 1 and " ".join(result.output.split()) == (  # 3 in trainA and 5 in trainB, not trainA's
-        f"Error: None of the first 8 images in {unpaired} and its subfolders is an A|B pair (two pictures side by side, "
-        f"twice as wide as high; trainA/photo_00.png is 40x36), which paired training needs; {unpaired} looks like an "
-        "unpaired (CycleGAN) set with trainA/ and trainB/, so train cyclegan on it.")
+    assert result.exit_code == 1 and " ".join(result.output.split()) == refused
+    wide = tmp_path / "wide"  # an unpaired set of photos as wide as pairs: refused all the same, not trained half to half
+    write_images(wide / "trainA", 3, (64, 32), seed=2)
+    write_images(wide / "trainB", 3, (64, 32), seed=3)
+    result = cli("train", "pix2pix", "--data", wide, "--image-size", "32", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == refused.replace(str(unpaired), str(wide))
     nested = tmp_path / "nested"  # photos in subfolders of another layout: the folder searched, the usual advice
     write_images(nested / "day", 2, (36, 36), seed=4)
     write_images(nested / "night", 2, (36, 36), seed=5)

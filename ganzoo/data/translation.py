@@ -248,19 +248,12 @@ def _searched(folder: Path, files: tuple[Path, ...]) -> str:
     return f"{folder} and its subfolders" if deeper else str(folder)
 
 
-def _unpaired_hint(root: Path) -> str:
-    """The end of the not-a-pair sentence: that ``root`` looks like an unpaired set, or what to use for one."""
-    if looks_unpaired(root):
-        return f"{root} looks like an unpaired (CycleGAN) set with trainA/ and trainB/, so train cyclegan on it"
-    return "for unpaired photos in two folders use cyclegan"
-
-
 def refuse_unpaired_files(files: tuple[Path, ...], folder: Path) -> None:
     """Stop at once when none of the first :data:`PAIR_PROBE` files of a paired set, found below ``folder``, is an
     A|B pair (read from their headers, no decoding): a folder of plain photos would otherwise train pix2pix to map
     each photo's left half to its right half. A stray photo among pairs is skipped with a warning when the set is
     decoded. The message names ``folder`` (and its subfolders when the files lie deeper), since that is what was
-    searched, and says so when it holds a CycleGAN set."""
+    searched."""
     from PIL import Image
 
     sizes: list[tuple[Path, tuple[int, int]]] = []
@@ -277,7 +270,8 @@ def refuse_unpaired_files(files: tuple[Path, ...], folder: Path) -> None:
         where = _searched(folder, files[:PAIR_PROBE])  # the folders of the images looked at
         raise GanzooError(f"None of the first {looked} images in {where} is an A|B pair (two "
                           f"pictures side by side, twice as wide as high; {first.relative_to(folder)} is "
-                          f"{width}x{height}), which paired training needs; {_unpaired_hint(folder)}.")
+                          f"{width}x{height}), which paired training needs; for unpaired photos in two folders "
+                          f"use cyclegan.")
 
 
 def read_image(path: Path, size: int, halves: bool) -> Any | None:
@@ -358,6 +352,9 @@ def list_files(root: Path | tuple[Path, Path], kind: str) -> TranslationFiles:
     if kind == "paired":
         assert isinstance(root, Path)
         folder = paired_folder(root)
+        if looks_unpaired(folder):  # whatever shape its photos have: their halves are no pairs
+            raise GanzooError(f"{folder} has trainA/ and trainB/, the layout of an unpaired (CycleGAN) set, while paired "
+                              f"training needs files with A and B side by side; train cyclegan on it.")
         files = _images(folder, "files with A and B side by side")
         refuse_unpaired_files(files, folder)
         return TranslationFiles(kind, files)
