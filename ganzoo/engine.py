@@ -34,6 +34,7 @@ from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.resume import read_resume_point, recorded_data_name
 from ganzoo.run_data import data_digest, dataset_for, refuse_changed_classes, refuse_out_inside_data, sample_count
 from ganzoo.run_lock import hold_run_lock, refuse_if_locked
+from ganzoo.run_summary import data_line
 from ganzoo.safefile import atomic_write_bytes, check_writable, drop_unfinished_writes, tensor_digest
 from ganzoo.specs import Losses, ModelSpec
 from ganzoo.stop_signals import deferred_stop
@@ -178,6 +179,8 @@ class Trainer:
         self._compare_data_between_processes(sample_count(loaded))
         self.data = self._place(loaded, budget)
         self.steps_per_epoch = self.data.steps_per_epoch(int(self.config["batch_size"]))
+        self.data_line = data_line(self.model.name, self.dataset_name, self.data, self.config, self.steps_per_epoch,
+                                   str(self.device), world.size if world is not None else 1)
         optimizers_started = time.perf_counter()
         self.optimizers = build.build_optimizers(self.model, self.config, self.generator, self.discriminator)
         self.scalers = speed.grad_scalers(self.config, self.device, self.optimizers)
@@ -479,6 +482,8 @@ class Trainer:
         dropped = training_log.drop_rows_after(self.out / "metrics.jsonl", self.step) if resuming else 0
         self._append_metrics({"event": "setup", **{f"{part}_seconds": round(seconds, 3)
                                                    for part, seconds in self.setup_seconds.items()}})
+        if self.main and self.console is not None:
+            self.console.print(self.data_line, markup=False, soft_wrap=True, highlight=False)
         if self.request.resume:
             self._append_metrics({"event": "resume", "epoch": self.epoch, "batch": self.batch_in_epoch,
                                   "step": self.step, "from": str(self.resumed_from), "dropped_rows": dropped})

@@ -326,6 +326,27 @@ def test_more_samples_from_one_seed_begin_with_the_fewer_ones(cli, tmp_path):
         assert np.allclose(drawn[num], drawn[20][:num], rtol=0, atol=1e-5), num
 
 
+def test_training_starts_by_saying_what_data_it_found_and_how_it_goes_through_it(cli, tmp_path):
+    """A class folder shows its classes with their counts and the size the images were brought to, so a split
+    folder or a stray class is seen at once; points show their count and length; a resume says it again."""
+    from conftest import write_png_images
+
+    for name, count in (("cat", 5), ("dog", 7)):
+        write_png_images(tmp_path / "pets" / name, count, size=40, seed=count)
+    tiny = ("--set", "g_width=8", "--set", "d_width=8", "--no-progress")
+    trained = cli("train", "cdcgan", "--data", tmp_path / "pets", "--image-size", "32", "--batch-size", "4",
+                  "--epochs", "1", *tiny, "--out", tmp_path / "pets-run")
+    said = f"training cdcgan on {tmp_path / 'pets'}: 12 images, 3x32x32, 2 classes (cat 5, dog 7); batch 4, 3 steps " \
+           "an epoch, 1 epoch, on cpu"
+    assert said in " ".join(trained.output.split())
+    resumed = cli("train", "cdcgan", "--resume", tmp_path / "pets-run", "--epochs", "2", "--no-progress")
+    assert said.replace("1 epoch,", "2 epochs,") in " ".join(resumed.output.split())
+    points = cli("train", "gan", "--data", "ring8", "--batch-size", "512", "--epochs", "1", "--no-progress", "--out",
+                 tmp_path / "ring")
+    assert "training gan on ring8: 51,200 vectors of 2 values; batch 512, 100 steps an epoch, 1 epoch, on cpu" \
+        in points.output
+
+
 def test_help_lists_every_command_with_a_whole_summary(cli):
     out = cli("--help").output
     commands = out.split("Commands:")[1]

@@ -271,9 +271,11 @@ def test_lr_schedule_constant_then_linear_to_zero():
 
 def test_cyclegan_trains_with_the_pool_off(cli, unpaired, tmp_path):
     run = tmp_path / "run"
-    cli("train", "cyclegan", "--data", unpaired, "--image-size", "32", "--epochs", "1", "--out", run,
-        "--set", "blocks=1", "--set", "pool_size=0", *TINY, "--no-progress", "--device", "cpu")
+    trained = cli("train", "cyclegan", "--data", unpaired, "--image-size", "32", "--epochs", "1", "--out", run,
+                  "--set", "blocks=1", "--set", "pool_size=0", *TINY, "--no-progress", "--device", "cpu")
     assert (run / "generator.safetensors").is_file()
+    assert f"training cyclegan on {unpaired}: 3 images in domain A and 5 in domain B at 32 px; batch 1, 5 steps an " \
+           "epoch" in " ".join(trained.output.split())
 
 
 def test_cyclegan_trains_and_translate_keeps_file_names(cli, unpaired, tmp_path):
@@ -705,6 +707,7 @@ def test_pix2pix_on_facades_trains_labels_to_photo_as_the_paper_unless_told_othe
     assert ("facades pairs hold the photo (A) | the labels (B): this run turns labels into photo (BtoA, as in the "
             "paper; a new run with --set direction=AtoB trains the other way)") in " ".join(paper.output.split())
     assert load_generator(tmp_path / "paper" / "generator.safetensors").config["direction"] == "BtoA"
+    assert "training pix2pix on facades: 400 image pairs at 32 px; batch 100, 4 steps an epoch" in paper.output
     other = cli("train", "pix2pix", *common, "--set", "direction=AtoB", "--out", tmp_path / "other")
     assert "this run turns photo into labels (AtoB, the paper trains BtoA;" in " ".join(other.output.split())
     assert load_generator(tmp_path / "other" / "generator.safetensors").config["direction"] == "AtoB"
