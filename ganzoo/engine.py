@@ -32,7 +32,8 @@ from ganzoo.data import memory_budget_gb
 from ganzoo.errors import GanzooError
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.resume import read_resume_point, recorded_data_name
-from ganzoo.run_data import data_digest, dataset_for, refuse_changed_classes, refuse_out_inside_data, sample_count
+from ganzoo.run_data import (data_digest, dataset_for, refuse_changed_classes, refuse_out_inside_data, sample_count,
+                             shadowed_folder_note)
 from ganzoo.run_lock import hold_run_lock, refuse_if_locked
 from ganzoo.run_summary import data_line
 from ganzoo.safefile import atomic_write_bytes, check_writable, drop_unfinished_writes, tensor_digest
@@ -118,6 +119,9 @@ class Trainer:
         self.dataset_name = recorded_data_name(named)
         if resumed is None:  # a run that began so (before this check) may still go on
             refuse_out_inside_data(self.out, self.dataset_name)
+            shadowed = shadowed_folder_note(named) if self.main else None
+            if shadowed:
+                self._say(shadowed)
         # an explicit --data-root is kept (absolute) in checkpoints, so that --resume alone finds the data again
         explicit_root = request.data_root or self._saved_data_root(resumed)
         self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None

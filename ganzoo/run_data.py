@@ -1,8 +1,10 @@
-"""The data a training run reads: which dataset a name means for a model, and what its checkpoints keep of it
-(the sample count and, for image sets up to 1 GiB, a SHA-256) so that a resume notices data that changed."""
+"""The data a training run reads: which dataset a name means for a model (and a note when a folder of the same name
+is not it), and what its checkpoints keep of it (the sample count and, for image sets up to 1 GiB, a SHA-256) so that
+a resume notices data that changed."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,20 @@ def dataset_for(model: ModelSpec, name: str) -> Any:
     from ganzoo.registry import get_dataset
 
     return get_dataset(name)
+
+
+def shadowed_folder_note(name: str) -> str | None:
+    """A note when ``--data NAME`` names a registered dataset and a folder of that name lies in the current folder:
+    the registered set is what trains (downloaded if need be), so a user who meant the folder is told how to say so."""
+    from ganzoo.registry import get_registry
+
+    datasets = get_registry().datasets
+    if os.sep in name or name.startswith(".") or not os.path.isdir(name):
+        return None
+    if name not in datasets and f"pix2pix-{name}" not in datasets:
+        return None
+    return (f"note: --data {name} is the registered dataset {name!r}, not the folder ./{name} here; to train on that "
+            f"folder, give --data ./{name}")
 
 
 def sample_count(data: Any) -> int:

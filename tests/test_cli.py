@@ -347,6 +347,22 @@ def test_training_starts_by_saying_what_data_it_found_and_how_it_goes_through_it
         in points.output
 
 
+def test_a_folder_named_like_a_registered_dataset_is_pointed_out_and_taken_when_given_as_a_path(cli, tmp_path,
+                                                                                                   monkeypatch):
+    from conftest import write_png_images
+
+    write_png_images(tmp_path / "ring8", 4, size=16)
+    monkeypatch.chdir(tmp_path)
+    named = cli("train", "gan", "--data", "ring8", "--batch-size", "512", "--epochs", "1", "--no-progress", "--out",
+                tmp_path / "named")
+    said = " ".join(named.output.split())
+    assert ("note: --data ring8 is the registered dataset 'ring8', not the folder ./ring8 here; to train on that "
+            "folder, give --data ./ring8") in said and "training gan on ring8: 51,200 vectors" in said
+    folder = cli("train", "gan", "--data", "./ring8", "--batch-size", "2", "--epochs", "1", "--no-progress", "--out",
+                 tmp_path / "folder")
+    assert "note: --data" not in folder.output and ": 4 images, 3x16x16;" in folder.output
+
+
 def test_help_lists_every_command_with_a_whole_summary(cli):
     out = cli("--help").output
     commands = out.split("Commands:")[1]
