@@ -170,6 +170,11 @@ class Trainer:
         self.generator = build.build_generator(self.model, self.config).to(self.device)
         plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape
         self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+        # a model whose plugin computes losses never falls back to the standard step: a step it answers with None (a
+        # forgotten return) is refused rather than trained as if the plugin had no compute_losses
+        self.compute_losses = get_manager().subset_hook_caller(
+            "compute_losses", [get_manager().get_plugin("ganzoo.defaults")]) if computes_own_losses(self.model) \
+            else self.hook.compute_losses
         plugin_checks.check_discriminator(self.model, self.config, self.generator, self.discriminator)
         self._warn_of_penalties_batch_norm_mixes()
         if world is not None:  # SyncBatchNorm if asked, process 0's weights everywhere, a batch that splits evenly
@@ -432,12 +437,12 @@ class Trainer:
         optimizer = self.optimizers[stage]
         optimizer.zero_grad(set_to_none=True)
         with speed.autocast(self.config, self.device):
-            losses = self.hook.compute_losses(
+            losses = self.compute_losses(
                 model=self.model, config=self.config, generator=self.generator, discriminator=self.discriminator,
                 batch=batch, stage=stage, state=self.state,
             )
         if losses is None:
-            raise plugin_checks.no_losses(self.model)
+            raise plugin_checks.no_losses(self.model, stage)
         if stage not in self.checked_stages:  # once per stage: the steps after pay nothing
             plugin_checks.check_losses(self.model, self.config, stage, losses)
             self.checked_stages.add(stage)

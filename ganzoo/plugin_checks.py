@@ -222,9 +222,17 @@ def _losses_source(model: ModelSpec, config: dict[str, Any]) -> str:
     return f"--loss {loss.name} ({_named(loss.plugin)}), training model {model.name!r},"
 
 
-def no_losses(model: ModelSpec) -> GanzooError:
-    """The sentence for a step no plugin answered ``compute_losses`` for: the core's standard step trains
-    unconditional models only, so any other model's plugin must compute its losses itself."""
+def no_losses(model: ModelSpec, stage: str) -> GanzooError:
+    """The sentence for a ``stage`` no plugin answered ``compute_losses`` for: the model's plugin implements it but
+    answered None (a forgotten return; the standard step does not stand in for such a plugin), or the core's
+    standard step trains unconditional models only, so any other model's plugin must compute its losses itself."""
+    from ganzoo.registry import plugin_computes_losses
+
+    if plugin_computes_losses(model):
+        return GanzooError(f"compute_losses of {_named(model.plugin)} returned None for its model {model.name!r} at the "
+                           f"{stage} stage; a plugin that implements compute_losses computes its models' losses at "
+                           "every stage, so return Losses(terms, metrics) there (or leave compute_losses out of the "
+                           "plugin for ganzoo's standard step to train its unconditional models).")
     if model.task == "unconditional":
         return GanzooError(f"No plugin computes the losses of model {model.name!r} ({_named(model.plugin)}); check "
                            "'ganzoo plugins' for a blocked or skipped plugin.")

@@ -306,6 +306,9 @@ def computes_own_losses(model: ModelSpec) -> bool:
     unconditional step: every conditional and image-to-image model, and an unconditional one whose plugin
     implements ``compute_losses``. The standard step's remedies (instance noise, R1, unrolling...) and
     rejection sampling are refused for these models, since their losses never read them."""
-    if model.task != "unconditional":
-        return True
+    return model.task != "unconditional" or plugin_computes_losses(model)
+
+
+def plugin_computes_losses(model: ModelSpec) -> bool:
+    """Whether the plugin that declared ``model`` implements ``compute_losses``."""
     return any(impl.plugin_name == model.plugin for impl in get_plugins().manager.hook.compute_losses.get_hookimpls())

@@ -32,11 +32,13 @@ def install(tmp_path, monkeypatch):
 
 
 def _train(cli, tmp_path, *args):
-    """Train for one epoch on the CPU; the failed run's output as one line."""
+    """Train for one epoch on the CPU; the failed run's output as one line, without the line saying what data it
+    trains on when it failed in training."""
     result = cli("train", *args, "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu",
                  ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    return " ".join(result.output.split())
+    lines = [line for line in result.output.splitlines() if not line.startswith(f"training {args[0]} on ")]
+    return " ".join(" ".join(lines).split())
 
 
 RAISING = {
@@ -402,6 +404,19 @@ def test_a_conditional_model_whose_plugin_computes_no_losses_is_told_to(cli, ins
         "Error: No plugin computes the losses of the conditional model 'tinygan' (plugin 'mistakes' from "
         "ganzoo-mistakes): ganzoo's standard step trains unconditional models only, so the plugin must implement "
         "compute_losses for it.")
+
+
+def test_a_compute_losses_that_forgets_to_return_is_refused_not_replaced_by_the_standard_step(cli, install, tmp_path):
+    """An unconditional model's plugin computes its losses: a stage it answers with None is its mistake, which the
+    standard step used to cover up by training the model with ganzoo's own loss instead of the plugin's."""
+    forgot = OWN_LOSSES_HOOK.replace('    return Losses({"g": g.mean()})', '    Losses({"g": g.mean()})')
+    assert forgot != OWN_LOSSES_HOOK
+    install(PLUGIN_TEMPLATE + forgot)
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: compute_losses of plugin 'mistakes' from ganzoo-mistakes returned None for its model 'tinygan' at the "
+        "generator stage; a plugin that implements compute_losses computes its models' losses at every stage, so "
+        "return Losses(terms, metrics) there (or leave compute_losses out of the plugin for ganzoo's standard step to "
+        "train its unconditional models).")
 
 
 def test_a_conditional_plugin_model_on_data_without_classes_is_refused_before_building(cli, install, tmp_path):
