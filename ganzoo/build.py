@@ -70,8 +70,29 @@ def _refuse_two_builders(hook_name: str, model: ModelSpec, config: dict[str, Any
         f"families (compare model.family with its own), and a new family needs a name of its own.")
 
 
+def refuse_undeclared_family_settings(model: ModelSpec, config: dict[str, Any]) -> None:
+    """Refuse a model of a family other plugins' models belong to (a third party's model of family ``dcgan``) that
+    lacks a setting every one of those models declares: the family's build hooks read them from the config, and a
+    missing one was a ``KeyError`` traceback inside the family's plugin."""
+    from ganzoo.registry import get_registry
+
+    others = [other for other in get_registry().models.items.values()
+              if other.family == model.family and other.plugin != model.plugin]
+    if not others:
+        return
+    shared = set.intersection(*({h.name for h in other.hyperparameters} for other in others))
+    missing = [h.name for h in others[0].hyperparameters if h.name in shared and h.name not in config]
+    if missing:
+        raise GanzooError(
+            f"Model {model.name!r} (plugin {model.plugin!r} from {distribution_of(model.plugin)}) is of family "
+            f"{model.family!r}, whose networks are built from settings it does not declare ({', '.join(missing)}); "
+            f"declare them in its hyperparameters, as model {others[0].name!r} does ('ganzoo info {others[0].name}' "
+            f"lists them with their defaults).")
+
+
 def build_generator(model: ModelSpec, config: dict[str, Any]) -> Any:
     """The generator module of ``model``, built by the plugin that owns its family (the only one that answers)."""
+    refuse_undeclared_family_settings(model, config)
     _refuse_two_builders("build_generator", model, config)
     return _answer("build_generator", model, get_manager().hook.build_generator(model=model, config=config))
 

@@ -419,6 +419,36 @@ def test_a_compute_losses_that_forgets_to_return_is_refused_not_replaced_by_the_
         "train its unconditional models).")
 
 
+FAMILY_REUSED = '''
+from ganzoo import hookimpl
+from ganzoo.specs import Hyperparameter, ModelSpec
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="lsdcgan", family="dcgan", task="unconditional", summary="DCGAN networks, LSGAN loss",
+                       paper=None, default_dataset="mnist", hyperparameters=HYPERPARAMETERS))
+'''
+
+
+def test_a_model_of_another_plugins_family_must_declare_the_settings_its_networks_are_built_from(cli, install,
+                                                                                                  tmp_path, image_folder):
+    """A third party's model of family dcgan is built by ganzoo's dcgan plugin, which reads g_width, d_width...: one
+    that does not declare them is one sentence naming them, not a KeyError traceback in ganzoo's plugin."""
+    install(FAMILY_REUSED.replace("HYPERPARAMETERS", '(Hyperparameter("latent_dim", 100, "noise size"),)'))
+    said = _train(cli, tmp_path, "lsdcgan", "--data", image_folder, "--image-size", "32")
+    assert said.startswith("Error: Model 'lsdcgan' (plugin 'mistakes' from ganzoo-mistakes) is of family 'dcgan', "
+                           "whose networks are built from settings it does not declare (g_width, d_width"), said
+    assert said.endswith("); declare them in its hyperparameters, as model 'dcgan' does ('ganzoo info dcgan' lists "
+                         "them with their defaults)."), said
+
+
+def test_a_model_of_another_plugins_family_that_takes_its_settings_trains(cli, install, tmp_path, image_folder):
+    install("from ganzoo.plugins.dcgan import HYPERPARAMETERS\n" + FAMILY_REUSED)
+    trained = cli("train", "lsdcgan", "--data", image_folder, "--image-size", "32", "--batch-size", "4", "--epochs",
+                  "1", "--set", "g_width=8", "--set", "d_width=8", "--no-progress", "--out", tmp_path / "reused")
+    assert trained.exit_code == 0 and (tmp_path / "reused" / "generator.safetensors").is_file()
+
+
 def test_a_conditional_plugin_model_on_data_without_classes_is_refused_before_building(cli, install, tmp_path):
     """A plugin's conditional model on a dataset with no labels: the core refuses it, as for ganzoo's own, rather
     than sampling dividing by zero classes and the plugin being blamed for it."""
