@@ -142,16 +142,18 @@ def to_uint8(images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
 
 
 def generated_reference(dataset: str | None, num: int) -> Any:
-    """Up to ``num`` real points of ``dataset`` when it is a generated set (the toy sets: made in memory, so at hand
-    without any download), for a picture of samples over them as training draws; None for other data."""
+    """Up to ``num`` real points of ``dataset`` when it is a registered set of points (the toy sets, a plugin's:
+    small, and made in memory or read from the data root where training found them), for a picture of samples over
+    them as training draws; None for other data."""
+    from ganzoo.paths import data_root
     from ganzoo.registry import get_registry
 
     datasets = get_registry().datasets
-    if dataset is None or dataset not in datasets or datasets.get(dataset).source != "generated":
+    if dataset is None or dataset not in datasets or datasets.get(dataset).info.kind != "vectors":
         return None
     try:
-        return datasets.get(dataset).load().tensors["real"][:num]
-    except Exception:  # a plugin's generated set that needs more to load: the picture goes without the real layer
+        return datasets.get(dataset).load(data_root(), None, None).tensors["real"][:num]
+    except Exception:  # a set that cannot be read here (moved, or under another --data-root): no real layer
         return None
 
 

@@ -303,6 +303,38 @@ def test_a_picture_of_sampled_points_shows_the_toy_set_they_were_trained_on(cli,
     assert over.shape == alone.shape and (over < 80).sum() > (alone < 80).sum()  # the real points' dark layer
 
 
+CIRCLE_PLUGIN = '''
+from ganzoo import hookimpl
+from ganzoo.specs import DatasetInfo, DatasetSpec
+
+CIRCLE = DatasetInfo("vectors", dim=2)
+
+@hookimpl
+def register_datasets(register):
+    def load(root, image_size, channels):  # as README's example: always these three, no defaults
+        import torch
+        from ganzoo.data import InMemoryData
+        angle = torch.rand(4096, generator=torch.Generator().manual_seed(0)) * 6.2832
+        return InMemoryData("circle", CIRCLE, {"real": torch.stack([angle.cos(), angle.sin()], 1)})
+    register(DatasetSpec("circle", "4096 points on the unit circle", CIRCLE, load))
+'''
+
+
+def test_a_picture_of_sampled_points_shows_a_plugins_set_of_points_too(tmp_path, monkeypatch):
+    """README's plugin dataset (its load takes root, image_size, channels, and it names no source) is drawn under
+    the samples too, as training's pictures draw it."""
+    from conftest import make_distribution
+    from ganzoo import sampling
+    from ganzoo.plugin_manager import reset
+
+    make_distribution(tmp_path / "site", "ganzoo-circle", "ganzoo_circle", CIRCLE_PLUGIN, "circle")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    real = sampling.generated_reference("circle", 100)
+    assert real.shape == (100, 2) and abs(float(real.norm(dim=1).mean()) - 1) < 1e-5
+    sys.modules.pop("ganzoo_circle", None)
+
+
 def _loaded(run):
     from ganzoo.weights import load_generator
 
