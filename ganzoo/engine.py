@@ -160,7 +160,7 @@ class Trainer:
         sharing = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if world is not None and self.device.type == "cpu" else 1
         memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process), sharing)
         if self.main and resumed is None:  # after the settings' checks, so a mistyped setting is named first
-            run_folder.refuse_overwrite(self.out, request.overwrite)
+            run_folder.refuse_overwrite(self.out, request.overwrite, self.model.name, self.dataset_name)
         if self.main:
             check_writable(self.out, self._out_option(), folder=True, create=False)  # made just before training
         torch.manual_seed(int(self.config["seed"]))
@@ -355,7 +355,7 @@ class Trainer:
         protected as in :func:`ganzoo.run_folder.refuse_overwrite`, and a resume must not go on from a checkpoint that is no
         longer the newest."""
         if not self.request.resume:
-            run_folder.refuse_overwrite(self.out, self.request.overwrite)
+            run_folder.refuse_overwrite(self.out, self.request.overwrite, self.model.name, self.dataset_name)
         elif ckpt.list_checkpoints(self.out) != self.found_checkpoints:
             raise GanzooError(f"Another run wrote checkpoints to {self.out} while this one was setting up; resume "
                               "again to go on from the newest.")

@@ -34,15 +34,33 @@ def run_files(out: Path) -> list[Path]:
     return run_results(out) + run_logs(out)
 
 
-def refuse_overwrite(out: Path, overwrite: bool) -> None:
+def refuse_overwrite(out: Path, overwrite: bool, model: str | None = None, dataset: str | None = None) -> None:
     """Stop before any work if ``out`` holds a run's checkpoints or weights and ``--overwrite`` was not given.
 
-    Logs alone (a run that died before its first checkpoint) protect nothing: the new run replaces them.
+    Logs alone (a run that died before its first checkpoint) protect nothing: the new run replaces them. A run of
+    another ``model`` or ``dataset`` than the new one (two folders of one name give one default ``--out``) is named,
+    and not offered to ``--resume``, which would go on training it.
     """
-    if run_results(out) and not overwrite:
-        resume = "continue it with --resume, " if ckpt.list_checkpoints(out) else ""  # weights alone cannot resume
-        raise GanzooError(f"{out} already holds a training run; {resume}pass --overwrite to replace it, or choose "
-                          "another --out folder.")
+    if not run_results(out) or overwrite:
+        return
+    held = recorded_run(out)
+    if held is not None and model is not None and held != (model, dataset):
+        raise GanzooError(f"{out} already holds a training run of {held[0]} on {held[1]}, not of this one; choose "
+                          "another --out folder, or pass --overwrite to replace it.")
+    resume = "continue it with --resume, " if ckpt.list_checkpoints(out) else ""  # weights alone cannot resume
+    raise GanzooError(f"{out} already holds a training run; {resume}pass --overwrite to replace it, or choose "
+                      "another --out folder.")
+
+
+def recorded_run(out: Path) -> tuple[str, str] | None:
+    """``(model, dataset)`` of the run in ``out`` as its ``run.json`` records them; None when it cannot be read."""
+    import json
+
+    try:
+        info = json.loads((out / "run.json").read_text())
+        return str(info["model"]), str(info["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def set_old_run_aside(out: Path) -> Path | None:

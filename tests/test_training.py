@@ -305,6 +305,11 @@ def test_existing_run_is_not_overwritten(cli, tmp_path):
     result = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--out", run, ok=False)
     assert " ".join(result.output.split()) == (
         f"Error: {run} already holds a training run; pass --overwrite to replace it, or choose another --out folder.")
+    # a run on other data (two folders of one name give one default --out): named, and not offered to --resume
+    result = cli("train", "gan", "--data", "grid25", "--epochs", "1", "--out", run, ok=False)
+    assert " ".join(result.output.split()) == (
+        f"Error: {run} already holds a training run of gan on ring8, not of this one; choose another --out folder, or "
+        "pass --overwrite to replace it.")
 
 
 def test_overwrite_replaces_the_old_run_but_not_other_files(cli, tmp_path):
