@@ -25,20 +25,46 @@ def read_picture(source: Path) -> Any:
 
 
 def translate_picture(module: Any, rgb: Any, target: Path, size: int, direction: str | None,
-                      device: str) -> tuple[int, int]:
+                      device: str, pair_side: str | None = None) -> tuple[int, int]:
     """Translate one RGB picture: resized to ``size`` x ``size``, translated, resized back to its own size, which
-    it returns as ``(width, height)``, and written to ``target``.
+    it returns as ``(width, height)``, and written to ``target``. With ``pair_side`` ("A" or "B") the picture is an
+    A|B pair: that half is translated, and the written picture is that half, its translation and the other half
+    side by side (input | output | target).
 
     A generator that cannot take ``size`` (its error a RuntimeError or ValueError), or a ``target`` that cannot be
     written, raises :class:`GanzooError`, since every later image would fail the same way.
     """
+    from PIL import Image
+
+    from ganzoo.safefile import atomic_target, cannot_write
+
+    size_of_input = rgb.size
+    if pair_side is not None:
+        halves = [rgb.crop((0, 0, rgb.width // 2, rgb.height)), rgb.crop((rgb.width // 2, 0, rgb.width, rgb.height))]
+        source, other = halves if pair_side == "A" else halves[::-1]
+        picture = Image.new("RGB", (3 * source.width, source.height))
+        for index, part in enumerate((source, _translated(module, source, size, direction, device), other)):
+            picture.paste(part.resize(source.size, Image.Resampling.BICUBIC), (index * source.width, 0))
+    else:
+        picture = _translated(module, rgb, size, direction, device)
+    try:  # through a temporary file, so a file replaced with --overwrite is never left half-written
+        with atomic_target(target) as temporary:
+            file_format = Image.registered_extensions().get(target.suffix.lower())
+            quality = {"quality": 95} if file_format == "JPEG" else {}  # PIL's default 75 blurs fine texture
+            picture.save(temporary, format=file_format, **quality)
+    except OSError as exc:
+        raise cannot_write(target, exc, "--out", folder=True) from None
+    return size_of_input
+
+
+def _translated(module: Any, rgb: Any, size: int, direction: str | None, device: str) -> Any:
+    """``rgb`` resized to ``size`` x ``size``, translated, and resized back to its own size (a PIL image)."""
     import numpy as np
     import torch
     from PIL import Image
 
     from ganzoo.errors import GanzooError
     from ganzoo.out_of_memory import is_out_of_memory
-    from ganzoo.safefile import atomic_target, cannot_write
 
     width, height = rgb.size
     array = np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC), dtype=np.float32)
@@ -52,15 +78,7 @@ def translate_picture(module: Any, rgb: Any, target: Path, size: int, direction:
         raise GanzooError(f"The generator cannot translate {size}x{size} images ({str(exc).splitlines()[0]}); "
                           f"drop --image-size or use its training size.") from None
     out = y[0].add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    picture = Image.fromarray(out, "RGB").resize((width, height), Image.Resampling.BICUBIC)
-    try:  # through a temporary file, so a file replaced with --overwrite is never left half-written
-        with atomic_target(target) as temporary:
-            file_format = Image.registered_extensions().get(target.suffix.lower())
-            quality = {"quality": 95} if file_format == "JPEG" else {}  # PIL's default 75 blurs fine texture
-            picture.save(temporary, format=file_format, **quality)
-    except OSError as exc:
-        raise cannot_write(target, exc, "--out", folder=True) from None
-    return width, height
+    return Image.fromarray(out, "RGB").resize((width, height), Image.Resampling.BICUBIC)
 
 
 @contextmanager
@@ -77,18 +95,25 @@ def translation_progress(total: int) -> Iterator[tuple[Any, Callable[[], None]]]
         yield progress, lambda: progress.advance(task)
 
 
+def input_side(config: dict[str, Any], direction: str | None) -> str:
+    """The side ("A" or "B") a generator translates from: ``direction``, else the one it was trained in."""
+    return "B" if (direction or config.get("direction")) == "BtoA" else "A"
+
+
 def pair_note(config: dict[str, Any], sizes: list[tuple[int, int]]) -> str | None:
-    """A note when a model trained on A|B pairs was given such pairs to translate: it takes one side's pictures
-    alone, so a whole pair, squeezed into its square input, comes out as nothing useful (and nothing failed)."""
+    """A note when a model trained on A|B pairs was given such pairs to translate whole: it takes one side's
+    pictures alone, so a whole pair, squeezed into its square input, comes out as nothing useful (and nothing
+    failed)."""
     from ganzoo.data.translation import is_pair_shaped
 
     pairs = sum(is_pair_shaped(width, height) for width, height in sizes)
     if config.get("data_kind") != "paired" or not pairs:
         return None
-    side = "B" if config.get("direction") == "BtoA" else "A"
+    side = input_side(config, None)
     return (f"note: {pairs} of the {len(sizes)} translated image(s) look like A|B pairs (twice as wide as high, as "
-            f"pix2pix trains on); translate takes {side} pictures alone, so each was translated whole: give it their "
-            f"{side} halves.")
+            f"pix2pix trains on); translate takes {side} pictures alone, so each was translated whole: pass "
+            f"--from-pairs to translate their {side} halves (written beside the translation and the other half), or "
+            f"give it the {side} halves.")
 
 
 def check_image_size(loaded: Any, size: int, direction: str | None, device: str) -> None:
@@ -169,8 +194,11 @@ def check_targets(files: list[tuple[Path, Path]], source: Path, out: Path, overw
               help="replace files already in --out instead of refusing (never the input images)")
 @click.option("--skip-existing", is_flag=True,
               help="keep files already in --out and translate only the other images (to finish an interrupted run)")
+@click.option("--from-pairs", is_flag=True,
+              help="the inputs are A|B pairs (pix2pix's test sets): translate each one's input half and write "
+                   "input | translation | target side by side")
 def translate(model: str, weights: Path, source: Path, out: Path, direction: str | None, image_size: int | None,
-              device: str | None, overwrite: bool, skip_existing: bool) -> None:
+              device: str | None, overwrite: bool, skip_existing: bool, from_pairs: bool) -> None:
     """Translate images with MODEL's generator, writing each result under the same file name in --out (one input
     picture may also be written to a file name of its own, --out zebra.jpg).
 
@@ -183,12 +211,14 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     \b
     ganzoo translate cyclegan --weights runs/h2z/generator.safetensors --input horses/ --out zebras/
     ganzoo translate cyclegan --weights W --input zebra.jpg --out horses/ --direction BtoA
+    ganzoo translate pix2pix --weights W --input facades/test/ --out compared/ --from-pairs
     """
     from rich.markup import escape
 
     from ganzoo.cli.main import console
     from ganzoo.data.decoding import unreadable_reason
     from ganzoo.data.folder import IMAGE_EXTENSIONS, list_images
+    from ganzoo.data.translation import is_pair_shaped
     from ganzoo.device import pick_device
     from ganzoo.errors import GanzooError
     from ganzoo.manifest import weights_path
@@ -222,24 +252,33 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     check_writable(out, "--out", folder=not names_a_file, create=False)
     done = {target for _, target in files if skip_existing and target.is_file()}
     todo = [(path, target) for path, target in files if target not in done]
-    skipped, sizes = 0, []
+    skipped, not_pairs, sizes = 0, 0, []
     with translation_progress(len(todo)) as (progress, advance):
         for path, target in todo:
             try:
                 picture = read_picture(path)
             except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
+                picture, reason = None, unreadable_reason(exc)
+            if picture is not None and from_pairs and not is_pair_shaped(*picture.size):
+                picture, reason = None, f"{picture.width}x{picture.height} is not an A|B pair, about twice as wide as high"
+                not_pairs += 1
+            if picture is None:
                 skipped += 1
-                progress.console.print(f"[yellow]skipped {path}: {escape(unreadable_reason(exc))}[/yellow]")
+                progress.console.print(f"[yellow]skipped {path}: {escape(reason)}[/yellow]")
                 advance()
                 continue
-            sizes.append(translate_picture(loaded.module, picture, target, size, direction, target_device))
+            sizes.append(translate_picture(loaded.module, picture, target, size, direction, target_device,
+                                           input_side(loaded.config, direction) if from_pairs else None))
             advance()
+    if todo and skipped == len(todo) and not_pairs:
+        raise GanzooError(f"Translated nothing: no image in {source} is an A|B pair or could be read (see the skipped "
+                          "lines above); drop --from-pairs to translate whole pictures.")
     if todo and skipped == len(todo):
         raise GanzooError(f"Translated nothing: no image in {source} could be read (see the skipped lines above); "
                           "pass readable image files.")
     kept = f" (kept the {len(done)} already in --out)" if done else ""
     into = escape(str(out)) if names_a_file else f"{escape(str(out))}/"
     console().print(f"translated {len(todo) - skipped} image(s) with {model} into {into}{kept}", soft_wrap=True)
-    note = pair_note(loaded.config, sizes)
+    note = None if from_pairs else pair_note(loaded.config, sizes)
     if note:
         console().print(f"[yellow]{note}[/yellow]", soft_wrap=True)

@@ -325,8 +325,21 @@ def test_pix2pix_trains_one_step_and_refuses_the_other_direction(cli, paired, tm
     done = cli("translate", "pix2pix", "--weights", run, "--input", image, "--out", tmp_path / "o")  # the run folder
     assert Image.open(tmp_path / "o" / "photo_00.png").size == (72, 36)
     assert ("note: 1 of the 1 translated image(s) look like A|B pairs (twice as wide as high, as pix2pix trains on); "
-            "translate takes B pictures alone, so each was translated whole: give it their B halves.") in " ".join(
+            "translate takes B pictures alone, so each was translated whole: pass --from-pairs to translate their B "
+            "halves (written beside the translation and the other half), or give it the B halves.") in " ".join(
         done.output.split())
+    compared = cli("translate", "pix2pix", "--weights", run, "--input", image, "--out", tmp_path / "c", "--from-pairs")
+    with Image.open(tmp_path / "c" / "photo_00.png") as written:  # B | its translation | A, each at the half's size
+        triptych = np.asarray(written.convert("RGB")).astype(int)
+    original = np.asarray(Image.open(image).convert("RGB")).astype(int)
+    assert triptych.shape == (36, 108, 3) and "note" not in compared.output
+    assert np.abs(triptych[:, :36] - original[:, 36:]).mean() < 3  # the B half, first (resized to itself: as it was)
+    assert np.abs(triptych[:, 72:] - original[:, :36]).mean() < 3  # the A half, the target, last
+    Image.open(image).crop((36, 0, 72, 36)).save(tmp_path / "square.png")
+    refused = cli("translate", "pix2pix", "--weights", run, "--input", tmp_path / "square.png", "--out",
+                  tmp_path / "s", "--from-pairs", ok=False)
+    assert refused.exit_code == 1 and "is not an A|B pair" in refused.output and "drop --from-pairs" in " ".join(
+        refused.output.split())
     Image.open(image).crop((36, 0, 72, 36)).save(tmp_path / "b_half.png")
     done = cli("translate", "pix2pix", "--weights", run, "--input", tmp_path / "b_half.png", "--out", tmp_path / "h")
     assert Image.open(tmp_path / "h" / "b_half.png").size == (36, 36) and "note" not in done.output
