@@ -122,3 +122,15 @@ def test_a_folder_of_two_sub_folders_says_which_is_domain_a(cli, domains, tmp_pa
     named = cli("train", "cyclegan", "--data-a", horses, "--data-b", zebras, "--epochs", "1", "--out",
                 tmp_path / "named", *TRAIN)
     assert "domain A is" not in named.output  # given by name, nothing to tell
+
+
+def test_a_folder_of_three_sub_folders_names_them_and_the_options_for_two(cli, domains, tmp_path):
+    horses, zebras = domains
+    three = tmp_path / "three"
+    for name, source in (("horses", horses), ("zebras", zebras), ("donkeys", horses)):
+        shutil.copytree(source, three / name)
+    result = cli("train", "cyclegan", "--data", three, "--epochs", "1", "--out", tmp_path / "run", *TRAIN, ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        f"Error: {three} is not an unpaired dataset: give a folder with trainA/ and trainB/ (CycleGAN layout) or with "
+        "exactly two image sub-folders, one per domain; it has 3 (donkeys, horses, zebras), or give the two with "
+        "--data-a DIR --data-b DIR.")

@@ -338,8 +338,11 @@ def unpaired_folders(root: Path) -> tuple[Path, Path]:
         if root.is_dir() else []
     if len(subfolders) == 2:
         return subfolders[0], subfolders[1]
+    found = f"it has {len(subfolders)} ({', '.join(p.name for p in subfolders[:5])}{', ...' if len(subfolders) > 5 else ''})" \
+        if subfolders else "it has none"
     raise GanzooError(f"{root} is not an unpaired dataset: give a folder with trainA/ and trainB/ (CycleGAN layout) "
-                      f"or with exactly two image sub-folders, one per domain.")
+                      f"or with exactly two image sub-folders, one per domain; {found}, or give the two with "
+                      f"--data-a DIR --data-b DIR.")
 
 
 def paired_folder(root: Path) -> Path:
