@@ -317,6 +317,42 @@ def test_a_discriminator_built_for_other_data_is_refused_before_training(cli, in
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused while building, before any step
 
 
+BATCH_MEAN = PLUGIN_TEMPLATE.replace("nn.Flatten(0))", "nn.Flatten(0), _batch_mean())") + '''
+def _batch_mean():
+    from torch import nn
+
+    class BatchMean(nn.Module):  # BCE on the batch's mean score: trains, but not as a GAN
+        def forward(self, scores):
+            return scores.mean()
+    return BatchMean()
+'''
+
+
+@pytest.mark.parametrize("source, gave", [
+    (BATCH_MEAN, "a single number"),
+    (PLUGIN_TEMPLATE.replace("nn.Flatten(0))", "nn.Flatten(0), nn.Unflatten(0, (1, -1)))"), "scores of shape 1x3"),
+])
+def test_a_discriminator_whose_scores_are_not_one_per_sample_is_refused_before_training(cli, install, tmp_path,
+                                                                                       source, gave):
+    """A discriminator whose first dimension is not the batch (a batch mean, scores transposed) would train on the
+    wrong numbers without a word."""
+    install(source)
+    assert _train(cli, tmp_path, "tinygan") == (
+        f"Error: The discriminator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) gave {gave} for 3 "
+        "samples, where one score per sample was expected (shape 3, or 3x... for several per sample, as a PatchGAN "
+        "gives); its forward must keep the batch as the first dimension, without averaging or summing over it.")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("scores", ["nn.Unflatten(1, (1, 1, 1))", "nn.Linear(1, 3)"])
+def test_a_discriminator_with_several_scores_per_sample_trains(cli, install, tmp_path, scores):
+    """A PatchGAN's N x 1 x H x W map, or N x K scores, keep the batch first: they train, packed too."""
+    install(PLUGIN_TEMPLATE.replace("nn.Flatten(0))", f"{scores})"))
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "packed", "--no-progress", "--device", "cpu",
+        "--with", "pacgan")
+
+
 def test_a_dataset_whose_samples_are_not_the_declared_shape_is_one_sentence(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace("torch.randn(256, 2, generator=gen) * 0.1 + torch.tensor([1.0, -1.0])",
                                     "torch.randn(256, 5, generator=gen)"))
