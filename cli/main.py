@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -92,12 +93,13 @@ class GanzooGroup(click.Group):
             distributed.end_worker(1)
 
 
-def refuse_translator(model: str, command: str) -> None:
+def refuse_translator(model: str, command: str, weights: Path | None) -> None:
     """Stop ``command`` (sample or eval, which draw from noise) for an image-to-image ``model``, pointing at
-    ``ganzoo translate``; checked before any file is opened, so the model is named before a missing file."""
-    from ganzoo.registry import get_model
+    ``ganzoo translate``; checked before the ``weights`` are loaded, so the model is named before a missing file
+    (an unknown model whose file names the plugin distribution that made it is told to install that one)."""
+    from ganzoo.weights import model_for_weights
 
-    if get_model(model).task == "image-to-image":
+    if model_for_weights(model, weights).task == "image-to-image":
         raise click.UsageError(f"Model {model!r} translates images rather than sampling noise, so '{command}' has "
                                f"nothing to draw from it; use 'ganzoo translate {model} --weights FILE --input IMAGES "
                                f"--out DIR'.")

@@ -687,6 +687,8 @@ class Trainer:
         """Save the current position; inside an epoch the data order is the epoch's start, replayed on resume."""
         import torch
 
+        from ganzoo.weights import provenance
+
         self._check_guard()
         order = self.epoch_order if self.batch_in_epoch else self.data_order.get_state()
         rng = {"torch": torch.get_rng_state(), "data_order": order}
@@ -710,7 +712,7 @@ class Trainer:
             path, model=self.model.name, dataset=self.dataset_name,
             config=self.config, networks={"generator": self.generator, "discriminator": self.discriminator},
             optimizers=self.optimizers, state=self.state, counters=counters, rng=rng, scalers=self.scalers,
-            process_state=process_state, data_root=self.data_root,
+            process_state=process_state, data_root=self.data_root, provenance=provenance(self.model),
         )
         ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
         if self.old_run is not None:

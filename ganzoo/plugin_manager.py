@@ -215,10 +215,17 @@ def get_manager() -> pluggy.PluginManager:
     return get_plugins().manager
 
 
+def plugin_record(plugin: str) -> PluginRecord | None:
+    """The record of the loaded plugin called ``plugin`` (its distribution and version); None for ganzoo's core
+    (registered without one) and names no plugin loaded under."""
+    return next((r for r in get_plugins().records if r.name == plugin), None)
+
+
 def distribution_of(plugin: str) -> str:
     """The distribution (the name pip knows) that ships the loaded plugin called ``plugin``; the plugin's own name
     when none is known."""
-    return next((r.distribution for r in get_plugins().records if r.name == plugin and r.distribution), plugin)
+    record = plugin_record(plugin)
+    return record.distribution if record is not None and record.distribution else plugin
 
 
 def reset() -> None:

@@ -1,7 +1,8 @@
 """Network weight files: a generator's (or discriminator's) ``state_dict`` in safetensors with what rebuilds it.
 
 Metadata keys: ``format``, ``ganzoo_version``, ``model``, ``family``, ``config`` (JSON),
-``dataset``, ``epoch``, ``step``. Loading checks that the file is a ganzoo file of the network and
+``dataset``, ``epoch``, ``step``, and ``plugin_distribution`` and ``plugin_version``, the plugin
+distribution that declares the model (files written before them have none). Loading checks that the file is a ganzoo file of the network and
 model asked for, that every tensor's name and shape fits, and that no floating tensor holds NaN or inf
 (damaged data) before anything is copied. Training writes ``generator.safetensors`` for sampling and,
 beside it, ``discriminator.safetensors`` from the same step for what needs the critic afterwards
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganzoo.errors import shell_word
+from ganzoo.errors import GanzooError, UnknownNameError, shell_word
 from ganzoo.safefile import WeightsError, digest_matches, load_tensors, read_metadata, save_tensors
 from ganzoo.specs import ModelSpec
 
@@ -24,6 +25,8 @@ GENERATOR_FORMAT = "ganzoo.generator/1"
 DISCRIMINATOR_FORMAT = "ganzoo.discriminator/1"
 #: The discriminator file training writes beside ``generator.safetensors``.
 DISCRIMINATOR_FILE = "discriminator.safetensors"
+#: Metadata keys of the plugin distribution that declares the model, and its version, as the file was written.
+PLUGIN_DISTRIBUTION, PLUGIN_VERSION = "plugin_distribution", "plugin_version"
 
 
 @dataclass
@@ -44,8 +47,55 @@ def save_network(path: str | os.PathLike[str], model: ModelSpec, config: dict[st
     metadata = {
         "format": file_format, "ganzoo_version": __version__, "model": model.name, "family": model.family,
         "config": json.dumps(config, sort_keys=True), "dataset": dataset, "epoch": str(epoch), "step": str(step),
+        **provenance(model),
     }
     save_tensors(path, network.state_dict(), metadata, with_digest=True)  # a damaged copy is told by its numbers
+
+
+def provenance(model: ModelSpec) -> dict[str, str]:
+    """The plugin distribution that declares ``model`` and its version, under the metadata keys files and
+    checkpoints keep them under: someone given a third-party model's weights without its plugin learns what to
+    install, and a file its plugin's network no longer fits tells which version wrote it."""
+    from ganzoo.plugin_manager import plugin_record
+
+    record = plugin_record(model.plugin)
+    return {} if record is None else {PLUGIN_DISTRIBUTION: record.distribution, PLUGIN_VERSION: record.version}
+
+
+def model_for_weights(name: str, weights: str | os.PathLike[str] | None) -> ModelSpec:
+    """The model ``name`` whose ``weights`` (a file, or the run folder holding it) a command loads. When no
+    installed plugin registers it and the file names the plugin distribution that made it, which is not
+    installed, the sentence says to install that one rather than suggest models with close names."""
+    from ganzoo.registry import get_model
+
+    try:
+        return get_model(name)
+    except UnknownNameError:
+        missing = _missing_plugin(Path(weights)) if weights is not None else ""
+        if missing:
+            raise WeightsError(missing) from None
+        raise
+
+
+def _missing_plugin(weights: Path) -> str:
+    """The sentence naming the plugin distribution ``weights`` were made with, when it is not installed and so no
+    plugin registers their model; "" for any other case (a file from before the distribution was kept, or whose
+    plugin is installed but skipped or disabled, which the unknown name's own sentence tells)."""
+    from ganzoo.manifest import generator_file
+    from ganzoo.registry import get_registry
+
+    path = generator_file(weights)
+    try:
+        metadata = read_metadata(path)
+    except (GanzooError, OSError):  # no file, or not safetensors: the unknown name is said first, the file later
+        return ""
+    registry = get_registry()
+    model, distribution = metadata.get("model"), metadata.get(PLUGIN_DISTRIBUTION)
+    if not distribution or model in registry.models or distribution in registry.plugins.installed_names:
+        return ""
+    version = f" {metadata[PLUGIN_VERSION]}" if metadata.get(PLUGIN_VERSION) else ""
+    return (f"{path} holds weights of model {model!r} from the plugin distribution {distribution!r}{version}, which "
+            f"is not installed; pip install {distribution} (or put it on the Python path) and run again.")
 
 
 def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any], why: str | None = None) -> None:
