@@ -351,13 +351,12 @@ class Trainer:
     def _restore(self, path: Path, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
         import torch
 
-        from ganzoo.weights import check_state_dict
+        from ganzoo.weights import check_state_dict, plugin_changed
 
+        why = plugin_changed(self.model, meta, "resume it", "start a new run")
         for name, network in (("generator", self.generator), ("discriminator", self.discriminator)):
             saved = ckpt.subdict(tensors, f"net.{name}.")
-            check_state_dict(path, network.state_dict(), saved, why=(
-                f"the plugin of {self.model.name!r} now builds other networks than the one that saved it; resume "
-                f"it with that version, or start a new run."))
+            check_state_dict(path, network.state_dict(), saved, why=why)
             network.load_state_dict(saved)
         for stage, optimizer in self.optimizers.items():
             optimizer.load_state_dict(ckpt.optimizer_from_flat(stage, meta["optimizers"][stage], tensors))

@@ -98,6 +98,35 @@ def _missing_plugin(weights: Path) -> str:
             f"is not installed; pip install {distribution} (or put it on the Python path) and run again.")
 
 
+def plugin_changed(model: ModelSpec, saved: dict[str, Any], use: str, instead: str) -> str:
+    """Why a file of ``model`` does not fit the network built now from the file's own settings: the model's plugin
+    now builds other networks than the one that saved it, named with its version now and, when ``saved`` (the
+    file's metadata, or a checkpoint's) recorded it, then. ``use`` (``resume it``) and ``instead`` (``start a new
+    run``) say what to do. The one sentence of ``train --resume`` and of the weights ``sample`` loads."""
+    from ganzoo.plugin_manager import plugin_record
+
+    record, then = plugin_record(model.plugin), saved.get(PLUGIN_VERSION)
+    distribution, now = (record.distribution, record.version) if record is not None else (model.plugin, "?")
+    named = f"the plugin of {model.name!r} ({distribution} {now}"
+    changed = "now builds other networks than the one that saved it"
+    if then is None:  # saved before the version was kept
+        return f"{named}) {changed}; {use} with the version of {distribution} that saved it, or {instead}."
+    if then == now:
+        return f"{named}, as when it was saved) {changed}; {use} with the plugin's code as it was then, or {instead}."
+    return f"{named}; {then} when it was saved) {changed}; {use} with {distribution} {then}, or {instead}."
+
+
+def _third_party_reason(model: ModelSpec, metadata: dict[str, str]) -> str | None:
+    """For a file of a third-party model that does not fit its network, :func:`plugin_changed`; None for ganzoo's
+    own models, whose networks change only with ganzoo (:func:`check_state_dict`'s own guess)."""
+    from ganzoo.plugin_manager import BUILT_IN, plugin_record
+
+    record = plugin_record(model.plugin)
+    if record is None or record.distribution == BUILT_IN:
+        return None
+    return plugin_changed(model, metadata, "use the file", "train the model again")
+
+
 def check_state_dict(path: Path, expected: dict[str, Any], found: dict[str, Any], why: str | None = None) -> None:
     """Raise one clear sentence when the file's tensor names or shapes differ from the model's; ``why`` replaces
     the usual guess at the cause (another ganzoo version, other settings). Lazy parameters, whose shape the file
@@ -174,9 +203,10 @@ def check_digest(path: Path, tensors: dict[str, Any]) -> None:
                            "copy or an earlier checkpoint, or train again.")
 
 
-def _load_into(path: Path, module: Any, device: str) -> Any:
+def _load_into(path: Path, module: Any, device: str, why: str | None) -> Any:
+    """``module`` with the tensors of ``path``, checked (``why``: the cause a file that does not fit gives)."""
     tensors = load_tensors(path)
-    check_state_dict(path, module.state_dict(), tensors)
+    check_state_dict(path, module.state_dict(), tensors, why)
     check_finite(path, tensors)
     check_digest(path, tensors)
     module.load_state_dict(tensors)
@@ -201,7 +231,8 @@ def load_generator(path: str | os.PathLike[str], model_name: str | None = None, 
         )
     config = _read_config(path, metadata)
     model = get_model(str(metadata.get("model")))
-    return LoadedGenerator(model, config, _load_into(path, _build(path, build_generator, model, config), device), metadata)
+    module = _load_into(path, _build(path, build_generator, model, config), device, _third_party_reason(model, metadata))
+    return LoadedGenerator(model, config, module, metadata)
 
 
 def load_discriminator(path: str | os.PathLike[str], generator: LoadedGenerator, device: str = "cpu") -> Any:
@@ -221,4 +252,5 @@ def load_discriminator(path: str | os.PathLike[str], generator: LoadedGenerator,
     if mine != theirs:
         raise WeightsError(f"{path} is the discriminator of model {mine[0]!r} at step {mine[1]}, but the generator is "
                            f"{theirs[0]!r} at step {theirs[1]}; pass the {DISCRIMINATOR_FILE} written with that generator.")
-    return _load_into(path, _build(path, build_discriminator, generator.model, generator.config), device)
+    return _load_into(path, _build(path, build_discriminator, generator.model, generator.config), device,
+                      _third_party_reason(generator.model, metadata))

@@ -260,24 +260,53 @@ def test_the_shape_check_keeps_the_random_streams_and_leaves_lazy_layers_trainab
     assert weight.grad is not None and weight.grad.abs().sum() > 0
 
 
-def test_resuming_a_run_whose_plugin_now_builds_other_networks_is_one_sentence(cli, install, tmp_path):
-    """A plugin upgraded between a run and its resume may build networks the checkpoint does not fit."""
+DEEPER = PLUGIN_TEMPLATE.replace("nn.LeakyReLU(0.2), nn.Linear(width, out))",
+                                 "nn.LeakyReLU(0.2), nn.Linear(width, width), nn.Linear(width, out))")
+
+
+def _upgrade(tmp_path, version: str) -> None:
+    """Replace the installed plugin by its next ``version``, whose networks have one more layer."""
     from ganzoo.plugin_manager import reset
 
-    install(PLUGIN_TEMPLATE)
-    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
-    deeper = PLUGIN_TEMPLATE.replace("nn.LeakyReLU(0.2), nn.Linear(width, out))",
-                                     "nn.LeakyReLU(0.2), nn.Linear(width, width), nn.Linear(width, out))")
-    assert deeper != PLUGIN_TEMPLATE
-    (tmp_path / "site" / f"{MODULE}.py").write_text(deeper)  # the plugin's next version
+    assert DEEPER != PLUGIN_TEMPLATE
+    (tmp_path / "site" / f"{MODULE}.py").write_text(DEEPER)
+    (tmp_path / "site" / f"{DIST.replace('-', '_')}-0.1.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n")
     sys.modules.pop(MODULE, None)
     reset()
+
+
+def test_resuming_a_run_whose_plugin_now_builds_other_networks_is_one_sentence(cli, install, tmp_path):
+    """A plugin upgraded between a run and its resume may build networks the checkpoint does not fit."""
+    install(PLUGIN_TEMPLATE)
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    _upgrade(tmp_path, "0.2")
     result = cli("train", "tinygan", "--resume", tmp_path / "run", "--epochs", "2", "--no-progress", ok=False)
     output = " ".join(result.output.split())
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "state-epoch-0001.safetensors does not fit this network: it lacks" in output, output
-    assert output.endswith("the plugin of 'tinygan' now builds other networks than the one that saved it; resume it "
-                           "with that version, or start a new run.")
+    assert output.endswith("the plugin of 'tinygan' (ganzoo-mistakes 0.2; 0.1 when it was saved) now builds other "
+                           "networks than the one that saved it; resume it with ganzoo-mistakes 0.1, or start a new "
+                           "run.")
+
+
+@pytest.mark.parametrize("version, said", [
+    ("0.2", "(ganzoo-mistakes 0.2; 0.1 when it was saved) now builds other networks than the one that saved it; use "
+            "the file with ganzoo-mistakes 0.1, or train the model again."),
+    ("0.1", "(ganzoo-mistakes 0.1, as when it was saved) now builds other networks than the one that saved it; use "
+            "the file with the plugin's code as it was then, or train the model again."),
+])
+def test_sampling_weights_whose_plugin_now_builds_other_networks_names_its_versions(cli, install, tmp_path, version,
+                                                                                    said):
+    """Not 'was it written by another ganzoo version?': the third-party plugin changed, and the file says from
+    which version."""
+    install(PLUGIN_TEMPLATE)
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    _upgrade(tmp_path, version)
+    result = cli("sample", "tinygan", "--weights", tmp_path / "run", "--out", tmp_path / "s.png", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        f"Error: {tmp_path / 'run' / 'generator.safetensors'} does not fit this network: it lacks 2 tensor(s) the "
+        f"model needs (first: '3.bias'); the plugin of 'tinygan' {said}")
 
 
 # Networks, data or a loss that do not fit the run.
