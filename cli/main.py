@@ -116,7 +116,8 @@ def console() -> Any:
 
 
 def report_plugin_failures(out: Any) -> None:
-    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless, per name in
+    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless (with the traceback
+    of its exception below it under ``GANZOO_DEBUG``, for its author), per name in
     ``GANZOO_DISABLE_PLUGINS`` that matched nothing, so a typo there does not pass for a disabled plugin, and per
     plugin whose import is slow, so the seconds every command loses are traced to it."""
     from ganzoo.registry import get_registry
@@ -125,6 +126,8 @@ def report_plugin_failures(out: Any) -> None:
     for failure in plugins.failures:
         out.print(f"plugin {failure.name!r} from {failure.distribution} skipped: {failure.reason}", style="yellow",
                   markup=False)  # reasons quote exceptions and TOML ("[project.entry-points.ganzoo]") verbatim
+        if failure.traceback:  # GANZOO_DEBUG: where in the plugin it failed
+            out.print(failure.traceback.rstrip(), markup=False, highlight=False, soft_wrap=True)
     report_unmatched_disables(out)
     for name, distribution, seconds in plugins.slow_imports:
         out.print(f"[yellow]plugin {name!r} from {distribution} took {seconds:.1f} s to import, which every ganzoo "
