@@ -112,6 +112,19 @@ def require_latent_dim(model: ModelSpec, config: dict[str, Any]) -> None:
                       "'noise size') to its ModelSpec's hyperparameters.")
 
 
+def require_valid_defaults(model: ModelSpec, data_kind: str) -> None:
+    """Refuse a model whose plugin declares a default (for ``data_kind``) that the checks of the settings refuse
+    (``latent_dim`` given as the text ``"4"``, a negative ``lr``), before the user's settings are read: the user set
+    nothing, so the sentence names the plugin rather than say it as of a value the user typed."""
+    from ganzoo.config import TRAINING_HYPERPARAMETERS, validate_numbers
+
+    try:
+        validate_numbers({**{hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}, **model.defaults(data_kind)})
+    except GanzooError as exc:
+        raise GanzooError(f"Model {model.name!r} ({_named(model.plugin)}) declares a default that ganzoo refuses: "
+                          f"{str(exc).rstrip('.')}; fix the plugin's Hyperparameter or report it to its authors.") from None
+
+
 def describe_shape(shape: Any) -> str:
     """A sample's shape as the sentences write it: ``3x28x28``."""
     return "x".join(str(size) for size in shape)

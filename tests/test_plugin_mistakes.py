@@ -176,6 +176,31 @@ def test_a_model_without_latent_dim_is_refused_before_building(cli, install, tmp
         "to its ModelSpec's hyperparameters.")
 
 
+@pytest.mark.parametrize("declared, said", [
+    ('Hyperparameter("latent_dim", "4", "noise size"),', "latent_dim must be a whole number of at least 1, got '4'"),
+    ('Hyperparameter("latent_dim", 4, "noise size"), Hyperparameter("lr", -1, "rate"),',
+     "lr must be a positive finite number, got -1"),
+])
+def test_a_default_the_checks_refuse_is_the_plugins_mistake_not_the_users(cli, install, tmp_path, declared, said):
+    install(PLUGIN_TEMPLATE.replace('Hyperparameter("latent_dim", 4, "noise size"),', declared))
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: Model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) declares a default that ganzoo refuses: "
+        f"{said}; fix the plugin's Hyperparameter or report it to its authors.")
+
+
+def test_a_whole_number_default_of_a_setting_read_as_a_real_number_takes_a_fraction(cli, install, tmp_path):
+    """``Hyperparameter("lr", 1)``: the core reads lr as a real number, so --lr 0.001 is no type mistake."""
+    import json
+
+    install(PLUGIN_TEMPLATE.replace(TINY_HYPERPARAMETERS, TINY_HYPERPARAMETERS + (
+        ' Hyperparameter("lr", 1, "rate"), Hyperparameter("beta2", 0, "beta"),')))
+    run = tmp_path / "run"
+    cli("train", "tinygan", "--lr", "0.001", "--set", "beta2=0.9", "--epochs", "1", "--out", run, "--no-progress",
+        "--device", "cpu")
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert (config["lr"], config["beta2"]) == (0.001, 0.9)
+
+
 def test_a_dataset_whose_load_returns_something_else_is_one_sentence(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace('return InMemoryData("tiny-blobs", DatasetInfo("vectors", dim=2), {"real": points})',
                                     'return {"real": points}'))
