@@ -175,7 +175,7 @@ def _load(model: str | None, weights: Path | None, pretrained: str | None, devic
 
     if model is None:
         raise click.UsageError("Give a MODEL with --weights or --pretrained, or --samples FILE.")
-    refuse_translator(model, "ganzoo eval")
+    refuse_translator(model, "ganzoo eval", weights)
     return load_generator(weights_path(model, weights, pretrained), model, device)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -92,12 +93,13 @@ class GanzooGroup(click.Group):
             distributed.end_worker(1)
 
 
-def refuse_translator(model: str, command: str) -> None:
+def refuse_translator(model: str, command: str, weights: Path | None) -> None:
     """Stop ``command`` (sample or eval, which draw from noise) for an image-to-image ``model``, pointing at
-    ``ganzoo translate``; checked before any file is opened, so the model is named before a missing file."""
-    from ganzoo.registry import get_model
+    ``ganzoo translate``; checked before the ``weights`` are loaded, so the model is named before a missing file
+    (an unknown model whose file names the plugin distribution that made it is told to install that one)."""
+    from ganzoo.weights import model_for_weights
 
-    if get_model(model).task == "image-to-image":
+    if model_for_weights(model, weights).task == "image-to-image":
         raise click.UsageError(f"Model {model!r} translates images rather than sampling noise, so '{command}' has "
                                f"nothing to draw from it; use 'ganzoo translate {model} --weights FILE --input IMAGES "
                                f"--out DIR'.")
@@ -114,7 +116,8 @@ def console() -> Any:
 
 
 def report_plugin_failures(out: Any) -> None:
-    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless, per name in
+    """One line per plugin that could not be loaded, so a broken plugin is visible but harmless (with the traceback
+    of its exception below it under ``GANZOO_DEBUG``, for its author), per name in
     ``GANZOO_DISABLE_PLUGINS`` that matched nothing, so a typo there does not pass for a disabled plugin, and per
     plugin whose import is slow, so the seconds every command loses are traced to it."""
     from ganzoo.registry import get_registry
@@ -123,6 +126,8 @@ def report_plugin_failures(out: Any) -> None:
     for failure in plugins.failures:
         out.print(f"plugin {failure.name!r} from {failure.distribution} skipped: {failure.reason}", style="yellow",
                   markup=False)  # reasons quote exceptions and TOML ("[project.entry-points.ganzoo]") verbatim
+        if failure.traceback:  # GANZOO_DEBUG: where in the plugin it failed
+            out.print(failure.traceback.rstrip(), markup=False, highlight=False, soft_wrap=True)
     report_unmatched_disables(out)
     for name, distribution, seconds in plugins.slow_imports:
         out.print(f"[yellow]plugin {name!r} from {distribution} took {seconds:.1f} s to import, which every ganzoo "

@@ -55,7 +55,7 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     from ganzoo.safefile import check_writable
     from ganzoo.weights import DISCRIMINATOR_FILE, load_generator
 
-    refuse_translator(model, "ganzoo sample")
+    refuse_translator(model, "ganzoo sample", weights)
     spec = get_model(model)
     if out.name.lower() in sampling.SAMPLE_SUFFIXES:  # Path(".png").suffix is "": a hidden file with no ending
         raise click.UsageError(f"--out {out.name!r} is an ending without a file name; give a name before it, as in "

@@ -222,14 +222,13 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     from ganzoo.device import pick_device
     from ganzoo.errors import GanzooError
     from ganzoo.manifest import weights_path
-    from ganzoo.registry import get_model
     from ganzoo.safefile import check_writable
-    from ganzoo.weights import load_generator
+    from ganzoo.weights import load_generator, model_for_weights
 
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite replaces the files already in --out and --skip-existing keeps them; "
                                "pass only one of them.")
-    if get_model(model).task != "image-to-image":
+    if model_for_weights(model, weights).task != "image-to-image":
         raise click.UsageError(f"Model {model!r} does not translate images; use 'ganzoo sample' for it, or pix2pix/cyclegan.")
     target_device = str(pick_device(device))
     loaded = load_generator(weights_path(model, weights, None), model, target_device)

@@ -138,12 +138,15 @@ def scaler_from_flat(stage: str, flat: dict[str, Any], tensors: dict[str, Any]) 
 def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, Any], networks: dict[str, Any],
                     optimizers: dict[str, Any], state: dict[str, Any], counters: dict[str, Any],
                     rng: dict[str, Any], scalers: dict[str, Any] | None = None,
-                    process_state: dict[str, Any] | None = None, data_root: str | None = None) -> None:
+                    process_state: dict[str, Any] | None = None, data_root: str | None = None,
+                    provenance: dict[str, str] | None = None) -> None:
     """Write the whole training state atomically to ``path``.
 
     ``scalers``: fp16 GradScalers by stage; ``process_state``: other processes' own copies of state
     tensors (``rankR.KEY``, see :meth:`ganzoo.distributed.World.process_states`); ``data_root``: the
-    ``--data-root`` the run was started with (absolute), so ``--resume`` finds the data without it.
+    ``--data-root`` the run was started with (absolute), so ``--resume`` finds the data without it;
+    ``provenance``: the model's plugin distribution and version (:func:`ganzoo.weights.provenance`), so that a
+    resume its plugin's new networks do not fit names the version that saved it.
     """
     check_state(state)
     tensors: dict[str, Any] = {}
@@ -164,6 +167,7 @@ def save_checkpoint(path: Path, *, model: str, dataset: str, config: dict[str, A
             "optimizers": optim_json, "state": state_json, "scalers": scalers_json, HOST_STATE_KEY: host_state}
     if data_root is not None:
         meta["data_root"] = data_root
+    meta.update(provenance or {})
     text = json.dumps(meta)
     save_tensors(path, tensors, {"format": STATE_FORMAT, "json": text, JSON_DIGEST_KEY: _sha256(text)}, with_digest=True)
 

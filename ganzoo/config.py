@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
-from ganzoo.plugin_checks import require_latent_dim
+from ganzoo.plugin_checks import require_latent_dim, require_valid_defaults
 from ganzoo.setting_checks import (DATASET_ONLY, check_ranges, check_types, is_number, is_whole, refuse_dataset_keys,
                                    refuse_non_finite, refuse_unset_choices, require_classes)
 from ganzoo.specs import DatasetInfo, Hyperparameter, ModelSpec
@@ -140,6 +140,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
                           "drop it, or pick an image dataset.")
     config: dict[str, Any] = {hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}
     config.update(model.defaults(info.kind))
+    require_valid_defaults(model, info.kind)  # the plugin's mistake is not said as if the user had typed it
     check_types(config, overrides)  # before the loss's defaults are looked up by its name
     loss = overrides.get("loss") or config["loss"]
     if not isinstance(loss, str):

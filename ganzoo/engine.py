@@ -363,13 +363,12 @@ class Trainer:
     def _restore(self, path: Path, meta: dict[str, Any], tensors: dict[str, Any]) -> None:
         import torch
 
-        from ganzoo.weights import check_state_dict
+        from ganzoo.weights import check_state_dict, plugin_changed
 
+        why = plugin_changed(self.model, meta, "resume it", "start a new run")
         for name, network in (("generator", self.generator), ("discriminator", self.discriminator)):
             saved = ckpt.subdict(tensors, f"net.{name}.")
-            check_state_dict(path, network.state_dict(), saved, why=(
-                f"the plugin of {self.model.name!r} now builds other networks than the one that saved it; resume "
-                f"it with that version, or start a new run."))
+            check_state_dict(path, network.state_dict(), saved, why=why)
             network.load_state_dict(saved)
         for stage, optimizer in self.optimizers.items():
             optimizer.load_state_dict(ckpt.optimizer_from_flat(stage, meta["optimizers"][stage], tensors))
@@ -701,6 +700,8 @@ class Trainer:
         """Save the current position; inside an epoch the data order is the epoch's start, replayed on resume."""
         import torch
 
+        from ganzoo.weights import provenance
+
         self._check_guard()
         order = self.epoch_order if self.batch_in_epoch else self.data_order.get_state()
         rng = {"torch": torch.get_rng_state(), "data_order": order}
@@ -724,7 +725,7 @@ class Trainer:
             path, model=self.model.name, dataset=self.dataset_name,
             config=self.config, networks={"generator": self.generator, "discriminator": self.discriminator},
             optimizers=self.optimizers, state=self.state, counters=counters, rng=rng, scalers=self.scalers,
-            process_state=process_state, data_root=self.data_root,
+            process_state=process_state, data_root=self.data_root, provenance=provenance(self.model),
         )
         ckpt.prune_checkpoints(self.out, int(self.config["keep_checkpoints"]))
         if self.old_run is not None:

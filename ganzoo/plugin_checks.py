@@ -112,6 +112,19 @@ def require_latent_dim(model: ModelSpec, config: dict[str, Any]) -> None:
                       "'noise size') to its ModelSpec's hyperparameters.")
 
 
+def require_valid_defaults(model: ModelSpec, data_kind: str) -> None:
+    """Refuse a model whose plugin declares a default (for ``data_kind``) that the checks of the settings refuse
+    (``latent_dim`` given as the text ``"4"``, a negative ``lr``), before the user's settings are read: the user set
+    nothing, so the sentence names the plugin rather than say it as of a value the user typed."""
+    from ganzoo.config import TRAINING_HYPERPARAMETERS, validate_numbers
+
+    try:
+        validate_numbers({**{hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}, **model.defaults(data_kind)})
+    except GanzooError as exc:
+        raise GanzooError(f"Model {model.name!r} ({_named(model.plugin)}) declares a default that ganzoo refuses: "
+                          f"{str(exc).rstrip('.')}; fix the plugin's Hyperparameter or report it to its authors.") from None
+
+
 def describe_shape(shape: Any) -> str:
     """A sample's shape as the sentences write it: ``3x28x28``."""
     return "x".join(str(size) for size in shape)
@@ -191,25 +204,51 @@ def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) ->
                           "must follow config's dim, or channels and image_size.")
 
 
+#: Samples (or PacGAN packs) the discriminator check scores: not 2, the size of many point sets, so that a
+#: discriminator averaging its input over the batch does not pass for one giving a score per sample.
+SCORED = 3
+
+
 def check_discriminator(model: ModelSpec, config: dict[str, Any], generator: Any, discriminator: Any) -> None:
     """Score a few samples of a new ``generator`` with a new ``discriminator``, and refuse it in one sentence
-    naming its plugin when that fails (most often a first layer sized for other data), instead of a torch
-    traceback at the first step. Only for the standard unconditional step, which calls ``discriminator(x)``
-    alone; models with their own ``compute_losses`` call theirs with what they choose (labels, image pairs)."""
+    naming its plugin when that fails (most often a first layer sized for other data) or when its scores do not
+    have the batch as their first dimension (a mean over the batch trains on the wrong numbers without a word),
+    instead of a torch traceback or a silent run. Only for the standard unconditional step, which calls
+    ``discriminator(x)`` alone; models with their own ``compute_losses`` call theirs with what they choose
+    (labels, image pairs)."""
     from ganzoo import sampling
     from ganzoo.registry import computes_own_losses
 
     if computes_own_losses(model):
         return
-    packed = "pacgan" in (config.get("with") or ())  # PacGAN's discriminator takes whole packs of samples
-    count = 2 * (int(config.get("pack") or 1) if packed else 1)
+    pack = int(config.get("pack") or 1) if "pacgan" in (config.get("with") or ()) else 1  # D takes whole packs
     try:
         with _trial_run(generator, discriminator):
-            discriminator(sampling.generate(model, config, generator, count, inference=False))
+            scores = discriminator(sampling.generate(model, config, generator, SCORED * pack, inference=False))
     except Exception as exc:
         _raise_if_blamed(exc, model, f"in the discriminator of model {model.name!r} given samples of shape "
                                   f"{describe_shape(sample_shape(config))}")
         raise
+    problem = _scores_problem(scores)
+    if problem:
+        scored = f"{SCORED} packs of {pack} samples" if pack > 1 else f"{SCORED} samples"
+        unit = "pack" if pack > 1 else "sample"
+        raise GanzooError(f"The discriminator of model {model.name!r} ({_named(model.plugin)}) gave {problem} for "
+                          f"{scored}, where one score per {unit} was expected (shape {SCORED}, or {SCORED}x... for "
+                          f"several per {unit}, as a PatchGAN gives); its forward must keep the batch as the first "
+                          "dimension, without averaging or summing over it.")
+
+
+def _scores_problem(scores: Any) -> str:
+    """What a discriminator gave for :data:`SCORED` samples instead of scores with the batch first ("a single
+    number", "scores of shape 1x3", "a tuple"), or ""."""
+    import torch
+
+    if not isinstance(scores, torch.Tensor):
+        return with_article(type(scores).__name__)
+    if scores.dim() == 0:
+        return "a single number"
+    return "" if scores.shape[0] == SCORED else f"scores of shape {describe_shape(scores.shape)}"
 
 
 def _losses_source(model: ModelSpec, config: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from importlib.metadata import EntryPoint, EntryPoints, entry_points
 import pluggy
 
 from ganzoo import hookspecs
+from ganzoo.errors import debugging
 
 ENTRY_POINT_GROUP = "ganzoo"
 #: The distribution of the built-in plugins: loaded first, and its names win every clash.
@@ -47,6 +48,8 @@ class PluginFailure:
     name: str
     distribution: str
     reason: str
+    #: the traceback of the exception that failed it, kept under ``GANZOO_DEBUG`` only (printed below the line)
+    traceback: str = ""
 
 
 @dataclass
@@ -66,13 +69,23 @@ class LoadedPlugins:
     #: (build hook, model) pairs found to have one builder (see ganzoo.build): each plugin's hook is asked once
     single_builders: set[tuple[str, str]] = field(default_factory=set)
 
-    def fail(self, name: str, distribution: str, reason: str) -> None:
+    def fail(self, name: str, distribution: str, reason: str, traceback: str = "") -> None:
         """Record that plugin ``name`` failed, unregistering it if it was registered."""
         plugin = self.manager.get_plugin(name)
         if plugin is not None:
             self.manager.unregister(plugin)
         self.records = [r for r in self.records if r.name != name]
-        self.failures.append(PluginFailure(name, distribution, reason))
+        self.failures.append(PluginFailure(name, distribution, reason, traceback))
+
+
+def debug_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback as text under ``GANZOO_DEBUG``, for a plugin's author to find the line that failed;
+    "" otherwise (the failure's one line is enough for its users)."""
+    if not debugging():
+        return ""
+    import traceback
+
+    return "".join(traceback.format_exception(exc))
 
 
 def disabled_names() -> set[str]:
@@ -86,9 +99,14 @@ def _hooks_of(manager: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
 
 
 def _short(exc: BaseException) -> str:
-    """The exception's type and first line, plus pluggy's line naming the arguments a hook does not have."""
-    lines = str(exc).strip().splitlines()
-    text = "; ".join([*lines[:1], *(line.strip() for line in lines[1:] if line.strip().startswith("Argument(s)"))])
+    """The exception's type and first line; for pluggy's refusal of a hook implementation, its reason too (the
+    arguments a hook does not have, a wrapper that does not yield), without the definition it repeats."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, pluggy.PluginValidationError):
+        lines = [line for line in lines if not line.startswith("hookimpl definition:")]
+    else:
+        lines = lines[:1]
+    text = "; ".join(lines)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -193,7 +211,7 @@ def load_plugins() -> LoadedPlugins:
         try:
             module = ep.load()
         except (Exception, SystemExit) as exc:  # a broken plugin must never break ganzoo itself, nor end it
-            loaded.failures.append(PluginFailure(ep.name, dist, f"import failed ({_short(exc)})"))
+            loaded.failures.append(PluginFailure(ep.name, dist, f"import failed ({_short(exc)})", debug_traceback(exc)))
             continue
         seconds = time.perf_counter() - started
         if seconds >= SLOW_IMPORT_SECONDS and dist != BUILT_IN:
@@ -215,10 +233,17 @@ def get_manager() -> pluggy.PluginManager:
     return get_plugins().manager
 
 
+def plugin_record(plugin: str) -> PluginRecord | None:
+    """The record of the loaded plugin called ``plugin`` (its distribution and version); None for ganzoo's core
+    (registered without one) and names no plugin loaded under."""
+    return next((r for r in get_plugins().records if r.name == plugin), None)
+
+
 def distribution_of(plugin: str) -> str:
     """The distribution (the name pip knows) that ships the loaded plugin called ``plugin``; the plugin's own name
     when none is known."""
-    return next((r.distribution for r in get_plugins().records if r.name == plugin and r.distribution), plugin)
+    record = plugin_record(plugin)
+    return record.distribution if record is not None and record.distribution else plugin
 
 
 def reset() -> None:

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar, get_args
 from pluggy import HookImpl
 
 from ganzoo.errors import GanzooError, UnknownNameError, command_for, unknown_name, with_article
-from ganzoo.plugin_manager import BUILT_IN, LoadedPlugins, get_plugins
+from ganzoo.plugin_manager import BUILT_IN, LoadedPlugins, debug_traceback, get_plugins
 from ganzoo.specs import DataKind, DatasetSpec, ExtensionSpec, Hyperparameter, LossSpec, ModelSpec, PretrainedSpec, Task
 
 T = TypeVar("T")
@@ -101,8 +101,9 @@ _REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
 }
 
 
-def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str]:
-    """Call one registration hook implementation: the specs it registers, or none and why it is refused.
+def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str, str]:
+    """Call one registration hook implementation: the specs it registers, or none and why it is refused (with the
+    traceback of what it raised, under ``GANZOO_DEBUG``).
 
     It gets only the arguments it declares (pluggy lets an implementation take fewer than the spec). A hook that
     hands ``register`` something else than its spec, or returns its specs instead of registering them, is refused
@@ -122,17 +123,17 @@ def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str]:
                             f"ganzoo.specs.{wanted.__name__}")
 
     arguments = {"register": register}
-    raised = ""
+    raised = trace = ""
     try:
         returned = impl.function(**{name: arguments[name] for name in impl.argnames})
     except (Exception, SystemExit) as exc:  # isolate the faulty plugin, even one that calls sys.exit
-        returned, raised = None, f"{hook_name} raised {type(exc).__name__}: {exc}"
+        returned, raised, trace = None, f"{hook_name} raised {type(exc).__name__}: {exc}", debug_traceback(exc)
     if mistakes or raised:
-        return [], mistakes[0] if mistakes else raised
+        return [], mistakes[0] if mistakes else raised, trace
     if returned is not None:
         return [], (f"{hook_name} returned {with_article(type(returned).__name__)} instead of calling register(spec) for each "
-                    "spec; call register(spec) once per spec and return nothing")
-    return pending, ""
+                    "spec; call register(spec) once per spec and return nothing"), ""
+    return pending, "", ""
 
 
 def _declared_twice(model: ModelSpec) -> list[str]:
@@ -207,9 +208,9 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
     for hook_name, (table_name, _) in _REGISTRATION_HOOKS.items():
         caller = getattr(loaded.manager.hook, hook_name)
         for impl in caller.get_hookimpls():
-            specs, problem = _declared_by(impl, hook_name)
+            specs, problem, trace = _declared_by(impl, hook_name)
             if problem:
-                loaded.fail(impl.plugin_name, dist_of.get(impl.plugin_name, "?"), problem)
+                loaded.fail(impl.plugin_name, dist_of.get(impl.plugin_name, "?"), problem, trace)
                 continue
             declared.extend((tables[table_name], spec) for spec in specs)
     # ganzoo's own names win a clash; between other plugins, the distribution whose name sorts first (stable sort:

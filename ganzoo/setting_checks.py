@@ -33,6 +33,10 @@ POSITIVE = {"clip_value": "wgan", "gamma": "began"}
 FRACTIONS = ("beta1", "beta2", "dropout")
 #: Settings that take one of a few words: the DCGAN discriminator's normalisation, pix2pix's direction.
 CHOICES = {"d_norm": ("batch", "layer", "none"), "direction": ("AtoB", "BtoA")}
+#: Settings the core and the built-in losses read as real numbers (rates, betas, loss weights): one a plugin gives a
+#: whole-number default (``Hyperparameter("lr", 1)``) still takes a fraction (``--lr 0.001``).
+REAL_NUMBERS = frozenset({"lr", "lr_d", "lr_g", "instance_noise", "label_smoothing", "d_weight_penalty", "r1_gamma",
+                          "ema_decay", "max_memory_gb", *AT_LEAST_ZERO, *POSITIVE, *FRACTIONS})
 
 
 def refuse_dataset_keys(overrides: dict[str, Any], model_name: str) -> None:
@@ -59,8 +63,11 @@ def _not_a_choice(key: str, value: Any) -> GanzooError:
 
 
 def check_types(defaults: dict[str, Any], overrides: dict[str, Any]) -> None:
-    """Refuse a set value whose type differs from its default's (bool, whole number, number, text or list)."""
+    """Refuse a set value whose type differs from its default's (bool, whole number, number, text or list); a
+    setting read as a real number (:data:`REAL_NUMBERS`) takes any number, whatever its default."""
     for key, default in defaults.items():
+        if key in REAL_NUMBERS and is_whole(default):
+            default = float(default)
         value = overrides.get(key)
         if value is None or default is None or _same_kind(default, value):
             continue

@@ -178,6 +178,31 @@ def test_a_model_without_latent_dim_is_refused_before_building(cli, install, tmp
         "to its ModelSpec's hyperparameters.")
 
 
+@pytest.mark.parametrize("declared, said", [
+    ('Hyperparameter("latent_dim", "4", "noise size"),', "latent_dim must be a whole number of at least 1, got '4'"),
+    ('Hyperparameter("latent_dim", 4, "noise size"), Hyperparameter("lr", -1, "rate"),',
+     "lr must be a positive finite number, got -1"),
+])
+def test_a_default_the_checks_refuse_is_the_plugins_mistake_not_the_users(cli, install, tmp_path, declared, said):
+    install(PLUGIN_TEMPLATE.replace('Hyperparameter("latent_dim", 4, "noise size"),', declared))
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: Model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) declares a default that ganzoo refuses: "
+        f"{said}; fix the plugin's Hyperparameter or report it to its authors.")
+
+
+def test_a_whole_number_default_of_a_setting_read_as_a_real_number_takes_a_fraction(cli, install, tmp_path):
+    """``Hyperparameter("lr", 1)``: the core reads lr as a real number, so --lr 0.001 is no type mistake."""
+    import json
+
+    install(PLUGIN_TEMPLATE.replace(TINY_HYPERPARAMETERS, TINY_HYPERPARAMETERS + (
+        ' Hyperparameter("lr", 1, "rate"), Hyperparameter("beta2", 0, "beta"),')))
+    run = tmp_path / "run"
+    cli("train", "tinygan", "--lr", "0.001", "--set", "beta2=0.9", "--epochs", "1", "--out", run, "--no-progress",
+        "--device", "cpu")
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert (config["lr"], config["beta2"]) == (0.001, 0.9)
+
+
 def test_a_dataset_whose_load_returns_something_else_is_one_sentence(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace('return InMemoryData("tiny-blobs", DatasetInfo("vectors", dim=2), {"real": points})',
                                     'return {"real": points}'))
@@ -262,24 +287,53 @@ def test_the_shape_check_keeps_the_random_streams_and_leaves_lazy_layers_trainab
     assert weight.grad is not None and weight.grad.abs().sum() > 0
 
 
-def test_resuming_a_run_whose_plugin_now_builds_other_networks_is_one_sentence(cli, install, tmp_path):
-    """A plugin upgraded between a run and its resume may build networks the checkpoint does not fit."""
+DEEPER = PLUGIN_TEMPLATE.replace("nn.LeakyReLU(0.2), nn.Linear(width, out))",
+                                 "nn.LeakyReLU(0.2), nn.Linear(width, width), nn.Linear(width, out))")
+
+
+def _upgrade(tmp_path, version: str) -> None:
+    """Replace the installed plugin by its next ``version``, whose networks have one more layer."""
     from ganzoo.plugin_manager import reset
 
-    install(PLUGIN_TEMPLATE)
-    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
-    deeper = PLUGIN_TEMPLATE.replace("nn.LeakyReLU(0.2), nn.Linear(width, out))",
-                                     "nn.LeakyReLU(0.2), nn.Linear(width, width), nn.Linear(width, out))")
-    assert deeper != PLUGIN_TEMPLATE
-    (tmp_path / "site" / f"{MODULE}.py").write_text(deeper)  # the plugin's next version
+    assert DEEPER != PLUGIN_TEMPLATE
+    (tmp_path / "site" / f"{MODULE}.py").write_text(DEEPER)
+    (tmp_path / "site" / f"{DIST.replace('-', '_')}-0.1.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n")
     sys.modules.pop(MODULE, None)
     reset()
+
+
+def test_resuming_a_run_whose_plugin_now_builds_other_networks_is_one_sentence(cli, install, tmp_path):
+    """A plugin upgraded between a run and its resume may build networks the checkpoint does not fit."""
+    install(PLUGIN_TEMPLATE)
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    _upgrade(tmp_path, "0.2")
     result = cli("train", "tinygan", "--resume", tmp_path / "run", "--epochs", "2", "--no-progress", ok=False)
     output = " ".join(result.output.split())
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "state-epoch-0001.safetensors does not fit this network: it lacks" in output, output
-    assert output.endswith("the plugin of 'tinygan' now builds other networks than the one that saved it; resume it "
-                           "with that version, or start a new run.")
+    assert output.endswith("the plugin of 'tinygan' (ganzoo-mistakes 0.2; 0.1 when it was saved) now builds other "
+                           "networks than the one that saved it; resume it with ganzoo-mistakes 0.1, or start a new "
+                           "run.")
+
+
+@pytest.mark.parametrize("version, said", [
+    ("0.2", "(ganzoo-mistakes 0.2; 0.1 when it was saved) now builds other networks than the one that saved it; use "
+            "the file with ganzoo-mistakes 0.1, or train the model again."),
+    ("0.1", "(ganzoo-mistakes 0.1, as when it was saved) now builds other networks than the one that saved it; use "
+            "the file with the plugin's code as it was then, or train the model again."),
+])
+def test_sampling_weights_whose_plugin_now_builds_other_networks_names_its_versions(cli, install, tmp_path, version,
+                                                                                    said):
+    """Not 'was it written by another ganzoo version?': the third-party plugin changed, and the file says from
+    which version."""
+    install(PLUGIN_TEMPLATE)
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    _upgrade(tmp_path, version)
+    result = cli("sample", "tinygan", "--weights", tmp_path / "run", "--out", tmp_path / "s.png", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()) == (
+        f"Error: {tmp_path / 'run' / 'generator.safetensors'} does not fit this network: it lacks 2 tensor(s) the "
+        f"model needs (first: '3.bias'); the plugin of 'tinygan' {said}")
 
 
 # Networks, data or a loss that do not fit the run.
@@ -317,6 +371,42 @@ def test_a_discriminator_built_for_other_data_is_refused_before_training(cli, in
         "in the discriminator of model 'tinygan' given samples of shape 2; fix the plugin or report it to its authors "
         "(GANZOO_DEBUG=1 shows the traceback)."), said
     assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused while building, before any step
+
+
+BATCH_MEAN = PLUGIN_TEMPLATE.replace("nn.Flatten(0))", "nn.Flatten(0), _batch_mean())") + '''
+def _batch_mean():
+    from torch import nn
+
+    class BatchMean(nn.Module):  # BCE on the batch's mean score: trains, but not as a GAN
+        def forward(self, scores):
+            return scores.mean()
+    return BatchMean()
+'''
+
+
+@pytest.mark.parametrize("source, gave", [
+    (BATCH_MEAN, "a single number"),
+    (PLUGIN_TEMPLATE.replace("nn.Flatten(0))", "nn.Flatten(0), nn.Unflatten(0, (1, -1)))"), "scores of shape 1x3"),
+])
+def test_a_discriminator_whose_scores_are_not_one_per_sample_is_refused_before_training(cli, install, tmp_path,
+                                                                                       source, gave):
+    """A discriminator whose first dimension is not the batch (a batch mean, scores transposed) would train on the
+    wrong numbers without a word."""
+    install(source)
+    assert _train(cli, tmp_path, "tinygan") == (
+        f"Error: The discriminator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) gave {gave} for 3 "
+        "samples, where one score per sample was expected (shape 3, or 3x... for several per sample, as a PatchGAN "
+        "gives); its forward must keep the batch as the first dimension, without averaging or summing over it.")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize("scores", ["nn.Unflatten(1, (1, 1, 1))", "nn.Linear(1, 3)"])
+def test_a_discriminator_with_several_scores_per_sample_trains(cli, install, tmp_path, scores):
+    """A PatchGAN's N x 1 x H x W map, or N x K scores, keep the batch first: they train, packed too."""
+    install(PLUGIN_TEMPLATE.replace("nn.Flatten(0))", f"{scores})"))
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress", "--device", "cpu")
+    cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "packed", "--no-progress", "--device", "cpu",
+        "--with", "pacgan")
 
 
 def test_a_dataset_whose_samples_are_not_the_declared_shape_is_one_sentence(cli, install, tmp_path):

@@ -474,3 +474,73 @@ def test_an_entry_point_in_another_group_than_ganzoo_is_pointed_out(cli, tmp_pat
     assert ("plugin 'ganzoo-grouped' from ganzoo-grouped skipped: its entry point is in the group 'ganzoo.plugins', "
             "which ganzoo does not read; declare it under [project.entry-points.ganzoo]") in " ".join(
         cli("plugins").output.split())
+
+
+HINGE_PLUGIN = PLUGIN_TEMPLATE.replace('name="tinygan"', 'name="hingegan"')
+
+
+def test_weights_of_a_model_whose_plugin_is_not_installed_name_the_distribution_to_install(cli, tmp_path,
+                                                                                           monkeypatch):
+    """Someone given a third-party model's weights without its plugin is told which distribution to install, not
+    offered models with close names; a file written before the distribution was kept still samples."""
+    from ganzoo.plugin_manager import reset
+    from ganzoo.safefile import load_tensors, read_metadata, save_tensors
+
+    site = make_distribution(tmp_path / "site", "ganzoo-hinge", "hinge_plugin", HINGE_PLUGIN, "hinge")
+    monkeypatch.syspath_prepend(str(site))
+    reset()
+    run, old = tmp_path / "run", tmp_path / "old.safetensors"
+    cli("train", "hingegan", "--epochs", "1", "--out", run, "--no-progress", "--device", "cpu")
+    weights = run / "generator.safetensors"
+    metadata = read_metadata(weights)
+    assert (metadata["plugin_distribution"], metadata["plugin_version"]) == ("ganzoo-hinge", "0.1")
+    del metadata["plugin_distribution"], metadata["plugin_version"]
+    save_tensors(old, load_tensors(weights), metadata, with_digest=True)  # as written before the fields
+    cli("sample", "hingegan", "--weights", old, "--num", "4", "--out", tmp_path / "old.npz")
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry != str(site)])
+    sys.modules.pop("hinge_plugin", None)
+    reset()
+    for command, args in (("sample", ("--out", tmp_path / "s.png")), ("eval", ("--data", "ring8")),
+                          ("translate", ("--input", tmp_path, "--out", tmp_path / "translated"))):
+        result = cli(command, "hingegan", "--weights", run, *args, ok=False)
+        assert result.exit_code == 1 and " ".join(result.output.split()) == (
+            f"Error: {weights} holds weights of model 'hingegan' from the plugin distribution 'ganzoo-hinge' 0.1, "
+            "which is not installed; pip install ganzoo-hinge (or put it on the Python path) and run again."), command
+    result = cli("sample", "hingegan", "--weights", old, "--out", tmp_path / "s.png", ok=False)
+    assert result.exit_code == 1 and " ".join(result.output.split()).startswith("Error: Unknown model 'hingegan'.")
+
+
+def test_ganzoo_debug_shows_the_traceback_of_a_plugin_that_fails_to_import_or_register(cli, tmp_path, monkeypatch):
+    """One line each for their users; under GANZOO_DEBUG their authors also get the line of the plugin that failed."""
+    from ganzoo.plugin_manager import reset
+
+    make_distribution(tmp_path / "site", "ganzoo-needs-foo", "needs_foo", "import foo_that_is_not_installed\n")
+    make_distribution(tmp_path / "site", *BROKEN["raises"])
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("GANZOO_DEBUG", "1")
+    reset()
+    listing = " ".join(cli("list").output.split())
+    assert ("plugin 'ganzoo-needs-foo' from ganzoo-needs-foo skipped: import failed (ModuleNotFoundError: No module "
+            "named 'foo_that_is_not_installed')") in listing
+    assert f'{tmp_path / "site" / "needs_foo.py"}", line 1, in <module>' in listing
+    assert "plugin 'ganzoo-raises' from ganzoo-raises skipped: register_models raised RuntimeError: boom" in listing
+    assert f'{tmp_path / "site" / "raises_plugin.py"}", line 4, in register_models' in listing
+    assert "raise RuntimeError('boom')" in listing
+    monkeypatch.delenv("GANZOO_DEBUG")
+    reset()
+    assert "Traceback" not in cli("list").output
+    for module in ("needs_foo", "raises_plugin"):
+        sys.modules.pop(module, None)
+
+
+def test_a_wrapper_that_does_not_yield_is_skipped_with_pluggys_reason(cli, tmp_path, monkeypatch):
+    from ganzoo.plugin_manager import reset
+
+    make_distribution(tmp_path / "site", "ganzoo-wrapper", "wrapper_plugin", (
+        "from ganzoo import hookimpl\n@hookimpl(wrapper=True)\ndef build_generator(model, config):\n    return None\n"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    reset()
+    assert ("plugin 'ganzoo-wrapper' from ganzoo-wrapper skipped: invalid hook implementation (PluginValidationError: "
+            "Plugin 'ganzoo-wrapper' for hook 'build_generator'; Declared as wrapper=True or hookwrapper=True but "
+            "function is not a generator function)") in " ".join(cli("list").output.split())
+    sys.modules.pop("wrapper_plugin", None)
