@@ -266,24 +266,12 @@ class Trainer:
     def _load_data(self, dataset: Any, root: Path | None, alone: bool = False) -> Any:
         """Load the data; skipped bad images are listed, or stop the run with ``strict_data``.
         ``alone``: no other process of this node is loading, so decoding may use all its cores."""
-        import warnings
-
-        from ganzoo.data.decoding import BadImageWarning, decoding_settings
+        from ganzoo.data.decoding import decoding_settings, skipped_files_told
 
         bar_console = self.console if self.main and self.request.progress else None
-        with warnings.catch_warnings(record=True) as caught, \
+        with skipped_files_told(self._say, self.request.strict_data), \
                 decoding_settings(bar_console, self.config.get("data_workers"), alone):
-            warnings.simplefilter("error" if self.request.strict_data else "always", BadImageWarning)
-            try:
-                data = plugin_checks.loaded(dataset, root, self.config)
-            except BadImageWarning as exc:
-                raise GanzooError(f"{exc.path}: {exc.reason}; fix or remove it, "
-                                  "or drop --strict-data to skip such files.") from None
-        for warning in caught:
-            if issubclass(warning.category, BadImageWarning):
-                self._say(f"warning: {warning.message}")
-            else:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            data = plugin_checks.loaded(dataset, root, self.config)
         for note in getattr(data, "notes", ()):  # e.g. "streaming N images from disk (would need X GB in memory)"
             self._say(note)
         return data

@@ -82,6 +82,25 @@ def test_an_image_size_the_networks_cannot_take_is_named_before_the_run_already_
     assert result.exit_code == 1 and _one_line(result).startswith("Error: DCGAN cannot make 36x36 images")
 
 
+def test_eval_tells_a_skipped_file_as_train_does(cli, tmp_path):
+    """One plain line, not Python's warning with its source line."""
+    import numpy as np
+    import torch
+
+    from ganzoo.metrics.classifier import DigitClassifier, save_classifier
+
+    torch.manual_seed(0)
+    save_classifier(tmp_path / "classifier.safetensors", DigitClassifier().eval(), test_accuracy=0.1)
+    folder = tmp_path / "digits"
+    write_png_images(folder, 12, size=28, mode="L")
+    (folder / "zz_broken.png").write_bytes(b"not an image")
+    np.savez(tmp_path / "fake.npz", images=np.zeros((12, 1, 28, 28), np.uint8))
+    result = cli("eval", "--samples", tmp_path / "fake.npz", "--data", folder, "--metrics", "digits",
+                 "--classifier", tmp_path / "classifier.safetensors")
+    assert f"warning: Skipped {folder / 'zz_broken.png'}: not a readable image (" in _one_line(result)
+    assert "BadImageWarning" not in result.output and "folder.py" not in result.output
+
+
 def test_running_out_of_memory_is_one_sentence_and_leaves_no_run_folder(cli, tmp_path, monkeypatch):
     huge = ("train", "gan", "--data", "ring8", "--epochs", "1", "--set", "hidden_dims=[20000000, 20000000]",
             "--device", "cpu", "--no-progress", "--out")  # a 2e7 x 2e7 layer: 1.42 PiB, refused by the allocator at once
