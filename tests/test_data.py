@@ -163,6 +163,44 @@ def test_class_subfolders_become_labels(tmp_path):
     assert data.tensors["label"].tolist() == [0, 0, 0, 1, 1]
 
 
+def test_a_folder_laid_out_as_a_split_trains_on_its_train_folder_alone(cli, tmp_path, monkeypatch):
+    """train/ beside val/ and test/: the classes are train/'s sub-folders, the held-out images are left out and the
+    load says so; the cache holds train/'s images and a resume reads the same ones. Another sub-folder beside them
+    makes no split: the sub-folders are the classes, as before."""
+    from ganzoo.data import decoded_cache
+    from ganzoo.evaluation import dataset_key
+    from ganzoo.registry import get_dataset
+
+    split = tmp_path / "pets"
+    write_png_images(split / "train" / "cats", 5, seed=1)
+    write_png_images(split / "train" / "dogs", 3, seed=2)
+    write_png_images(split / "val" / "cats", 2, seed=3)
+    write_png_images(split / "test" / "dogs", 2, seed=4)
+    spec = get_dataset(str(split))
+    assert spec.name == str(split) and spec.info.class_names == ("cats", "dogs")
+    data = spec.load(None, 16, 3)
+    assert data.tensors["label"].tolist() == [0] * 5 + [1] * 3
+    assert data.notes == (f"using {split / 'train'} (the training split of {split}; {split / 'test'} and "
+                          f"{split / 'val'} are left out)",)
+    key = dataset_key(str(split), tmp_path)  # eval's reference features: of train/'s images alone
+    write_png_images(split / "val" / "birds", 1, seed=8)
+    assert dataset_key(str(split), tmp_path) == key
+    write_png_images(tmp_path / "other" / "train", 2, seed=5)
+    write_png_images(tmp_path / "other" / "val", 2, seed=6)
+    write_png_images(tmp_path / "other" / "extra", 2, seed=7)
+    assert get_dataset(str(tmp_path / "other")).info.class_names == ("extra", "train", "val")
+
+    monkeypatch.setattr(decoded_cache, "MIN_CACHED_FILES", 4)
+    common = ("--epochs", "1", "--batch-size", "4", "--set", "hidden_dims=[16]", "--no-progress", "--device", "cpu")
+    first = " ".join(cli("train", "cgan", "--data", split, "--out", tmp_path / "run", *common).output.split())
+    assert f"using {split / 'train'} (the training split of {split};" in first
+    assert "cached the decoded images in" in first
+    resumed = cli("train", "cgan", "--resume", tmp_path / "run", "--epochs", "2", "--no-progress").output
+    resumed = " ".join(resumed.split())
+    assert "loaded 8 decoded images from the cache" in resumed and "changed" not in resumed
+    assert "done: 2 epochs" in resumed
+
+
 def test_linked_class_folders_are_followed_and_hidden_or_tool_folders_left_out(tmp_path):
     """Links to folders count like folders (once, even when one links back up); hidden entries and a Mac archive's
     __MACOSX folder are no classes and no images."""

@@ -65,6 +65,34 @@ def has_images(folder: Path) -> bool:
     return next(_walk_images(folder), None) is not None
 
 
+#: Sub-folders that hold held-out images when they lie beside ``train/``: such a folder is a split, trained on its
+#: ``train/`` alone (see :func:`training_split`).
+HELD_OUT_SPLITS = ("val", "valid", "validation", "test")
+
+
+def training_split(folder: Path) -> tuple[Path, str | None]:
+    """The folder to train on for ``--data folder``, and a line saying so when that is not ``folder`` itself.
+
+    A folder holding no images of its own and whose sub-folders with images are ``train`` and one or more of
+    :data:`HELD_OUT_SPLITS`, nothing else, is a split (as many sets are shipped): it is its ``train/`` alone, that
+    folder's own sub-folders being the classes, rather than classes called "train" and "val" with the held-out
+    images trained on. The choice follows the folder's layout only, so a resume on the same folder makes it again.
+    """
+    if not folder.is_dir():
+        return folder, None
+    with os.scandir(folder) as entries:
+        named = [(entry.name, Path(entry.path)) for entry in entries if not ignored(entry.name)]
+    if any(path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() for _, path in named):
+        return folder, None
+    holding = {name: path for name, path in named if path.is_dir() and has_images(path)}
+    held_out = sorted(set(holding) - {"train"})
+    if "train" not in holding or not held_out or not set(held_out) <= set(HELD_OUT_SPLITS):
+        return folder, None
+    left_out = " and ".join(str(holding[name]) for name in held_out)
+    verb = "is" if len(held_out) == 1 else "are"
+    return holding["train"], f"using {holding['train']} (the training split of {folder}; {left_out} {verb} left out)"
+
+
 def _classes(folder: Path, files: list[Path]) -> tuple[str, ...]:
     parents = {f.parent for f in files}
     if folder in parents or len(parents) < 2:
@@ -202,16 +230,19 @@ def load_folder(folder: Path, image_size: int, channels: int, workers: int | Non
 
 
 def folder_dataset(path: str | os.PathLike[str]) -> DatasetSpec:
-    """A :class:`DatasetSpec` for an image folder given on the command line."""
+    """A :class:`DatasetSpec` for an image folder given on the command line (its training split, see
+    :func:`training_split`, whose choice is the first line the load notes); named as given."""
     from ganzoo.data import InMemoryData
 
-    folder = Path(path)
+    given = Path(path)
+    folder, split_note = training_split(given)
     info = probe(folder)
 
     def load(root: Path | None = None, image_size: int | None = None, channels: int | None = None) -> InMemoryData:
         size, chans = image_size or info.image_size, channels or info.channels
         images, labels, notes = load_folder(folder, size, chans)
         tensors = {"real": images, "label": labels} if info.num_classes else {"real": images}
-        return InMemoryData(str(folder), replace(info, image_size=size, channels=chans), tensors, notes)
+        notes = (split_note, *notes) if split_note else notes
+        return InMemoryData(str(given), replace(info, image_size=size, channels=chans), tensors, notes)
 
-    return DatasetSpec(name=str(folder), summary=f"images in {folder}", info=info, load=load, source=str(folder))
+    return DatasetSpec(name=str(given), summary=f"images in {folder}", info=info, load=load, source=str(given))
