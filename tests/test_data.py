@@ -201,6 +201,30 @@ def test_a_folder_laid_out_as_a_split_trains_on_its_train_folder_alone(cli, tmp_
     assert "done: 2 epochs" in resumed
 
 
+def test_a_class_folder_none_of_whose_files_decodes_is_refused_naming_it(tmp_path, monkeypatch):
+    """Kept, it would be a class with no images that samples could still be asked for; from the cache too."""
+    from ganzoo.data import decoded_cache
+    from ganzoo.registry import get_dataset
+
+    write_png_images(tmp_path / "pets" / "cats", 3, seed=1)
+    write_png_images(tmp_path / "pets" / "dogs", 2, seed=2)
+    (tmp_path / "pets" / "zzbroken").mkdir()
+    for name in ("a.png", "b.png"):
+        (tmp_path / "pets" / "zzbroken" / name).write_bytes(b"not an image")
+    broken = tmp_path / "pets" / "zzbroken"
+    sentence = (f"None of the 2 image files of the class folder {broken} could be decoded (a.png: not a readable "
+                f"image (cannot identify image file '{broken / 'a.png'}'); and 1 more), so that class would have no "
+                "images; fix or remove its files.")
+    for cached in (False, True, True):  # decoded, decoded into the cache, read from it
+        monkeypatch.setattr(decoded_cache, "MIN_CACHED_FILES", 4 if cached else 512)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(GanzooError) as refused:
+                get_dataset(str(tmp_path / "pets")).load(None, 16, 3)
+        assert str(refused.value) == sentence
+        assert decoded_cache.entry_path(tmp_path / "pets", 16, 3).is_file() == cached
+
+
 def test_linked_class_folders_are_followed_and_hidden_or_tool_folders_left_out(tmp_path):
     """Links to folders count like folders (once, even when one links back up); hidden entries and a Mac archive's
     __MACOSX folder are no classes and no images."""

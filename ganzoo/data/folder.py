@@ -197,11 +197,37 @@ def _decode(folder: Path, files: list[Path], image_size: int, channels: int, wor
     index = {name: i for i, name in enumerate(classes)}
     images, reasons = decode_files(partial(read_fitted, image_size=image_size, channels=channels), files,
                                    (channels, image_size, image_size), workers, out=out)
-    if not len(images):
-        raise GanzooError(f"None of the {len(files)} image files in {folder} could be decoded; check that they are images.")
-    labels = [index[path.relative_to(folder).parts[0]] if classes else 0 for path, why in zip(files, reasons) if why is None]
     skipped = tuple((path, why) for path, why in zip(files, reasons) if why is not None)
+    if not len(images):
+        raise GanzooError(f"None of the {len(files)} image files in {folder} could be decoded "
+                          f"({_first_reasons(folder, skipped)}); check that they are images.")
+    labels = [index[path.relative_to(folder).parts[0]] if classes else 0 for path, why in zip(files, reasons) if why is None]
     return Decoded(torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64), skipped)
+
+
+def _first_reasons(folder: Path, skipped: tuple[tuple[Path, str], ...], shown: int = 2) -> str:
+    """``a.png: why; b.png: why; and 3 more``: why the first ``shown`` files of ``skipped`` (below ``folder``) could
+    not be used, in the words of their warnings, for a sentence that has no room for every one."""
+    named = "; ".join(f"{path.relative_to(folder)}: {why}" for path, why in skipped[:shown])
+    return named + (f"; and {len(skipped) - shown} more" if len(skipped) > shown else "")
+
+
+def _refuse_empty_classes(folder: Path, classes: tuple[str, ...], labels: Any,
+                          skipped: tuple[tuple[Path, str], ...]) -> None:
+    """Refuse a class sub-folder none of whose files could be decoded: kept, it would be a class with no images,
+    which a conditional model would still be asked to draw."""
+    import torch
+
+    if not classes:
+        return
+    counts = torch.bincount(labels, minlength=len(classes)).tolist()
+    empty = next((name for name, count in zip(classes, counts) if count == 0), None)
+    if empty is None:
+        return
+    bad = tuple((path, why) for path, why in skipped if path.relative_to(folder).parts[0] == empty)
+    raise GanzooError(f"None of the {len(bad)} image files of the class folder {folder / empty} could be decoded "
+                      f"({_first_reasons(folder / empty, bad, shown=1)}), so that class would have no images; fix or "
+                      "remove its files.")
 
 
 def load_folder(folder: Path, image_size: int, channels: int, workers: int | None = None):
@@ -212,20 +238,24 @@ def load_folder(folder: Path, image_size: int, channels: int, workers: int | Non
     straight into, the cache of decoded folders (:mod:`ganzoo.data.decoded_cache`).
     """
     files = list_images(folder)
+    classes = _classes(folder, files)
     # None: too few files, the cache switched off, or a file gone since listing (decoding names it)
     expected = decoded_cache.fingerprint(folder, files) if decoded_cache.enabled(files) else None
     if expected is None:
         decoded = _decode(folder, files, image_size, channels, workers)
+        _refuse_empty_classes(folder, classes, decoded.labels, decoded.skipped)
         return decoded.images, decoded.labels, ()
     entry = decoded_cache.entry_path(folder, image_size, channels)
-    shape, classes = (channels, image_size, image_size), len(_classes(folder, files))
-    cached = decoded_cache.read(entry, folder, expected, shape, classes)
+    shape = (channels, image_size, image_size)
+    cached = decoded_cache.read(entry, folder, expected, shape, len(classes))
     if cached is not None:
         for path, reason in cached.skipped:
             warnings.warn(BadImageWarning(path, reason), stacklevel=2)
+        _refuse_empty_classes(folder, classes, cached.labels, cached.skipped)
         return cached.images, cached.labels, (f"loaded {len(cached.images):,} decoded images from the cache {entry}",)
-    decoded, note = decoded_cache.decode_into(entry, folder, expected, len(files), shape, classes,
+    decoded, note = decoded_cache.decode_into(entry, folder, expected, len(files), shape, len(classes),
                                               partial(_decode, folder, files, image_size, channels, workers))
+    _refuse_empty_classes(folder, classes, decoded.labels, decoded.skipped)
     return decoded.images, decoded.labels, (note,) if note else ()
 
 
