@@ -145,6 +145,35 @@ def test_a_dark_16_bit_picture_stays_dark(tmp_path):
     assert int(gray.max()) == 200
 
 
+def test_32_bit_pictures_are_read_over_their_range_or_skipped_saying_why(tmp_path):
+    """Floating-point pixels (mode F) are fractions of 0..1 (or 0..255 when some exceed 1), not black; 32-bit
+    values with no known black and white (negative ones) are skipped with the usual warning, not made black."""
+    from PIL import Image
+
+    from ganzoo.data.decoding import BadImageWarning
+    from ganzoo.registry import get_dataset
+
+    folder = tmp_path / "tiff"
+    folder.mkdir()
+    ramp = np.linspace(0, 1, 16 * 16).reshape(16, 16)
+    Image.fromarray(ramp.astype(np.float32)).save(folder / "a_fractions.tif")
+    Image.fromarray((ramp * 200).astype(np.float32)).save(folder / "b_levels.tif")
+    Image.fromarray((ramp * 2 - 1).astype(np.float32)).save(folder / "c_signed_float.tif")
+    Image.fromarray((ramp * 2000 - 1000).astype(np.int32)).save(folder / "d_signed_integer.tif")
+    spec = get_dataset(str(folder))
+    assert spec.info.channels == 1  # gray, as their mode says
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fractions, levels = spec.load(None, 16, 1).tensors["real"]
+    assert int(fractions.min()) == 0 and int(fractions.max()) == 255
+    assert int(levels.max()) == 200
+    assert [str(w.message) for w in caught if issubclass(w.category, BadImageWarning)] == [
+        f"Skipped {folder / 'c_signed_float.tif'}: its 32-bit floating-point pixels (mode F) run from -1 to 1, and "
+        "only values of 0..1 or 0..255 have a known black and white; save it with 8- or 16-bit pixels.",
+        f"Skipped {folder / 'd_signed_integer.tif'}: its 32-bit integer pixels (mode I) run from -1000 to 1000, and "
+        "only values of 0 or more have a known black and white; save it with 8- or 16-bit pixels."]
+
+
 def test_image_folder_native_size_and_channels(image_folder):
     from ganzoo.data.folder import probe
 

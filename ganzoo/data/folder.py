@@ -1,10 +1,11 @@
 """Any folder of images as a dataset: decoded once, converted to one channel count and size.
 
 Images in sub-folders become classes named after the sub-folders (when every image sits in
-one). Grayscale, 16-bit, palette and RGBA images are converted (RGBA is composited on white);
-files that cannot be decoded are skipped with a warning naming them (the training command turns
-that warning into an error with ``--strict-data``). Large folders are decoded by worker processes
-(:mod:`ganzoo.data.decoding`).
+one). A folder laid out as a split (``train/`` beside ``val/`` or ``test/``) is its ``train/``
+alone. Grayscale, 16-bit, 32-bit, palette and RGBA images are converted (RGBA is composited on
+white); files that cannot be decoded are skipped with a warning naming them (the training command
+turns that warning into an error with ``--strict-data``), and a class none of whose files decodes
+is refused. Large folders are decoded by worker processes (:mod:`ganzoo.data.decoding`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Iterator
 
 from ganzoo.data import decoded_cache
 from ganzoo.data.decoded_cache import Decoded
-from ganzoo.data.decoding import BadImageWarning, decode_files
+from ganzoo.data.decoding import BadImageWarning, UnusableImage, decode_files
 from ganzoo.errors import GanzooError
 from ganzoo.specs import DatasetInfo, DatasetSpec
 
@@ -109,21 +110,43 @@ def upright_in_mode(image, channels: int):
     if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
         image = ImageOps.exif_transpose(image)
 
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         import numpy as np
 
-        # 16-bit values span 0..65535 whatever one picture holds (a dark frame stays dark beside its set): the I;16
-        # modes, and a PNG in mode I (older Pillow opens 16-bit PNGs so); other 32-bit integers (a TIFF) have no
-        # such range: 0..255 when they fit in it, else their own maximum
         array = np.asarray(image, dtype=np.float64)
-        sixteen_bit = image.mode != "I" or file_format == "PNG"
-        top = 65535.0 if sixteen_bit else (255.0 if array.max() <= 255 else max(65535.0, float(array.max())))
+        top = _white_level(array, image.mode, file_format)
         image = Image.fromarray((array / top * 255).round().clip(0, 255).astype("uint8"), mode="L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("L" if channels == 1 else "RGB")
+
+
+def _white_level(array: Any, mode: str, file_format: str | None) -> float:
+    """The value that is white in the pixels ``array`` of a PIL image of ``mode`` (one of more than 8 bits), or
+    :class:`~ganzoo.data.decoding.UnusableImage` saying why none fits.
+
+    16-bit values span 0..65535 whatever one picture holds (a dark frame stays dark beside its set): the I;16
+    modes, and a PNG in mode I (older Pillow opens 16-bit PNGs so). Other 32-bit integers (mode I, a TIFF) have
+    no such range: 0..255 when they fit in it, 0..65535 as 16-bit, else their own maximum; negative ones have
+    no range at all. 32-bit floating-point pixels (mode F) are fractions of 0..1, as float images are written,
+    or 0..255 when some exceed 1; others (negative, beyond 255, NaN) fit neither and are refused rather than
+    made black or white.
+    """
+    import numpy as np
+
+    if mode.startswith("I;16") or (mode == "I" and file_format == "PNG"):
+        return 65535.0
+    low, high = float(np.min(array)), float(np.max(array))
+    kind = "integer pixels (mode I)" if mode == "I" else "floating-point pixels (mode F)"
+    if mode == "I" and low >= 0:
+        return 255.0 if high <= 255 else max(65535.0, high)
+    if mode == "F" and 0 <= low and high <= 255:  # NaN fails both comparisons
+        return 1.0 if high <= 1 else 255.0
+    expected = "of 0 or more" if mode == "I" else "of 0..1 or 0..255"
+    raise UnusableImage(f"its 32-bit {kind} run from {low:g} to {high:g}, and only values {expected} have a "
+                        "known black and white; save it with 8- or 16-bit pixels")
 
 
 def _fit(image, size: int):
@@ -168,7 +191,7 @@ def probe(folder: Path) -> DatasetInfo:
         try:
             with Image.open(path) as image:
                 sizes.add(image.size)
-                color = color or image.mode not in ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA")
+                color = color or image.mode not in ("L", "1", "I", "I;16", "I;16B", "I;16L", "F", "LA")
         except Exception:  # damaged files raise many types inside PIL; load_folder reports them
             continue
     square = {w for (w, h) in sizes if w == h}
