@@ -29,7 +29,7 @@ from ganzoo import checkpoint as ckpt
 from ganzoo import distributed, launcher, memory_floor, plugin_checks, run_folder, schedule, speed, training_log
 from ganzoo.critic_schedule import d_steps_before
 from ganzoo.data import memory_budget_gb
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, image_size_taken_from
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.resume import read_resume_point, recorded_data_name
 from ganzoo.run_data import data_digest, dataset_for, refuse_changed_classes, refuse_out_inside_data, sample_count
@@ -153,19 +153,21 @@ class Trainer:
             refuse_pack_over_batch(self.config, per_process, world.size)
         # CPU processes on one machine share its memory (torchrun's LOCAL_WORLD_SIZE of them); GPUs have their own
         sharing = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if world is not None and self.device.type == "cpu" else 1
-        memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process), sharing)
-        if self.main and resumed is None:  # after the settings' checks, so a mistyped setting is named first
-            run_folder.refuse_overwrite(self.out, request.overwrite)
-        if self.main:
-            check_writable(self.out, self._out_option(), folder=True, create=False)  # made just before training
-        torch.manual_seed(int(self.config["seed"]))
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        networks_started = time.perf_counter()
-        self.generator = build.build_generator(self.model, self.config).to(self.device)
-        plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape
-        self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
-        plugin_checks.check_discriminator(self.model, self.config, self.generator, self.discriminator)
+        size_from = self._image_size_source(dataset, request.overrides) if resumed is None else None
+        with image_size_taken_from(size_from):  # a network refusing the data's own side says where it came from
+            memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process), sharing)
+            if self.main and resumed is None:  # after the settings' checks, so a mistyped setting is named first
+                run_folder.refuse_overwrite(self.out, request.overwrite)
+            if self.main:
+                check_writable(self.out, self._out_option(), folder=True, create=False)  # made just before training
+            torch.manual_seed(int(self.config["seed"]))
+            if self.device.type == "cuda":
+                torch.backends.cudnn.benchmark = True
+            networks_started = time.perf_counter()
+            self.generator = build.build_generator(self.model, self.config).to(self.device)
+            plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape
+            self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+            plugin_checks.check_discriminator(self.model, self.config, self.generator, self.discriminator)
         self._warn_of_penalties_batch_norm_mixes()
         if world is not None:  # SyncBatchNorm if asked, process 0's weights everywhere, a batch that splits evenly
             self.generator, self.discriminator = world.setup_networks(self.config, self.generator, self.discriminator)
@@ -217,6 +219,15 @@ class Trainer:
             raise GanzooError(f"{reason}; drop --cuda-graphs.")
         cuda_graphs.make_capturable(self.optimizers)
         return cuda_graphs.StageGraphs(self.guard)
+
+    def _image_size_source(self, dataset: Any, overrides: dict[str, Any]) -> str | None:
+        """``"the images in DIR"`` (``of NAME`` for a registered set) when this new run's image side is the one its
+        data gave, neither --image-size nor the model having chosen one; else None."""
+        if (self.config.get("data_kind") != "images" or overrides.get("image_size") is not None
+                or self.model.defaults("images").get("image_size") is not None
+                or self.config.get("image_size") != dataset.info.image_size):
+            return None
+        return f"the images {'in' if Path(self.dataset_name).is_dir() else 'of'} {self.dataset_name}"
 
     def _load_data_in_turn(self, dataset: Any, root: Path | None) -> Any:
         """:meth:`_load_data`; under torchrun each node's first process loads first, with all the node's

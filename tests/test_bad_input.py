@@ -82,6 +82,39 @@ def test_an_image_size_the_networks_cannot_take_is_named_before_the_run_already_
     assert result.exit_code == 1 and _one_line(result).startswith("Error: DCGAN cannot make 36x36 images")
 
 
+def test_a_folders_own_image_size_the_networks_cannot_take_says_it_came_from_the_folder(cli, tmp_path):
+    write_png_images(tmp_path / "photos", 4, size=100)
+    result = cli("train", "dcgan", "--data", tmp_path / "photos", "--out", tmp_path / "run", "--device", "cpu",
+                 ok=False)
+    assert result.exit_code == 1 and _one_line(result) == (
+        f"Error: DCGAN cannot make 100x100 images, the size of the images in {tmp_path / 'photos'}, which a run takes "
+        "when no --image-size is given; pass --image-size with a side of 8 or more that is 4 to 7 times a power of "
+        "two, such as 28, 32, 64 or 128.")
+
+
+def test_a_conditional_model_on_a_folder_without_classes_names_why_and_what_to_do(cli, tmp_path):
+    """A file lying beside the class folders is named; all images below one sub-folder, whose own sub-folders are
+    classes, is one class (not "1 classes"), and that sub-folder is the --data to pass."""
+    stray = tmp_path / "stray"
+    write_png_images(stray / "cats", 2, seed=1)
+    write_png_images(stray / "dogs", 2, seed=2)
+    write_png_images(stray, 1, seed=3)
+    nested = tmp_path / "nested"
+    write_png_images(nested / "all" / "cats", 2, seed=1)
+    write_png_images(nested / "all" / "dogs", 2, seed=2)
+    needs = ("Error: Model 'cgan' is conditional and needs a dataset with class labels (mnist, fashion-mnist, "
+             "cifar10, or an image folder whose images all lie in sub-folders, one per class, two or more), but this "
+             "dataset has ")
+    told = {name: _one_line(cli("train", "cgan", "--data", tmp_path / name, "--out", tmp_path / "run", ok=False))
+            for name in ("stray", "nested")}
+    assert told["stray"] == needs + (
+        f"0 classes (images such as {stray / 'img_000.png'} lie beside its sub-folders, and a folder gives classes "
+        f"only when every image lies in one of them; move such images into a class folder or out of {stray}).")
+    assert told["nested"] == needs + (
+        f"1 class (every image lies in {nested / 'all'}, whose sub-folders would be the classes; pass --data "
+        f"{nested / 'all'}).")
+
+
 def test_eval_tells_a_skipped_file_as_train_does(cli, tmp_path):
     """One plain line, not Python's warning with its source line."""
     import numpy as np

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 from ganzoo.data import decoded_cache
 from ganzoo.data.decoded_cache import Decoded
 from ganzoo.data.decoding import BadImageWarning, UnusableImage, decode_files
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, shell_word
 from ganzoo.specs import DatasetInfo, DatasetSpec
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -95,10 +95,32 @@ def training_split(folder: Path) -> tuple[Path, str | None]:
 
 
 def _classes(folder: Path, files: list[Path]) -> tuple[str, ...]:
+    """The class names of ``files`` (sorted below ``folder``): their sub-folders of ``folder``, when every file lies
+    in one and there are two or more such folders between them; else none."""
     parents = {f.parent for f in files}
     if folder in parents or len(parents) < 2:
         return ()
     return tuple(sorted({f.relative_to(folder).parts[0] for f in files}))
+
+
+def _classes_note(folder: Path, files: list[Path], classes: tuple[str, ...]) -> str:
+    """Why ``folder`` of ``files`` gives fewer than two ``classes``, with what to do, as the end of the sentence a
+    conditional model refuses it with; empty when it gives two or more."""
+    if len(classes) >= 2:
+        return ""
+    loose = next((path for path in files if path.parent == folder), None)
+    tops = {path.relative_to(folder).parts[0] for path in files if path.parent != folder}
+    if loose is not None and tops:
+        return (f"images such as {loose} lie beside its sub-folders, and a folder gives classes only when every "
+                f"image lies in one of them; move such images into a class folder or out of {folder}")
+    if loose is not None:
+        return f"its images lie in it directly; put them in sub-folders of {folder}, one per class, two or more"
+    only = folder / tops.pop()
+    if len(_classes(only, files)) >= 2:  # all below one sub-folder, whose own sub-folders would be the classes
+        return (f"every image lies in {only}, whose sub-folders would be the classes; pass --data "
+                f"{shell_word(str(only))}")
+    return (f"every image lies in its one sub-folder {only}; a folder gives classes when its images lie in two or "
+            "more sub-folders, one per class")
 
 
 def upright_in_mode(image, channels: int):
@@ -196,7 +218,8 @@ def probe(folder: Path) -> DatasetInfo:
             continue
     square = {w for (w, h) in sizes if w == h}
     native = square.pop() if len(sizes) == 1 and square else DEFAULT_FOLDER_SIZE
-    return DatasetInfo(kind="images", channels=3 if color else 1, image_size=native, num_classes=len(classes), class_names=classes)
+    return DatasetInfo(kind="images", channels=3 if color else 1, image_size=native, num_classes=len(classes),
+                       class_names=classes, classes_note=_classes_note(folder, files, classes))
 
 
 def read_fitted(path: Path, image_size: int, channels: int):
