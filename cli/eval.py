@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -86,7 +86,9 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
                                f"hold, but {asked} uses none; drop --real-num.")
     if samples is not None and samples.labels is not None and "digits" in metrics:
         evaluation.check_digit_labels(samples_file, samples.labels)
-    real_images = _real_images(dataset, data_root)
+    out = console()
+    real_images = _real_images(dataset, data_root, lambda text: out.print(text, style="yellow", markup=False,
+                                                                           soft_wrap=True))
     from ganzoo.paths import data_root as data_root_folder
     from ganzoo.resume import recorded_data_name
 
@@ -117,7 +119,6 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
 
     results: dict[str, Any] = {}
     references: list[evaluation.Reference] = []  # their notes are shown with the scores
-    out = console()
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=out, transient=True) as progress:
         if inception_extractor is not None:
@@ -208,18 +209,24 @@ def _configured_shape(config: dict[str, Any]) -> tuple[int, int] | None:
     return int(config["channels"]), int(config["image_size"])
 
 
-def _real_images(dataset: Any, data_root: str | None) -> Any:
+def _real_images(dataset: Any, data_root: str | None, say: Callable[[str], None]) -> Any:
     """``load(channels, size)``: the dataset's training images at that resolution, loaded once and kept, so the
-    early check that the data can be had (before generating) is also the load the reference uses."""
+    early check that the data can be had (before generating) is also the load the reference uses. Skipped files
+    and the load's notes (a folder's training split, its cache) are told through ``say``, as training tells them."""
     from functools import lru_cache
 
+    from ganzoo.data.decoding import skipped_files_told
     from ganzoo.paths import data_root as root
     from ganzoo.plugin_checks import loaded
 
     @lru_cache(maxsize=1)
     def load(channels: int, size: int) -> Any:
         asked = {"data_kind": dataset.info.kind, "image_size": size, "channels": channels}
-        return loaded(dataset, root(data_root), asked).tensors["real"]
+        with skipped_files_told(say):
+            data = loaded(dataset, root(data_root), asked)
+        for note in getattr(data, "notes", ()):
+            say(note)
+        return data.tensors["real"]
 
     return load
 

@@ -156,7 +156,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         channels=info.channels, dim=info.dim, num_classes=info.num_classes, data_kind=info.kind,
     )
     if model.task == "conditional":  # kept in the generator file so 'ganzoo sample --class NAME' knows them
-        require_classes(model, config)
+        require_classes(model, config, info.classes_note)
         config["class_names"] = list(info.class_names)
     if config.get("image_size") is None:
         config["image_size"] = info.image_size

@@ -29,7 +29,7 @@ from ganzoo import checkpoint as ckpt
 from ganzoo import distributed, launcher, memory_floor, plugin_checks, run_folder, schedule, speed, training_log
 from ganzoo.critic_schedule import d_steps_before
 from ganzoo.data import memory_budget_gb
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, image_size_taken_from
 from ganzoo.guard import StepGuard, keep_state_on_device
 from ganzoo.resume import read_resume_point, recorded_data_name
 from ganzoo.run_data import (data_digest, dataset_for, refuse_changed_classes, refuse_out_inside_data, sample_count,
@@ -158,24 +158,26 @@ class Trainer:
             refuse_pack_over_batch(self.config, per_process, world.size)
         # CPU processes on one machine share its memory (torchrun's LOCAL_WORLD_SIZE of them); GPUs have their own
         sharing = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if world is not None and self.device.type == "cpu" else 1
-        memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process), sharing)
-        if self.main and resumed is None:  # after the settings' checks, so a mistyped setting is named first
-            run_folder.refuse_overwrite(self.out, request.overwrite, self.model.name, self.dataset_name)
-        if self.main:
-            check_writable(self.out, self._out_option(), folder=True, create=False)  # made just before training
-        torch.manual_seed(int(self.config["seed"]))
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        networks_started = time.perf_counter()
-        self.generator = build.build_generator(self.model, self.config).to(self.device)
-        plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape
-        self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+        size_from = self._image_size_source(dataset, request.overrides) if resumed is None else None
+        with image_size_taken_from(size_from):  # a network refusing the data's own side says where it came from
+            memory_floor.refuse_training_too_large(self.model, self.config, self.device, max(1, per_process), sharing)
+            if self.main and resumed is None:  # after the settings' checks, so a mistyped setting is named first
+                run_folder.refuse_overwrite(self.out, request.overwrite, self.model.name, self.dataset_name)
+            if self.main:
+                check_writable(self.out, self._out_option(), folder=True, create=False)  # made just before training
+            torch.manual_seed(int(self.config["seed"]))
+            if self.device.type == "cuda":
+                torch.backends.cudnn.benchmark = True
+            networks_started = time.perf_counter()
+            self.generator = build.build_generator(self.model, self.config).to(self.device)
+            plugin_checks.check_generator(self.model, self.config, self.generator)  # once: the data's sample shape
+            self.discriminator = build.build_discriminator(self.model, self.config).to(self.device)
+            plugin_checks.check_discriminator(self.model, self.config, self.generator, self.discriminator)
         # a model whose plugin computes losses never falls back to the standard step: a step it answers with None (a
         # forgotten return) is refused rather than trained as if the plugin had no compute_losses
         self.compute_losses = get_manager().subset_hook_caller(
             "compute_losses", [get_manager().get_plugin("ganzoo.defaults")]) if computes_own_losses(self.model) \
             else self.hook.compute_losses
-        plugin_checks.check_discriminator(self.model, self.config, self.generator, self.discriminator)
         self._warn_of_penalties_batch_norm_mixes()
         if world is not None:  # SyncBatchNorm if asked, process 0's weights everywhere, a batch that splits evenly
             self.generator, self.discriminator = world.setup_networks(self.config, self.generator, self.discriminator)
@@ -230,6 +232,15 @@ class Trainer:
         cuda_graphs.make_capturable(self.optimizers)
         return cuda_graphs.StageGraphs(self.guard)
 
+    def _image_size_source(self, dataset: Any, overrides: dict[str, Any]) -> str | None:
+        """``"the images in DIR"`` (``of NAME`` for a registered set) when this new run's image side is the one its
+        data gave, neither --image-size nor the model having chosen one; else None."""
+        if (self.config.get("data_kind") != "images" or overrides.get("image_size") is not None
+                or self.model.defaults("images").get("image_size") is not None
+                or self.config.get("image_size") != dataset.info.image_size):
+            return None
+        return f"the images {'in' if Path(self.dataset_name).is_dir() else 'of'} {self.dataset_name}"
+
     def _load_data_in_turn(self, dataset: Any, root: Path | None) -> Any:
         """:meth:`_load_data`; under torchrun each node's first process loads first, with all the node's
         cores, and the other processes once every node's first process has: a download or the decoding
@@ -278,24 +289,12 @@ class Trainer:
     def _load_data(self, dataset: Any, root: Path | None, alone: bool = False) -> Any:
         """Load the data; skipped bad images are listed, or stop the run with ``strict_data``.
         ``alone``: no other process of this node is loading, so decoding may use all its cores."""
-        import warnings
-
-        from ganzoo.data.decoding import BadImageWarning, decoding_settings
+        from ganzoo.data.decoding import decoding_settings, skipped_files_told
 
         bar_console = self.console if self.main and self.request.progress else None
-        with warnings.catch_warnings(record=True) as caught, \
+        with skipped_files_told(self._say, self.request.strict_data), \
                 decoding_settings(bar_console, self.config.get("data_workers"), alone):
-            warnings.simplefilter("error" if self.request.strict_data else "always", BadImageWarning)
-            try:
-                data = plugin_checks.loaded(dataset, root, self.config)
-            except BadImageWarning as exc:
-                raise GanzooError(f"{exc.path}: {exc.reason}; fix or remove it, "
-                                  "or drop --strict-data to skip such files.") from None
-        for warning in caught:
-            if issubclass(warning.category, BadImageWarning):
-                self._say(f"warning: {warning.message}")
-            else:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            data = plugin_checks.loaded(dataset, root, self.config)
         for note in getattr(data, "notes", ()):  # e.g. "streaming N images from disk (would need X GB in memory)"
             self._say(note)
         return data

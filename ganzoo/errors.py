@@ -1,11 +1,17 @@
 """The one exception type users see: a sentence that says what was wrong and what to do."""
 
 import os
+from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Iterator
 
 #: The ganzoo command running in this process ("train", "sample", "eval"...), set by the CLI, so that a sentence
 #: names that command's own options and commands; None outside the CLI.
 RUNNING_COMMAND: ContextVar[str | None] = ContextVar("ganzoo_running_command", default=None)
+
+#: While a new run's networks are first built with the image side its data gave, no --image-size having chosen one:
+#: the data (``"the images in DIR"``), so that a network refusing that side says where it came from; None otherwise.
+IMAGE_SIZE_FROM: ContextVar[str | None] = ContextVar("ganzoo_image_size_from", default=None)
 
 #: Set to 1 to see the traceback of what the CLI would otherwise say in one sentence (a plugin's exception,
 #: running out of memory).
@@ -37,6 +43,24 @@ def command_for(task: str) -> str:
         return "translate"
     running = RUNNING_COMMAND.get()
     return running if running in ("sample", "eval") else "sample"
+
+
+def image_size_origin() -> str:
+    """``", the size of the images in DIR, which a run takes when no --image-size is given"``: where the image side
+    a network refuses came from (see :data:`IMAGE_SIZE_FROM`), to follow its ``NxN images``; empty when the user or
+    the model chose it."""
+    data = IMAGE_SIZE_FROM.get()
+    return f", the size of {data}, which a run takes when no --image-size is given" if data else ""
+
+
+@contextmanager
+def image_size_taken_from(data: str | None) -> Iterator[None]:
+    """Within this block, :data:`IMAGE_SIZE_FROM` is ``data`` (None: the side was chosen, not taken from data)."""
+    token = IMAGE_SIZE_FROM.set(data)
+    try:
+        yield
+    finally:
+        IMAGE_SIZE_FROM.reset(token)
 
 
 def shell_word(text: str) -> str:

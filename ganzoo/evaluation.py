@@ -163,8 +163,9 @@ def dataset_key(name: str, root: Path) -> str:
         where = hashlib.sha256(str(root.expanduser().resolve()).encode()).hexdigest()[:12]
         return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) + f"-root-{where}"
     from ganzoo.data.decoded_cache import FORMAT
-    from ganzoo.data.folder import list_images
+    from ganzoo.data.folder import list_images, training_split
 
+    folder = training_split(folder)[0]  # the images the reference holds: a split's train/ alone
     files = list_images(folder)
     # with the decoding's version: pictures decoded another way (before EXIF turning, say) give other features
     stamp = f"{folder.resolve()}|{len(files)}|{max((f.stat().st_mtime_ns for f in files), default=0)}|{FORMAT}"

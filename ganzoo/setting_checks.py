@@ -158,16 +158,18 @@ def _kind_name(default: Any) -> str:
     return f"{with_article(type(default).__name__)}"
 
 
-def require_classes(model: ModelSpec, config: dict[str, Any]) -> int:
+def require_classes(model: ModelSpec, config: dict[str, Any], why: str = "") -> int:
     """The number of classes of a conditional ``model``'s data, or a clear refusal when the dataset has no labels
     (checked for every conditional model, a plugin's too, when its settings are resolved: sampling would otherwise
-    divide by the number of classes)."""
+    divide by the number of classes); ``why``: the dataset's own account of its missing classes
+    (``DatasetInfo.classes_note``), else a general one is given."""
     classes = int(config.get("num_classes") or 0)
     if classes < 2:
+        why = why or ("a folder gives none when images lie beside its sub-folders or it has only one; a plugin's "
+                      "dataset declares its classes as DatasetInfo(..., num_classes=N)")
         raise GanzooError(
             f"Model {model.name!r} is conditional and needs a dataset with class labels (mnist, fashion-mnist, cifar10, "
             f"or an image folder whose images all lie in sub-folders, one per class, two or more), but this dataset has "
-            f"{classes} classes (a folder gives none when images lie beside its sub-folders or it has only one; a "
-            f"plugin's dataset declares its classes as DatasetInfo(..., num_classes=N))."
+            f"{classes} {'class' if classes == 1 else 'classes'} ({why})."
         )
     return classes

@@ -83,6 +83,9 @@ class DatasetInfo:
     #: settings the dataset's paper trains with, as (name, value) pairs (pix2pix on facades: direction BtoA); they
     #: apply to the models that have the setting, over the models' defaults and under the user's own
     paper_settings: tuple[tuple[str, Any], ...] = ()
+    #: for data of fewer than two classes, why and what to do, as the end of the sentence a conditional model refuses
+    #: it with (an image folder names a file lying beside its class folders); empty: a general explanation
+    classes_note: str = ""
 
 
 @dataclass(frozen=True)

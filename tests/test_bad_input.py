@@ -82,6 +82,58 @@ def test_an_image_size_the_networks_cannot_take_is_named_before_the_run_already_
     assert result.exit_code == 1 and _one_line(result).startswith("Error: DCGAN cannot make 36x36 images")
 
 
+def test_a_folders_own_image_size_the_networks_cannot_take_says_it_came_from_the_folder(cli, tmp_path):
+    write_png_images(tmp_path / "photos", 4, size=100)
+    result = cli("train", "dcgan", "--data", tmp_path / "photos", "--out", tmp_path / "run", "--device", "cpu",
+                 ok=False)
+    assert result.exit_code == 1 and _one_line(result) == (
+        f"Error: DCGAN cannot make 100x100 images, the size of the images in {tmp_path / 'photos'}, which a run takes "
+        "when no --image-size is given; pass --image-size with a side of 8 or more that is 4 to 7 times a power of "
+        "two, such as 28, 32, 64 or 128.")
+
+
+def test_a_conditional_model_on_a_folder_without_classes_names_why_and_what_to_do(cli, tmp_path):
+    """A file lying beside the class folders is named; all images below one sub-folder, whose own sub-folders are
+    classes, is one class (not "1 classes"), and that sub-folder is the --data to pass."""
+    stray = tmp_path / "stray"
+    write_png_images(stray / "cats", 2, seed=1)
+    write_png_images(stray / "dogs", 2, seed=2)
+    write_png_images(stray, 1, seed=3)
+    nested = tmp_path / "nested"
+    write_png_images(nested / "all" / "cats", 2, seed=1)
+    write_png_images(nested / "all" / "dogs", 2, seed=2)
+    needs = ("Error: Model 'cgan' is conditional and needs a dataset with class labels (mnist, fashion-mnist, "
+             "cifar10, or an image folder whose images all lie in sub-folders, one per class, two or more), but this "
+             "dataset has ")
+    told = {name: _one_line(cli("train", "cgan", "--data", tmp_path / name, "--out", tmp_path / "run", ok=False))
+            for name in ("stray", "nested")}
+    assert told["stray"] == needs + (
+        f"0 classes (images such as {stray / 'img_000.png'} lie beside its sub-folders, and a folder gives classes "
+        f"only when every image lies in one of them; move such images into a class folder or out of {stray}).")
+    assert told["nested"] == needs + (
+        f"1 class (every image lies in {nested / 'all'}, whose sub-folders would be the classes; pass --data "
+        f"{nested / 'all'}).")
+
+
+def test_eval_tells_a_skipped_file_as_train_does(cli, tmp_path):
+    """One plain line, not Python's warning with its source line."""
+    import numpy as np
+    import torch
+
+    from ganzoo.metrics.classifier import DigitClassifier, save_classifier
+
+    torch.manual_seed(0)
+    save_classifier(tmp_path / "classifier.safetensors", DigitClassifier().eval(), test_accuracy=0.1)
+    folder = tmp_path / "digits"
+    write_png_images(folder, 12, size=28, mode="L")
+    (folder / "zz_broken.png").write_bytes(b"not an image")
+    np.savez(tmp_path / "fake.npz", images=np.zeros((12, 1, 28, 28), np.uint8))
+    result = cli("eval", "--samples", tmp_path / "fake.npz", "--data", folder, "--metrics", "digits",
+                 "--classifier", tmp_path / "classifier.safetensors")
+    assert f"warning: Skipped {folder / 'zz_broken.png'}: not a readable image (" in _one_line(result)
+    assert "BadImageWarning" not in result.output and "folder.py" not in result.output
+
+
 def test_running_out_of_memory_is_one_sentence_and_leaves_no_run_folder(cli, tmp_path, monkeypatch):
     huge = ("train", "gan", "--data", "ring8", "--epochs", "1", "--set", "hidden_dims=[20000000, 20000000]",
             "--device", "cpu", "--no-progress", "--out")  # a 2e7 x 2e7 layer: 1.42 PiB, refused by the allocator at once
@@ -112,7 +164,10 @@ def test_folder_with_only_undecodable_images(cli, tmp_path):
     for i in range(3):
         (folder / f"x{i}.png").write_bytes(b"these are not image bytes %d" % i)
     result = cli("train", *TINY_DCGAN, "--data", folder, "--out", tmp_path / "run", ok=False)
-    assert result.exit_code == 1 and "None of the 3 image files" in _one_line(result)
+    assert result.exit_code == 1 and _one_line(result) == (  # why, for the first two: the words of their warnings
+        f"Error: None of the 3 image files in {folder} could be decoded (x0.png: not a readable image (cannot "
+        f"identify image file '{folder / 'x0.png'}'); x1.png: not a readable image (cannot identify image file "
+        f"'{folder / 'x1.png'}'); and 1 more); check that they are images.")
 
 
 def test_mixed_sizes_and_modes_are_converted(tmp_path):

@@ -145,6 +145,35 @@ def test_a_dark_16_bit_picture_stays_dark(tmp_path):
     assert int(gray.max()) == 200
 
 
+def test_32_bit_pictures_are_read_over_their_range_or_skipped_saying_why(tmp_path):
+    """Floating-point pixels (mode F) are fractions of 0..1 (or 0..255 when some exceed 1), not black; 32-bit
+    values with no known black and white (negative ones) are skipped with the usual warning, not made black."""
+    from PIL import Image
+
+    from ganzoo.data.decoding import BadImageWarning
+    from ganzoo.registry import get_dataset
+
+    folder = tmp_path / "tiff"
+    folder.mkdir()
+    ramp = np.linspace(0, 1, 16 * 16).reshape(16, 16)
+    Image.fromarray(ramp.astype(np.float32)).save(folder / "a_fractions.tif")
+    Image.fromarray((ramp * 200).astype(np.float32)).save(folder / "b_levels.tif")
+    Image.fromarray((ramp * 2 - 1).astype(np.float32)).save(folder / "c_signed_float.tif")
+    Image.fromarray((ramp * 2000 - 1000).astype(np.int32)).save(folder / "d_signed_integer.tif")
+    spec = get_dataset(str(folder))
+    assert spec.info.channels == 1  # gray, as their mode says
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fractions, levels = spec.load(None, 16, 1).tensors["real"]
+    assert int(fractions.min()) == 0 and int(fractions.max()) == 255
+    assert int(levels.max()) == 200
+    assert [str(w.message) for w in caught if issubclass(w.category, BadImageWarning)] == [
+        f"Skipped {folder / 'c_signed_float.tif'}: its 32-bit floating-point pixels (mode F) run from -1 to 1, and "
+        "only values of 0..1 or 0..255 have a known black and white; save it with 8- or 16-bit pixels.",
+        f"Skipped {folder / 'd_signed_integer.tif'}: its 32-bit integer pixels (mode I) run from -1000 to 1000, and "
+        "only values of 0 or more have a known black and white; save it with 8- or 16-bit pixels."]
+
+
 def test_image_folder_native_size_and_channels(image_folder):
     from ganzoo.data.folder import probe
 
@@ -161,6 +190,68 @@ def test_class_subfolders_become_labels(tmp_path):
     assert spec.info.class_names == ("cats", "dogs")
     data = spec.load(None, 16, 3)
     assert data.tensors["label"].tolist() == [0, 0, 0, 1, 1]
+
+
+def test_a_folder_laid_out_as_a_split_trains_on_its_train_folder_alone(cli, tmp_path, monkeypatch):
+    """train/ beside val/ and test/: the classes are train/'s sub-folders, the held-out images are left out and the
+    load says so; the cache holds train/'s images and a resume reads the same ones. Another sub-folder beside them
+    makes no split: the sub-folders are the classes, as before."""
+    from ganzoo.data import decoded_cache
+    from ganzoo.evaluation import dataset_key
+    from ganzoo.registry import get_dataset
+
+    split = tmp_path / "pets"
+    write_png_images(split / "train" / "cats", 5, seed=1)
+    write_png_images(split / "train" / "dogs", 3, seed=2)
+    write_png_images(split / "val" / "cats", 2, seed=3)
+    write_png_images(split / "test" / "dogs", 2, seed=4)
+    spec = get_dataset(str(split))
+    assert spec.name == str(split) and spec.info.class_names == ("cats", "dogs")
+    data = spec.load(None, 16, 3)
+    assert data.tensors["label"].tolist() == [0] * 5 + [1] * 3
+    assert data.notes == (f"using {split / 'train'} (the training split of {split}; {split / 'test'} and "
+                          f"{split / 'val'} are left out)",)
+    key = dataset_key(str(split), tmp_path)  # eval's reference features: of train/'s images alone
+    write_png_images(split / "val" / "birds", 1, seed=8)
+    assert dataset_key(str(split), tmp_path) == key
+    write_png_images(tmp_path / "other" / "train", 2, seed=5)
+    write_png_images(tmp_path / "other" / "val", 2, seed=6)
+    write_png_images(tmp_path / "other" / "extra", 2, seed=7)
+    assert get_dataset(str(tmp_path / "other")).info.class_names == ("extra", "train", "val")
+
+    monkeypatch.setattr(decoded_cache, "MIN_CACHED_FILES", 4)
+    common = ("--epochs", "1", "--batch-size", "4", "--set", "hidden_dims=[16]", "--no-progress", "--device", "cpu")
+    first = " ".join(cli("train", "cgan", "--data", split, "--out", tmp_path / "run", *common).output.split())
+    assert f"using {split / 'train'} (the training split of {split};" in first
+    assert "cached the decoded images in" in first
+    resumed = cli("train", "cgan", "--resume", tmp_path / "run", "--epochs", "2", "--no-progress").output
+    resumed = " ".join(resumed.split())
+    assert "loaded 8 decoded images from the cache" in resumed and "changed" not in resumed
+    assert "done: 2 epochs" in resumed
+
+
+def test_a_class_folder_none_of_whose_files_decodes_is_refused_naming_it(tmp_path, monkeypatch):
+    """Kept, it would be a class with no images that samples could still be asked for; from the cache too."""
+    from ganzoo.data import decoded_cache
+    from ganzoo.registry import get_dataset
+
+    write_png_images(tmp_path / "pets" / "cats", 3, seed=1)
+    write_png_images(tmp_path / "pets" / "dogs", 2, seed=2)
+    (tmp_path / "pets" / "zzbroken").mkdir()
+    for name in ("a.png", "b.png"):
+        (tmp_path / "pets" / "zzbroken" / name).write_bytes(b"not an image")
+    broken = tmp_path / "pets" / "zzbroken"
+    sentence = (f"None of the 2 image files of the class folder {broken} could be decoded (a.png: not a readable "
+                f"image (cannot identify image file '{broken / 'a.png'}'); and 1 more), so that class would have no "
+                "images; fix or remove its files.")
+    for cached in (False, True, True):  # decoded, decoded into the cache, read from it
+        monkeypatch.setattr(decoded_cache, "MIN_CACHED_FILES", 4 if cached else 512)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(GanzooError) as refused:
+                get_dataset(str(tmp_path / "pets")).load(None, 16, 3)
+        assert str(refused.value) == sentence
+        assert decoded_cache.entry_path(tmp_path / "pets", 16, 3).is_file() == cached
 
 
 def test_linked_class_folders_are_followed_and_hidden_or_tool_folders_left_out(tmp_path):

@@ -38,7 +38,9 @@ CACHE_SWITCH_ENV = "GANZOO_DECODE_CACHE"
 #: A temporary file of a write older than this (seconds) was left by a killed process.
 STALE_SECONDS = 3600
 #: Bumped whenever decoding or the entry's layout changes, so older entries are not reused.
-FORMAT = "5"  # 4: pictures turned upright by their EXIF orientation; 5: 16-bit values always over 65535
+#: 4: pictures turned upright by their EXIF orientation; 5: 16-bit values always over 65535; 6: 32-bit floating-point
+#: pictures read over 0..1 (or 0..255), and 32-bit ones outside their ranges skipped.
+FORMAT = "6"
 #: Bytes kept for an entry's header, written after the images are decoded into the file behind it.
 HEADER_SPACE = 16384
 #: Where an entry's data starts: its 8-byte header length, then the header.

@@ -68,6 +68,28 @@ def unreadable_reason(exc: Exception) -> str:
     return f"not a readable image ({str(exc) or type(exc).__name__})"
 
 
+@contextmanager
+def skipped_files_told(say: Callable[[str], None], strict: bool = False) -> Iterator[None]:
+    """Within this block, each :class:`BadImageWarning` is told through ``say`` once the block ends, as
+    ``warning: Skipped FILE: why.``, rather than as Python shows a warning (with the source line that raised it);
+    other warnings are shown as usual. ``strict`` (``--strict-data``): the first such file ends the block in one
+    sentence naming it. What loading ``train`` and ``eval`` do both tell the user this way."""
+    from ganzoo.errors import GanzooError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("error" if strict else "always", BadImageWarning)
+        try:
+            yield
+        except BadImageWarning as exc:
+            raise GanzooError(f"{exc.path}: {exc.reason}; fix or remove it, "
+                              "or drop --strict-data to skip such files.") from None
+    for warning in caught:
+        if issubclass(warning.category, BadImageWarning):
+            say(f"warning: {warning.message}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 def default_workers(alone: bool = False) -> int:
     """``min(8, cores / processes on this node)``: torchrun's processes share the node's cores, unless
     this process decodes ``alone`` (the others waiting for it)."""

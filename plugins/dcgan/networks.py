@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, image_size_origin
 
 
 def layout(image_size: int) -> tuple[int, int]:
@@ -17,8 +17,8 @@ def layout(image_size: int) -> tuple[int, int]:
         if rest == 0 and 4 <= base <= 7:
             return base, upsamplings
     raise GanzooError(
-        f"DCGAN cannot make {image_size}x{image_size} images; use a side of 8 or more that is 4 to 7 times a power "
-        f"of two, such as 28, 32, 64 or 128 (--image-size)."
+        f"DCGAN cannot make {image_size}x{image_size} images{image_size_origin()}; pass --image-size with a side of 8 "
+        f"or more that is 4 to 7 times a power of two, such as 28, 32, 64 or 128."
     )
 
 
