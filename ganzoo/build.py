@@ -71,14 +71,17 @@ def _refuse_two_builders(hook_name: str, model: ModelSpec, config: dict[str, Any
 
 
 def refuse_undeclared_family_settings(model: ModelSpec, config: dict[str, Any]) -> None:
-    """Refuse a model of a family other plugins' models belong to (a third party's model of family ``dcgan``) that
-    lacks a setting every one of those models declares: the family's build hooks read them from the config, and a
-    missing one was a ``KeyError`` traceback inside the family's plugin."""
+    """Refuse a third party's model of a family other plugins' models belong to (family ``dcgan``) that lacks a
+    setting every one of those models declares: the family's build hooks read them from the config, and a missing
+    one was a ``KeyError`` traceback inside the family's plugin. For a new run's resolved ``config``: ganzoo's own
+    models are left alone, as are settings read back from files (older ones may lack a setting added since, which
+    the networks then default)."""
+    from ganzoo.plugin_manager import BUILT_IN
     from ganzoo.registry import get_registry
 
     others = [other for other in get_registry().models.items.values()
               if other.family == model.family and other.plugin != model.plugin]
-    if not others:
+    if not others or distribution_of(model.plugin) == BUILT_IN:
         return
     shared = set.intersection(*({h.name for h in other.hyperparameters} for other in others))
     missing = [h.name for h in others[0].hyperparameters if h.name in shared and h.name not in config]
@@ -92,7 +95,6 @@ def refuse_undeclared_family_settings(model: ModelSpec, config: dict[str, Any]) 
 
 def build_generator(model: ModelSpec, config: dict[str, Any]) -> Any:
     """The generator module of ``model``, built by the plugin that owns its family (the only one that answers)."""
-    refuse_undeclared_family_settings(model, config)
     _refuse_two_builders("build_generator", model, config)
     return _answer("build_generator", model, get_manager().hook.build_generator(model=model, config=config))
 

@@ -129,6 +129,7 @@ class Trainer:
         anchor = None  # where a decay re-planned for other --epochs on resume starts (see ganzoo.schedule)
         if resumed is None:
             self.config = resolve_config(self.model, dataset.info, request.overrides)
+            build.refuse_undeclared_family_settings(self.model, self.config)
             note = renamed_loss_note(self.model, self.config)
             if note and self.main:
                 self._say(note)
