@@ -35,7 +35,7 @@ DEFAULT_NUM = 64
               help="with --drs: the discriminator file [default: discriminator.safetensors beside --weights]")
 @click.option("--out", type=GivenPath(dir_okay=False, path_type=Path), required=True,
               help=".png for a picture, .npz for arrays (images uint8 N,C,H,W or samples float N,D; "
-                   "labels int64 N for conditional models)")
+                   "labels int64 N and their class_names for conditional models)")
 def sample(model: str, weights: Path | None, pretrained: str | None, num: int | None, wanted: str | None,
            per_class: int | None, seed: int, batch_size: int, device: str | None, drs: bool, drs_quantile: float,
            discriminator: Path | None, out: Path) -> None:
@@ -87,7 +87,8 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     check_writable(out, "--out", create=False)
     samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
                                 labels=labels)
-    sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class,
+    names = sampling.class_names(loaded.config) if labels is not None else None
+    sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class, names=names,
                            **_points_picture(loaded, out, total))
     what = ""
     if wanted is not None:

@@ -39,6 +39,9 @@ def resolve_class(config: dict[str, Any], wanted: str) -> int:
         return names.index(wanted)
     if wanted.isascii() and wanted.isdigit() and int(wanted) < len(names):  # not "²", which int() refuses
         return int(wanted)
+    folded = [index for index, name in enumerate(names) if name.casefold() == wanted.casefold()]
+    if len(folded) == 1:  # "Apple" for the folder apple/; two names that differ only in case stay as they are
+        return folded[0]
     listing = ", ".join(name if name == str(i) else f"{i}={name}" for i, name in enumerate(names))
     raise GanzooError(f"Unknown class {wanted!r}: this generator knows {len(names)} classes; give an index or a name among {listing}.")
 
@@ -158,9 +161,10 @@ def generated_reference(dataset: str | None, num: int) -> Any:
 
 
 def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any = None,  # noqa: F821
-                  labels: Any = None, nrow: int | None = None, title: str | None = None) -> None:
+                  labels: Any = None, nrow: int | None = None, title: str | None = None,
+                  names: list[str] | None = None) -> None:
     """``.png``: a grid (images, ``nrow`` per row) or a scatter/histogram (vectors); ``.npz``: ``images`` uint8
-    or ``samples`` float, plus ``labels`` int64 when given.
+    or ``samples`` float, plus ``labels`` int64 and the ``class_names`` they index (text) when given.
 
     A write that fails anyway after :func:`ganzoo.safefile.check_writable` (a full disk, a folder that vanished)
     ends in the same one sentence naming ``path`` rather than a traceback.
@@ -173,20 +177,24 @@ def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".npz":
-            _write_npz(path, samples, data_kind, labels)
+            _write_npz(path, samples, data_kind, labels, names)
         else:
             _write_picture(path, samples, data_kind, real, nrow, title or f"{len(samples)} samples")
     except OSError as exc:
         raise cannot_write(path, exc, "--out") from None
 
 
-def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any) -> None:  # noqa: F821
-    """The arrays of :func:`write_samples`' ``.npz``: what ``ganzoo eval --samples`` reads back."""
+def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any,  # noqa: F821
+               names: list[str] | None) -> None:
+    """The arrays of :func:`write_samples`' ``.npz``: what ``ganzoo eval --samples`` reads back. Class names are
+    a text array (numpy's fixed-width unicode, which ``np.load`` reads without unpickling anything)."""
     from ganzoo.safefile import atomic_target
 
     arrays = {"images": to_uint8(samples).cpu().numpy()} if data_kind == "images" else {"samples": samples.float().cpu().numpy()}
     if labels is not None:
         arrays["labels"] = labels.cpu().numpy().astype(np.int64)
+        if names:
+            arrays["class_names"] = np.array(names, dtype=str)
     with atomic_target(path) as temporary, open(temporary, "wb") as handle:  # a full disk keeps a good file whole
         np.savez(handle, **arrays)
 
