@@ -33,9 +33,10 @@ DEFAULT_NUM = 64
                    "higher keeps fewer, more typical samples")
 @click.option("--discriminator", type=GivenPath(dir_okay=False, path_type=Path),
               help="with --drs: the discriminator file [default: discriminator.safetensors beside --weights]")
-@click.option("--out", type=GivenPath(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", type=GivenPath(path_type=Path), required=True,
               help=".png for a picture, .npz for arrays (images uint8 N,C,H,W or samples float N,D; "
-                   "labels int64 N for conditional models)")
+                   "labels int64 N and their class_names for conditional models), or a folder name without an "
+                   "ending for one PNG per sample (000000.png..., as FID tools read)")
 def sample(model: str, weights: Path | None, pretrained: str | None, num: int | None, wanted: str | None,
            per_class: int | None, seed: int, batch_size: int, device: str | None, drs: bool, drs_quantile: float,
            discriminator: Path | None, out: Path) -> None:
@@ -60,8 +61,12 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     if out.name.lower() in sampling.SAMPLE_SUFFIXES:  # Path(".png").suffix is "": a hidden file with no ending
         raise click.UsageError(f"--out {out.name!r} is an ending without a file name; give a name before it, as in "
                                f"--out samples{out.name.lower()}.")
-    if out.suffix.lower() not in sampling.SAMPLE_SUFFIXES:
-        raise click.UsageError(f"--out must end in .png or .npz, got {out.name!r}.")
+    if out.suffix and out.suffix.lower() not in sampling.SAMPLE_SUFFIXES:
+        raise click.UsageError(f"--out must end in .png or .npz, or be a folder name without an ending (one picture "
+                               f"per sample), got {out.name!r}.")
+    if not out.suffix and out.is_file():
+        raise click.UsageError(f"--out {out} is a file without an ending; give a .png or .npz name, or a folder for "
+                               "one picture per sample.")
     if (wanted is not None or per_class is not None) and not sampling.is_conditional(spec):
         raise click.UsageError(f"Model {model!r} is unconditional; --class and --per-class need a conditional model such as cgan or acgan.")
     if wanted is not None and per_class is not None:
@@ -77,17 +82,21 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
                                "with it; drop --drs, or use --weights of a 'ganzoo train' run, whose folder holds both.")
     path = weights_path(model, weights, pretrained)
     critic_file = (discriminator or path.parent / DISCRIMINATOR_FILE) if drs else None
-    refuse_replacing(out, "--out", out.suffix.lower(), [path, critic_file])
+    if out.suffix:
+        refuse_replacing(out, "--out", out.suffix.lower(), [path, critic_file])
     loaded = load_generator(path, model, str(pick_device(device)))
+    if not out.suffix:
+        _check_picture_folder(out, loaded, path)
     if critic_file is not None:
         _sample_with_rejection(loaded, critic_file, num or DEFAULT_NUM, seed, batch_size, drs_quantile, out)
         return
     labels = sampling.requested_labels(loaded.model, loaded.config, num or DEFAULT_NUM, wanted, per_class)
     total = len(labels) if labels is not None else num or DEFAULT_NUM
-    check_writable(out, "--out", create=False)
+    check_writable(out, "--out", folder=not out.suffix, create=False)
     samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
                                 labels=labels)
-    sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class,
+    names = sampling.class_names(loaded.config) if labels is not None else None
+    sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class, names=names,
                            **_points_picture(loaded, out, total))
     what = ""
     if wanted is not None:
@@ -95,7 +104,26 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     elif per_class is not None:
         rows = ", one row per class" if out.suffix.lower() == ".png" else ""  # an .npz has no rows
         what = f" ({per_class} per class{rows})"
-    console().print(f"wrote {total} sample{'s' if total != 1 else ''} of {model}{what} to {out}")
+    console().print(f"wrote {total} sample{'s' if total != 1 else ''} of {model}{what} to {_written_to(out)}")
+
+
+def _written_to(out: Path) -> str:
+    """Where the samples went, as the closing line says it: the file, or the folder of one picture each."""
+    return str(out) if out.suffix else f"{out}/ (one PNG each)"
+
+
+def _check_picture_folder(out: Path, loaded: Any, weights: Path) -> None:
+    """Refuse a folder ``out`` for one picture per sample that cannot take them: a model of points, or a run folder
+    (whose files are no samples). Pictures already there under the names of these samples are replaced, as a
+    .png or .npz of samples is."""
+    from ganzoo.errors import GanzooError
+    from ganzoo.run_folder import run_results
+
+    if loaded.config["data_kind"] != "images":
+        raise GanzooError(f"Model {loaded.model.name!r} makes points, not pictures, so --out {out} (a folder of one "
+                          "picture per sample) cannot hold them; write them to a .npz file or a .png plot.")
+    if run_results(out) or out.resolve() == weights.parent.resolve():
+        raise GanzooError(f"--out {out} holds a training run; give the samples a folder of their own.")
 
 
 def _points_picture(loaded: Any, out: Path, num: int) -> dict[str, Any]:
@@ -125,9 +153,9 @@ def _sample_with_rejection(loaded: Any, discriminator: Path, num: int, seed: int
         raise GanzooError(reason)
     device = next(loaded.module.parameters()).device
     critic = load_discriminator(discriminator, loaded, str(device))
-    check_writable(out, "--out", create=False)
+    check_writable(out, "--out", folder=not out.suffix, create=False)
     result = rejection.rejection_sample(loaded.model, loaded.config, loaded.module, critic, num, seed=seed,
                                         batch_size=batch_size, quantile=quantile)
     sampling.write_samples(out, result.samples, loaded.config["data_kind"], **_points_picture(loaded, out, num))
-    console().print(f"wrote {num} sample{'s' if num != 1 else ''} of {loaded.model.name} to {out}: rejection sampling kept "
+    console().print(f"wrote {num} sample{'s' if num != 1 else ''} of {loaded.model.name} to {_written_to(out)}: rejection sampling kept "
                     f"{100 * result.acceptance:.1f} % of {result.candidates} candidates (quantile {quantile})")

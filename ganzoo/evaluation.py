@@ -130,7 +130,19 @@ def read_samples(path: str | os.PathLike[str]) -> Samples:
         raise GanzooError(f"{path} holds {count} sample{'s' if count != 1 else ''}; scores need at least 2 (thousands "
                           f"for stable ones), so write more with 'ganzoo sample --num N --out x.npz'.")
     samples.labels = _labels(path, content.get("labels"), count)
+    samples.class_names = _class_names(content.get("class_names"), samples.labels)
     return samples
+
+
+def _class_names(names: np.ndarray | None, labels: np.ndarray | None) -> tuple[str, ...] | None:
+    """The class each label index names, as 'ganzoo sample' writes them beside the labels (a folder's class
+    sub-folders: ``eight`` before ``five``), so that scores read each class by its name; None when the file has
+    none, or none that every label indexes (an index is then its own class)."""
+    if names is None or labels is None or names.ndim != 1 or names.dtype.kind != "U":
+        return None
+    if len(labels) and int(labels.max()) >= len(names):
+        return None
+    return tuple(str(name) for name in names)
 
 
 def _labels(path: str | os.PathLike[str], labels: np.ndarray | None, count: int) -> np.ndarray | None:

@@ -39,6 +39,9 @@ def resolve_class(config: dict[str, Any], wanted: str) -> int:
         return names.index(wanted)
     if wanted.isascii() and wanted.isdigit() and int(wanted) < len(names):  # not "²", which int() refuses
         return int(wanted)
+    folded = [index for index, name in enumerate(names) if name.casefold() == wanted.casefold()]
+    if len(folded) == 1:  # "Apple" for the folder apple/; two names that differ only in case stay as they are
+        return folded[0]
     listing = ", ".join(name if name == str(i) else f"{i}={name}" for i, name in enumerate(names))
     raise GanzooError(f"Unknown class {wanted!r}: this generator knows {len(names)} classes; give an index or a name among {listing}.")
 
@@ -158,9 +161,11 @@ def generated_reference(dataset: str | None, num: int) -> Any:
 
 
 def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any = None,  # noqa: F821
-                  labels: Any = None, nrow: int | None = None, title: str | None = None) -> None:
+                  labels: Any = None, nrow: int | None = None, title: str | None = None,
+                  names: list[str] | None = None) -> None:
     """``.png``: a grid (images, ``nrow`` per row) or a scatter/histogram (vectors); ``.npz``: ``images`` uint8
-    or ``samples`` float, plus ``labels`` int64 when given.
+    or ``samples`` float, plus ``labels`` int64 and the ``class_names`` they index (text) when given; a path
+    without an ending: a folder of one PNG per image (:func:`sample_file_names`).
 
     A write that fails anyway after :func:`ganzoo.safefile.check_writable` (a full disk, a folder that vanished)
     ends in the same one sentence naming ``path`` rather than a traceback.
@@ -168,25 +173,44 @@ def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any
     from ganzoo.safefile import cannot_write
 
     suffix = path.suffix.lower()
-    if suffix not in SAMPLE_SUFFIXES:
-        raise GanzooError(f"Cannot write samples to {path}: use a .png (picture) or .npz (arrays) file name.")
+    if suffix and suffix not in SAMPLE_SUFFIXES:
+        raise GanzooError(f"Cannot write samples to {path}: use a .png (picture) or .npz (arrays) file name, or a "
+                          "folder name without an ending (one picture per sample).")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if suffix == ".npz":
-            _write_npz(path, samples, data_kind, labels)
+        if not suffix:
+            from ganzoo.visual import save_image_files
+
+            save_image_files(to_uint8(samples), path, sample_file_names(len(samples), labels, names))
+        elif suffix == ".npz":
+            _write_npz(path, samples, data_kind, labels, names)
         else:
             _write_picture(path, samples, data_kind, real, nrow, title or f"{len(samples)} samples")
     except OSError as exc:
         raise cannot_write(path, exc, "--out") from None
 
 
-def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any) -> None:  # noqa: F821
-    """The arrays of :func:`write_samples`' ``.npz``: what ``ganzoo eval --samples`` reads back."""
+def sample_file_names(count: int, labels: Any = None, names: list[str] | None = None) -> list[str]:
+    """The file names of ``count`` samples written one picture each: ``000000.png``..., sorting in drawing order,
+    and ``000000-dog.png`` with its class name (or index) for a conditional model's."""
+    width = max(6, len(str(count - 1)))
+    if labels is None:
+        return [f"{index:0{width}d}.png" for index in range(count)]
+    classes = [names[int(label)] if names else str(int(label)) for label in labels]
+    return [f"{index:0{width}d}-{name}.png" for index, name in enumerate(classes)]
+
+
+def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any,  # noqa: F821
+               names: list[str] | None) -> None:
+    """The arrays of :func:`write_samples`' ``.npz``: what ``ganzoo eval --samples`` reads back. Class names are
+    a text array (numpy's fixed-width unicode, which ``np.load`` reads without unpickling anything)."""
     from ganzoo.safefile import atomic_target
 
     arrays = {"images": to_uint8(samples).cpu().numpy()} if data_kind == "images" else {"samples": samples.float().cpu().numpy()}
     if labels is not None:
         arrays["labels"] = labels.cpu().numpy().astype(np.int64)
+        if names:
+            arrays["class_names"] = np.array(names, dtype=str)
     with atomic_target(path) as temporary, open(temporary, "wb") as handle:  # a full disk keeps a good file whole
         np.savez(handle, **arrays)
 

@@ -19,6 +19,21 @@ def save_image_grid(images: Any, path: Path, nrow: int | None = None) -> None:
                    value_range=(-1, 1), padding=2)
 
 
+def save_image_files(pixels: Any, folder: Path, names: list[str]) -> None:
+    """Save uint8 images (N, C, H, W), one PNG each, as ``folder/NAME`` for each of ``names`` (what FID tools and
+    other programs that read a folder of pictures take); each written whole or not at all."""
+    from PIL import Image
+
+    from ganzoo.safefile import atomic_target
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for array, name in zip(pixels.permute(0, 2, 3, 1).cpu().numpy(), names, strict=True):
+        gray = array.shape[-1] == 1
+        picture = Image.fromarray(array[..., 0] if gray else array, "L" if gray else "RGB")
+        with atomic_target(folder / name) as temporary:
+            picture.save(temporary, format="png")
+
+
 def _pyplot():
     import matplotlib
 

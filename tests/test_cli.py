@@ -229,10 +229,37 @@ def test_sample_and_eval_take_a_run_folder_for_its_generator_file(cli, tmp_path)
     cli("sample", "gan", "--weights", stopped, "--num", "16", "--out", tmp_path / "y.npz")
 
 
+def test_sample_out_a_folder_writes_one_picture_per_sample(cli, tmp_path):
+    """For programs that read a folder of pictures (FID tools): the pixels of each file are those of the .npz the
+    same draw writes, named in drawing order (with the class for a conditional model); points are refused."""
+    import numpy as np
+    from PIL import Image
+
+    cli("sample", "gan", "--pretrained", "gan-mnist", "--num", "12", "--out", tmp_path / "digits")
+    cli("sample", "gan", "--pretrained", "gan-mnist", "--num", "12", "--out", tmp_path / "digits.npz")
+    names = sorted(path.name for path in (tmp_path / "digits").iterdir())
+    assert names == [f"{index:06d}.png" for index in range(12)]
+    with np.load(tmp_path / "digits.npz", allow_pickle=False) as arrays:
+        images = arrays["images"]
+    for index, name in enumerate(names):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "digits" / name)), images[index, 0])
+    per_class = cli("sample", "cdcgan", "--pretrained", "cdcgan-mnist", "--per-class", "1", "--out", tmp_path / "rows")
+    assert sorted(path.name for path in (tmp_path / "rows").iterdir())[:2] == ["000000-0.png", "000001-1.png"]
+    assert f"to {tmp_path / 'rows'}/ (one PNG each)" in " ".join(per_class.output.split())
+    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--batch-size", "2048", "--out", tmp_path / "ring",
+        "--no-progress")
+    points = cli("sample", "gan", "--weights", tmp_path / "ring", "--out", tmp_path / "points", ok=False)
+    assert points.exit_code == 1 and "makes points, not pictures" in points.output and not (tmp_path / "points").exists()
+    run = cli("sample", "gan", "--pretrained", "gan-mnist", "--out", tmp_path / "ring", ok=False)
+    assert " ".join(run.output.split()) == (f"Error: --out {tmp_path / 'ring'} holds a training run; give the samples "
+                                            "a folder of their own.")
+
+
 @pytest.mark.parametrize("out, message", [
     (".png", "--out '.png' is an ending without a file name; give a name before it, as in --out samples.png."),
     ("grids/.NPZ", "--out '.NPZ' is an ending without a file name; give a name before it, as in --out samples.npz."),
-    ("grid.jpg", "--out must end in .png or .npz, got 'grid.jpg'."),
+    ("grid.jpg", "--out must end in .png or .npz, or be a folder name without an ending (one picture per sample), "
+                 "got 'grid.jpg'."),
 ])
 def test_sample_out_needs_a_file_name_and_a_known_ending(cli, tmp_path, monkeypatch, out, message):
     monkeypatch.chdir(tmp_path)

@@ -136,6 +136,19 @@ def test_a_generator_of_named_classes_is_scored_against_the_digits_its_classes_n
             assert 0 <= metrics["digits_conditional_accuracy"] <= 1 and note[:40] not in result.output
         else:
             assert "digits_conditional_accuracy" not in metrics and note in " ".join(result.output.split())
+        # samples written to a file keep their class names, and the file's scores read each class by its name
+        cli("sample", "cgan", "--weights", run, "--class", folders[1].upper(), "--num", "20", "--out",
+            tmp_path / "drawn.npz")  # a name in another case than its folder's, unique: taken
+        with np.load(tmp_path / "drawn.npz", allow_pickle=False) as drawn:
+            assert drawn["class_names"].tolist() == list(folders) and drawn["labels"].tolist() == [1] * 20
+        result = cli("eval", "--samples", tmp_path / "drawn.npz", "--data", data, "--metrics", "digits",
+                     "--classifier", classifier, "--json", out)
+        metrics = json.loads(out.read_text())["metrics"]
+        if folders[0] == "eight":
+            assert 0 <= metrics["digits_conditional_accuracy"] <= 1
+        else:
+            assert "digits_conditional_accuracy" not in metrics and note in \
+                " ".join(result.output.split())
 
 
 def write_points(path: Path, points: np.ndarray) -> Path:
