@@ -114,16 +114,21 @@ def _written_to(out: Path) -> str:
 
 def _check_picture_folder(out: Path, loaded: Any, weights: Path) -> None:
     """Refuse a folder ``out`` for one picture per sample that cannot take them: a model of points, or a run folder
-    (whose files are no samples). Pictures already there under the names of these samples are replaced, as a
-    .png or .npz of samples is."""
+    (whose files are no samples), or one holding other files than an earlier draw's pictures, which are replaced
+    as a .png or .npz of samples is (all of them: a smaller draw leaves none of a larger one's behind)."""
     from ganzoo.errors import GanzooError
     from ganzoo.run_folder import run_results
+    from ganzoo.sampling import earlier_sample_files
 
     if loaded.config["data_kind"] != "images":
         raise GanzooError(f"Model {loaded.model.name!r} makes points, not pictures, so --out {out} (a folder of one "
                           "picture per sample) cannot hold them; write them to a .npz file or a .png plot.")
     if run_results(out) or out.resolve() == weights.parent.resolve():
         raise GanzooError(f"--out {out} holds a training run; give the samples a folder of their own.")
+    others = sorted(set(out.iterdir()) - set(earlier_sample_files(out))) if out.is_dir() else []
+    if others:
+        raise GanzooError(f"--out {out} holds other files than pictures 'ganzoo sample' wrote (first: {others[0].name}), "
+                          "which the samples must not mix with; give them an empty or new folder.")
 
 
 def _points_picture(loaded: Any, out: Path, num: int) -> dict[str, Any]:

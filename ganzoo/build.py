@@ -79,9 +79,14 @@ def refuse_undeclared_family_settings(model: ModelSpec, config: dict[str, Any]) 
     from ganzoo.plugin_manager import BUILT_IN
     from ganzoo.registry import get_registry
 
+    builders = {impl.plugin_name for impl in get_manager().hook.build_generator.get_hookimpls()
+                if not (impl.hookwrapper or impl.wrapper)}
+    if model.plugin in builders or distribution_of(model.plugin) == BUILT_IN:  # it builds its family itself
+        return
+    # the family's models from plugins that build networks: the settings they all declare are what it is built from
     others = [other for other in get_registry().models.items.values()
-              if other.family == model.family and other.plugin != model.plugin]
-    if not others or distribution_of(model.plugin) == BUILT_IN:
+              if other.family == model.family and other.plugin != model.plugin and other.plugin in builders]
+    if not others:
         return
     shared = set.intersection(*({h.name for h in other.hyperparameters} for other in others))
     missing = [h.name for h in others[0].hyperparameters if h.name in shared and h.name not in config]

@@ -115,11 +115,13 @@ def require_latent_dim(model: ModelSpec, config: dict[str, Any]) -> None:
 def require_valid_defaults(model: ModelSpec, data_kind: str) -> None:
     """Refuse a model whose plugin declares a default (for ``data_kind``) that the checks of the settings refuse
     (``latent_dim`` given as the text ``"4"``, a negative ``lr``), before the user's settings are read: the user set
-    nothing, so the sentence names the plugin rather than say it as of a value the user typed."""
+    nothing, so the sentence names the plugin rather than say it as of a value the user typed. A default of None
+    (a setting the user must give, ``Hyperparameter("epochs", None, ...)``) is left to the check of what was given."""
     from ganzoo.config import TRAINING_HYPERPARAMETERS, validate_numbers
 
+    declared = {key: value for key, value in model.defaults(data_kind).items() if value is not None}
     try:
-        validate_numbers({**{hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}, **model.defaults(data_kind)})
+        validate_numbers({**{hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}, **declared})
     except GanzooError as exc:
         raise GanzooError(f"Model {model.name!r} ({_named(model.plugin)}) declares a default that ganzoo refuses: "
                           f"{str(exc).rstrip('.')}; fix the plugin's Hyperparameter or report it to its authors.") from None

@@ -16,7 +16,7 @@ def data_line(model: str, dataset: str, data: Any, config: dict[str, Any], steps
               device: str, processes: int = 1) -> str:
     """``training MODEL on DATASET: WHAT; batch B, S steps an epoch, E epochs, on DEVICE``."""
     epochs = int(config["epochs"])
-    on = f"{processes} processes on {device}" if processes > 1 else device
+    on = f"{processes} processes on {device.split(':')[0]}" if processes > 1 else device  # cuda:0, cuda:1...: cuda
     return (f"training {model} on {dataset}: {describe_data(data, config)}; batch {int(config['batch_size'])}, "
             f"{steps_per_epoch:,} step{'s' if steps_per_epoch != 1 else ''} an epoch, {epochs} "
             f"epoch{'s' if epochs != 1 else ''}, on {on}")
@@ -24,7 +24,15 @@ def data_line(model: str, dataset: str, data: Any, config: dict[str, Any], steps
 
 def describe_data(data: Any, config: dict[str, Any]) -> str:
     """What ``data`` holds: image pairs or two domains (translation sets), images with their shape and classes,
-    or vectors; a plugin's other kind of data by its length."""
+    or vectors; a plugin's other kind of data by its length. Only said, never checked: what it cannot describe (a
+    plugin's data of another make) it counts, so that this line never stops a run."""
+    try:
+        return _described(data, config)
+    except Exception:  # noqa: BLE001 - a line of information; the checks of the data are elsewhere
+        return f"{len(data):,} samples"
+
+
+def _described(data: Any, config: dict[str, Any]) -> str:
     sizes = getattr(data, "sizes", None)
     if sizes is not None:  # a translation set (in memory or streamed)
         count_a, count_b = sizes()
@@ -53,7 +61,10 @@ def class_counts(labels: Any, classes: int, names: list[str] | None) -> str:
     :data:`LISTED_CLASSES`."""
     import torch
 
-    counts = torch.bincount(labels.reshape(-1).long().cpu(), minlength=classes).tolist()
+    labels = labels.reshape(-1).long().cpu()
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:  # -1 for unlabelled, say
+        return f"{classes} classes"
+    counts = torch.bincount(labels, minlength=classes).tolist()
     if classes > LISTED_CLASSES:
         return f"{classes} classes of {min(counts):,} to {max(counts):,} each"
     names = names if names and len(names) == classes else [str(index) for index in range(classes)]

@@ -7,6 +7,7 @@ class), or, when nothing is asked, the classes in turn.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,8 @@ def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any
         if not suffix:
             from ganzoo.visual import save_image_files
 
+            for earlier in earlier_sample_files(path):  # an earlier draw's pictures go, not mixed with these
+                earlier.unlink()
             save_image_files(to_uint8(samples), path, sample_file_names(len(samples), labels, names))
         elif suffix == ".npz":
             _write_npz(path, samples, data_kind, labels, names)
@@ -196,8 +199,33 @@ def sample_file_names(count: int, labels: Any = None, names: list[str] | None = 
     width = max(6, len(str(count - 1)))
     if labels is None:
         return [f"{index:0{width}d}.png" for index in range(count)]
-    classes = [names[int(label)] if names else str(int(label)) for label in labels]
-    return [f"{index:0{width}d}-{name}.png" for index, name in enumerate(classes)]
+    classes = [_file_name_part(names[int(label)]) if names else "" for label in labels]
+    return [f"{index:0{width}d}-{name or int(label)}.png" for index, (name, label) in enumerate(zip(classes, labels))]
+
+
+#: The name of a picture :func:`sample_file_names` gives.
+SAMPLE_FILE = re.compile(r"\d{6,}(-.+)?\.png")
+
+
+def earlier_sample_files(folder: Path) -> list[Path]:
+    """The pictures an earlier ``sample --out FOLDER`` wrote in ``folder`` (none when it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir() if SAMPLE_FILE.fullmatch(path.name) and path.is_file()]
+
+
+#: The longest class name (in UTF-8 bytes) a sample's file name takes; a longer one gives its index instead.
+NAME_PART_BYTES = 100
+
+
+def _file_name_part(name: str) -> str:
+    """``name`` when it can be part of a file name on any common system (no separator, control character or
+    character Windows refuses, not only dots, short enough), else "" (the class index stands in)."""
+    if not name or name.strip(".") == "" or len(name.encode()) > NAME_PART_BYTES:
+        return ""
+    if any(char in '/\\:*?"<>|' or ord(char) < 32 for char in name):
+        return ""
+    return name
 
 
 def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any,  # noqa: F821

@@ -36,7 +36,7 @@ CHOICES = {"d_norm": ("batch", "layer", "none"), "direction": ("AtoB", "BtoA")}
 #: Settings the core and the built-in losses read as real numbers (rates, betas, loss weights): one a plugin gives a
 #: whole-number default (``Hyperparameter("lr", 1)``) still takes a fraction (``--lr 0.001``).
 REAL_NUMBERS = frozenset({"lr", "lr_d", "lr_g", "instance_noise", "label_smoothing", "d_weight_penalty", "r1_gamma",
-                          "ema_decay", "max_memory_gb", *AT_LEAST_ZERO, *POSITIVE, *FRACTIONS})
+                          "ema_decay", "max_memory_gb", *AT_LEAST_ZERO, *FRACTIONS})
 
 
 def refuse_dataset_keys(overrides: dict[str, Any], model_name: str) -> None:

@@ -250,9 +250,26 @@ def test_sample_out_a_folder_writes_one_picture_per_sample(cli, tmp_path):
         "--no-progress")
     points = cli("sample", "gan", "--weights", tmp_path / "ring", "--out", tmp_path / "points", ok=False)
     assert points.exit_code == 1 and "makes points, not pictures" in points.output and not (tmp_path / "points").exists()
+    cli("sample", "gan", "--pretrained", "gan-mnist", "--num", "3", "--out", tmp_path / "digits")  # a smaller draw
+    assert sorted(path.name for path in (tmp_path / "digits").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+    (tmp_path / "digits" / "notes.txt").write_text("mine")
+    mixed = cli("sample", "gan", "--pretrained", "gan-mnist", "--out", tmp_path / "digits", ok=False)
+    assert "holds other files than pictures 'ganzoo sample' wrote (first: notes.txt)" in " ".join(mixed.output.split())
+    assert len(list((tmp_path / "digits").iterdir())) == 4
     run = cli("sample", "gan", "--pretrained", "gan-mnist", "--out", tmp_path / "ring", ok=False)
     assert " ".join(run.output.split()) == (f"Error: --out {tmp_path / 'ring'} holds a training run; give the samples "
                                             "a folder of their own.")
+
+
+def test_a_sample_file_name_takes_a_class_name_only_where_any_system_takes_it():
+    import torch
+
+    from ganzoo.sampling import sample_file_names
+
+    names = ["T-shirt/top", "dog", "\u00e9" * 80, "..", "a:b", "z\u00fcrich"]
+    assert sample_file_names(6, torch.arange(6), names) == [
+        "000000-0.png", "000001-dog.png", "000002-2.png", "000003-3.png", "000004-4.png", "000005-z\u00fcrich.png"]
+    assert sample_file_names(1_000_001, None)[-1] == "1000000.png"
 
 
 @pytest.mark.parametrize("out, message", [
@@ -404,6 +421,29 @@ def test_training_starts_by_saying_what_data_it_found_and_how_it_goes_through_it
                  tmp_path / "ring")
     assert "training gan on ring8: 51,200 vectors of 2 values; batch 512, 100 steps an epoch, 1 epoch, on cpu" \
         in points.output
+
+
+def test_the_data_line_never_stops_a_run_over_what_it_cannot_count():
+    """Labels outside the classes (-1 for unlabelled samples, as semi-supervised sets mark them) give the number of
+    classes alone; data of a plugin's own make is counted."""
+    import torch
+
+    from ganzoo.data import InMemoryData
+    from ganzoo.run_summary import describe_data
+    from ganzoo.specs import DatasetInfo
+
+    info = DatasetInfo("vectors", dim=2, num_classes=3)
+    data = InMemoryData("semi", info, {"real": torch.zeros(4, 2), "label": torch.tensor([-1, 0, 1, 2])})
+    assert describe_data(data, {"num_classes": 3}) == "4 vectors of 2 values, 3 classes"
+
+    class Rows:
+        tensors = {"real": "not a tensor"}
+        info = DatasetInfo("images", channels=1, image_size=8)
+
+        def __len__(self):
+            return 7
+
+    assert describe_data(Rows(), {}) == "7 samples"
 
 
 def test_a_folder_named_like_a_registered_dataset_is_pointed_out_and_taken_when_given_as_a_path(cli, tmp_path,

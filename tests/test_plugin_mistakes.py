@@ -203,6 +203,13 @@ def test_a_whole_number_default_of_a_setting_read_as_a_real_number_takes_a_fract
     assert (config["lr"], config["beta2"]) == (0.001, 0.9)
 
 
+def test_a_default_of_none_is_a_setting_the_user_gives_not_a_mistake(cli, install, tmp_path):
+    """``Hyperparameter("epochs", None, ...)``: a setting the plugin wants given; given, the model trains."""
+    install(PLUGIN_TEMPLATE.replace(TINY_HYPERPARAMETERS, TINY_HYPERPARAMETERS + (
+        ' Hyperparameter("epochs", None, "give it"),')))
+    assert cli("train", "tinygan", "--epochs", "1", "--out", tmp_path / "run", "--no-progress").exit_code == 0
+
+
 def test_a_dataset_whose_load_returns_something_else_is_one_sentence(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace('return InMemoryData("tiny-blobs", DatasetInfo("vectors", dim=2), {"real": points})',
                                     'return {"real": points}'))
@@ -530,6 +537,22 @@ def test_a_model_of_another_plugins_family_must_declare_the_settings_its_network
                            "whose networks are built from settings it does not declare (g_width, d_width"), said
     assert said.endswith("); declare them in its hyperparameters, as model 'dcgan' does ('ganzoo info dcgan' lists "
                          "them with their defaults)."), said
+
+
+def test_the_model_of_a_plugin_that_builds_its_family_is_not_held_to_another_plugins_settings(cli, install,
+                                                                                              tmp_path):
+    """Another plugin's model of the tiny family declares one more setting: the family's own plugin, which builds
+    its networks, still trains its model (the settings come from the family's builders, not from its reusers)."""
+    from conftest import make_distribution
+
+    reuser = FAMILY_REUSED.replace('name="lsdcgan", family="dcgan"', 'name="tinyplus", family="tiny"').replace(
+        "HYPERPARAMETERS", '(Hyperparameter("latent_dim", 4, "n"), Hyperparameter("width", 8, "w"), '
+                           'Hyperparameter("extra", 1, "e"))')
+    make_distribution(tmp_path / "site", "ganzoo-reuser", "ganzoo_reuser", reuser, "reuser")
+    install(PLUGIN_TEMPLATE)
+    trained = cli("train", "tinygan", "--epochs", "1", "--no-progress", "--out", tmp_path / "own")
+    assert trained.exit_code == 0, trained.output
+    sys.modules.pop("ganzoo_reuser", None)
 
 
 def test_a_model_of_another_plugins_family_that_takes_its_settings_trains(cli, install, tmp_path, image_folder):

@@ -79,10 +79,11 @@ def training_split(folder: Path) -> tuple[Path, str | None]:
     folder's own sub-folders being the classes, rather than classes called "train" and "val" with the held-out
     images trained on. The choice follows the folder's layout only, so a resume on the same folder makes it again.
     """
-    if not folder.is_dir():
+    try:
+        with os.scandir(folder) as entries:
+            named = [(entry.name, Path(entry.path)) for entry in entries if not ignored(entry.name)]
+    except OSError:  # no folder, or one that cannot be read: listing its images says so in its own sentence
         return folder, None
-    with os.scandir(folder) as entries:
-        named = [(entry.name, Path(entry.path)) for entry in entries if not ignored(entry.name)]
     if any(path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file() for _, path in named):
         return folder, None
     holding = {name: path for name, path in named if path.is_dir() and has_images(path)}
