@@ -189,7 +189,10 @@ def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) ->
     """
     if model.task == "image-to-image":
         return
+    import torch
+
     from ganzoo import sampling
+    from ganzoo.registry import plugin_implements
 
     wanted = sample_shape(config)
     try:
@@ -201,9 +204,15 @@ def check_generator(model: ModelSpec, config: dict[str, Any], generator: Any) ->
         raise
     problem = samples_problem(config, samples, 2)
     if problem is not None:
+        fix = ("its generate hook must return one sample of the data's shape per noise row, and its build_generator "
+               "follow config's dim, or channels and image_size") if plugin_implements(model, "generate") else (
+            "its build_generator must follow config's dim, or channels and image_size")
         raise GanzooError(f"The generator of model {model.name!r} ({_named(model.plugin)}) gave {problem} where 2 "
-                          f"samples of the data's shape {describe_shape(wanted)} were asked for; its build_generator "
-                          "must follow config's dim, or channels and image_size.")
+                          f"samples of the data's shape {describe_shape(wanted)} were asked for; {fix}.")
+    if samples.is_floating_point() and samples.dtype != torch.float32:  # before any autocast: the weights' own type
+        raise GanzooError(f"The generator of model {model.name!r} ({_named(model.plugin)}) gave "
+                          f"{str(samples.dtype).removeprefix('torch.')} samples where ganzoo trains in float32 (lower "
+                          "precision comes from --precision); build its layers in float32, without .double() or .half().")
 
 
 #: Samples (or PacGAN packs) the discriminator check scores: not 2, the size of many point sets, so that a

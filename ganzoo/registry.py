@@ -312,4 +312,9 @@ def computes_own_losses(model: ModelSpec) -> bool:
 
 def plugin_computes_losses(model: ModelSpec) -> bool:
     """Whether the plugin that declared ``model`` implements ``compute_losses``."""
-    return any(impl.plugin_name == model.plugin for impl in get_plugins().manager.hook.compute_losses.get_hookimpls())
+    return plugin_implements(model, "compute_losses")
+
+
+def plugin_implements(model: ModelSpec, hook: str) -> bool:
+    """Whether the plugin that declared ``model`` implements the hook called ``hook``."""
+    return any(impl.plugin_name == model.plugin for impl in getattr(get_plugins().manager.hook, hook).get_hookimpls())

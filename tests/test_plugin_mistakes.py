@@ -126,6 +126,28 @@ def test_a_generator_that_returns_a_tuple_is_refused_before_training(cli, instal
         "image_size.")
 
 
+def test_a_generator_of_float64_is_refused_before_training_not_blamed_on_the_discriminator(cli, install, tmp_path):
+    install(PLUGIN_TEMPLATE.replace(TINY_G, "from torch import nn\n"
+                                            "        class Double(nn.Module):  # float32 weights, float64 samples\n"
+                                            "            def forward(self, x):\n"
+                                            "                return x.double()\n"
+                                            "        return nn.Sequential(_mlp(config['latent_dim'], 8, config['dim']), "
+                                            "Double())"))
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) gave float64 samples where "
+        "ganzoo trains in float32 (lower precision comes from --precision); build its layers in float32, without "
+        ".double() or .half().")
+
+
+def test_a_generate_hook_of_the_wrong_count_at_training_names_the_hook(cli, install, tmp_path, monkeypatch):
+    install(PLUGIN_TEMPLATE + GENERATE_HOOK.format(body="return generator(noise)[: num // 2]"))
+    monkeypatch.setenv("BREAK_SAMPLING", "1")
+    assert _train(cli, tmp_path, "tinygan") == (
+        "Error: The generator of model 'tinygan' (plugin 'mistakes' from ganzoo-mistakes) gave 1 samples of shape 2 "
+        "where 2 samples of the data's shape 2 were asked for; its generate hook must return one sample of the data's "
+        "shape per noise row, and its build_generator follow config's dim, or channels and image_size.")
+
+
 def test_a_generator_that_fails_on_noise_is_one_sentence(cli, install, tmp_path):
     install(PLUGIN_TEMPLATE.replace(TINY_G, 'return _mlp(8, config["width"], config["dim"])'))  # not latent_dim=4
     assert _train(cli, tmp_path, "tinygan") == (
