@@ -235,6 +235,9 @@ def translate(model: str, weights: Path, source: Path, out: Path, direction: str
     size = image_size or int(loaded.config["image_size"])
     check_image_size(loaded, size, direction, target_device)  # also a --direction the generator refuses, up front
     names_a_file = not source.is_dir() and out.suffix.lower() in IMAGE_EXTENSIONS and not out.is_dir()
+    if not source.is_dir() and out.suffix and not names_a_file and not out.is_dir():
+        raise GanzooError(f"--out {out} ends in {out.suffix}, which names no picture format ({', '.join(IMAGE_EXTENSIONS)}); "
+                          "give the result a picture's name such as zebra.jpg, or a folder for it.")
     if out.is_file() and not names_a_file:
         raise GanzooError(f"--out {out} is a file; give the folder the translations go into (for one input picture, "
                           "a picture's file name such as zebra.jpg).")

@@ -303,6 +303,10 @@ def test_cyclegan_trains_and_translate_keeps_file_names(cli, unpaired, tmp_path)
     cli("translate", "cyclegan", "--weights", run, "--input", unpaired / "trainA" / "photo_00.png", "--out", one)
     with Image.open(one) as written:
         assert written.format == "JPEG" and written.size == (40, 36) and not one.with_suffix("").exists()
+    typo = cli("translate", "cyclegan", "--weights", run, "--input", unpaired / "trainA" / "photo_01.png", "--out",
+               tmp_path / "one" / "zebra.jgp", ok=False)  # a mistyped ending: no folder called zebra.jgp
+    assert typo.exit_code == 1 and "ends in .jgp, which names no picture format" in " ".join(typo.output.split())
+    assert not (tmp_path / "one" / "zebra.jgp").exists()
     again = cli("translate", "cyclegan", "--weights", run, "--input", unpaired / "trainA" / "photo_01.png", "--out", one,
                 ok=False)
     assert again.exit_code == 1 and "already holds 1 file(s)" in " ".join(again.output.split())
