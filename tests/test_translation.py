@@ -176,7 +176,8 @@ def test_a_paired_set_of_undecodable_files_names_the_folder_that_holds_them(cli,
     result = cli("train", "pix2pix", "--data", tmp_path / "data", "--image-size", "32", "--epochs", "1",
                  "--out", tmp_path / "run", "--no-progress", "--device", "cpu", ok=False)
     assert result.exit_code == 1 and (f"None of the 2 image files in {tmp_path / 'data'} and its subfolders could be "
-                                      "decoded; check that they are images.") in " ".join(result.output.split())
+                                      "decoded (x/pair.png: not a readable image") in " ".join(result.output.split())
+    assert "; check that they are images." in result.output
 
 
 def test_undecodable_files_mostly_at_the_top_still_name_the_subfolders_that_hold_the_rest(tmp_path):

@@ -247,12 +247,12 @@ def _decode(folder: Path, files: list[Path], image_size: int, channels: int, wor
     skipped = tuple((path, why) for path, why in zip(files, reasons) if why is not None)
     if not len(images):
         raise GanzooError(f"None of the {len(files)} image files in {folder} could be decoded "
-                          f"({_first_reasons(folder, skipped)}); check that they are images.")
+                          f"({first_reasons(folder, skipped)}); check that they are images.")
     labels = [index[path.relative_to(folder).parts[0]] if classes else 0 for path, why in zip(files, reasons) if why is None]
     return Decoded(torch.from_numpy(images), torch.tensor(labels, dtype=torch.int64), skipped)
 
 
-def _first_reasons(folder: Path, skipped: tuple[tuple[Path, str], ...], shown: int = 2) -> str:
+def first_reasons(folder: Path, skipped: tuple[tuple[Path, str], ...], shown: int = 2) -> str:
     """``a.png: why; b.png: why; and 3 more``: why the first ``shown`` files of ``skipped`` (below ``folder``) could
     not be used, in the words of their warnings, for a sentence that has no room for every one."""
     named = "; ".join(f"{path.relative_to(folder)}: {why}" for path, why in skipped[:shown])
@@ -273,7 +273,7 @@ def _refuse_empty_classes(folder: Path, classes: tuple[str, ...], labels: Any,
         return
     bad = tuple((path, why) for path, why in skipped if path.relative_to(folder).parts[0] == empty)
     raise GanzooError(f"None of the {len(bad)} image files of the class folder {folder / empty} could be decoded "
-                      f"({_first_reasons(folder / empty, bad, shown=1)}), so that class would have no images; fix or "
+                      f"({first_reasons(folder / empty, bad, shown=1)}), so that class would have no images; fix or "
                       "remove its files.")
 
 

@@ -285,10 +285,17 @@ def read_image(path: Path, size: int, halves: bool) -> Any | None:
         return None
 
 
-def undecodable(files: tuple[Path, ...]) -> GanzooError:
-    """The error for a set none of whose ``files`` can be decoded, naming the folder that holds them all."""
-    where = _searched(Path(os.path.commonpath([path.parent for path in files])), files) if files else "the folder"
-    return GanzooError(f"None of the {len(files)} image files in {where} could be decoded; check that they are images.")
+def undecodable(files: tuple[Path, ...], reasons: tuple[str | None, ...] = ()) -> GanzooError:
+    """The error for a set none of whose ``files`` can be decoded, naming the folder that holds them all and, when
+    ``reasons`` (one per file) are known, why the first two could not be."""
+    from ganzoo.data.folder import first_reasons
+
+    common = Path(os.path.commonpath([path.parent for path in files])) if files else None
+    where = _searched(common, files) if common is not None else "the folder"
+    skipped = tuple((path, why) for path, why in zip(files, reasons) if why is not None)
+    why = f" ({first_reasons(common, skipped)})" if skipped and common is not None else ""
+    return GanzooError(f"None of the {len(files)} image files in {where} could be decoded{why}; check that they are "
+                       "images.")
 
 
 def decode(files: tuple[Path, ...], size: int, halves: bool, workers: int | None = None) -> list["torch.Tensor"]:
@@ -301,10 +308,10 @@ def decode(files: tuple[Path, ...], size: int, halves: bool, workers: int | None
 
     parts = 2 if halves else 1
     what = "image pairs" if halves else "images"
-    images, _ = decode_files(partial(read_parts, size=size, halves=halves), files, (parts, 3, size, size), workers, what,
-                             parts_first=True)
+    images, reasons = decode_files(partial(read_parts, size=size, halves=halves), files, (parts, 3, size, size),
+                                   workers, what, parts_first=True)
     if not images.shape[1]:
-        raise undecodable(files)
+        raise undecodable(files, tuple(reasons))
     return [torch.from_numpy(images[side]) for side in range(parts)]
 
 
