@@ -36,12 +36,12 @@ def translate_picture(module: Any, rgb: Any, target: Path, size: int, direction:
     """
     from PIL import Image
 
+    from ganzoo.data.translation import pair_halves
     from ganzoo.safefile import atomic_target, cannot_write
 
     size_of_input = rgb.size
     if pair_side is not None:
-        halves = [rgb.crop((0, 0, rgb.width // 2, rgb.height)), rgb.crop((rgb.width // 2, 0, rgb.width, rgb.height))]
-        source, other = halves if pair_side == "A" else halves[::-1]
+        source, other = pair_halves(rgb)[::1 if pair_side == "A" else -1]
         picture = Image.new("RGB", (3 * source.width, source.height))
         for index, part in enumerate((source, _translated(module, source, size, direction, device), other)):
             picture.paste(part.resize(source.size, Image.Resampling.BICUBIC), (index * source.width, 0))

@@ -221,8 +221,14 @@ def read_parts(path: Path, size: int, halves: bool) -> Any:
     width, height = image.size
     if halves and not is_pair_shaped(width, height):
         raise UnusableImage(f"{width}x{height} is not an A|B pair, which is about twice as wide as high")
-    parts = [image.crop((0, 0, width // 2, height)), image.crop((width // 2, 0, width, height))] if halves else [image]
+    parts = list(pair_halves(image)) if halves else [image]
     return np.stack([np.asarray(p.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8) for p in parts]).transpose(0, 3, 1, 2)
+
+
+def pair_halves(image: Any) -> tuple[Any, Any]:
+    """The A (left) and B (right) halves of the PIL picture of an A|B pair."""
+    width, height = image.size
+    return image.crop((0, 0, width // 2, height)), image.crop((width // 2, 0, width, height))
 
 
 def is_pair_shaped(width: int, height: int) -> bool:
