@@ -168,10 +168,12 @@ def interrupted_by_user() -> int:
     return interrupted_status()
 
 
-def launch_command(devices: int, args: list[str]) -> list[str]:
-    """The torchrun command that runs ``ganzoo ARGS`` as ``devices`` processes on this machine."""
+def launch_command(devices: int, args: list[str], log_dir: Path) -> list[str]:
+    """The torchrun command that runs ``ganzoo ARGS`` as ``devices`` processes on this machine. torchrun keeps its
+    logs in ``log_dir``, the launcher's own folder, which goes when the run ends (by default torchrun makes a
+    ``torchelastic_*`` folder in the system's temporary folder for every run, and leaves it there)."""
     return [sys.executable, "-m", "ganzoo.torchrun", "--standalone", f"--nproc-per-node={devices}",
-            "-m", "ganzoo", *args]
+            f"--log-dir={log_dir}", "-m", "ganzoo", *args]
 
 
 def children(parent: int, running: bool = False) -> list[int]:
@@ -293,7 +295,7 @@ def launch(devices: int, args: list[str], after_failure: Callable[[], str | None
     held = signal.pthread_sigmask(signal.SIG_BLOCK, handled)  # no signal between torchrun's start and the relay
     try:
         previous = {number: signal.signal(number, relay) for number in handled}
-        relay.torchrun = subprocess.Popen(launch_command(devices, args), env={**os.environ, LAUNCHED_ENV: str(folder)},
+        relay.torchrun = subprocess.Popen(launch_command(devices, args, folder / "torchrun"), env={**os.environ, LAUNCHED_ENV: str(folder)},
                                           start_new_session=True, preexec_fn=_child_setup(held))
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         stopped_at = None

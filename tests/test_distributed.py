@@ -52,15 +52,24 @@ def _check_processes_identical(run, epoch):
     return saved
 
 
-def test_two_processes_agree_resume_exactly_and_match_one_process(cli, tmp_path):
+def test_two_processes_agree_resume_exactly_and_match_one_process(cli, tmp_path, monkeypatch):
+    import tempfile
+
     import torch
 
     from ganzoo.engine import Trainer, TrainRequest
 
     two, one = tmp_path / "two", tmp_path / "one"
     saves = ["--set", "checkpoint_every=40", "--set", "keep_checkpoints=5"]  # steps 25 (epoch 1), 40, 50 (epoch 2)
+    system_temporary = tmp_path / "system-temporary"
+    system_temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_temporary))  # for torchrun and its processes
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temporary))  # for the launcher, in this process
     # ganzoo starts torchrun itself, passing every option on, an explicit "off" (--no-fused-adam) included
     cli("train", *RUN, "--epochs", "2", *saves, "--out", two, "--devices", "2", "--no-fused-adam")
+    left = [entry.name for entry in system_temporary.iterdir() if not entry.name.startswith("torchinductor_")]
+    assert left == []  # torchrun's logs went with the launcher's own folder (torch's compile cache is meant to stay)
+    monkeypatch.undo()
     info = json.loads((two / "run.json").read_text())
     assert info["processes"] == 2 and info["config"]["fused_adam"] is False
     epoch1, epoch2 = _check_processes_identical(two, 1), _check_processes_identical(two, 2)
@@ -555,7 +564,7 @@ def test_the_launcher_kills_a_process_still_running_after_another_stopped(tmp_pa
 
     driver = (f"import sys, ganzoo.launcher as launcher\n"
               f"launcher.STRAGGLER_SECONDS = 1.0\n"
-              f"launcher.launch_command = lambda devices, args: [sys.executable, '-c', {STAND_IN_TORCHRUN!r}, "
+              f"launcher.launch_command = lambda devices, args, log_dir: [sys.executable, '-c', {STAND_IN_TORCHRUN!r}, "
               f"{STAND_IN_WORKER!r}]\n"
               f"sys.exit(launcher.launch(2, []))\n")
     stuck = tmp_path / "stuck.pid"
