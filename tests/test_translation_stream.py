@@ -142,8 +142,10 @@ def test_a_streamed_set_whose_files_all_fail_in_a_worker_is_one_sentence(unpaire
                    "--out", tmp_path / "run")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "Caught" not in done.stderr
-    assert (f"Error: None of the 3 image files in {unpaired / 'trainA'} could be decoded; check that they are "
-            "images.") in " ".join(done.stderr.split())
+    first, second = sorted(path.name for path in (unpaired / "trainA").iterdir())[:2]
+    assert (f"Error: None of the 3 image files in {unpaired / 'trainA'} could be decoded ({first}: not a readable "
+            f"image (cannot identify image file") in " ".join(done.stderr.split())
+    assert f"; {second}: not a readable image" in done.stderr and "; check that they are images." in done.stderr
     skipped = [line for line in done.stderr.splitlines() if "Skipped" in line]  # as an in-memory set's, no source line
     assert skipped and all(line.startswith("warning: Skipped ") for line in skipped), done.stderr
 

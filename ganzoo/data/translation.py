@@ -280,15 +280,18 @@ def refuse_unpaired_files(files: tuple[Path, ...], folder: Path) -> None:
                           f"use cyclegan.")
 
 
-def read_image(path: Path, size: int, halves: bool) -> Any | None:
-    """:func:`read_parts`, or None with a :class:`~ganzoo.data.decoding.BadImageWarning` if the file is unreadable."""
+def read_image(path: Path, size: int, halves: bool) -> tuple[Any, str | None]:
+    """:func:`read_parts` and None; or, for an unreadable file, None and why, which a
+    :class:`~ganzoo.data.decoding.BadImageWarning` also shows (the reason goes into the error of a set none of whose
+    files decodes)."""
     from ganzoo.data.decoding import BadImageWarning, unreadable_reason
 
     try:
-        return read_parts(path, size, halves)
+        return read_parts(path, size, halves), None
     except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error... on damaged files
-        warnings.warn(BadImageWarning(path, unreadable_reason(exc)), stacklevel=3)
-        return None
+        reason = unreadable_reason(exc)
+        warnings.warn(BadImageWarning(path, reason), stacklevel=3)
+        return None, reason
 
 
 def undecodable(files: tuple[Path, ...], reasons: tuple[str | None, ...] = ()) -> GanzooError:

@@ -69,12 +69,16 @@ class _Decoder:
         return self._crop(a, job[1:4]), self._crop(b, job[5:8])
 
     def _read(self, files: tuple[Path, ...], index: int, halves: bool) -> Any:
-        """The file at ``index``, or the next readable one after it (each unreadable one is skipped with a warning)."""
+        """The file at ``index``, or the next readable one after it (each unreadable one is skipped with a warning);
+        when none is, the error says why the first two were not."""
+        reasons: dict[Path, str] = {}
         for offset in range(len(files)):
-            read = read_image(files[(index + offset) % len(files)], load_size(self.size), halves)
-            if read is not None:
+            path = files[(index + offset) % len(files)]
+            read, reason = read_image(path, load_size(self.size), halves)
+            if reason is None:
                 return read
-        raise undecodable(files)
+            reasons[path] = reason
+        raise undecodable(files, tuple(reasons.get(path) for path in files))
 
     def _crop(self, array: Any, box: tuple[Any, ...]) -> "torch.Tensor":
         import torch
