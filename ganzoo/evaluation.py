@@ -180,7 +180,7 @@ def dataset_key(name: str, root: Path) -> str:
     folder = training_split(folder)[0]  # the images the reference holds: a split's train/ alone
     files = list_images(folder)
     # with the decoding's version: pictures decoded another way (before EXIF turning, say) give other features
-    stamp = f"{folder.resolve()}|{len(files)}|{max((f.stat().st_mtime_ns for f in files), default=0)}|{FORMAT}"
+    stamp = f"{folder.resolve()}|{len(files)}|{max((f.stat().st_mtime_ns for f in files if f.exists()), default=0)}|{FORMAT}"
     return f"folder-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}"
 
 

@@ -170,6 +170,27 @@ def test_folder_with_only_undecodable_images(cli, tmp_path):
         f"'{folder / 'x1.png'}'); and 1 more); check that they are images.")
 
 
+def test_links_to_missing_files_are_skipped_saying_so_and_a_folder_of_them_is_refused(cli, tmp_path):
+    """A link whose target is gone (a drive unmounted, a file moved) is a file the user meant to train on: skipped with
+    a line saying so, as a damaged image is, not dropped in silence; a folder holding nothing else is refused."""
+    folder = tmp_path / "linked"
+    write_png_images(folder, 16, size=16)
+    (folder / "zz_gone.png").symlink_to(tmp_path / "unmounted" / "gone.png")
+    result = cli("train", *TINY_DCGAN, "--data", folder, "--out", tmp_path / "run")
+    assert (f"warning: Skipped {folder / 'zz_gone.png'}: a link to {tmp_path / 'unmounted' / 'gone.png'}, which is "
+            "missing.") in _one_line(result)
+    assert "training dcgan on" in result.output and ": 16 images, " in _one_line(result)
+    only_links = tmp_path / "only-links"
+    only_links.mkdir()
+    for name in ("a", "b"):
+        (only_links / f"{name}.png").symlink_to(tmp_path / "unmounted" / f"{name}.png")
+    refused = cli("train", *TINY_DCGAN, "--data", only_links, "--out", tmp_path / "refused", ok=False)
+    assert refused.exit_code == 1 and _one_line(refused) == (
+        f"Error: None of the 2 image files in {only_links} could be decoded (a.png: a link to "
+        f"{tmp_path / 'unmounted' / 'a.png'}, which is missing; b.png: a link to {tmp_path / 'unmounted' / 'b.png'}, "
+        "which is missing); check that they are images.")
+
+
 def test_mixed_sizes_and_modes_are_converted(tmp_path):
     from ganzoo.registry import get_dataset
 

@@ -116,9 +116,12 @@ def test_a_folder_of_two_sub_folders_says_which_is_domain_a(cli, domains, tmp_pa
     both = tmp_path / "both"
     shutil.copytree(zebras, both / "zebras")
     shutil.copytree(horses, both / "horses")
+    shutil.copy(next(horses.iterdir()), both / "stray.png")  # beside the domains, in neither: left out, said so
     result = cli("train", "cyclegan", "--data", both, "--epochs", "1", "--out", tmp_path / "run", *TRAIN)
     assert ("domain A is horses/ (3 images) and domain B is zebras/ (4 images), in name order: AtoB turns horses into "
             "zebras") in " ".join(result.output.split())
+    assert (f"1 image lies directly in {both} (stray.png), in neither domain's folder, and is left out"
+            in " ".join(result.output.split()))
     named = cli("train", "cyclegan", "--data-a", horses, "--data-b", zebras, "--epochs", "1", "--out",
                 tmp_path / "named", *TRAIN)
     assert "domain A is" not in named.output  # given by name, nothing to tell
@@ -134,3 +137,19 @@ def test_a_folder_of_three_sub_folders_names_them_and_the_options_for_two(cli, d
         f"Error: {three} is not an unpaired dataset: give a folder with trainA/ and trainB/ (CycleGAN layout) or with "
         "exactly two image sub-folders, one per domain; it has 3 (donkeys, horses, zebras), or give the two with "
         "--data-a DIR --data-b DIR.")
+
+
+def test_images_beside_a_paired_sets_train_folder_are_left_out_saying_so(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ganzoo.data.translation import load_translation
+
+    root = tmp_path / "pairs"
+    (root / "train").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for path in (root / "train" / "0.png", root / "train" / "1.png", root / "cover.png", root / "notes.png"):
+        Image.fromarray(rng.integers(0, 256, (8, 16, 3), dtype=np.uint8)).save(path)
+    data = load_translation(root, "paired", "pairs", 16)
+    assert len(data) == 2
+    assert data.notes == (f"2 images lie directly in {root} (cover.png, notes.png), outside train/, and are left out",)

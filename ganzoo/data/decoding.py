@@ -65,6 +65,8 @@ def unreadable_reason(exc: Exception) -> str:
         raise exc
     if isinstance(exc, UnusableImage):
         return str(exc)
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None and os.path.islink(exc.filename):
+        return f"a link to {os.readlink(exc.filename)}, which is missing"
     return f"not a readable image ({str(exc) or type(exc).__name__})"
 
 

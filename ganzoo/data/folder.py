@@ -41,7 +41,8 @@ def ignored(name: str) -> bool:
 
 def _walk_images(folder: Path) -> Iterator[Path]:
     """Image files below ``folder``, in no set order; links to folders are followed (each folder once, so a link
-    back up does not loop), and :func:`ignored` names are skipped."""
+    back up does not loop), and :func:`ignored` names are skipped. A link to a file that is gone is listed too, so
+    that decoding skips it saying why (see :func:`~ganzoo.data.decoding.unreadable_reason`) rather than in silence."""
     seen: set[tuple[int, int]] = set()
     for root, folders, files in os.walk(folder, followlinks=True):
         status = os.stat(root)
@@ -52,7 +53,7 @@ def _walk_images(folder: Path) -> Iterator[Path]:
         folders[:] = [name for name in folders if not ignored(name)]
         for name in files:
             path = Path(root) / name
-            if not ignored(name) and path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            if not ignored(name) and path.suffix.lower() in IMAGE_EXTENSIONS and (path.is_file() or path.is_symlink()):
                 yield path
 
 

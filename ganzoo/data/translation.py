@@ -394,7 +394,7 @@ def load_translation(root: Path | tuple[Path, Path], kind: str, name: str, image
 
     files = list_files(root, kind)
     info = DatasetInfo(kind, channels=3, image_size=image_size)  # type: ignore[arg-type]
-    notes = (*notes, *(_domains_note(root, files) if kind == "unpaired" else ()))
+    notes = (*notes, *(_domains_note(root, files) if kind == "unpaired" else ()), *_loose_images_note(root, kind))
     note = streaming_note(files, image_size, config or {})
     if note is not None:
         return StreamedTranslationData(name, info, files, image_size, workers=(config or {}).get("data_workers"),
@@ -412,6 +412,23 @@ def _domains_note(root: Path | tuple[Path, Path], files: TranslationFiles) -> tu
     folder_a, folder_b = unpaired_folders(root)
     return (f"domain A is {folder_a.name}/ ({len(files.a)} images) and domain B is {folder_b.name}/ "
             f"({len(files.b)} images), in name order: AtoB turns {folder_a.name} into {folder_b.name}",)
+
+
+def _loose_images_note(root: Path | tuple[Path, Path], kind: str) -> tuple[str, ...]:
+    """Images lying directly in a set's folder while the set is read from its sub-folders (the two domains', or
+    ``train/``) belong to no part of it: they are left out, and this says so rather than drop them in silence."""
+    from ganzoo.data.folder import IMAGE_EXTENSIONS, ignored
+
+    if not isinstance(root, Path) or (kind == "paired" and paired_folder(root) == root):
+        return ()
+    loose = sorted(path.name for path in root.iterdir()
+                   if path.suffix.lower() in IMAGE_EXTENSIONS and not ignored(path.name) and not path.is_dir())
+    if not loose:
+        return ()
+    shown = ", ".join(loose[:3]) + (", ..." if len(loose) > 3 else "")
+    where = "in neither domain's folder" if kind == "unpaired" else f"outside {paired_folder(root).name}/"
+    count = "1 image lies" if len(loose) == 1 else f"{len(loose)} images lie"
+    return (f"{count} directly in {root} ({shown}), {where}, and {'is' if len(loose) == 1 else 'are'} left out",)
 
 
 def _loader(source: Path | tuple[Path, Path], kind: str, name: str) -> Any:
