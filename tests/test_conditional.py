@@ -144,9 +144,14 @@ def test_a_few_training_steps_write_one_row_per_class(cli, labelled_folder, tmp_
     assert len(logged) == 3 and all(np.isfinite(v) for row in logged for v in row.values() if isinstance(v, float))
     if model_name == "acgan":
         assert {"d_class_real", "d_class_fake", "g_class", "acc_real"} <= set(logged[0])
-    # 3 rows (one per class) of 8 images, 16 px + 2 px padding each
-    assert Image.open(out / "samples" / "epoch_001.png").size == (8 * 18 + 2, 3 * 18 + 2)
-    assert json.loads((out / "run.json").read_text())["config"]["class_names"] == list(CLASSES)
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["class_names"] == list(CLASSES)
+    # 3 rows (one per class) of 8 images, 16 px + 2 px padding each, beside a legend column naming each row's class
+    plain = _plain_grid(_samples(out / "generator.safetensors", model_name, 8, run["config"]["seed"], run["device"]), 8)
+    assert plain.shape[:2] == (3 * 18 + 2, 8 * 18 + 2)
+    picture = _picture(out / "samples" / "epoch_001.png")
+    cat, dog, owl = _legend_cells(picture, _legend_width(picture, plain))
+    assert not np.array_equal(cat, dog) and not np.array_equal(dog, owl) and not np.array_equal(cat, owl)
 
 
 @pytest.mark.parametrize(("model_name", "loss"), [("cgan", "wgan-gp"), ("acgan", "dragan"), ("cdcgan", "hinge")])
