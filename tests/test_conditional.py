@@ -83,28 +83,29 @@ def _picture(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def _config(model_name: str, **overrides):
+def _config(model_name: str, names=CLASSES, **overrides):
     from ganzoo.config import resolve_config
     from ganzoo.registry import get_model
     from ganzoo.specs import DatasetInfo
 
-    info = DatasetInfo("images", channels=1, image_size=SIDE, num_classes=len(CLASSES), class_names=CLASSES)
+    info = DatasetInfo("images", channels=1, image_size=SIDE, num_classes=len(CLASSES), class_names=names)
     model = get_model(model_name)
     return model, resolve_config(model, info, overrides)
 
 
 @pytest.fixture
 def generator_file(tmp_path):
-    """Write an untrained generator file of ``model_name`` (weights are random but the plumbing is real)."""
+    """Write an untrained generator file of ``model_name`` with the class ``names`` (weights are random, the same
+    whatever the names, but the plumbing is real)."""
     import torch
 
     from ganzoo.build import build_generator
     from ganzoo.weights import save_network
 
-    def write(model_name: str):
+    def write(model_name: str, names=CLASSES):
         torch.manual_seed(0)
-        model, config = _config(model_name)
-        path = tmp_path / f"{model_name}.safetensors"
+        model, config = _config(model_name, names)
+        path = tmp_path / f"{model_name}-{len(names)}-names.safetensors"
         save_network(path, model, config, build_generator(model, config), "labelled", 1, 1)
         return path
 
@@ -305,6 +306,16 @@ def test_names_the_built_in_font_lacks_are_drawn_without_accents_or_by_index(cli
     plain = _plain_grid(_samples(tmp_path / "run-named" / "generator.safetensors", "cdcgan", 4), 4)
     _legend_cells(grids[0], _legend_width(grids[0], plain))
     assert np.array_equal(grids[0], grids[1])
+
+
+def test_a_generator_that_recorded_no_class_names_names_its_rows_by_index(cli, generator_file, tmp_path):
+    """A plugin's dataset may declare its classes by number alone (``DatasetInfo(num_classes=3)``)."""
+    unnamed, numbered = generator_file("cgan", ()), generator_file("cgan", ("0", "1", "2"))
+    for weights in (unnamed, numbered):
+        cli("sample", "cgan", "--weights", weights, "--per-class", "3", "--device", "cpu", "--out", weights.with_suffix(".png"))
+    picture = _picture(unnamed.with_suffix(".png"))
+    _legend_cells(picture, _legend_width(picture, _plain_grid(_samples(unnamed, "cgan", 3), 3)))
+    assert np.array_equal(picture, _picture(numbered.with_suffix(".png")))
 
 
 def test_class_options_are_refused_for_unconditional_models_and_together(cli, generator_file, tmp_path):
