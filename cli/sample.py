@@ -22,7 +22,7 @@ DEFAULT_NUM = 64
 @click.option("--class", "wanted", metavar="CLASS",
               help="conditional models: generate only this class, by index or name (e.g. 7, or sneaker)")
 @click.option("--per-class", type=click.IntRange(min=1), metavar="N",
-              help="conditional models: N samples of every class, one grid row per class")
+              help="conditional models: N samples of every class, one grid row per class, named at its left")
 @click.option("--seed", type=Seed(), default=0, show_default=True, help="noise seed")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, help="samples per forward pass")
 @click.option("--device", help="cpu, cuda, cuda:N, mps or auto [default: auto]")
@@ -96,8 +96,9 @@ def sample(model: str, weights: Path | None, pretrained: str | None, num: int | 
     samples = sampling.generate(loaded.model, loaded.config, loaded.module, total, seed=seed, batch_size=batch_size,
                                 labels=labels)
     names = sampling.class_names(loaded.config) if labels is not None else None
+    rows = sampling.legend_names(loaded.config) if per_class is not None else None  # a .png grid names its rows
     sampling.write_samples(out, samples, loaded.config["data_kind"], labels=labels, nrow=per_class, names=names,
-                           **_points_picture(loaded, out, total))
+                           row_names=rows, **_points_picture(loaded, out, total))
     what = ""
     if wanted is not None:
         what = f" of class {sampling.class_names(loaded.config)[int(labels[0])]}"

@@ -689,11 +689,15 @@ class Trainer:
 
             images, per_row = picture(self.generator, self.data)
             visual.save_image_grid(images, path, nrow=per_row)
-        else:  # conditional models: one row of PICTURE_PER_CLASS images per class
+        else:  # conditional models: one row of PICTURE_PER_CLASS images per class, named at its left
             labels = sampling.picture_labels(self.model, self.config)
             num = GRID_SAMPLES if labels is None else len(labels)
             fake = sampling.generate(self.model, self.config, self.generator, num, seed=int(self.config["seed"]), labels=labels)
-            visual.save_image_grid(fake, path, nrow=None if labels is None else sampling.PICTURE_PER_CLASS)
+            if labels is None:
+                visual.save_image_grid(fake, path)
+            else:
+                visual.save_image_grid(fake, path, nrow=sampling.PICTURE_PER_CLASS,
+                                       row_names=sampling.legend_names(self.config))
         self.generator.train()
 
     def _save_checkpoint(self) -> Path:

@@ -2,12 +2,13 @@
 
 Conditional models (task ``conditional``) are asked for classes: one class (``--class``, by
 index or by the name kept in the generator file's config), N of every class (one grid row per
-class), or, when nothing is asked, the classes in turn.
+class, named in a legend column at its left), or, when nothing is asked, the classes in turn.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,20 @@ def class_names(config: dict[str, Any]) -> list[str]:
     count = int(config.get("num_classes") or 0)
     names = [str(name) for name in config.get("class_names") or []]
     return names if len(names) == count else [str(index) for index in range(count)]
+
+
+def legend_names(config: dict[str, Any]) -> list[str]:
+    """The class names as the legend column of a grid of one row per class gives them: in printable ASCII, which
+    Pillow's built-in font draws in every version (see :func:`_printable`), and a name of which nothing is left
+    ("猫") as its class index, which ``--class`` takes too."""
+    return [_printable(name) or str(index) for index, name in enumerate(class_names(config))]
+
+
+def _printable(name: str) -> str:
+    """``name`` in printable ASCII: accents dropped ("café" is "cafe"), other letters "?"; "" when no letter is left."""
+    plain = "".join(char for char in unicodedata.normalize("NFKD", name) if not unicodedata.combining(char))
+    shown = "".join(char if " " <= char <= "~" else "?" for char in plain)
+    return shown if shown.strip("? ") else ""
 
 
 def resolve_class(config: dict[str, Any], wanted: str) -> int:
@@ -163,10 +178,11 @@ def generated_reference(dataset: str | None, num: int) -> Any:
 
 def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any = None,  # noqa: F821
                   labels: Any = None, nrow: int | None = None, title: str | None = None,
-                  names: list[str] | None = None) -> None:
-    """``.png``: a grid (images, ``nrow`` per row) or a scatter/histogram (vectors); ``.npz``: ``images`` uint8
-    or ``samples`` float, plus ``labels`` int64 and the ``class_names`` they index (text) when given; a path
-    without an ending: a folder of one PNG per image (:func:`sample_file_names`).
+                  names: list[str] | None = None, row_names: list[str] | None = None) -> None:
+    """``.png``: a grid (images, ``nrow`` per row, each row named in a legend column at the left by ``row_names``
+    when given) or a scatter/histogram (vectors); ``.npz``: ``images`` uint8 or ``samples`` float, plus ``labels``
+    int64 and the ``class_names`` they index (text) when given; a path without an ending: a folder of one PNG per
+    image (:func:`sample_file_names`). Only the grid takes ``row_names``: arrays and files of one sample have no rows.
 
     A write that fails anyway after :func:`ganzoo.safefile.check_writable` (a full disk, a folder that vanished)
     ends in the same one sentence naming ``path`` rather than a traceback.
@@ -188,7 +204,7 @@ def write_samples(path: Path, samples: "torch.Tensor", data_kind: str, real: Any
         elif suffix == ".npz":
             _write_npz(path, samples, data_kind, labels, names)
         else:
-            _write_picture(path, samples, data_kind, real, nrow, title or f"{len(samples)} samples")
+            _write_picture(path, samples, data_kind, real, nrow, title or f"{len(samples)} samples", row_names)
     except OSError as exc:
         raise cannot_write(path, exc, "--out") from None
 
@@ -244,11 +260,12 @@ def _write_npz(path: Path, samples: "torch.Tensor", data_kind: str, labels: Any,
 
 
 def _write_picture(path: Path, samples: "torch.Tensor", data_kind: str, real: Any, nrow: int | None,  # noqa: F821
-                   title: str) -> None:
-    """The picture of :func:`write_samples`' ``.png``: an image grid, or points over ``real`` ones under ``title``."""
+                   title: str, row_names: list[str] | None) -> None:
+    """The picture of :func:`write_samples`' ``.png``: an image grid (its rows named by ``row_names`` when given),
+    or points over ``real`` ones under ``title``."""
     from ganzoo import visual
 
     if data_kind == "images":
-        visual.save_image_grid(samples, path, nrow=nrow)
+        visual.save_image_grid(samples, path, nrow=nrow, row_names=row_names)
     else:
         visual.save_vector_plot(samples, real if real is not None else samples[:0], path, title=title)

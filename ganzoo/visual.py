@@ -7,8 +7,21 @@ from pathlib import Path
 from typing import Any
 
 
-def save_image_grid(images: Any, path: Path, nrow: int | None = None) -> None:
-    """Save images in [-1, 1], shape (N, C, H, W), as one PNG grid (square-ish by default)."""
+#: Pixels between and around the images of a grid (torchvision's ``padding``, drawn black).
+GRID_PADDING = 2
+#: The widest a row's name is drawn in a grid's legend column, in pixels: about a dozen letters of Pillow's built-in
+#: font; a longer name is cut short with "...", so that the column stays narrow beside the samples.
+LEGEND_TEXT_WIDTH = 64
+#: Pixels left and right of the names in a grid's legend column.
+LEGEND_MARGIN = 3
+
+
+def save_image_grid(images: Any, path: Path, nrow: int | None = None, row_names: list[str] | None = None) -> None:
+    """Save images in [-1, 1], shape (N, C, H, W), as one PNG grid (square-ish by default).
+
+    ``row_names`` (one per grid row: a conditional model's grid of one row per class) adds a legend column at the
+    left naming each row, beside the samples rather than over them, so their pixels stay what they were.
+    """
     from torchvision.utils import save_image
 
     from ganzoo.safefile import atomic_target
@@ -16,7 +29,57 @@ def save_image_grid(images: Any, path: Path, nrow: int | None = None) -> None:
     nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
     with atomic_target(path) as temporary:  # a full disk never leaves half a picture in place of a good one
         save_image(images.detach().float().cpu(), str(temporary), format="png", nrow=nrow, normalize=True,
-                   value_range=(-1, 1), padding=2)
+                   value_range=(-1, 1), padding=GRID_PADDING)
+        if row_names:
+            _add_row_legend(temporary, row_names, int(images.shape[2]))
+
+
+def _add_row_legend(path: Path, names: list[str], image_height: int) -> None:
+    """Rewrite the grid picture at ``path`` with a legend column naming its rows of ``image_height`` pixel images."""
+    from PIL import Image
+
+    with Image.open(path) as grid:
+        labelled = _with_row_legend(grid, names, image_height, GRID_PADDING)
+    labelled.save(path, format="png")
+
+
+def _with_row_legend(grid: Any, names: list[str], image_height: int, padding: int) -> Any:
+    """``grid`` (a PIL image of rows of ``image_height`` pixel images, ``padding`` pixels apart and around them) with
+    a white column at its left giving each row's name in black, beside its images: as wide as the widest name, up to
+    :data:`LEGEND_TEXT_WIDTH`, past which names end in "...". Pillow's built-in font needs no download; the names
+    must be printable ASCII, which it draws in every Pillow version (see :func:`ganzoo.sampling.legend_names`)."""
+    from PIL import Image, ImageFont
+
+    font = ImageFont.load_default()
+    shown = [_fitted(name, font, LEGEND_TEXT_WIDTH) for name in names]
+    width = 2 * LEGEND_MARGIN + max(math.ceil(font.getlength(text)) for text in shown)
+    labelled = Image.new("RGB", (width + grid.width, grid.height), "white")
+    for row, text in enumerate(shown):
+        labelled.paste(_legend_cell(text, font, width, image_height), (0, padding + row * (image_height + padding)))
+    labelled.paste(grid.convert("RGB"), (width, 0))
+    return labelled
+
+
+def _legend_cell(text: str, font: Any, width: int, height: int) -> Any:
+    """One row's name in black on white, centred in height in a ``width`` x ``height`` picture (cut off where the
+    images are shorter than the letters)."""
+    from PIL import Image, ImageDraw
+
+    cell = Image.new("RGB", (width, height), "white")
+    left, top, _, bottom = font.getbbox(text)
+    ImageDraw.Draw(cell).text((LEGEND_MARGIN - left, (height - (bottom - top)) // 2 - top), text, fill="black",
+                              font=font)
+    return cell
+
+
+def _fitted(text: str, font: Any, width: int) -> str:
+    """``text`` when it is at most ``width`` pixels wide in ``font``, else its longest beginning that fits with "..."."""
+    if font.getlength(text) <= width:
+        return text
+    kept = len(text)
+    while kept and font.getlength(text[:kept].rstrip() + "...") > width:
+        kept -= 1
+    return text[:kept].rstrip() + "..."
 
 
 def save_image_files(pixels: Any, folder: Path, names: list[str]) -> None:

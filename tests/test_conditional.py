@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,38 +14,98 @@ CLASSES = ("cat", "dog", "owl")
 SIDE = 16
 CONDITIONAL = ("cgan", "cdcgan", "acgan")
 SMALL = {"cgan": "hidden_dims=[32,64]", "cdcgan": "g_width=8", "acgan": "d_width=8"}
+#: The widest a grid's legend column may be: 64 px of letters (a longer name is cut short) and 3 px either side.
+NARROW = 70
+
+
+def _write_labelled(folder, names=CLASSES):
+    """One sub-folder of 16 grayscale 16x16 images per class in ``names`` (in sorted order): the i-th class has the
+    same images whatever its name, so the same run on other names trains the same networks."""
+    for index, name in enumerate(names):
+        write_png_images(folder / name, 16, size=SIDE, mode="L", seed=index)
+    return folder
 
 
 @pytest.fixture
 def labelled_folder(tmp_path):
     """Three classes (sub-folders) of 16 grayscale 16x16 images each."""
-    for index, name in enumerate(CLASSES):
-        write_png_images(tmp_path / "labelled" / name, 16, size=SIDE, mode="L", seed=index)
-    return tmp_path / "labelled"
+    return _write_labelled(tmp_path / "labelled")
 
 
-def _config(model_name: str, **overrides):
+def _train(cli, data, out, model_name: str = "cdcgan"):
+    """``out``: a run of ``model_name`` trained on the CPU for one epoch (3 steps) on the class folders of ``data``."""
+    cli("train", model_name, "--data", data, "--epochs", "1", "--out", out, "--no-progress", "--device", "cpu",
+        "--set", "batch_size=16", "--set", SMALL[model_name])
+    return out
+
+
+def _samples(weights, model_name: str, per_class: int, seed: int = 0, device: str = "cpu"):
+    """``per_class`` samples of every class (class 0's first) from the generator file ``weights``, drawn as
+    'ganzoo sample --per-class' and the per-epoch picture draw them."""
+    from ganzoo import sampling
+    from ganzoo.weights import load_generator
+
+    loaded = load_generator(weights, model_name, device)
+    labels = sampling.per_class_labels(int(loaded.config["num_classes"]), per_class)
+    return sampling.generate(loaded.model, loaded.config, loaded.module, len(labels), seed=seed, labels=labels).cpu()
+
+
+def _plain_grid(samples, per_class: int) -> np.ndarray:
+    """The grid of ``samples`` with one row per class as torchvision draws it, without a legend: the pixels the
+    sample area of a grid with named rows must keep."""
+    from torchvision.utils import save_image
+
+    buffer = io.BytesIO()
+    save_image(samples, buffer, format="png", nrow=per_class, normalize=True, value_range=(-1, 1), padding=2)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def _legend_width(picture: np.ndarray, plain: np.ndarray) -> int:
+    """How much wider ``picture`` is than ``plain``, the same grid without a legend: a narrow column at the left,
+    right of which the grid's pixels are all unchanged."""
+    width = picture.shape[1] - plain.shape[1]
+    assert picture.shape[0] == plain.shape[0] and 0 < width <= NARROW
+    assert np.array_equal(picture[:, width:], plain)
+    return width
+
+
+def _legend_cells(picture: np.ndarray, width: int) -> list[np.ndarray]:
+    """The legend column beside each grid row (of 16 px images, 2 px apart), each with dark letters on white."""
+    rows = (picture.shape[0] - 2) // (SIDE + 2)
+    cells = [picture[2 + row * (SIDE + 2) : 2 + row * (SIDE + 2) + SIDE, :width] for row in range(rows)]
+    for cell in cells:
+        assert (cell.max(axis=2) < 100).any() and (cell.min(axis=2) == 255).mean() > 0.5
+    return cells
+
+
+def _picture(path) -> np.ndarray:
+    """The RGB pixels of the picture at ``path``."""
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _config(model_name: str, names=CLASSES, **overrides):
     from ganzoo.config import resolve_config
     from ganzoo.registry import get_model
     from ganzoo.specs import DatasetInfo
 
-    info = DatasetInfo("images", channels=1, image_size=SIDE, num_classes=len(CLASSES), class_names=CLASSES)
+    info = DatasetInfo("images", channels=1, image_size=SIDE, num_classes=len(CLASSES), class_names=names)
     model = get_model(model_name)
     return model, resolve_config(model, info, overrides)
 
 
 @pytest.fixture
 def generator_file(tmp_path):
-    """Write an untrained generator file of ``model_name`` (weights are random but the plumbing is real)."""
+    """Write an untrained generator file of ``model_name`` with the class ``names`` (weights are random, the same
+    whatever the names, but the plumbing is real)."""
     import torch
 
     from ganzoo.build import build_generator
     from ganzoo.weights import save_network
 
-    def write(model_name: str):
+    def write(model_name: str, names=CLASSES):
         torch.manual_seed(0)
-        model, config = _config(model_name)
-        path = tmp_path / f"{model_name}.safetensors"
+        model, config = _config(model_name, names)
+        path = tmp_path / f"{model_name}-{len(names)}-names.safetensors"
         save_network(path, model, config, build_generator(model, config), "labelled", 1, 1)
         return path
 
@@ -83,9 +145,14 @@ def test_a_few_training_steps_write_one_row_per_class(cli, labelled_folder, tmp_
     assert len(logged) == 3 and all(np.isfinite(v) for row in logged for v in row.values() if isinstance(v, float))
     if model_name == "acgan":
         assert {"d_class_real", "d_class_fake", "g_class", "acc_real"} <= set(logged[0])
-    # 3 rows (one per class) of 8 images, 16 px + 2 px padding each
-    assert Image.open(out / "samples" / "epoch_001.png").size == (8 * 18 + 2, 3 * 18 + 2)
-    assert json.loads((out / "run.json").read_text())["config"]["class_names"] == list(CLASSES)
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["class_names"] == list(CLASSES)
+    # 3 rows (one per class) of 8 images, 16 px + 2 px padding each, beside a legend column naming each row's class
+    plain = _plain_grid(_samples(out / "generator.safetensors", model_name, 8, run["config"]["seed"], run["device"]), 8)
+    assert plain.shape[:2] == (3 * 18 + 2, 8 * 18 + 2)
+    picture = _picture(out / "samples" / "epoch_001.png")
+    cat, dog, owl = _legend_cells(picture, _legend_width(picture, plain))
+    assert not np.array_equal(cat, dog) and not np.array_equal(dog, owl) and not np.array_equal(cat, owl)
 
 
 @pytest.mark.parametrize(("model_name", "loss"), [("cgan", "wgan-gp"), ("acgan", "dragan"), ("cdcgan", "hinge")])
@@ -179,13 +246,76 @@ def test_bad_class_lists_the_valid_ones(cli, generator_file, tmp_path, wanted):
 
 def test_per_class_grid_and_npz_labels(cli, generator_file, tmp_path):
     path = generator_file("acgan")
-    cli("sample", "acgan", "--weights", path, "--per-class", "4", "--out", tmp_path / "grid.png")
-    assert Image.open(tmp_path / "grid.png").size == (4 * 18 + 2, 3 * 18 + 2)
+    cli("sample", "acgan", "--weights", path, "--per-class", "4", "--device", "cpu", "--out", tmp_path / "grid.png")
+    _legend_width(_picture(tmp_path / "grid.png"), _plain_grid(_samples(path, "acgan", 4), 4))
     cli("sample", "acgan", "--weights", path, "--per-class", "2", "--out", tmp_path / "grid.npz")
     arrays = np.load(tmp_path / "grid.npz", allow_pickle=False)
     assert arrays["labels"].tolist() == [0, 0, 1, 1, 2, 2] and arrays["images"].shape == (6, 1, SIDE, SIDE)
     cli("sample", "acgan", "--weights", path, "--num", "7", "--out", tmp_path / "mixed.npz")
     assert np.load(tmp_path / "mixed.npz", allow_pickle=False)["labels"].tolist() == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_per_class_grid_names_each_row_beside_the_samples_and_only_the_png_changes(cli, labelled_folder, tmp_path):
+    run = _train(cli, labelled_folder, tmp_path / "run")
+    for out in ("grid.png", "grid.npz", "pictures"):
+        cli("sample", "cdcgan", "--weights", run, "--per-class", "4", "--device", "cpu", "--out", tmp_path / out)
+    samples = _samples(run / "generator.safetensors", "cdcgan", 4)
+    picture = _picture(tmp_path / "grid.png")
+    cat, dog, owl = _legend_cells(picture, _legend_width(picture, _plain_grid(samples, 4)))
+    assert not np.array_equal(cat, dog) and not np.array_equal(dog, owl) and not np.array_equal(cat, owl)
+    from ganzoo.sampling import to_uint8
+
+    arrays = np.load(tmp_path / "grid.npz", allow_pickle=False)
+    assert np.array_equal(arrays["images"], to_uint8(samples).numpy())  # the arrays, as they were: no legend
+    pictures = sorted((tmp_path / "pictures").iterdir())
+    assert [path.name for path in pictures[:5]] == ["000000-cat.png", "000001-cat.png", "000002-cat.png",
+                                                    "000003-cat.png", "000004-dog.png"]
+    assert np.array_equal(np.stack([np.asarray(Image.open(path))[None] for path in pictures]), arrays["images"])
+
+
+@pytest.mark.parametrize("names", [("ant", "bee", "cow"), ("a-very-long-name-for-the-first-class", "dog", "owl")])
+def test_other_class_names_give_other_legends_beside_the_same_samples(cli, labelled_folder, tmp_path, names):
+    """The legend gives the names the data's folders give the classes; a long one is cut short (``_legend_width``
+    holds every column to the narrow width), with the other classes' still whole."""
+    grids = []
+    for folder in (labelled_folder, _write_labelled(tmp_path / "renamed", names)):
+        run = _train(cli, folder, tmp_path / f"run-{folder.name}")
+        cli("sample", "cdcgan", "--weights", run, "--per-class", "4", "--device", "cpu",
+            "--out", tmp_path / f"{folder.name}.png")
+        grids.append(_picture(tmp_path / f"{folder.name}.png"))
+    plain = _plain_grid(_samples(tmp_path / "run-labelled" / "generator.safetensors", "cdcgan", 4), 4)
+    first, other = (_legend_cells(grid, _legend_width(grid, plain)) for grid in grids)
+    assert not np.array_equal(first[0], other[0])
+    if names[1:] == CLASSES[1:]:  # dog and owl: the same letters, on their rows of a wider column
+        assert np.array_equal(first[1], other[1][:, : first[1].shape[1]]) and (other[1][:, first[1].shape[1]:] == 255).all()
+    else:
+        assert not np.array_equal(first[1], other[1]) and not np.array_equal(first[2], other[2])
+
+
+@pytest.mark.parametrize(("names", "drawn_as"), [(("café", "dog", "owl"), ("cafe", "dog", "owl")),
+                                                 (("犬", "狐", "猫"), ("0", "1", "2"))])
+def test_names_the_built_in_font_lacks_are_drawn_without_accents_or_by_index(cli, tmp_path, names, drawn_as):
+    """Pillow's built-in font draws printable ASCII in every version: "café" is drawn "cafe", and a name of which no
+    letter is left ("猫") is drawn as its class index, as 'ganzoo sample --class' takes it."""
+    grids = []
+    for folder in (_write_labelled(tmp_path / "named", names), _write_labelled(tmp_path / "drawn", drawn_as)):
+        run = _train(cli, folder, tmp_path / f"run-{folder.name}")
+        cli("sample", "cdcgan", "--weights", run, "--per-class", "4", "--device", "cpu",
+            "--out", tmp_path / f"{folder.name}.png")
+        grids.append(_picture(tmp_path / f"{folder.name}.png"))
+    plain = _plain_grid(_samples(tmp_path / "run-named" / "generator.safetensors", "cdcgan", 4), 4)
+    _legend_cells(grids[0], _legend_width(grids[0], plain))
+    assert np.array_equal(grids[0], grids[1])
+
+
+def test_a_generator_that_recorded_no_class_names_names_its_rows_by_index(cli, generator_file, tmp_path):
+    """A plugin's dataset may declare its classes by number alone (``DatasetInfo(num_classes=3)``)."""
+    unnamed, numbered = generator_file("cgan", ()), generator_file("cgan", ("0", "1", "2"))
+    for weights in (unnamed, numbered):
+        cli("sample", "cgan", "--weights", weights, "--per-class", "3", "--device", "cpu", "--out", weights.with_suffix(".png"))
+    picture = _picture(unnamed.with_suffix(".png"))
+    _legend_cells(picture, _legend_width(picture, _plain_grid(_samples(unnamed, "cgan", 3), 3)))
+    assert np.array_equal(picture, _picture(numbered.with_suffix(".png")))
 
 
 def test_class_options_are_refused_for_unconditional_models_and_together(cli, generator_file, tmp_path):
