@@ -14,7 +14,7 @@ from ganzoo.cli.options import GivenPath, Seed, given_on_command_line, given_tex
 DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
 
 
-@click.command("eval", cls=GanzooCommand, short_help="Score samples of MODEL (or an .npz) against a dataset: FID, KID, IS, PR, digits, toy.")
+@click.command("eval", cls=GanzooCommand, short_help="Score samples of MODEL (or an .npz) against a dataset: FID, KID, IS, PR, digits, toy, plugins' own.")
 @click.argument("model", required=False)
 @click.option("--weights", type=GivenPath(path_type=Path), help="a generator.safetensors file, or the run folder holding it")
 @click.option("--pretrained", help="name of pretrained weights (see 'ganzoo info MODEL')")
@@ -25,7 +25,8 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
               help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
 @click.option("--num", type=click.IntRange(min=2), help="samples to generate [default: 50000 images, 2500 points]")
 @click.option("--metrics", "metric_names", metavar="LIST",
-              help="comma-separated among fid,kid,is,pr,digits,toy [default: fid,kid,is,pr for images, toy for points]")
+              help="comma-separated among fid,kid,is,pr,digits,toy and those plugins register [default: a plugin's "
+                   "metrics for its dataset, else fid,kid,is,pr for images, toy for points]")
 @click.option("--real-num", type=click.IntRange(min=2), help="real images in the reference [default: the whole training split]")
 @click.option("--inception-weights", type=GivenPath(dir_okay=False, path_type=Path),
               help="pt_inception-2015-12-05 weights (.pth or .safetensors) [default: $GANZOO_INCEPTION_WEIGHTS, the cache, or a download]")
@@ -40,7 +41,7 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
                  inception_weights: Path | None, classifier: Path | None, seed: int, batch_size: int,
                  device: str | None, json_out: Path | None) -> None:
     """Score MODEL's samples (or --samples FILE) against --data with FID, KID, IS, precision/recall,
-    digit-classifier scores or toy mode scores.
+    digit-classifier scores, toy mode scores, or the metrics plugins register.
 
     \b
     ganzoo eval dcgan --pretrained dcgan-mnist --data mnist --metrics digits
@@ -54,7 +55,8 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     from ganzoo.device import pick_device
     from ganzoo.manifest import generator_file
     from ganzoo.output_guard import refuse_replacing
-    from ganzoo.registry import get_dataset
+    from ganzoo.plugin_checks import scored
+    from ganzoo.registry import get_dataset, get_registry
     from ganzoo.safefile import check_writable
 
     device_name = str(pick_device(device))
@@ -77,8 +79,15 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         loaded = _load(model, weights, pretrained, device_name)
         kind, shape = loaded.config["data_kind"], _configured_shape(loaded.config)
         source = f"{model} {pretrained or weights} seed {seed}"
-    metrics = evaluation.parse_metrics(metric_names) if metric_names is not None else evaluation.default_metrics(kind)
-    _check_kinds(metrics, kind, dataset.info.kind)
+    registered = get_registry().metrics
+    if metric_names is not None:
+        metrics = evaluation.parse_metrics(metric_names, registered.names())
+    else:
+        metrics = evaluation.default_metrics(kind, [spec.name for spec in registered.items.values()
+                                                    if dataset.name in spec.datasets and kind in spec.kinds])
+    plugin_metrics = [registered.get(name) for name in metrics if name not in evaluation.METRICS]
+    _check_kinds([name for name in metrics if name in evaluation.METRICS], kind, dataset.info.kind)
+    _check_plugin_metrics(plugin_metrics, kind, dataset.name)
     if real_num is not None and not set(metrics) & set(evaluation.REFERENCED_METRICS):
         *first, last = evaluation.REFERENCED_METRICS
         asked = f"--metrics {','.join(metrics)}" if metric_names is not None else f"the default --metrics {metrics[0]}"
@@ -108,6 +117,8 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
         referenced.append(inception_extractor)
     if shape is not None and not all(evaluation.reference_cached(e.name, key, real_num) for e in referenced):
         real_images(*shape)  # a dataset that cannot be had fails here, not after generating every sample
+    if any(metric.uses_real for metric in plugin_metrics):
+        real_images(*(shape or (None, None)))
     if loaded is not None:
         samples = _generate(loaded, num, seed, batch_size)
     protocol: dict[str, Any] = {"samples": len(samples.values), "source": source, "dataset": data, "split": "train"}
@@ -141,6 +152,10 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
             results.update(evaluation.digit_scores(fake, real, samples.labels, samples.class_names))
         if "toy" in metrics:
             results.update(evaluation.toy_scores(samples.values, data))
+        for metric in plugin_metrics:
+            real = real_images(*(_image_shape(samples.values.shape) or (None, None))) if metric.uses_real else None
+            results.update(scored(metric, samples, real, set(results)))
+            protocol.setdefault("plugin_metrics", {})[metric.name] = _provenance(metric.plugin)
     notes = [real.note for real in references if real.note]
     classes_note = evaluation.digit_classes_note(samples) if digits_extractor is not None else None
     if classes_note:
@@ -210,9 +225,10 @@ def _configured_shape(config: dict[str, Any]) -> tuple[int, int] | None:
 
 
 def _real_images(dataset: Any, data_root: str | None, say: Callable[[str], None]) -> Any:
-    """``load(channels, size)``: the dataset's training images at that resolution, loaded once and kept, so the
-    early check that the data can be had (before generating) is also the load the reference uses. Skipped files
-    and the load's notes (a folder's training split, its cache) are told through ``say``, as training tells them."""
+    """``load(channels, size)``: the dataset's training images at that resolution (a set of points: its points, with
+    ``None, None``), loaded once and kept, so the early check that the data can be had (before generating) is also
+    the load the reference uses. Skipped files and the load's notes (a folder's training split, its cache) are told
+    through ``say``, as training tells them."""
     from functools import lru_cache
 
     from ganzoo.data.decoding import skipped_files_told
@@ -220,7 +236,7 @@ def _real_images(dataset: Any, data_root: str | None, say: Callable[[str], None]
     from ganzoo.plugin_checks import loaded
 
     @lru_cache(maxsize=1)
-    def load(channels: int, size: int) -> Any:
+    def load(channels: int | None, size: int | None) -> Any:
         asked = {"data_kind": dataset.info.kind, "image_size": size, "channels": channels}
         with skipped_files_told(say):
             data = loaded(dataset, root(data_root), asked)
@@ -229,6 +245,25 @@ def _real_images(dataset: Any, data_root: str | None, say: Callable[[str], None]
         return data.tensors["real"]
 
     return load
+
+
+def _check_plugin_metrics(metrics: list[Any], samples_kind: str, dataset: str) -> None:
+    """Refuse a plugin's metric asked for samples it does not score, or against a dataset it does not know."""
+    for metric in metrics:
+        if samples_kind not in metric.kinds:
+            raise click.UsageError(f"--metrics {metric.name} (of plugin {metric.plugin!r}) scores "
+                                   f"{' and '.join(metric.kinds)}, not {samples_kind}; choose another metric.")
+        if metric.datasets and dataset not in metric.datasets:
+            raise click.UsageError(f"--metrics {metric.name} (of plugin {metric.plugin!r}) scores samples against "
+                                   f"{', '.join(metric.datasets)} only, not {dataset}; give one of those as --data.")
+
+
+def _provenance(plugin: str) -> str:
+    """``ganzoo-spiral 1.2 (plugin 'spiral')``: what computed a plugin's scores, for ``--json`` to record."""
+    from ganzoo.plugin_manager import get_plugins
+
+    record = next((r for r in get_plugins().records if r.name == plugin), None)
+    return f"{record.distribution} {record.version} (plugin {plugin!r})" if record else f"plugin {plugin!r}"
 
 
 def _check_kinds(metrics: list[str], samples_kind: str, data_kind: str) -> None:

@@ -20,7 +20,10 @@ import numpy as np
 
 from ganzoo.errors import GanzooError, unknown_name
 
+#: The built-in metrics; plugins add theirs through ``register_metrics`` (:class:`ganzoo.specs.MetricSpec`).
 METRICS = ("fid", "kid", "is", "pr", "digits", "toy")
+#: The kinds of samples eval scores.
+SAMPLE_KINDS = ("images", "vectors")
 INCEPTION_METRICS = ("fid", "kid", "is", "pr")
 #: The metrics that compare samples with features of real images (the rest, IS and toy, need none).
 REFERENCED_METRICS = ("fid", "kid", "pr", "digits")
@@ -63,20 +66,25 @@ class Reference:
     note: str = ""
 
 
-def parse_metrics(text: str) -> list[str]:
-    """``"fid,kid"`` to ``["fid", "kid"]``; an unknown name raises one sentence suggesting the close known ones,
+def parse_metrics(text: str, plugin_metrics: Sequence[str] = ()) -> list[str]:
+    """``"fid,kid"`` to ``["fid", "kid"]``, among the built-in :data:`METRICS` and ``plugin_metrics`` (the names
+    plugins register, taken in any case); an unknown name raises one sentence suggesting the close known ones,
     phrased as for unknown models and datasets (:func:`ganzoo.errors.unknown_name`)."""
-    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    known = {name.lower(): name for name in (*METRICS, *plugin_metrics)}
+    names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise GanzooError(f"No metric in {text!r}; choose among {', '.join(METRICS)} (comma-separated).")
+        raise GanzooError(f"No metric in {text!r}; choose among {', '.join(known.values())} (comma-separated).")
     for name in names:
-        if name not in METRICS:
-            raise unknown_name("metric", name, list(METRICS))
-    return list(dict.fromkeys(names))
+        if name.lower() not in known:
+            raise unknown_name("metric", name, list(known.values()))
+    return list(dict.fromkeys(known[name.lower()] for name in names))
 
 
-def default_metrics(kind: str) -> list[str]:
-    """Inception metrics for images, mode scores for vectors."""
+def default_metrics(kind: str, dataset_metrics: Sequence[str] = ()) -> list[str]:
+    """The metrics a plugin registers for the dataset (``dataset_metrics``) when there are any, else Inception
+    metrics for images and mode scores for vectors."""
+    if dataset_metrics:
+        return list(dataset_metrics)
     return list(INCEPTION_METRICS) if kind == "images" else ["toy"]
 
 

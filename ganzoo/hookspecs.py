@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
-    from ganzoo.specs import DatasetSpec, ExtensionSpec, Losses, LossSpec, ModelSpec, PretrainedSpec
+    from ganzoo.specs import DatasetSpec, ExtensionSpec, Losses, LossSpec, MetricSpec, ModelSpec, PretrainedSpec
 
 PROJECT = "ganzoo"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -46,6 +46,12 @@ def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
 @hookspec
 def register_pretrained(register: Callable[[PretrainedSpec], None]) -> None:
     """Declare pretrained generator files usable with ``ganzoo sample MODEL --pretrained NAME``."""
+
+
+@hookspec
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    """Declare scores that ``ganzoo eval --metrics NAME`` computes by calling ``register(MetricSpec(...))`` once per
+    metric: for a plugin's own dataset, whose data the built-in metrics cannot score, or for any."""
 
 
 @hookspec(firstresult=True)

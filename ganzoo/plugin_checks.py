@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 from ganzoo.errors import DEBUG_ENV, GanzooError, debugging, with_article
 from ganzoo.out_of_memory import is_out_of_memory
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
-from ganzoo.specs import DatasetInfo, DatasetSpec, LossSpec, Losses, ModelSpec
+from ganzoo.specs import DatasetInfo, DatasetSpec, LossSpec, Losses, MetricSpec, ModelSpec
 
 
 def _distribution(plugin: str) -> str | None:
@@ -344,6 +344,33 @@ def loaded(dataset: DatasetSpec, root: Any, config: dict[str, Any]) -> Any:
                            dataset.plugin, f"in the load function of dataset {dataset.name!r}")
     check_loaded_data(dataset, data, config)
     return data
+
+
+def scored(metric: MetricSpec, samples: Any, real: Any, taken: set[str]) -> dict[str, Any]:
+    """``metric.score(samples, real)``, checked: an exception it raises, or an answer eval cannot show (not a dict of
+    names to numbers or lists of numbers, or a name in ``taken``, those another metric already gave), is one
+    sentence naming its plugin."""
+    import numbers
+
+    scores = _called_blaming(lambda: metric.score(samples, real), metric.plugin,
+                             f"in the score function of metric {metric.name!r}")
+    owner = f"The score function of metric {metric.name!r} ({_named(metric.plugin)})"
+    if not isinstance(scores, dict) or not scores:
+        raise GanzooError(f"{owner} returned {with_article(type(scores).__name__)}, not a dict of names to numbers; it "
+                          "must return one such as {'coverage': 0.93}.")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+    for name, value in scores.items():
+        if not isinstance(name, str) or not (number(value) or (isinstance(value, list) and all(map(number, value)))):
+            raise GanzooError(f"{owner} returned {name!r}: {with_article(type(value).__name__)}; each score must be "
+                              "a number (a float, an int) or a list of numbers, under a name (a str).")
+        if name in taken:
+            raise GanzooError(f"{owner} returned a score named {name!r}, which another metric of this eval already "
+                              "gives; name its scores after the metric (such as 'NAME_score').")
+    return {name: float(value) if not isinstance(value, list) else [float(v) for v in value]
+            for name, value in scores.items()}
 
 
 def built_loss(loss: LossSpec, config: dict[str, Any]) -> Any:

@@ -1,4 +1,4 @@
-"""Registries of models, datasets, losses, extensions and pretrained files, built from the hooks.
+"""Registries of models, datasets, losses, extensions, pretrained files and metrics, built from the hooks.
 
 Each ``register_*`` implementation is called on its own, with only the arguments it declares, so
 one plugin raising during registration, or registering in a way the hook does not take, is
@@ -22,7 +22,8 @@ from pluggy import HookImpl
 
 from ganzoo.errors import GanzooError, UnknownNameError, command_for, unknown_name, with_article
 from ganzoo.plugin_manager import BUILT_IN, LoadedPlugins, debug_traceback, get_plugins
-from ganzoo.specs import DataKind, DatasetSpec, ExtensionSpec, Hyperparameter, LossSpec, ModelSpec, PretrainedSpec, Task
+from ganzoo.specs import (DataKind, DatasetSpec, ExtensionSpec, Hyperparameter, LossSpec, MetricSpec, ModelSpec,
+                          PretrainedSpec, Task)
 
 T = TypeVar("T")
 
@@ -66,6 +67,7 @@ class Registry:
     losses: Table[LossSpec]
     extensions: Table[ExtensionSpec]
     pretrained: Table[PretrainedSpec]
+    metrics: Table[MetricSpec]
     plugins: LoadedPlugins
 
 
@@ -98,6 +100,7 @@ _REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
     "register_losses": ("losses", LossSpec),
     "register_extensions": ("extensions", ExtensionSpec),
     "register_pretrained": ("pretrained", PretrainedSpec),
+    "register_metrics": ("metrics", MetricSpec),
 }
 
 
@@ -191,6 +194,22 @@ def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str
         return f"model {spec.name!r} declares hyperparameter {twice[0]!r} twice; declare each setting once"
     if isinstance(spec, PretrainedSpec) and not re.fullmatch(r"[0-9a-fA-F]{64}", spec.sha256):
         return f"pretrained weights {spec.name!r} have sha256 {spec.sha256!r}, not 64 hexadecimal digits"
+    return _metric_problem(spec) if isinstance(spec, MetricSpec) else ""
+
+
+def _metric_problem(spec: MetricSpec) -> str:
+    """Why a plugin's metric cannot join ``ganzoo eval --metrics``, or "": a built-in metric's name (which would
+    hide it), a kind of samples eval never scores, or a score that cannot be called."""
+    from ganzoo.evaluation import METRICS, SAMPLE_KINDS
+
+    if spec.name.lower() in METRICS:
+        return f"registers metric {spec.name!r}, the name of a built-in one; give it a name of its own"
+    unknown = [kind for kind in spec.kinds if kind not in SAMPLE_KINDS]
+    if unknown or not spec.kinds:
+        return (f"metric {spec.name!r} scores kinds {spec.kinds!r}; give one or both of "
+                f"{' and '.join(map(repr, SAMPLE_KINDS))}")
+    if not callable(spec.score):
+        return f"metric {spec.name!r} has score {with_article(type(spec.score).__name__)}, not a function"
     return ""
 
 
@@ -202,6 +221,7 @@ def build_registry(loaded: LoadedPlugins) -> Registry:
         "losses": Table("loss"),
         "extensions": Table("extension"),
         "pretrained": Table("pretrained weights"),
+        "metrics": Table("metric"),
     }
     dist_of = {r.name: r.distribution for r in loaded.records}
     declared: list[tuple[Table[Any], Any]] = []

@@ -157,6 +157,32 @@ class PretrainedSpec:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """A score that ``ganzoo eval --metrics NAME`` computes, declared by a plugin: for its own dataset (a kind of data
+    the built-in metrics cannot score), or for any.
+
+    ``score(samples, real)`` gets the :class:`ganzoo.evaluation.Samples` to score (``values``: uint8 images
+    (N, C, H, W) or float vectors (N, D), on the CPU; ``labels`` and ``class_names`` for a conditional model's) and
+    ``real``, the dataset's training data as one CPU tensor (images as uint8 at the samples' channels and size,
+    vectors as float), or None when ``uses_real`` is False. It returns ``{name: number}`` (a list of numbers is
+    taken too), shown in eval's table and written by ``--json``; names the other metrics give are refused.
+    """
+
+    name: str
+    summary: str
+    score: Callable[[Any, Any], dict[str, Any]]
+    #: the kinds of samples it scores (``"images"``, ``"vectors"``); others refuse it in one sentence
+    kinds: tuple[str, ...] = ("images", "vectors")
+    #: the datasets it scores against (its plugin's own, say); empty: any. ``ganzoo eval --data NAME`` with no
+    #: ``--metrics`` scores with the metrics that name NAME here.
+    datasets: tuple[str, ...] = ()
+    #: whether ``score`` compares with the real data: it is then loaded before any sample is generated, so that data
+    #: that cannot be had fails first
+    uses_real: bool = True
+    plugin: str = ""
+
+
 @dataclass
 class Losses:
     """What ``compute_losses`` returns: ``terms`` are summed and backpropagated, ``metrics`` only logged.

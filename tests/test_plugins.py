@@ -55,6 +55,10 @@ BROKEN = {
     "twice": ("ganzoo-twice", "twice_plugin", _MODEL_PLUGIN.format(name="twicegan", task="unconditional")
               + "    register(ModelSpec(name='twicegan', family='other', task='unconditional', summary='t', paper=None, "
                 "default_dataset='ring8', hyperparameters=(), data_kinds=('vectors',)))\n"),
+    "metric-clash": ("ganzoo-metric-clash", "metric_clash_plugin",
+                     "from ganzoo import hookimpl\nfrom ganzoo.specs import MetricSpec\n@hookimpl\n"
+                     "def register_metrics(register):\n"
+                     "    register(MetricSpec('FID', 'my own', lambda samples, real: {'x': 1.0}))\n"),
     "bad-checksum": ("ganzoo-bad-sha", "bad_sha_plugin",
                      "from ganzoo import hookimpl\nfrom ganzoo.specs import PretrainedSpec\n@hookimpl\n"
                      "def register_pretrained(register):\n"
@@ -69,6 +73,7 @@ EXPECTED = {"import": "import failed",
                           "it a name of its own",
             "bad-task": "model 'toygan' has task 'toy'; use one of unconditional, conditional, image-to-image",
             "bad-checksum": "pretrained weights 'gan-x' have sha256 'abc', not 64 hexadecimal digits",
+            "metric-clash": "registers metric 'FID', the name of a built-in one; give it a name of its own",
             "no-hooks": "implements no ganzoo hook; mark its hook functions with ganzoo.hookspecs.hookimpl",
             "twice": "registers model 'twicegan' twice; register each name once"}
 
@@ -544,3 +549,76 @@ def test_a_wrapper_that_does_not_yield_is_skipped_with_pluggys_reason(cli, tmp_p
             "Plugin 'ganzoo-wrapper' for hook 'build_generator'; Declared as wrapper=True or hookwrapper=True but "
             "function is not a generator function)") in " ".join(cli("list").output.split())
     sys.modules.pop("wrapper_plugin", None)
+
+
+BLOB_SCORE_PLUGIN = '''
+"""A third party's score for its own dataset: how far the samples' mean lies from the real points' mean."""
+from ganzoo import hookimpl
+from ganzoo.specs import MetricSpec
+
+def offset(samples, real):
+    if samples.values.dtype.is_floating_point is False or real is None:
+        raise ValueError("wanted float points and the real ones")
+    return {"blob_offset": float((samples.values.mean(0) - real.mean(0)).norm()), "blob_count": len(samples.values)}
+
+def broken(samples, real):
+    return {"blob_spread": "wide"}
+
+@hookimpl
+def register_metrics(register):
+    register(MetricSpec("blob-offset", "distance between the means", offset, kinds=("vectors",),
+                        datasets=("tiny-blobs",)))
+    register(MetricSpec("blob-spread", "a score that answers a word", broken, uses_real=False))
+'''
+
+
+def test_a_plugins_metric_scores_its_own_dataset_by_default_and_its_mistakes_are_one_sentence(cli, tiny_plugin,
+                                                                                              tmp_path, monkeypatch):
+    """A plugin's dataset of points that the built-in toy scores do not know is scored by the metric a plugin
+    registers for it (by default, or asked by name in any case); a metric asked for samples or data it does not
+    score is refused, and a score that answers something eval cannot show is named as its plugin's mistake."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from ganzoo.plugin_manager import reset
+    from ganzoo.registry import get_dataset
+
+    make_distribution(tiny_plugin, "ganzoo-blobscore", "ganzoo_blobscore", BLOB_SCORE_PLUGIN, "blobscore")
+    reset()
+    points = np.random.default_rng(0).normal([1.2, -1.0], 0.1, (300, 2)).astype(np.float32)
+    np.savez(tmp_path / "points.npz", samples=points)
+    real = get_dataset("tiny-blobs").load(None, None, None).tensors["real"]
+    expected = float((torch.from_numpy(points).mean(0) - real.mean(0)).norm())
+
+    scored = cli("eval", "--samples", tmp_path / "points.npz", "--data", "tiny-blobs", "--json", tmp_path / "s.json")
+    document = json.loads((tmp_path / "s.json").read_text())
+    assert document["metrics"] == {"blob_offset": pytest.approx(expected, abs=1e-6), "blob_count": 300.0}
+    assert expected > 0.15  # the samples sit 0.2 off the blob: a score of 0 would be wrong
+    assert document["protocol"]["plugin_metrics"] == {"blob-offset": "ganzoo-blobscore 0.1 (plugin 'blobscore')"}
+    assert "blob_offset" in scored.output and f"{expected:.4f}" in scored.output
+    by_name = cli("eval", "--samples", tmp_path / "points.npz", "--data", "tiny-blobs", "--metrics", "Blob-Offset")
+    assert f"{expected:.4f}" in by_name.output
+
+    typo = cli("eval", "--samples", tmp_path / "points.npz", "--data", "tiny-blobs", "--metrics", "blob-ofset", ok=False)
+    assert typo.exit_code == 1 and "Unknown metric 'blob-ofset'. Did you mean 'blob-offset'" in typo.output
+    elsewhere = cli("eval", "--samples", tmp_path / "points.npz", "--data", "ring8", "--metrics", "blob-offset", ok=False)
+    assert elsewhere.exit_code == 2 and ("--metrics blob-offset (of plugin 'blobscore') scores samples against "
+                                         "tiny-blobs only, not ring8; give one of those as --data.") in " ".join(
+                                             elsewhere.output.split())
+    np.savez(tmp_path / "images.npz", images=np.zeros((4, 1, 8, 8), np.uint8))
+    folder = tmp_path / "digits"
+    from conftest import write_png_images
+
+    write_png_images(folder, 4, size=8, mode="L")
+    pictures = cli("eval", "--samples", tmp_path / "images.npz", "--data", folder, "--metrics", "blob-offset", ok=False)
+    assert pictures.exit_code == 2 and ("--metrics blob-offset (of plugin 'blobscore') scores vectors, not images; "
+                                        "choose another metric.") in " ".join(pictures.output.split())
+    word = cli("eval", "--samples", tmp_path / "points.npz", "--data", "tiny-blobs", "--metrics", "blob-spread",
+               ok=False)
+    assert word.exit_code == 1 and " ".join(word.output.split()) == (
+        "Error: The score function of metric 'blob-spread' (plugin 'blobscore' from ganzoo-blobscore) returned "
+        "'blob_spread': a str; each score must be a number (a float, an int) or a list of numbers, under a name "
+        "(a str).")
+    sys.modules.pop("ganzoo_blobscore", None)
