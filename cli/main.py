@@ -210,7 +210,8 @@ def info(model: str) -> None:
 
     from ganzoo.config import (SHARED_LOSS_SETTINGS, accepts_loss, all_hyperparameters, loss_defaults,
                                loss_network_defaults, refused_settings)
-    from ganzoo.registry import computes_own_losses, get_model, get_registry
+    from ganzoo.extension_settings import applies
+    from ganzoo.registry import get_model, get_registry
 
     spec = get_model(model)
     registry = get_registry()
@@ -254,14 +255,13 @@ def info(model: str) -> None:
             settings = ", ".join(f"{k}={v!r}" for k, v in {**loss.defaults, **networks}.items())
             losses.add_row(name, loss.paper.cite() if loss.paper else "", escape(loss.summary), settings)
         out.print(losses)
-    own_losses = computes_own_losses(spec)
-    specs = [registry.extensions.get(name) for name in registry.extensions.names()]
-    extensions = [ext.name for ext in specs
-                  if (not ext.tasks or spec.task in ext.tasks) and not (own_losses and ext.standard_step)
-                  and (not ext.families or spec.family in ext.families)]
+    extensions = [registry.extensions.get(name) for name in registry.extensions.names()
+                  if applies(registry.extensions.get(name), spec)]
     out.print("extensions (--with NAME):" if extensions else "extensions (--with): none for this model")
-    for name in extensions:
-        out.print(f"  {name}: " + escape(registry.extensions.get(name).summary))
+    for extension in extensions:
+        out.print(f"  {extension.name}: " + escape(extension.summary))
+        for hp in extension.hyperparameters:  # its own settings, which --set takes with --with NAME
+            out.print(escape(f"    {hp.name} (default {hp.default!r}): {hp.help}"))
     weights = [p for p in registry.pretrained.items.values() if p.model == spec.name]
     if weights:
         out.print("pretrained (--pretrained NAME), with the command that trained each (and how long it took):")

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
+from ganzoo.extension_settings import add_extension_settings, unswitched_setting
 from ganzoo.plugin_checks import require_latent_dim, require_valid_defaults
 from ganzoo.setting_checks import (DATASET_ONLY, check_ranges, check_types, is_number, is_whole, refuse_dataset_keys,
                                    refuse_non_finite, refuse_unset_choices, require_classes)
@@ -127,8 +128,9 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     Precedence, lowest first: common training defaults, the model's defaults, the model's
     defaults for this data kind, the chosen loss's paper settings (``LossSpec.defaults``, and
     ``LossSpec.network_defaults`` for the settings this model has), the dataset's paper settings
-    (``DatasetInfo.paper_settings``) that this model has, the data's shape, the user's
-    ``overrides``. Unknown keys are refused so a typo never silently does nothing.
+    (``DatasetInfo.paper_settings``) that this model has, the data's shape, the settings of the
+    extensions switched on (``ExtensionSpec.hyperparameters``), the user's ``overrides``. Unknown
+    keys are refused so a typo never silently does nothing.
     """
     if info.kind not in model.data_kinds:
         raise GanzooError(
@@ -160,6 +162,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
         config["class_names"] = list(info.class_names)
     if config.get("image_size") is None:
         config["image_size"] = info.image_size
+    add_extension_settings(config, model, loss, overrides)
     refuse_dataset_keys(overrides, model.name)
     known = set(config)
     refuse_unset_choices(overrides, known)
@@ -178,11 +181,15 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
 
 
 def unknown_setting(model: ModelSpec, name: str, known: list[str]) -> GanzooError:
-    """The error for a setting ``model`` does not have: when it is a loss's setting (``gp_weight``) it names the
-    ``--loss`` that brings it (or, for an image-to-image model, which trains with its paper's loss alone, says to
-    drop it), when it is other models' (``g_width``) it names them, else it suggests close names among ``known``."""
+    """The error for a setting ``model`` does not have: when it is an extension's setting it names the ``--with``
+    that brings it, when it is a loss's setting (``gp_weight``) it names the ``--loss`` that brings it (or, for an
+    image-to-image model, which trains with its paper's loss alone, says to drop it), when it is other models'
+    (``g_width``) it names them, else it suggests close names among ``known``."""
     from ganzoo.registry import get_registry
 
+    switched = unswitched_setting(model, name)
+    if switched is not None:
+        return switched
     registry, see = get_registry(), f"'ganzoo info {model.name}'"
     losses = [loss.name for loss in registry.losses.items.values() if name in loss.defaults]
     named = f"{' and '.join(losses[:3])} {'losses' if len(losses) > 1 else 'loss'}"

@@ -40,7 +40,8 @@ def register_losses(register: Callable[[LossSpec], None]) -> None:
 
 @hookspec
 def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
-    """Declare cross-cutting options switched on with ``--with NAME`` (config key ``with``)."""
+    """Declare cross-cutting options switched on with ``--with NAME`` (config key ``with``); the settings an
+    ``ExtensionSpec`` declares in ``hyperparameters`` are in every hook's ``config`` when it is switched on."""
 
 
 @hookspec

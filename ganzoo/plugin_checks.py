@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 from ganzoo.errors import DEBUG_ENV, GanzooError, debugging, with_article
 from ganzoo.out_of_memory import is_out_of_memory
 from ganzoo.plugin_manager import BUILT_IN, get_plugins
-from ganzoo.specs import DatasetInfo, DatasetSpec, LossSpec, Losses, MetricSpec, ModelSpec
+from ganzoo.specs import DatasetInfo, DatasetSpec, ExtensionSpec, LossSpec, Losses, MetricSpec, ModelSpec
 
 
 def _distribution(plugin: str) -> str | None:
@@ -117,13 +117,27 @@ def require_valid_defaults(model: ModelSpec, data_kind: str) -> None:
     (``latent_dim`` given as the text ``"4"``, a negative ``lr``), before the user's settings are read: the user set
     nothing, so the sentence names the plugin rather than say it as of a value the user typed. A default of None
     (a setting the user must give, ``Hyperparameter("epochs", None, ...)``) is left to the check of what was given."""
+    _refuse_declared_defaults(f"Model {model.name!r} ({_named(model.plugin)})", model.defaults(data_kind))
+
+
+def require_valid_extension_defaults(extension: ExtensionSpec) -> None:
+    """Refuse an extension whose plugin declares a default for one of its settings that the checks of the settings
+    refuse (a ``dropout`` of 2), when a run switches it on, in the sentence :func:`require_valid_defaults` says of
+    a model's."""
+    _refuse_declared_defaults(f"Extension {extension.name!r} ({_named(extension.plugin)})",
+                              {hp.name: hp.default for hp in extension.hyperparameters})
+
+
+def _refuse_declared_defaults(owner: str, defaults: dict[str, Any]) -> None:
+    """Refuse the ``defaults`` a plugin's ``owner`` (``Model 'x' (plugin 'p' from dist)``) declares when the checks
+    of the settings refuse one, among the common training defaults, naming the plugin."""
     from ganzoo.config import TRAINING_HYPERPARAMETERS, validate_numbers
 
-    declared = {key: value for key, value in model.defaults(data_kind).items() if value is not None}
+    declared = {key: value for key, value in defaults.items() if value is not None}
     try:
         validate_numbers({**{hp.name: hp.default for hp in TRAINING_HYPERPARAMETERS}, **declared})
     except GanzooError as exc:
-        raise GanzooError(f"Model {model.name!r} ({_named(model.plugin)}) declares a default that ganzoo refuses: "
+        raise GanzooError(f"{owner} declares a default that ganzoo refuses: "
                           f"{str(exc).rstrip('.')}; fix the plugin's Hyperparameter or report it to its authors.") from None
 
 

@@ -139,28 +139,38 @@ def _declared_by(impl: HookImpl, hook_name: str) -> tuple[list[Any], str, str]:
     return pending, "", ""
 
 
-def _declared_twice(model: ModelSpec) -> list[str]:
-    """Hyperparameter names ``model`` declares more than once (checked after :func:`_model_fields_problem`):
+def _declared_twice(spec: ModelSpec | ExtensionSpec) -> list[str]:
+    """Hyperparameter names ``spec`` declares more than once (checked after :func:`_hyperparameters_problem`):
     ``ganzoo info`` would list each twice and one of the defaults would win in silence."""
-    names = Counter(hp.name for hp in model.hyperparameters)
+    names = Counter(hp.name for hp in spec.hyperparameters)
     return [name for name, count in names.items() if count > 1]
 
 
-def _model_fields_problem(model: ModelSpec) -> str:
-    """Why ``model``'s ``hyperparameters`` or ``data_kinds`` are not the tuples ganzoo reads, or "": a one-item
-    tuple written without its trailing comma is the item itself, which would fail later, in every command that
-    reads the model, as a traceback."""
-    hyperparameters, kinds = model.hyperparameters, model.data_kinds
+def _hyperparameters_problem(kind: str, spec: ModelSpec | ExtensionSpec) -> str:
+    """Why the ``hyperparameters`` of ``spec``, a ``kind`` (model or extension), are not a tuple of
+    :class:`Hyperparameter` each declared once, or "": a one-item tuple written without its trailing comma is the
+    item itself, which would fail later, in every command that reads it, as a traceback."""
+    hyperparameters = spec.hyperparameters
     if isinstance(hyperparameters, Hyperparameter):
-        return (f"model {model.name!r} gives hyperparameters=Hyperparameter(...), not a tuple of them; add the "
+        return (f"{kind} {spec.name!r} gives hyperparameters=Hyperparameter(...), not a tuple of them; add the "
                 "trailing comma: hyperparameters=(Hyperparameter(...),)")
     if not isinstance(hyperparameters, (tuple, list)):
-        return (f"model {model.name!r} gives hyperparameters as {with_article(type(hyperparameters).__name__)}, not a tuple of "
+        return (f"{kind} {spec.name!r} gives hyperparameters as {with_article(type(hyperparameters).__name__)}, not a tuple of "
                 "ganzoo.specs.Hyperparameter")
     odd = next((hp for hp in hyperparameters if not isinstance(hp, Hyperparameter)), None)
     if odd is not None:
-        return (f"model {model.name!r} lists {with_article(type(odd).__name__)} among its hyperparameters; write each as "
+        return (f"{kind} {spec.name!r} lists {with_article(type(odd).__name__)} among its hyperparameters; write each as "
                 "ganzoo.specs.Hyperparameter(name, default, help)")
+    twice = _declared_twice(spec)
+    if twice:
+        return f"{kind} {spec.name!r} declares hyperparameter {twice[0]!r} twice; declare each setting once"
+    return ""
+
+
+def _data_kinds_problem(model: ModelSpec) -> str:
+    """Why ``model``'s ``data_kinds`` are not a tuple of the data kinds ganzoo knows, or "" (a string in its place
+    is a one-item tuple that lost its trailing comma)."""
+    kinds = model.data_kinds
     known = get_args(DataKind)
     if isinstance(kinds, str):
         return (f"model {model.name!r} gives data_kinds={kinds!r}, a string, not a tuple; add the trailing comma: "
@@ -168,6 +178,19 @@ def _model_fields_problem(model: ModelSpec) -> str:
     unknown = [kind for kind in kinds if kind not in known] if isinstance(kinds, (tuple, list)) else [kinds]
     if unknown:
         return f"model {model.name!r} has data kind {unknown[0]!r}; use kinds among {', '.join(known)}"
+    return ""
+
+
+def _fields_problem(kind: str, spec: Any) -> str:
+    """Why the settings a model or an extension (a ``kind``) declares, or a model's data kinds, cannot be read, or
+    "". An extension may not take the name of one of ganzoo's own settings, which every run has
+    (:func:`ganzoo.extension_settings.core_setting_clash`)."""
+    if isinstance(spec, ModelSpec):
+        return _hyperparameters_problem(kind, spec) or _data_kinds_problem(spec)
+    if isinstance(spec, ExtensionSpec):
+        from ganzoo.extension_settings import core_setting_clash
+
+        return _hyperparameters_problem(kind, spec) or core_setting_clash(spec)
     return ""
 
 
@@ -186,12 +209,9 @@ def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str
     tasks = get_args(Task)
     if isinstance(spec, ModelSpec) and spec.task not in tasks:
         return f"model {spec.name!r} has task {spec.task!r}; use one of {', '.join(tasks)}"
-    fields = _model_fields_problem(spec) if isinstance(spec, ModelSpec) else ""
+    fields = _fields_problem(table.kind, spec)
     if fields:
         return fields
-    twice = _declared_twice(spec) if isinstance(spec, ModelSpec) else []
-    if twice:
-        return f"model {spec.name!r} declares hyperparameter {twice[0]!r} twice; declare each setting once"
     if isinstance(spec, PretrainedSpec) and not re.fullmatch(r"[0-9a-fA-F]{64}", spec.sha256):
         return f"pretrained weights {spec.name!r} have sha256 {spec.sha256!r}, not 64 hexadecimal digits"
     return _metric_problem(spec) if isinstance(spec, MetricSpec) else ""

@@ -16,7 +16,7 @@ DataKind = Literal["images", "vectors", "paired", "unpaired"]
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """One tunable setting of a model, with its default and a one-line meaning."""
+    """One tunable setting of a model or an extension, with its default and a one-line meaning."""
 
     name: str
     default: Any
@@ -135,6 +135,9 @@ class ExtensionSpec:
     standard_step: bool = False
     #: the model families it works with (its own plugin's, say); empty: every family. Others refuse it in one sentence.
     families: tuple[str, ...] = ()
+    #: its own settings, as a model declares its own: with ``--with NAME`` they join the run's config (``--set`` takes
+    #: them, ``ganzoo info`` lists them); without it ``--set`` refuses them, naming the extension
+    hyperparameters: tuple[Hyperparameter, ...] = ()
 
 
 @dataclass(frozen=True)
