@@ -83,8 +83,8 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
     if metric_names is not None:
         metrics = evaluation.parse_metrics(metric_names, registered.names())
     else:
-        metrics = evaluation.default_metrics(kind, [spec.name for spec in registered.items.values()
-                                                    if dataset.name in spec.datasets and kind in spec.kinds])
+        metrics = evaluation.default_metrics(kind, dataset.name, [spec.name for spec in registered.items.values()
+                                                                  if dataset.name in spec.datasets and kind in spec.kinds])
     plugin_metrics = [registered.get(name) for name in metrics if name not in evaluation.METRICS]
     _check_kinds([name for name in metrics if name in evaluation.METRICS], kind, dataset.info.kind)
     _check_plugin_metrics(plugin_metrics, kind, dataset.name)
@@ -150,11 +150,9 @@ def eval_command(model: str | None, weights: Path | None, pretrained: str | None
             protocol.update(digits_classifier=digits_extractor.name, digits_reference=real.count,
                             digits_reference_cached=real.cached)
             results.update(evaluation.digit_scores(fake, real, samples.labels, samples.class_names))
-        if "toy" in metrics:
-            results.update(evaluation.toy_scores(samples.values, data))
-        for metric in plugin_metrics:
+        for metric in plugin_metrics:  # ganzoo's own toy scores among them
             real = real_images(*(_image_shape(samples.values.shape) or (None, None))) if metric.uses_real else None
-            results.update(scored(metric, samples, real, set(results)))
+            results.update(scored(metric, samples, real, dataset.name, set(results)))
             protocol.setdefault("plugin_metrics", {})[metric.name] = _provenance(metric.plugin)
     notes = [real.note for real in references if real.note]
     classes_note = evaluation.digit_classes_note(samples) if digits_extractor is not None else None
@@ -267,12 +265,13 @@ def _provenance(plugin: str) -> str:
 
 
 def _check_kinds(metrics: list[str], samples_kind: str, data_kind: str) -> None:
+    """Refuse samples of another kind than the data, and points asked for any of eval's own ``metrics``, which score
+    images (the toy scores, for points, are a plugin's metric, checked by :func:`_check_plugin_metrics`)."""
     if samples_kind != data_kind:
         raise click.UsageError(f"The samples are {samples_kind} but --data is a dataset of {data_kind}; compare like with like.")
-    if samples_kind == "vectors" and set(metrics) - {"toy"}:
-        raise click.UsageError("Point samples take only --metrics toy; fid, kid, is, pr and digits need images.")
-    if samples_kind == "images" and "toy" in metrics:
-        raise click.UsageError("--metrics toy scores 2-D points on ring8 or grid25, not images.")
+    if samples_kind == "vectors" and metrics:
+        raise click.UsageError("Point samples take only --metrics toy (on ring8 or grid25) or a plugin's metric for "
+                               "points; fid, kid, is, pr and digits need images.")
 
 
 def _print(out: Any, results: dict[str, Any], protocol: dict[str, Any]) -> None:

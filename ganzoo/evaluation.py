@@ -19,11 +19,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from ganzoo.errors import GanzooError, unknown_name
+from ganzoo.metric_names import METRICS
 
-#: The built-in metrics; plugins add theirs through ``register_metrics`` (:class:`ganzoo.specs.MetricSpec`).
-METRICS = ("fid", "kid", "is", "pr", "digits", "toy")
-#: The kinds of samples eval scores.
-SAMPLE_KINDS = ("images", "vectors")
 INCEPTION_METRICS = ("fid", "kid", "is", "pr")
 #: The metrics that compare samples with features of real images (the rest, IS and toy, need none).
 REFERENCED_METRICS = ("fid", "kid", "pr", "digits")
@@ -80,12 +77,15 @@ def parse_metrics(text: str, plugin_metrics: Sequence[str] = ()) -> list[str]:
     return list(dict.fromkeys(known[name.lower()] for name in names))
 
 
-def default_metrics(kind: str, dataset_metrics: Sequence[str] = ()) -> list[str]:
-    """The metrics a plugin registers for the dataset (``dataset_metrics``) when there are any, else Inception
-    metrics for images and mode scores for vectors."""
+def default_metrics(kind: str, dataset: str, dataset_metrics: Sequence[str] = ()) -> list[str]:
+    """The metrics plugins register for ``dataset`` (``dataset_metrics``: ``toy`` for ring8 and grid25) when there
+    are any, else the Inception metrics for images; points that no metric knows are refused in one sentence."""
     if dataset_metrics:
         return list(dataset_metrics)
-    return list(INCEPTION_METRICS) if kind == "images" else ["toy"]
+    if kind != "images":
+        raise GanzooError(f"No metric scores the points of {dataset!r}: the toy scores are defined for ring8 and grid25 "
+                          "only, and no plugin registers a metric for it; evaluate a model trained on one of those.")
+    return list(INCEPTION_METRICS)
 
 
 def read_samples(path: str | os.PathLike[str]) -> Samples:
@@ -379,9 +379,6 @@ def toy_scores(samples: Any, dataset: str) -> dict[str, Any]:
     from ganzoo.data.toy import MIXTURES
     from ganzoo.metrics.toy import mode_scores
 
-    if dataset not in MIXTURES:
-        raise GanzooError(f"Toy scores (the only scores for points) are defined for {' and '.join(MIXTURES)} only, "
-                          f"not {dataset!r}; evaluate a model trained on one of those.")
     values = np.asarray(samples.cpu().numpy(), dtype=np.float64)
     if values.ndim != 2 or values.shape[1] != 2:
         raise GanzooError(f"Toy scores need 2-D points (N, 2), got samples of shape {values.shape}.")

@@ -360,13 +360,13 @@ def loaded(dataset: DatasetSpec, root: Any, config: dict[str, Any]) -> Any:
     return data
 
 
-def scored(metric: MetricSpec, samples: Any, real: Any, taken: set[str]) -> dict[str, Any]:
-    """``metric.score(samples, real)``, checked: an exception it raises, or an answer eval cannot show (not a dict of
-    names to numbers or lists of numbers, or a name in ``taken``, those another metric already gave), is one
-    sentence naming its plugin."""
+def scored(metric: MetricSpec, samples: Any, real: Any, dataset: str, taken: set[str]) -> dict[str, Any]:
+    """``metric.score(samples, real, dataset)``, checked: an exception it raises, or an answer eval cannot show (not
+    a dict of names to numbers or lists of numbers, or a name in ``taken``, those another metric already gave), is
+    one sentence naming its plugin. Whole numbers stay whole (a count of modes), the others become floats."""
     import numbers
 
-    scores = _called_blaming(lambda: metric.score(samples, real), metric.plugin,
+    scores = _called_blaming(lambda: metric.score(samples, real, dataset), metric.plugin,
                              f"in the score function of metric {metric.name!r}")
     owner = f"The score function of metric {metric.name!r} ({_named(metric.plugin)})"
     if not isinstance(scores, dict) or not scores:
@@ -383,7 +383,11 @@ def scored(metric: MetricSpec, samples: Any, real: Any, taken: set[str]) -> dict
         if name in taken:
             raise GanzooError(f"{owner} returned a score named {name!r}, which another metric of this eval already "
                               "gives; name its scores after the metric (such as 'NAME_score').")
-    return {name: float(value) if not isinstance(value, list) else [float(v) for v in value]
+
+    def plain(value: Any) -> int | float:
+        return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+    return {name: [plain(v) for v in value] if isinstance(value, list) else plain(value)
             for name, value in scores.items()}
 
 

@@ -220,7 +220,7 @@ def _registration_problem(table: "Table[Any]", spec: Any, dist_of: dict[str, str
 def _metric_problem(spec: MetricSpec) -> str:
     """Why a plugin's metric cannot join ``ganzoo eval --metrics``, or "": a built-in metric's name (which would
     hide it), a kind of samples eval never scores, or a score that cannot be called."""
-    from ganzoo.evaluation import METRICS, SAMPLE_KINDS
+    from ganzoo.metric_names import METRICS, SAMPLE_KINDS
 
     if spec.name.lower() in METRICS:
         return f"registers metric {spec.name!r}, the name of a built-in one; give it a name of its own"

@@ -165,16 +165,17 @@ class MetricSpec:
     """A score that ``ganzoo eval --metrics NAME`` computes, declared by a plugin: for its own dataset (a kind of data
     the built-in metrics cannot score), or for any.
 
-    ``score(samples, real)`` gets the :class:`ganzoo.evaluation.Samples` to score (``values``: uint8 images
-    (N, C, H, W) or float vectors (N, D), on the CPU; ``labels`` and ``class_names`` for a conditional model's) and
-    ``real``, the dataset's training data as one CPU tensor (images as uint8 at the samples' channels and size,
-    vectors as float), or None when ``uses_real`` is False. It returns ``{name: number}`` (a list of numbers is
-    taken too), shown in eval's table and written by ``--json``; names the other metrics give are refused.
+    ``score(samples, real, dataset)`` gets the :class:`ganzoo.evaluation.Samples` to score (``values``: uint8
+    images (N, C, H, W) or float vectors (N, D), on the CPU; ``labels`` and ``class_names`` for a conditional
+    model's), ``real``, the dataset's training data as one CPU tensor (images as uint8 at the samples' channels and
+    size, vectors as float), or None when ``uses_real`` is False, and the name of the dataset (for a metric of
+    several). It returns ``{name: number}`` (a list of numbers is taken too), shown in eval's table and written by
+    ``--json``; names the other metrics give are refused. ganzoo's own ``toy`` scores are registered this way.
     """
 
     name: str
     summary: str
-    score: Callable[[Any, Any], dict[str, Any]]
+    score: Callable[[Any, Any, str], dict[str, Any]]
     #: the kinds of samples it scores (``"images"``, ``"vectors"``); others refuse it in one sentence
     kinds: tuple[str, ...] = ("images", "vectors")
     #: the datasets it scores against (its plugin's own, say); empty: any. ``ganzoo eval --data NAME`` with no

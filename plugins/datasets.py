@@ -1,4 +1,4 @@
-"""Built-in datasets: MNIST, Fashion-MNIST, CIFAR-10 and the toy distributions."""
+"""Built-in datasets: MNIST, Fashion-MNIST, CIFAR-10 and the toy distributions, with the toy sets' mode scores."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from ganzoo.hookspecs import hookimpl
-from ganzoo.specs import DatasetInfo, DatasetSpec
+from ganzoo.specs import DatasetInfo, DatasetSpec, MetricSpec
 
 MNIST_DIGITS = tuple(str(d) for d in range(10))
 
@@ -64,3 +64,21 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     }
     for name, (summary, dim) in toys.items():
         register(DatasetSpec(name, summary, DatasetInfo("vectors", dim=dim), _toy_loader(name), source="generated"))
+
+
+def _toy_scores(samples: object, real: object, dataset: str) -> dict[str, float | int]:
+    """The mode scores of 2-D points on the mixture ``dataset`` names (their means and spread are known, so the real
+    points are not needed)."""
+    from ganzoo.evaluation import toy_scores
+
+    return toy_scores(samples.values, dataset)  # type: ignore[attr-defined]
+
+
+@hookimpl
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    """``--metrics toy`` (the default for ring8 and grid25): modes captured, the share of samples within 3 std of a
+    mode, and the reverse KL of the modes' shares to uniform, as Srivastava et al. 2017 and Lin et al. 2018 count."""
+    from ganzoo.data.toy import MIXTURES
+
+    register(MetricSpec("toy", "modes captured, share within 3 std of a mode, reverse KL to uniform", _toy_scores,
+                        kinds=("vectors",), datasets=tuple(MIXTURES), uses_real=False))

@@ -175,8 +175,14 @@ def test_toy_scores_through_the_command(cli, tmp_path):
     assert scores["off"]["modes"] == 0 and scores["off"]["high_quality"] == 0.0
     elsewhere = cli("eval", "--samples", tmp_path / "all.npz", "--data", "line-2d", ok=False)
     assert elsewhere.exit_code == 1 and " ".join(elsewhere.output.split()) == (
-        "Error: Toy scores (the only scores for points) are defined for ring8 and grid25 only, not 'line-2d'; "
-        "evaluate a model trained on one of those.")
+        "Error: No metric scores the points of 'line-2d': the toy scores are defined for ring8 and grid25 only, and "
+        "no plugin registers a metric for it; evaluate a model trained on one of those.")
+    asked = cli("eval", "--samples", tmp_path / "all.npz", "--data", "line-2d", "--metrics", "toy", ok=False)
+    assert asked.exit_code == 2 and ("--metrics toy (of plugin 'datasets') scores samples against ring8, grid25 only, "
+                                     "not line-2d; give one of those as --data.") in " ".join(asked.output.split())
+    document = json.loads((tmp_path / "all.json").read_text())  # scored by the built-in plugin, through the hook
+    assert document["protocol"]["plugin_metrics"]["toy"].startswith("ganzoo ")
+    assert isinstance(document["metrics"]["modes"], int)
 
 
 def test_digit_scores_through_the_command_with_a_random_classifier(cli, tmp_path):

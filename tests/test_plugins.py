@@ -58,7 +58,7 @@ BROKEN = {
     "metric-clash": ("ganzoo-metric-clash", "metric_clash_plugin",
                      "from ganzoo import hookimpl\nfrom ganzoo.specs import MetricSpec\n@hookimpl\n"
                      "def register_metrics(register):\n"
-                     "    register(MetricSpec('FID', 'my own', lambda samples, real: {'x': 1.0}))\n"),
+                     "    register(MetricSpec('FID', 'my own', lambda samples, real, dataset: {'x': 1.0}))\n"),
     "bad-checksum": ("ganzoo-bad-sha", "bad_sha_plugin",
                      "from ganzoo import hookimpl\nfrom ganzoo.specs import PretrainedSpec\n@hookimpl\n"
                      "def register_pretrained(register):\n"
@@ -556,12 +556,12 @@ BLOB_SCORE_PLUGIN = '''
 from ganzoo import hookimpl
 from ganzoo.specs import MetricSpec
 
-def offset(samples, real):
+def offset(samples, real, dataset):
     if samples.values.dtype.is_floating_point is False or real is None:
         raise ValueError("wanted float points and the real ones")
     return {"blob_offset": float((samples.values.mean(0) - real.mean(0)).norm()), "blob_count": len(samples.values)}
 
-def broken(samples, real):
+def broken(samples, real, dataset):
     return {"blob_spread": "wide"}
 
 @hookimpl
