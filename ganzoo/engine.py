@@ -95,7 +95,7 @@ class Trainer:
         from ganzoo import build
         from ganzoo.config import refuse_pack_over_batch, renamed_loss_note, resolve_config
         from ganzoo.device import pick_device
-        from ganzoo.paths import data_root
+        from ganzoo.paths import data_root, given_data_root
         from ganzoo.plugin_manager import get_manager
         from ganzoo.registry import computes_own_losses, get_model
 
@@ -122,8 +122,9 @@ class Trainer:
             shadowed = shadowed_folder_note(named) if self.main else None
             if shadowed:
                 self._say(shadowed)
-        # an explicit --data-root is kept (absolute) in checkpoints, so that --resume alone finds the data again
-        explicit_root = request.data_root or self._saved_data_root(resumed)
+        # the data root a new run was given (--data-root, or $GANZOO_DATA) is kept (absolute) in checkpoints, so that
+        # --resume alone finds the data again, from another shell too
+        explicit_root = request.data_root or (given_data_root() if resumed is None else self._saved_data_root(resumed))
         self.data_root = str(Path(explicit_root).expanduser().resolve()) if explicit_root else None
         dataset = dataset_for(self.model, self.dataset_name)
         anchor = None  # where a decay re-planned for other --epochs on resume starts (see ganzoo.schedule)
@@ -315,16 +316,16 @@ class Trainer:
         return placed
 
     def _saved_data_root(self, resumed: Any) -> str | None:
-        """The --data-root the resumed run was started with, while that folder is still there; once it is gone
-        (the data moved), $GANZOO_DATA or the default root is used instead, with a note."""
+        """The data root the resumed run was started with (its --data-root or $GANZOO_DATA), while that folder is
+        still there; once it is gone (the data moved), $GANZOO_DATA or the default root is used instead, with a note."""
         from ganzoo.paths import DATA_ENV, data_root
 
         saved = resumed.meta.get("data_root") if resumed is not None else None
         if not saved or Path(saved).is_dir():
             return saved
         if self.main:
-            self._say(f"note: the run's --data-root {saved} is gone; the data is looked for in {data_root()} "
-                      f"(--data-root or {DATA_ENV} names another)")
+            self._say(f"note: the data root the run started with, {saved}, is gone; the data is looked for in "
+                      f"{data_root()} (--data-root or {DATA_ENV} names another)")
         return None
 
     def _warn_of_penalties_batch_norm_mixes(self) -> None:

@@ -17,11 +17,17 @@ def cache_dir() -> Path:
     return Path(base) / "ganzoo"
 
 
+def given_data_root() -> str | None:
+    """``$GANZOO_DATA`` when it is set: a data root the user gave, which a run keeps as it keeps ``--data-root``
+    (the default root, given by no one, is not kept)."""
+    return os.environ.get(DATA_ENV) or None
+
+
 def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The dataset root: ``--data-root``, else ``$GANZOO_DATA``, else ``cache_dir()/data``."""
     if explicit:
         return Path(explicit).expanduser()
-    if os.environ.get(DATA_ENV):
+    if given_data_root():
         root = Path(os.environ[DATA_ENV]).expanduser()
         if root.exists() and not root.is_dir():
             from ganzoo.errors import GanzooError

@@ -158,9 +158,18 @@ def test_resume_finds_the_data_of_the_data_root_the_run_started_with_or_ganzoo_d
     (tmp_path / "elsewhere").rename(tmp_path / "moved")  # the data moved: GANZOO_DATA says where to now
     monkeypatch.setenv("GANZOO_DATA", str(tmp_path / "moved"))
     output = cli("train", "gan", "--resume", run, "--epochs", "3", "--no-progress", "--device", "cpu").output
-    assert (f"note: the run's --data-root {tmp_path / 'elsewhere'} is gone; the data is looked for in "
-            f"{tmp_path / 'moved'} (--data-root or GANZOO_DATA names another)") in output
+    assert (f"note: the data root the run started with, {tmp_path / 'elsewhere'}, is gone; the data is looked for in "
+            f"{tmp_path / 'moved'} (--data-root or GANZOO_DATA names another)") in " ".join(output.split())
     assert (run / "checkpoints" / "state-epoch-0003.safetensors").is_file()
+
+    # a run given its data root through GANZOO_DATA keeps it too: a new shell without the variable resumes it
+    from_env = tmp_path / "from-env"
+    cli("train", "gan", "--data", "mnist", "--epochs", "1", "--batch-size", "32", "--no-progress", "--device", "cpu",
+        "--out", from_env)
+    assert json.loads((from_env / "run.json").read_text())["data_root"] == str(tmp_path / "moved")
+    monkeypatch.delenv("GANZOO_DATA")
+    cli("train", "gan", "--resume", from_env, "--epochs", "2", "--no-progress", "--device", "cpu")
+    assert (from_env / "checkpoints" / "state-epoch-0002.safetensors").is_file()
 
 
 def test_a_run_whose_image_folder_moved_resumes_from_the_new_place_given_with_data(cli, tmp_path, image_folder):
