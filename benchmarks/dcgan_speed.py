@@ -157,6 +157,9 @@ def main() -> None:
     images, _ = load_idx_dataset(MNIST, Path(args.data_root), "train")
     count = args.subset or len(images)
     if args.steps:
+        if args.steps * args.batch_size > count:
+            print(f"note: --steps {args.steps} at batch {args.batch_size} needs {args.steps * args.batch_size} images, "
+                  f"more than the {count} of the subset: each run trains {count // args.batch_size} steps, one epoch")
         count = min(count, args.steps * args.batch_size)
     images = images[:count, 0]
     overrides = {"batch_size": args.batch_size, "image_size": args.image_size, "log_every": 50}
