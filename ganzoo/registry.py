@@ -51,8 +51,9 @@ class Table(Generic[T]):
             raise (UnknownNameError(" ".join([str(error), *notes])) if notes else error) from None
 
     def names(self, pattern: str = "*") -> list[str]:
-        """Sorted names matching the fnmatch ``pattern`` (``"*gan"``, ``"dc*"``)."""
-        return sorted(n for n in self.items if fnmatch.fnmatch(n, pattern))
+        """Sorted names matching the fnmatch ``pattern`` (``"*gan"``, ``"dc*"``) whatever their case, as names are
+        suggested whatever their case (``"DC*"`` finds dcgan)."""
+        return sorted(n for n in self.items if fnmatch.fnmatchcase(n.lower(), pattern.lower()))
 
     def __contains__(self, name: object) -> bool:
         return name in self.items
@@ -305,8 +306,12 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_model(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` called ``name``; the name of pretrained weights given in its place is told apart."""
+    """The :class:`ModelSpec` called ``name``; the name of pretrained weights or of a dataset given in its place is
+    told apart."""
     registry = get_registry()
+    if name not in registry.models and name in registry.datasets:
+        raise UnknownNameError(f"{name!r} is a dataset, not a model; train a model on it, as in 'ganzoo train "
+                               f"{_model_for_dataset(registry, name)} --data {name}' ('ganzoo list' shows the models).")
     if name not in registry.models and name in registry.pretrained:
         weights = registry.pretrained.get(name)
         raise UnknownNameError(
@@ -315,6 +320,17 @@ def get_model(name: str) -> ModelSpec:
             f"('ganzoo info {weights.model}' "
             "describes both).")
     return registry.models.get(name)
+
+
+def _model_for_dataset(registry: Registry, dataset: str) -> str:
+    """A model to suggest for ``dataset``, among those whose default data it is, else those that take its kind of
+    data: the plainest, that is an unconditional one first, a family's own model (not a variant) first, then the
+    shortest name (the vanilla ``gan`` for MNIST or ring8)."""
+    kind = registry.datasets.get(dataset).info.kind
+    models = list(registry.models.items.values())
+    fitting = [m for m in models if m.default_dataset == dataset] or [m for m in models if kind in m.data_kinds]
+    fitting.sort(key=lambda m: (m.task != "unconditional", m.family != m.name, len(m.name), m.name))
+    return fitting[0].name if fitting else "MODEL"
 
 
 def command_for_model(name: str) -> str:

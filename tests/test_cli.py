@@ -33,6 +33,7 @@ def test_console_script_lists_models():
 def test_list_pattern(cli):
     out = cli("list", "dc*").output
     assert "dcgan" in out and "│ gan " not in out
+    assert cli("list", "DC*").output == out  # a pattern matches whatever the case, as names are suggested
     # the pretrained weights of the models shown, and how to use them
     assert "pretrained: dcgan-mnist (dcgan); ganzoo sample MODEL --pretrained NAME" in " ".join(out.split())
     assert "acgan-mnist" not in out and "pretrained:" not in cli("list", "wgan*").output
@@ -146,6 +147,10 @@ def test_label_smoothing_is_refused_by_models_with_their_papers_own_loss(cli, tm
                                   "model and the weights, as in 'ganzoo sample dcgan --pretrained dcgan-mnist' "
                                   "('ganzoo info dcgan' describes both)."),
         (["list", "zzz*"], "No model matches 'zzz*'; run 'ganzoo list' to see them all."),
+        (["info", "mnist"], "'mnist' is a dataset, not a model; train a model on it, as in 'ganzoo train gan --data "
+                            "mnist' ('ganzoo list' shows the models)."),
+        (["train", "horse2zebra"], "'horse2zebra' is a dataset, not a model; train a model on it, as in 'ganzoo train "
+                                   "cyclegan --data horse2zebra'"),
         (["train", "dcgan", "--data", "mnsit"], "Unknown dataset 'mnsit'. Did you mean 'mnist'"),
         (["train", "gan", "--data", "ring8", "--loss", "nss"], "Unknown loss 'nss'. Did you mean 'ns'? Known losses: began,"),
         (["sample", "dcgan", "--pretrained", "dcgan-mnst", "--out", "x.png"], "Known pretrained weights: acgan-mnist,"),
