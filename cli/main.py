@@ -109,10 +109,16 @@ WIDE_LIST_COLUMNS = 150  # narrower terminals get `ganzoo list`'s summaries belo
 
 
 def console() -> Any:
-    """A rich console on stdout (plain text when stdout is not a terminal)."""
+    """A rich console on stdout (plain text when stdout is not a terminal). Written to a file or a pipe (a batch job's
+    log, ``| grep``), a sentence stays on one line rather than being cut at rich's default 80 columns, unless
+    ``COLUMNS`` asks for a width; tables keep theirs."""
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False)
+    out = Console(highlight=False)
+    out.soft_wrap = not out.is_terminal and "COLUMNS" not in os.environ
+    return out
 
 
 def report_plugin_failures(out: Any) -> None:

@@ -51,6 +51,16 @@ def test_list_keeps_each_summary_readable_at_any_terminal_width(columns):
     assert "│ dcgan    │ dcgan " in out and "…" not in out  # names whole at any width
 
 
+def test_a_sentence_written_to_a_pipe_stays_on_one_line_for_grep():
+    """Without a terminal (a batch job's log), rich would cut lines at 80 columns, mid-sentence; only COLUMNS sets a
+    width there (see the test above)."""
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    out = subprocess.run(["ganzoo", "list"], capture_output=True, text=True, check=True, env=env).stdout
+    sentence = [line for line in out.splitlines() if line.startswith("pretrained: ")]
+    assert len(sentence) == 1 and sentence[0].endswith("scores in 'ganzoo info MODEL'") and len(sentence[0]) > 80
+    assert max(len(line) for line in out.splitlines() if line.startswith(("│", "┃", "┏", "└"))) <= 80  # the table
+
+
 def test_list_keeps_a_plugins_model_name_whole_beside_a_long_family_at_80_columns(cli, tmp_path, monkeypatch):
     """The other columns squeeze the model column at 80; the name, which the user copies, stays whole and the
     paper folds instead."""
