@@ -134,9 +134,11 @@ class Trainer:
             note = renamed_loss_note(self.model, self.config)
             if note and self.main:
                 self._say(note)
-            speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
-                              world.size if world is not None else 1,
-                              standard_step=not computes_own_losses(self.model))
+            chosen = speed.expand_fast(self.config, request.overrides, self.device.type, self.model.family,
+                                       world.size if world is not None else 1,
+                                       standard_step=not computes_own_losses(self.model))
+            if chosen and self.main:
+                self._say("note: --fast sets " + ", ".join(f"{key}={value}" for key, value in chosen.items()))
         else:
             self.resumed_from, self.config = resumed.path, resumed.config
             refuse_changed_classes(self.model, self.config, dataset.info, self.dataset_name)

@@ -172,7 +172,9 @@ def test_compile_reaches_the_networks_a_family_calls_and_instance_norm_matches_e
 
 def test_fast_preset_on_the_cpu_turns_its_options_on_and_keeps_batch_and_lr(cli, tmp_path):
     run = tmp_path / "fast"
-    cli("train", "gan", "--data", "ring8", "--epochs", "1", "--fast", "--out", run, "--no-progress", "--device", "cpu")
+    result = cli("train", "gan", "--data", "ring8", "--epochs", "1", "--fast", "--out", run, "--no-progress", "--device",
+                 "cpu")
+    assert "note: --fast sets reuse_fake=True, precision=bf16, fused_adam=True, tf32=True\n" in result.output  # said
     config = json.loads((run / "run.json").read_text())["config"]
     assert {k: config[k] for k in ("precision", "channels_last", "fused_adam", "tf32", "compile", "reuse_fake")} == {
         "precision": "bf16", "channels_last": False, "fused_adam": True, "tf32": True, "compile": False,  # no compile on CPU
