@@ -316,6 +316,11 @@ def datasets() -> None:
         table.add_row(name, info.kind, shape, str(info.num_classes or "-"), spec.summary)
     out = console()
     out.print(table)
+    metrics = [f"{metric.name} ({', '.join(metric.datasets) or 'any ' + ' or '.join(metric.kinds)})"
+               for metric in registry.metrics.items.values()]
+    if metrics:  # the scores plugins register, ganzoo's toy scores among them: eval's default on the sets they name
+        out.print(f"plugins' metrics for ganzoo eval --metrics NAME (the default on the datasets named): "
+                  f"{'; '.join(metrics)}", markup=False)
     report_plugin_failures(out)
 
 

@@ -592,6 +592,9 @@ def test_a_plugins_metric_scores_its_own_dataset_by_default_and_its_mistakes_are
     real = get_dataset("tiny-blobs").load(None, None, None).tensors["real"]
     expected = float((torch.from_numpy(points).mean(0) - real.mean(0)).norm())
 
+    listed = " ".join(cli("datasets").output.split())
+    assert ("plugins' metrics for ganzoo eval --metrics NAME (the default on the datasets named): toy (ring8, grid25); "
+            "blob-offset (tiny-blobs); blob-spread (any images or vectors)") in listed
     scored = cli("eval", "--samples", tmp_path / "points.npz", "--data", "tiny-blobs", "--json", tmp_path / "s.json")
     document = json.loads((tmp_path / "s.json").read_text())
     assert document["metrics"] == {"blob_offset": pytest.approx(expected, abs=1e-6), "blob_count": 300.0}
