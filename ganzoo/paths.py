@@ -18,16 +18,18 @@ def cache_dir() -> Path:
 
 
 def given_data_root() -> str | None:
-    """``$GANZOO_DATA`` when it is set: a data root the user gave, which a run keeps as it keeps ``--data-root``
-    (the default root, given by no one, is not kept)."""
-    return os.environ.get(DATA_ENV) or None
+    """``$GANZOO_DATA`` when it names a folder: a data root the user gave, which a run keeps as it keeps
+    ``--data-root`` (the default root, given by no one, is not kept; a folder still to be made, or a file, which
+    :func:`data_root` refuses, neither)."""
+    value = os.environ.get(DATA_ENV)
+    return value if value and Path(value).expanduser().is_dir() else None
 
 
 def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The dataset root: ``--data-root``, else ``$GANZOO_DATA``, else ``cache_dir()/data``."""
     if explicit:
         return Path(explicit).expanduser()
-    if given_data_root():
+    if os.environ.get(DATA_ENV):
         root = Path(os.environ[DATA_ENV]).expanduser()
         if root.exists() and not root.is_dir():
             from ganzoo.errors import GanzooError
