@@ -215,7 +215,7 @@ def info(model: str) -> None:
     from rich.table import Table
 
     from ganzoo.config import (SHARED_LOSS_SETTINGS, accepts_loss, all_hyperparameters, loss_defaults,
-                               loss_network_defaults, refused_settings)
+                               loss_network_defaults, refused_settings, unusable_tuning)
     from ganzoo.extension_settings import applies
     from ganzoo.registry import get_model, get_registry
 
@@ -230,7 +230,7 @@ def info(model: str) -> None:
     table = Table(title="hyperparameters (set with --set NAME=VALUE or the named options)")
     for column in ("name", "default", "meaning"):
         table.add_column(column, overflow="fold")
-    hidden = tuple(name for names in refused_settings(spec) for name in names)  # refused when set
+    hidden = (*(name for names in refused_settings(spec) for name in names), *unusable_tuning(spec))  # refused when set
     if spec.task == "image-to-image":
         hidden = (*hidden, *SHARED_LOSS_SETTINGS)
     model_settings = {hp.name: hp.default for hp in all_hyperparameters(spec)}

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from ganzoo.errors import GanzooError, unknown_name
-from ganzoo.extension_settings import add_extension_settings, unswitched_setting
+from ganzoo.extension_settings import add_extension_settings, refusal, standard_step_only, unswitched_setting
 from ganzoo.plugin_checks import require_latent_dim, require_valid_defaults
 from ganzoo.setting_checks import (DATASET_ONLY, check_ranges, check_types, is_number, is_whole, refuse_dataset_keys,
                                    refuse_non_finite, refuse_unset_choices, require_classes)
@@ -173,7 +173,7 @@ def resolve_config(model: ModelSpec, info: DatasetInfo, overrides: dict[str, Any
     config["with"] = list(dict.fromkeys(config.get("with") or []))  # each once: --with ema --with ema is one
     require_latent_dim(model, config)
     refuse_unconditional_only(model, config, overrides)
-    refuse_idle_tuning(config, overrides)
+    refuse_idle_tuning(model, config, overrides)
     validate_numbers(config)
     refuse_short_warmup(config)
     refuse_non_finite(overrides)
@@ -209,18 +209,17 @@ def unknown_setting(model: ModelSpec, name: str, known: list[str]) -> GanzooErro
 
 
 def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], overrides: dict[str, Any]) -> None:
-    """Refuse the remedies of the standard unconditional step, and extensions made for other tasks.
+    """Refuse the remedies of the standard unconditional step, and the extensions ``model`` cannot use
+    (:func:`ganzoo.extension_settings.refusal`).
 
     Models that compute their own losses would silently ignore those settings, and a packed
     (PacGAN) or minibatch-discriminating D cannot take their labels or paired images, so one
     sentence now beats a useless run or a traceback. Settings that only tune those remedies are
     refused when the user sets them (their defaults are always there).
     """
-    from ganzoo.registry import computes_own_losses, get_registry
+    from ganzoo.registry import get_registry
 
-    own_losses = computes_own_losses(model)
-    owner = f"{model.name!r} ({model.task})" if model.task != "unconditional" else f"{model.name!r} (plugin {model.plugin!r})"
-    why = f"works only in the standard step of unconditional models; {owner} computes its own losses"
+    why = standard_step_only(model)
     remedies, tuning = refused_settings(model)
     for key in remedies:
         if config.get(key):
@@ -235,22 +234,20 @@ def refuse_unconditional_only(model: ModelSpec, config: dict[str, Any], override
                                   f"so drop --set {key}.")
     extensions = get_registry().extensions.items
     for name in config["with"]:
-        tasks = extensions[name].tasks if name in extensions else ()
-        if tasks and model.task not in tasks:
-            raise GanzooError(f"--with {name} works only with {' or '.join(tasks)} models; {model.name!r} is "
-                              f"{model.task} and cannot use it, so drop --with {name}.")
-        if own_losses and name in extensions and extensions[name].standard_step:
-            raise GanzooError(f"--with {name} {why}, so drop --with {name}.")
-        families = extensions[name].families if name in extensions else ()
-        if families and model.family not in families:
-            raise GanzooError(f"--with {name} works only with models of the {' or '.join(families)} family; "
-                              f"{model.name!r} is of the {model.family} family and cannot use it, so drop --with {name}.")
+        refused = refusal(extensions[name], model) if name in extensions else ""
+        if refused:
+            raise GanzooError(refused)
 
 
-def refuse_idle_tuning(config: dict[str, Any], overrides: dict[str, Any]) -> None:
+def refuse_idle_tuning(model: ModelSpec, config: dict[str, Any], overrides: dict[str, Any]) -> None:
     """Refuse a setting the user set that only tunes an extension or remedy this run leaves off (``--set pack=3``
-    without ``--with pacgan``): it would change nothing, without a word."""
+    without ``--with pacgan``): it would change nothing, without a word. One tuning an extension ``model`` cannot
+    use (:func:`unusable_tuning`) is refused as that, not with advice to switch the extension on."""
+    unusable = unusable_tuning(model)
     for key, extension in EXTENSION_TUNING.items():
+        if overrides.get(key) is not None and key in unusable:
+            raise GanzooError(f"{key} tunes --with {extension}, which model {model.name!r} cannot use; drop --set "
+                              f"{key} ('ganzoo info {model.name}' lists the extensions it can use).")
         if overrides.get(key) is not None and extension not in config["with"]:
             raise GanzooError(f"{key} tunes --with {extension}, which this run does not switch on; add --with "
                               f"{extension}, or drop --set {key}.")
@@ -290,6 +287,17 @@ def refused_settings(model: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]
     if not computes_own_losses(model):
         return (), ()
     return UNCONDITIONAL_REMEDIES, UNCONDITIONAL_TUNING if model.task != "unconditional" else STANDARD_STEP_TUNING
+
+
+def unusable_tuning(model: ModelSpec) -> tuple[str, ...]:
+    """The settings tuning a built-in extension that ``model`` cannot use (``pack`` for BEGAN, which refuses PacGAN):
+    ``ganzoo info`` leaves them out, and ``--set`` of one is refused."""
+    from ganzoo.extension_settings import applies
+    from ganzoo.registry import get_registry
+
+    extensions = get_registry().extensions.items
+    return tuple(key for key, name in EXTENSION_TUNING.items()
+                 if name in extensions and not applies(extensions[name], model))
 
 
 def accepts_loss(model: ModelSpec, loss: Any) -> bool:

@@ -13,19 +13,45 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, with_article
 from ganzoo.plugin_manager import distribution_of
 from ganzoo.specs import ExtensionSpec, ModelSpec
 
 
 def applies(extension: ExtensionSpec, model: ModelSpec) -> bool:
-    """Whether ``model`` can switch ``extension`` on: its task and family are among those the extension limits
-    itself to, and it trains in the core's standard step when the extension acts inside that step."""
+    """Whether ``model`` can switch ``extension`` on: :func:`refusal` finds no reason against it. ``ganzoo info``
+    lists only these, so that it offers exactly what training takes."""
+    return not refusal(extension, model)
+
+
+def refusal(extension: ExtensionSpec, model: ModelSpec) -> str:
+    """The sentence refusing ``--with NAME`` of ``extension`` for ``model``, or "" when the model can use it: its
+    task, family and kind of discriminator must be among those the extension limits itself to, and the model must
+    train in the core's standard step when the extension acts inside that step. The one rule that training refuses
+    by and ``ganzoo info`` lists by."""
     from ganzoo.registry import computes_own_losses
 
-    return ((not extension.tasks or model.task in extension.tasks)
-            and (not extension.families or model.family in extension.families)
-            and not (extension.standard_step and computes_own_losses(model)))
+    drop = f"so drop --with {extension.name}."
+    if extension.tasks and model.task not in extension.tasks:
+        return (f"--with {extension.name} works only with {' or '.join(extension.tasks)} models; {model.name!r} is "
+                f"{model.task} and cannot use it, {drop}")
+    if extension.standard_step and computes_own_losses(model):
+        return f"--with {extension.name} {standard_step_only(model)}, {drop}"
+    if extension.families and model.family not in extension.families:
+        return (f"--with {extension.name} works only with models of the {' or '.join(extension.families)} family; "
+                f"{model.name!r} is of the {model.family} family and cannot use it, {drop}")
+    if extension.discriminators and model.discriminator not in extension.discriminators:
+        kinds = " or ".join(extension.discriminators)
+        return (f"--with {extension.name} cannot be added to the {model.discriminator} discriminator of "
+                f"{model.name!r} (it works only on {with_article(kinds)} discriminator); drop --with {extension.name}.")
+    return ""
+
+
+def standard_step_only(model: ModelSpec) -> str:
+    """Why ``model``, which computes its own losses, takes no remedy of the core's standard unconditional step: the
+    middle of the sentences refusing those remedies and the extensions that act inside the step."""
+    owner = f"{model.name!r} ({model.task})" if model.task != "unconditional" else f"{model.name!r} (plugin {model.plugin!r})"
+    return f"works only in the standard step of unconditional models; {owner} computes its own losses"
 
 
 def switched_on(names: Iterable[Any]) -> list[ExtensionSpec]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from ganzoo.errors import GanzooError, with_article
+from ganzoo.file_kinds import TORCH_PICKLE, TORCH_ZIP, file_kind, in_words
 
 #: The storage classes a tensor's persistent id names, and the dtype (torch attribute name) of each.
 STORAGE_DTYPES = {
@@ -36,8 +37,6 @@ STORAGE_DTYPES = {
 }
 #: The first object of a legacy-format file, and the protocol version that follows it (torch.serialization's).
 LEGACY_MAGIC, LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
-#: How a zip archive starts (torch's own test; a signature found further in may be tensor data).
-ZIP_MAGIC = b"PK\x03\x04"
 #: The values a dict key in the file may be: hashing anything else (a deeply nested tuple) can take forever.
 _KEY_TYPES = (str, int, bytes, type(None))
 
@@ -311,11 +310,13 @@ class _Machine:
 
 def read_pth_tensors(path: Path) -> dict[str, Any]:
     """The tensors of the state dict that ``torch.save`` wrote to ``path``, on the CPU; :class:`PthError` (one
-    sentence) for a file that is not one, names a callable a state dict never needs, or is cut short."""
+    sentence) for a file that is not one (told by its first bytes, and named: an image, a text file...), names a callable a state dict never needs, or is cut short."""
     try:
-        with open(path, "rb") as stream:
-            zipped = stream.read(len(ZIP_MAGIC)) == ZIP_MAGIC
-        state = _read_zip(path) if zipped else _read_legacy(path)
+        kind = file_kind(path)  # by its first bytes: a PNG or a text file is no pickle to decode
+        if kind not in (TORCH_ZIP, TORCH_PICKLE):
+            raise PthError(f"{path} is {in_words(kind)}, not a file torch.save writes; pass the original .pth file "
+                           "or a .safetensors file of the same tensors.")
+        state = _read_zip(path) if kind == TORCH_ZIP else _read_legacy(path)
         if not (isinstance(state, dict) and all(isinstance(key, str) and isinstance(value, _TensorRecipe)
                                                 for key, value in state.items())):
             raise PthError(f"{path} does not hold a state dict of tensors (names to tensors); pass the weights "

@@ -36,16 +36,12 @@ def _refuse_pickle(path: Path) -> WeightsError:
 
 def _refuse_zip(path: Path) -> WeightsError:
     """The sentence for a zip given as weights: torch.save's (a pickle inside), an .npz of samples, or another."""
-    import zipfile
+    from ganzoo.file_kinds import NPZ, TORCH_ZIP, zip_kind
 
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        names = []
-    if not names or any(name.endswith(".pkl") for name in names):  # torch.save's zip, or one too damaged to list
+    kind = zip_kind(path)
+    if kind == TORCH_ZIP:
         return _refuse_pickle(path)
-    if all(name.endswith(".npy") for name in names):
+    if kind == NPZ:
         return WeightsError(f"{path} is an .npz of arrays (as 'ganzoo sample' writes), not weights; pass a "
                             ".safetensors file written by ganzoo ('ganzoo eval --samples' scores an .npz).")
     return WeightsError(f"{path} is a zip archive, not a safetensors file; pass a .safetensors file written by ganzoo.")

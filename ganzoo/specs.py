@@ -61,6 +61,10 @@ class ModelSpec:
     #: the only losses (``--loss``) it trains with, when its networks read no other (BEGAN's autoencoder
     #: discriminator); empty: any its task takes
     losses: tuple[str, ...] = ()
+    #: what its discriminator is, for the extensions that change one kind only (``ExtensionSpec.discriminators``):
+    #: ``"classifier"``, a network giving each sample a verdict (a classifier or a critic), or another word for
+    #: another kind (BEGAN's ``"autoencoder"``, which scores each sample by its own reconstruction)
+    discriminator: str = "classifier"
 
     def defaults(self, data_kind: str | None = None) -> dict[str, Any]:
         """Hyperparameter defaults, with the overrides for ``data_kind`` applied."""
@@ -135,6 +139,9 @@ class ExtensionSpec:
     standard_step: bool = False
     #: the model families it works with (its own plugin's, say); empty: every family. Others refuse it in one sentence.
     families: tuple[str, ...] = ()
+    #: the kinds of discriminator (``ModelSpec.discriminator``) it can change, when it rebuilds or edits D's network
+    #: (PacGAN, minibatch discrimination: ``("classifier",)``); empty: every kind. Others refuse it in one sentence.
+    discriminators: tuple[str, ...] = ()
     #: its own settings, as a model declares its own: with ``--with NAME`` they join the run's config (``--set`` takes
     #: them, ``ganzoo info`` lists them); without it ``--set`` refuses them, naming the extension
     hyperparameters: tuple[Hyperparameter, ...] = ()

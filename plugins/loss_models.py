@@ -64,7 +64,7 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
         name="began", family=BEGAN_FAMILY, task="unconditional",
         summary="autoencoder discriminator scored by L1 reconstruction error, k_t equilibrium, convergence measure M",
         paper=BEGAN, default_dataset="mnist", hyperparameters=BEGAN_HYPERPARAMETERS, data_kinds=("images", "vectors"),
-        losses=("began",),
+        losses=("began",), discriminator="autoencoder",
         defaults_by_data={"vectors": {"latent_dim": 8, "embedding_dim": 8, "batch_size": 256, "lr": 1e-3, "epochs": 20,
                                       "lr_patience": 0}},
     ))

@@ -20,10 +20,11 @@ MBD = "minibatch-discrimination"
 
 @hookimpl
 def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
-    """Declare the option, for unconditional models (a conditional or paired D cannot take the batch's labels)."""
+    """Declare the option, for unconditional models (a conditional or paired D cannot take the batch's labels) whose
+    discriminator is a classifier (it adds a layer before the verdict, which BEGAN's autoencoder never gives)."""
     register(ExtensionSpec(MBD, "minibatch discrimination (Salimans et al. 2016, arXiv:1606.03498): D's last layer sees "
                                 "how close each sample is to the rest of the batch (mbd_kernels x mbd_kernel_dim)",
-                           tasks=("unconditional",)))
+                           tasks=("unconditional",), discriminators=("classifier",)))
 
 
 @hookimpl(wrapper=True, trylast=True)

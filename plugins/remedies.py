@@ -25,7 +25,8 @@ def register_extensions(register: Callable[[ExtensionSpec], None]) -> None:
                                      "unroll_steps differentiable steps (default 5)", tasks=unconditional,
                            standard_step=True))
     register(ExtensionSpec(PACGAN, "PacGAN (Lin et al. 2018, arXiv:1712.04086): D judges `pack` samples at once "
-                                   "(stacked along channels/features; default 2)", tasks=unconditional))
+                                   "(stacked along channels/features; default 2)", tasks=unconditional,
+                           discriminators=("classifier",)))
     register(ExtensionSpec(EMA, "exponential moving average of G's weights (ema_decay, default 0.999), used for "
                                 "pictures, the generator file and sampling"))
 

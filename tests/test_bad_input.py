@@ -806,16 +806,6 @@ def test_unconditional_only_extensions_are_refused(cli, tmp_path, family_data, m
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
-def test_pacgan_refuses_begans_autoencoder_discriminator(cli, tmp_path):
-    write_png_images(tmp_path / "images", 4)
-    result = cli("train", "began", "--data", tmp_path / "images", "--with", "pacgan", "--image-size", "16",
-                 "--out", tmp_path / "run", "--no-progress", ok=False)
-    assert result.exit_code == 1 and _one_line(result) == (
-        "Error: --with pacgan cannot pack the autoencoder discriminator of 'began', which scores each image by its "
-        "own reconstruction; drop --with pacgan.")
-    assert not (tmp_path / "run").exists()
-
-
 def test_began_and_its_loss_train_only_together(cli, tmp_path):
     """BEGAN's discriminator scores by reconstruction error, never negative: read as logits by --loss ns it could
     never call a sample fake. Both directions are refused before anything is written, and 'info' lists only the

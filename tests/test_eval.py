@@ -539,6 +539,40 @@ def test_inception_metrics_through_the_command_with_random_weights(cli, tmp_path
     assert json.loads(out.read_text())["metrics"] == metrics
 
 
+INSTEAD = ("pass the pt_inception-2015-12-05 weights (weights-inception-2015-12-05-6726825d.pth, or their .safetensors "
+           "conversion pt_inception-2015-12-05.safetensors) instead.")
+
+
+@pytest.mark.parametrize("name, what", [("digits.png", "a PNG image"), ("w.txt", "a text file"),
+                                        ("arrays.npz", "a NumPy .npz archive of arrays"),
+                                        ("generator.safetensors", "a file ganzoo wrote (ganzoo.generator/1: generator "
+                                                                  "weights of a run)")])
+def test_a_file_that_holds_no_inception_weights_is_named_for_what_it_is(cli, tmp_path, name, what):
+    """Offline, --inception-weights is the way to FID: a file of another kind given there is told by its first bytes
+    and named in one sentence that says what to pass, not read by a parser it was never meant for."""
+    from PIL import Image
+
+    write_png_images(tmp_path / "real", 4, size=16)
+    rng = np.random.default_rng(3)
+    np.savez(tmp_path / "fake.npz", images=rng.integers(0, 256, (6, 3, 16, 16), dtype=np.uint8))
+    given = tmp_path / name
+    if name == "digits.png":
+        Image.new("L", (8, 8)).save(given)
+    elif name == "w.txt":
+        given.write_text("the inception weights\n")
+    elif name == "arrays.npz":
+        np.savez(given, weights=np.ones(3, dtype=np.float32))
+    else:
+        cli("train", "gan", "--data", "ring8", "--epochs", "1", "--batch-size", "51200", "--set", "hidden_dims=[8]",
+            "--device", "cpu", "--no-progress", "--out", tmp_path / "run")
+        (tmp_path / "run" / "generator.safetensors").rename(given)
+    result = cli("eval", "--samples", tmp_path / "fake.npz", "--data", tmp_path / "real", "--metrics", "fid",
+                 "--inception-weights", given, ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    said = "".join(result.output.split())  # the path may be folded anywhere
+    assert said == "".join(f"Error: {given} is {what}, not Inception weights; {INSTEAD}".split())
+
+
 def test_weights_that_do_not_fit_the_inception_network_say_which_tensors_are_amiss():
     pytest.importorskip("torch_fidelity")
     import torch
@@ -546,9 +580,22 @@ def test_weights_that_do_not_fit_the_inception_network_say_which_tensors_are_ami
     from ganzoo.errors import GanzooError
     from ganzoo.metrics.inception import InceptionFeatures
 
-    with pytest.raises(GanzooError, match=r"^The Inception weights do not fit torch-fidelity's network \((Missing|"
-                                          r"Unexpected) key\(s\) in state_dict: .*\); pass weights-inception-2015"):
+    with pytest.raises(GanzooError, match=r"^The Inception weights do not fit torch-fidelity's network \(\d+ missing "
+                                          r"\(Conv2d_1a_3x3\.conv\.weight, Conv2d_1a_3x3\.bn\.weight, "
+                                          r"Conv2d_1a_3x3\.bn\.bias and \d+ more\); 1 of another shape \(fc\.weight\)\); "
+                                          r"pass the pt_inception-2015-12-05 weights \(weights-inception-2015"):
         InceptionFeatures({"fc.weight": torch.ones(2, 2)}, "test")
+
+
+def test_misfit_names_a_count_and_whole_names_of_each_group_of_tensors():
+    from ganzoo.metrics.inception import misfit
+
+    message = ('Error(s) in loading state_dict for Net:\n\tMissing key(s) in state_dict: "a.weight", "b.weight", '
+               '"c.weight", "d.weight". \n\tUnexpected key(s) in state_dict: "net.0.weight". \n\tsize mismatch for '
+               'fc.weight: copying a param with shape torch.Size([2]) from checkpoint.')
+    assert misfit(message) == ("4 missing (a.weight, b.weight, c.weight and 1 more); 1 of no use to it (net.0.weight); "
+                               "1 of another shape (fc.weight)")
+    assert misfit("Error(s) in loading state_dict for Net:\n\tsomething else") == "Error(s) in loading state_dict for Net:"
 
 
 @pytest.mark.parametrize("loader", ["none", "its own", "another file"])

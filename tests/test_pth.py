@@ -175,3 +175,18 @@ def test_crafted_structures_end_quickly_in_one_sentence(tmp_path):
             target.writestr(info.filename, source.read(info), compress_type=zipfile.ZIP_DEFLATED)
     with pytest.raises(PthError, match=r"is compressed or larger than torch writes it"):
         read_pth_tensors(tmp_path / "deflated.pth")
+
+
+def test_a_file_torch_save_never_writes_is_named_for_what_it_is_before_any_opcode_is_read(tmp_path):
+    """A PNG's first byte decodes as the opcode PERSID and a text's as others: told by their first bytes, such files
+    are named for what they are rather than refused as if they asked for something hostile."""
+    import numpy as np
+
+    (tmp_path / "digits.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (tmp_path / "w.txt").write_text("weights\n")
+    np.savez(tmp_path / "arrays.npz", weights=np.ones(3))
+    for name, what in (("digits.png", "a PNG image"), ("w.txt", "a text file"),
+                       ("arrays.npz", r"a NumPy \.npz archive of arrays")):
+        with pytest.raises(PthError, match=rf"{name} is {what}, not a file torch\.save writes; pass the original "
+                                           r"\.pth file or a \.safetensors file of the same tensors\.$"):
+            read_pth_tensors(tmp_path / name)

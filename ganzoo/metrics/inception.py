@@ -72,19 +72,44 @@ def resolve_weights(explicit: str | os.PathLike[str] | None = None, allow_downlo
     return path
 
 
+#: What to pass instead of a file that holds no Inception weights: the end of every sentence refusing one.
+PASS_INSTEAD = (f"pass the pt_inception-2015-12-05 weights ({PTH_NAME}, or their .safetensors conversion "
+                f"{SAFETENSORS_NAME}) instead")
+
+
 def read_state_dict(path: Path) -> dict[str, Any]:
-    """The weights as tensors: safetensors directly, a ``.pth`` through :mod:`ganzoo.pth`, which never unpickles."""
+    """The weights as tensors: safetensors directly, a ``.pth`` through :mod:`ganzoo.pth`, which never unpickles.
+    The kind is told by the file's first bytes, not its name, so that an image, a text file, an .npz or ganzoo's
+    own weights are refused in one sentence saying what they are rather than failing inside a parser."""
     from safetensors.torch import load_file
 
+    from ganzoo.file_kinds import SAFETENSORS, TORCH_PICKLE, TORCH_ZIP, file_kind, in_words
     from ganzoo.pth import read_pth_tensors
 
-    if path.suffix != ".safetensors":
+    kind = file_kind(path)
+    if kind in (TORCH_ZIP, TORCH_PICKLE):
         return read_pth_tensors(path)
+    if kind != SAFETENSORS:
+        raise GanzooError(f"{path} is {in_words(kind)}, not Inception weights; {PASS_INSTEAD}.")
+    refuse_ganzoos_own(path)
     try:
         return load_file(str(path))
     except Exception as exc:  # a damaged or foreign file: say which one
-        raise GanzooError(f"Cannot read Inception weights from {path} ({type(exc).__name__}); pass {PTH_NAME} "
-                          f"or a .safetensors file of the same tensors.") from None
+        raise GanzooError(f"Cannot read Inception weights from {path} ({type(exc).__name__}); {PASS_INSTEAD}.") from None
+
+
+def refuse_ganzoos_own(path: Path) -> None:
+    """Refuse a safetensors file that ganzoo wrote (a generator, a discriminator, a training state), named by the
+    format in its metadata: it can hold no Inception weights."""
+    from ganzoo.safefile import WeightsError, read_metadata
+
+    try:
+        written = read_metadata(path).get("format", "")
+    except WeightsError:  # damaged: load_file says so
+        return
+    if written.startswith("ganzoo."):
+        raise GanzooError(f"{path} is a file ganzoo wrote ({written}: {written[7:].split('/')[0]} weights of a run), "
+                          f"not Inception weights; {PASS_INSTEAD}.")
 
 
 #: What torch-fidelity's constructor is told to load: a path that cannot exist (the null device is no folder), so
@@ -148,9 +173,8 @@ class InceptionFeatures:
         except OSError:  # it looked for the file itself
             raise changed from None
         except RuntimeError as exc:
-            lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-            raise GanzooError(f"The Inception weights do not fit torch-fidelity's network "
-                              f"({(lines[0] if lines else str(exc))[:200]}); pass {PTH_NAME}.") from None
+            raise GanzooError(f"The Inception weights do not fit torch-fidelity's network ({misfit(str(exc))}); "
+                              f"{PASS_INSTEAD}.") from None
         if not handing_over.handed_over:
             raise changed
         self.network = network.to(device)
@@ -166,6 +190,28 @@ class InceptionFeatures:
         with torch.inference_mode():
             pool, logits = self.network(images.to(self.device))
         return {"features": pool.float(), "logits": logits.float()}
+
+
+#: How ``load_state_dict`` names the tensors that do not fit, group by group: ``Missing key(s) in state_dict: "a",
+#: "b".`` and ``size mismatch for a: ...``.
+MISFIT_GROUPS = (("missing", r'Missing key\(s\) in state_dict: ((?:"[^"]*"(?:, )?)+)'),
+                 ("of no use to it", r'Unexpected key\(s\) in state_dict: ((?:"[^"]*"(?:, )?)+)'),
+                 ("of another shape", r"size mismatch for ([^:\s]+):"))
+
+
+def misfit(message: str, shown: int = 3) -> str:
+    """The tensors ``load_state_dict``'s ``message`` says do not fit, as a count and the first ``shown`` whole names
+    of each group: "120 missing (a, b, c and 117 more)"; its first line when it names none."""
+    import re
+
+    parts = []
+    for what, pattern in MISFIT_GROUPS:
+        names = [name for found in re.findall(pattern, message) for name in re.findall(r'"([^"]*)"', found) or [found]]
+        if names:
+            more = f" and {len(names) - shown} more" if len(names) > shown else ""
+            parts.append(f"{len(names)} {what} ({', '.join(names[:shown])}{more})")
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return "; ".join(parts) if parts else (lines[0] if lines else "no details")
 
 
 def load_inception(explicit: str | os.PathLike[str] | None = None, device: str = "cpu") -> InceptionFeatures:
