@@ -25,8 +25,8 @@ DEFAULT_NUM = {"images": 50_000, "vectors": 2_500}
               help="where datasets live or are downloaded [default: $GANZOO_DATA, else ~/.cache/ganzoo/data]")
 @click.option("--num", type=click.IntRange(min=2), help="samples to generate [default: 50000 images, 2500 points]")
 @click.option("--metrics", "metric_names", metavar="LIST",
-              help="comma-separated among fid,kid,is,pr,digits,toy and those plugins register [default: a plugin's "
-                   "metrics for its dataset, else fid,kid,is,pr for images, toy for points]")
+              help="comma-separated among fid,kid,is,pr,digits,toy and those plugins register [default: the metrics "
+                   "registered for --data (toy on ring8 and grid25), else fid,kid,is,pr for images]")
 @click.option("--real-num", type=click.IntRange(min=2), help="real images in the reference [default: the whole training split]")
 @click.option("--inception-weights", type=GivenPath(dir_okay=False, path_type=Path),
               help="pt_inception-2015-12-05 weights (.pth or .safetensors) [default: $GANZOO_INCEPTION_WEIGHTS, the cache, or a download]")

@@ -370,8 +370,9 @@ def scored(metric: MetricSpec, samples: Any, real: Any, dataset: str, taken: set
                              f"in the score function of metric {metric.name!r}")
     owner = f"The score function of metric {metric.name!r} ({_named(metric.plugin)})"
     if not isinstance(scores, dict) or not scores:
-        raise GanzooError(f"{owner} returned {with_article(type(scores).__name__)}, not a dict of names to numbers; it "
-                          "must return one such as {'coverage': 0.93}.")
+        got = "an empty dict" if isinstance(scores, dict) else with_article(type(scores).__name__)
+        raise GanzooError(f"{owner} returned {got}, not a dict of names to numbers; it must return one such as "
+                          "{'coverage': 0.93}.")
 
     def number(value: Any) -> bool:
         return isinstance(value, numbers.Real) and not isinstance(value, bool)
